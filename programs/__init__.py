@@ -1,0 +1,1 @@
+"""Shipped Structured Text programs (installed as package data)."""

@@ -1,0 +1,1 @@
+"""Structured Text compiler: grammar, parser, AST, type checker and Python code generation."""

@@ -1,0 +1,1 @@
+"""Scan-time diagnostics dashboard served by the runtime itself."""

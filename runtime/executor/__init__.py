@@ -1,0 +1,1 @@
+"""Deterministic scan-cycle executor: clocks, tasks, process image, watchdog, statistics, retain."""

@@ -1,0 +1,1 @@
+"""I/O drivers (Modbus, MQTT, EV sessions, simulation) and the site configuration."""

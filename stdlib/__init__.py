@@ -1,0 +1,1 @@
+"""Grid standard library written in Structured Text (installed as package data)."""
