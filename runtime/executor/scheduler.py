@@ -1,0 +1,262 @@
+"""Cyclic tasks on absolute deadlines, run one at a time on one scan thread by fixed priority.
+
+Model (details and definitions in docs/executor.md):
+
+* Task ``t`` is released at ``epoch + t.offset + k * t.interval`` (k = 0, 1, ...). The epoch is taken
+  once, on the first ``run``: the next whole ``align_ns`` of the clock plus ``phase_offset_ns`` (0.5 ms
+  by default, which keeps deadlines off the kernel's 4 ms tick).
+* Non-preemptive: a scan always runs to its end. When several tasks are due, the one with the lowest
+  priority number (0 = highest, as in IEC 61131-3) runs first; equal priorities go by earliest
+  release, then by the order the tasks were added.
+* A scan that starts one or more whole periods after its release serves the latest release that has
+  passed; the releases in between are *skipped* and counted, never caught up in a burst.
+* *Wake latency* = scan start − the release it serves. *Overrun* = the scan ends strictly after the
+  next release of its own task (end > release + interval).
+* After each scan, if the time to the next release of any task exceeds ``idle_threshold`` (a fraction
+  of the shortest interval), the idle hooks run (garbage collection, retain flush trigger, ...).
+
+``run`` behaves the same with ``MonotonicClock`` and ``VirtualClock``; with a virtual clock an optional
+cost model says how much virtual time each scan takes, so tests can produce overruns on purpose.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .clock import Clock, VirtualClock
+from .stats import DEFAULT_WINDOW, ExecutorStats, TaskStats
+
+ScanFunction = Callable[[int, int], None]
+"""``run_scan(scan_start_ns, deadline_ns)``: ``deadline_ns`` is the release time the scan serves."""
+CostModel = Callable[[str, int], int]
+"""``cost(task_name, scan_index)`` -> virtual ns the scan takes (scan_index counts from 0 per task)."""
+IdleHook = Callable[[int, int], None]
+"""``hook(now_ns, slack_ns)``: called in the slack after a scan; must return well within ``slack_ns``."""
+
+DEFAULT_PHASE_OFFSET_NS = 500_000
+DEFAULT_ALIGN_NS = 1_000_000
+DEFAULT_IDLE_FRACTION = 0.3
+
+
+class StopReason(enum.Enum):
+    UNTIL = "until"  # the clock reached until_ns
+    MAX_SCANS = "max_scans"
+    STOPPED = "stopped"  # stop_event was set
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """One finished scan, given to scan observers (e.g. the executor's watchdog)."""
+
+    task: str
+    deadline_ns: int
+    start_ns: int
+    end_ns: int
+    skipped: int
+    overrun: bool
+
+
+ScanObserver = Callable[[ScanRecord], None]
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    """A cyclic task. ``run_scan`` may be replaced between scans (online change)."""
+
+    name: str
+    interval_ns: int
+    priority: int
+    run_scan: ScanFunction
+    offset_ns: int
+    stats: TaskStats
+    order: int
+    next_release_ns: int = 0
+    scan_index: int = 0
+
+
+class Scheduler:
+    """Runs cyclic tasks on one thread (the one calling ``run``)."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        cost_model: CostModel | None = None,
+        phase_offset_ns: int = DEFAULT_PHASE_OFFSET_NS,
+        align_ns: int = DEFAULT_ALIGN_NS,
+        idle_threshold_fraction: float = DEFAULT_IDLE_FRACTION,
+        stats_window: int = DEFAULT_WINDOW,
+    ) -> None:
+        if cost_model is not None and not isinstance(clock, VirtualClock):
+            raise ValueError("a scan cost model needs a VirtualClock (real scans take real time)")
+        if align_ns <= 0:
+            raise ValueError(f"align_ns must be > 0, got {align_ns}")
+        if phase_offset_ns < 0:
+            raise ValueError(f"phase_offset_ns must be >= 0, got {phase_offset_ns}")
+        if not 0.0 <= idle_threshold_fraction <= 1.0:
+            raise ValueError(f"idle_threshold_fraction must be in [0, 1], got {idle_threshold_fraction}")
+        self.clock = clock
+        self.stats = ExecutorStats(stats_window)
+        self._virtual = clock if isinstance(clock, VirtualClock) else None
+        self._cost_model = cost_model
+        self._phase_offset_ns = phase_offset_ns
+        self._align_ns = align_ns
+        self._idle_fraction = idle_threshold_fraction
+        self._tasks: list[Task] = []
+        self._idle_hooks: list[IdleHook] = []
+        self._observers: list[ScanObserver] = []
+        self._epoch_ns: int | None = None
+        self._running: Task | None = None
+        self._running_since_ns = 0
+        self._idle_threshold_ns = 0
+
+    # --- configuration -------------------------------------------------------------------------
+
+    def add_task(
+        self, name: str, interval_ns: int, run_scan: ScanFunction, *, priority: int = 0, offset_ns: int = 0
+    ) -> Task:
+        if any(task.name == name for task in self._tasks):
+            raise ValueError(f"task {name!r} is defined twice")
+        if not isinstance(interval_ns, int) or interval_ns <= 0:
+            raise ValueError(f"task {name!r}: interval must be a positive number of ns, got {interval_ns!r}")
+        if not isinstance(priority, int) or priority < 0:
+            raise ValueError(f"task {name!r}: priority must be an integer >= 0, got {priority!r}")
+        if not 0 <= offset_ns < interval_ns:
+            raise ValueError(f"task {name!r}: offset must be in [0, interval), got {offset_ns}")
+        if self._epoch_ns is not None:
+            raise RuntimeError(f"task {name!r}: tasks must be added before the scheduler first runs")
+        stats = self.stats.add_task(name, interval_ns, priority)
+        task = Task(name, interval_ns, priority, run_scan, offset_ns, stats, len(self._tasks))
+        self._tasks.append(task)
+        return task
+
+    def add_idle_hook(self, hook: IdleHook) -> None:
+        self._idle_hooks.append(hook)
+
+    def add_scan_observer(self, observer: ScanObserver) -> None:
+        self._observers.append(observer)
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return tuple(self._tasks)
+
+    @property
+    def epoch_ns(self) -> int | None:
+        """Release time of the first scan of every task with offset 0 (None before the first run)."""
+        return self._epoch_ns
+
+    @property
+    def idle_threshold_ns(self) -> int:
+        """Slack needed after a scan before the idle hooks run."""
+        if not self._tasks:
+            return 0
+        return int(min(task.interval_ns for task in self._tasks) * self._idle_fraction)
+
+    def current_scan(self) -> tuple[str, int] | None:
+        """(task name, start ns) of the scan running now, or None; readable from other threads."""
+        task = self._running
+        return None if task is None else (task.name, self._running_since_ns)
+
+    def restart_schedule(self) -> None:
+        """Begin a new release grid at the next run, without counting the time in between as skips
+        (e.g. after the executor was stopped)."""
+        self._epoch_ns = None
+        for task in self._tasks:
+            task.stats.break_period_chain()
+
+    # --- running -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        until_ns: int | None = None,
+        max_scans: int | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> StopReason:
+        """Run scans until the clock reaches ``until_ns`` (scans released at or after it are not run),
+        ``max_scans`` scans ran in this call, or ``stop_event`` is set. Exceptions from a scan or hook
+        propagate; the schedule then continues where it was at the next ``run``."""
+        if not self._tasks:
+            raise RuntimeError("the scheduler has no tasks")
+        if max_scans is not None and max_scans < 0:
+            raise ValueError(f"max_scans must be >= 0, got {max_scans}")
+        clock = self.clock
+        if self._epoch_ns is None:
+            self._start_schedule(clock.now_ns())
+        scans = 0
+        while True:
+            if stop_event is not None and stop_event.is_set():
+                return StopReason.STOPPED
+            if max_scans is not None and scans >= max_scans:
+                return StopReason.MAX_SCANS
+            now = clock.now_ns()
+            task = self._due_task(now)
+            if task is None:
+                wake_ns = min(t.next_release_ns for t in self._tasks)
+                if until_ns is not None and wake_ns >= until_ns:
+                    if not clock.sleep_until(until_ns, stop_event):
+                        return StopReason.STOPPED
+                    return StopReason.UNTIL
+                clock.sleep_until(wake_ns, stop_event)
+                continue
+            interval = task.interval_ns
+            skipped = (now - task.next_release_ns) // interval
+            release = task.next_release_ns + skipped * interval
+            if until_ns is not None and release >= until_ns:
+                return StopReason.UNTIL
+            self._run_scan(task, now, release, skipped)
+            scans += 1
+            if self._idle_hooks:
+                self._idle(clock.now_ns())
+
+    def _start_schedule(self, now_ns: int) -> None:
+        align = self._align_ns
+        epoch = -(-now_ns // align) * align + self._phase_offset_ns
+        self._epoch_ns = epoch
+        self._idle_threshold_ns = int(min(t.interval_ns for t in self._tasks) * self._idle_fraction)
+        for task in self._tasks:
+            task.next_release_ns = epoch + task.offset_ns
+
+    def _due_task(self, now_ns: int) -> Task | None:
+        best: Task | None = None
+        for task in self._tasks:
+            if task.next_release_ns > now_ns:
+                continue
+            if best is None or (task.priority, task.next_release_ns, task.order) < (
+                best.priority,
+                best.next_release_ns,
+                best.order,
+            ):
+                best = task
+        return best
+
+    def _run_scan(self, task: Task, start_ns: int, release: int, skipped: int) -> None:
+        stats = task.stats
+        self._running_since_ns = start_ns
+        self._running = task
+        self.stats.current = stats
+        try:
+            task.run_scan(start_ns, release)
+            if self._cost_model is not None and self._virtual is not None:
+                self._virtual.advance(self._cost_model(task.name, task.scan_index))
+        finally:
+            self.stats.current = None
+            self._running = None
+            task.scan_index += 1
+            next_release = release + task.interval_ns
+            task.next_release_ns = next_release
+        end_ns = self.clock.now_ns()
+        overrun = end_ns > next_release
+        stats.record_scan(start_ns, end_ns, release, skipped, overrun)
+        if self._observers:
+            record = ScanRecord(task.name, release, start_ns, end_ns, skipped, overrun)
+            for observer in self._observers:
+                observer(record)
+
+    def _idle(self, now_ns: int) -> None:
+        slack = min(t.next_release_ns for t in self._tasks) - now_ns
+        if slack > self._idle_threshold_ns:
+            for hook in self._idle_hooks:
+                hook(now_ns, slack)
