@@ -1,0 +1,98 @@
+"""The simulated site meter: raw readings of frequency, voltage and site power, with sensor faults.
+
+The meter reports what a real one would, not a cleaned-up value: NaN and a x10 scale error come with
+GOOD quality (checking validity is the program's job). Only two faults show in the quality: a frozen
+reading ("stale") turns STALE once it is older than the freshness limit, and a lost meter
+("comm_lost") gives COMM_LOST with the last value. A voltage collapse changes the physical voltage
+(chargers may trip on it) and, if the fault says so, what the meter reports as frequency.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...executor.driver_api import Quality
+from .scenario import Fault, MeterSpec
+
+CHANNELS = ("frequency_hz", "voltage_v", "power_w")
+_TARGET_OF_CHANNEL = {"frequency_hz": "frequency", "voltage_v": "voltage", "power_w": "power"}
+
+
+@dataclass(slots=True)
+class Reading:
+    """The meter's current output on one channel; ``fresh`` means it changed since it was last taken."""
+
+    value: float
+    quality: Quality
+    acquired_s: float
+    fresh: bool = True
+
+
+def collapse_voltage(faults: tuple[Fault, ...], t_s: float, voltage_v: float) -> float:
+    """The physical voltage at ``t_s``: the collapse value inside a voltage-collapse window."""
+    for fault in faults:
+        if fault.kind == "voltage_collapse" and fault.start_s <= t_s < fault.end_s:
+            return fault.voltage_v
+    return voltage_v
+
+
+class MeterModel:
+    """Turns the true values of every scan into the meter's readings, applying the faults."""
+
+    def __init__(self, spec: MeterSpec, faults: tuple[Fault, ...], scan_period_s: float) -> None:
+        self.spec = spec
+        self.faults = faults
+        self.every = max(1, round(spec.update_period_s / scan_period_s)) if spec.update_period_s > 0 else 1
+        self.readings: dict[str, Reading] = {}
+
+    def _active(self, channel: str, t_s: float) -> list[Fault]:
+        target = _TARGET_OF_CHANNEL[channel]
+        return [
+            f
+            for f in self.faults
+            if f.start_s <= t_s < f.end_s and (f.target in (target, "all") or f.kind == "voltage_collapse")
+        ]
+
+    def _measured(self, channel: str, true_value: float, faults: list[Fault]) -> float:
+        value = true_value
+        for fault in faults:
+            if fault.kind == "nan":
+                value = math.nan
+            elif fault.kind == "scale":
+                value *= fault.factor
+            elif (
+                fault.kind == "voltage_collapse"
+                and channel == "frequency_hz"
+                and fault.frequency_hz is not None
+            ):
+                value = fault.frequency_hz
+        return value
+
+    def update(self, step: int, t_s: float, true_values: dict[str, float]) -> None:
+        """Advance to scan ``step`` at scenario time ``t_s`` with the true (physical) values."""
+        due = step % self.every == 0
+        for channel in CHANNELS:
+            faults = self._active(channel, t_s)
+            kinds = {f.kind for f in faults}
+            current = self.readings.get(channel)
+            if current is None:  # the very first reading is always taken
+                value = self._measured(channel, true_values[channel], faults)
+                self.readings[channel] = Reading(value, Quality.GOOD, t_s)
+                continue
+            if "comm_lost" in kinds:
+                self._set_quality(current, Quality.COMM_LOST)
+            elif "stale" in kinds:
+                if t_s - current.acquired_s >= self.spec.freshness_s - 1e-9:
+                    self._set_quality(current, Quality.STALE)
+            elif due:
+                current.value = self._measured(channel, true_values[channel], faults)
+                current.quality = Quality.GOOD
+                current.acquired_s = t_s
+                current.fresh = True
+
+    @staticmethod
+    def _set_quality(reading: Reading, quality: Quality) -> None:
+        if reading.quality != quality:
+            reading.quality = quality
+            reading.fresh = True
