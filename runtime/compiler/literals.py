@@ -25,7 +25,7 @@ def parse_duration(text: str) -> int:
     """``T#1h2m3s4ms`` / ``TIME#-1.5s`` / ``LTIME#5us`` -> nanoseconds."""
     body = text.split("#", 1)[1]
     negative = body.startswith("-")
-    body = body.lstrip("+-").replace("_", "") if body[:1] in "+-" else body
+    body = body.lstrip("+-").replace("_", "")
     if not body:
         raise LiteralError(f"duration {text!r} has no value")
     total = 0

@@ -13,7 +13,7 @@ from typing import Any
 
 
 class Type:
-    name: str = "?"
+    name: str
 
     @property
     def display(self) -> str:

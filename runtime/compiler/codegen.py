@@ -1,0 +1,463 @@
+"""Code generation: checked POUs -> Python source, one chunk per POU, lines mapped to ST lines.
+
+A PROGRAM or FUNCTION_BLOCK becomes a class with ``__slots__`` (one slot per variable, named
+``v_<name>``) and a ``_body`` method; a FUNCTION becomes a function; a STRUCT a class with an
+``_assign`` method for value copies. Each emitted line remembers the ST line it came from, and
+``GeneratedChunk.compile`` rewrites the Python line numbers to ST line numbers, so tracebacks and
+runtime faults point at the ST source.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from types import CodeType
+
+from . import st_ast as A
+from . import st_types as T
+from .codegen_expr import ExprGen, function_returns
+from .codegen_values import ValueBuilder, class_name, store_code, wrap_code
+from .declarations import Declarations
+from .model import VarRef
+
+
+@dataclass
+class GeneratedChunk:
+    """Python source for one POU or type, with the ST line of every generated line."""
+
+    name: str
+    filename: str
+    lines: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return "\n".join(text for text, _ in self.lines) + "\n"
+
+    def compile(self) -> CodeType:
+        tree = ast.parse(self.source, filename=self.filename)
+        st_lines = [line for _, line in self.lines]
+        for node in ast.walk(tree):
+            if hasattr(node, "lineno"):
+                start = st_lines[node.lineno - 1] if 0 < node.lineno <= len(st_lines) else 0
+                node.lineno = start
+                node.end_lineno = max(start, st_lines[(node.end_lineno or node.lineno) - 1] if node.end_lineno else start)
+        return compile(tree, self.filename, "exec")
+
+
+class Emitter:
+    def __init__(self, chunk: GeneratedChunk) -> None:
+        self.chunk = chunk
+        self.depth = 0
+        self.line = 0
+
+    def __call__(self, text: str, line: int | None = None) -> None:
+        self.chunk.lines.append(("    " * self.depth + text, self.line if line is None else line))
+
+
+class PouGenerator:
+    """Generates one POU (class or function) into a chunk."""
+
+    def __init__(self, decls: Declarations, pou: T.PouType, chunk: GeneratedChunk) -> None:
+        self.decls = decls
+        self.pou = pou
+        self.values = ValueBuilder(decls)
+        self.x = ExprGen(pou, self.values)
+        self.out = Emitter(chunk)
+        self.loops: list[tuple[str, str] | None] = []  # per enclosing loop: (alias, lvalue) of FOR aliases
+
+    # ------------------------------------------------------------ POU shells
+    def generate(self) -> None:
+        decl: A.Pou = self.pou.decl
+        self.out.line = decl.pos.line
+        if self.pou.kind == "FUNCTION":
+            self._function(decl)
+        else:
+            self._class(decl)
+
+    def _members(self) -> list[T.VarInfo]:
+        return [v for v in self.pou.variables.values() if v.section not in ("VAR_TEMP", "VAR_EXTERNAL")]
+
+    def _class(self, decl: A.Pou) -> None:
+        out = self.out
+        members = self._members()
+        slots = [f"'v_{v.name.lower()}'" for v in members] + ["'_path'"]
+        out(f"class {class_name(self.pou)}:")
+        out.depth += 1
+        out(f"__slots__ = ({', '.join(slots)},)")
+        out("def __init__(self):")
+        out.depth += 1
+        out("self._path = ''")
+        for var in members:
+            out.line = var.pos.line
+            if var.section == "VAR_IN_OUT":
+                out(f"self.v_{var.name.lower()} = {self.values.default(var.type)}")
+            else:
+                out(f"self.v_{var.name.lower()} = {self.values.initial(var.type, var.init)}")
+        out.depth -= 1
+        out.line = decl.pos.line
+        out("def _body(self):")
+        out.depth += 1
+        for var in self.pou.variables.values():
+            if var.section == "VAR_TEMP":
+                out.line = var.pos.line
+                out(f"v_{var.name.lower()} = {self.values.initial(var.type, var.init)}")
+        self.block(decl.body)
+        out.line = decl.end_pos.line
+        out("return")
+        out.depth -= 2
+
+    def _function(self, decl: A.Pou) -> None:
+        out = self.out
+        params = [v for v in self.pou.variables.values() if v.section in ("VAR_INPUT", "VAR_IN_OUT")]
+        out(f"def {class_name(self.pou)}({', '.join('v_' + v.name.lower() for v in params)}):")
+        out.depth += 1
+        out(f"r_ = {self.values.default(self.pou.return_type or T.ERROR)}")
+        for var in self.pou.variables.values():
+            if var.section in ("VAR", "VAR_TEMP", "VAR_OUTPUT"):
+                out.line = var.pos.line
+                out(f"v_{var.name.lower()} = {self.values.initial(var.type, var.init)}")
+        self.block(decl.body)
+        out.line = decl.end_pos.line
+        out(f"return {self._function_result()}")
+        out.depth -= 1
+
+    def _function_result(self) -> str:
+        returned = function_returns(self.pou)
+        if len(returned) == 1:
+            return "r_"
+        names = ["r_"] + ["v_" + v.name.lower() for v in returned[1:] if v is not None]
+        return "(" + ", ".join(names) + ")"
+
+    # ------------------------------------------------------------ statements
+    def block(self, stmts: list[A.Stmt]) -> None:
+        start = len(self.out.chunk.lines)
+        for s in stmts:
+            self.stmt(s)
+        if len(self.out.chunk.lines) == start:
+            self.out("pass")
+
+    def flush_pre(self) -> None:
+        for line in self.x.pre:
+            self.out(line)
+        self.x.pre.clear()
+
+    def stmt(self, s: A.Stmt) -> None:  # noqa: C901 - one dispatch
+        self.out.line = s.pos.line
+        if isinstance(s, A.Assign):
+            self.assign(s.target, s.value)
+        elif isinstance(s, A.CallStmt):
+            self.call_statement(s.call)
+        elif isinstance(s, A.If):
+            self.if_statement(s)
+        elif isinstance(s, A.Case):
+            self.case(s)
+        elif isinstance(s, A.For):
+            self.for_loop(s)
+        elif isinstance(s, A.While):
+            self.while_loop(s)
+        elif isinstance(s, A.Repeat):
+            self.repeat_loop(s)
+        elif isinstance(s, A.Exit):
+            self._write_back_innermost()
+            self.out("break")
+        elif isinstance(s, A.Continue):
+            self.out("continue")
+        elif isinstance(s, A.Return):
+            for loop in self.loops:
+                if loop is not None:
+                    self.out(f"{loop[1]} = {loop[0]}")
+            self.out("return " + self._function_result() if self.pou.kind == "FUNCTION" else "return")
+
+    def _write_back_innermost(self) -> None:
+        if self.loops and self.loops[-1] is not None:
+            alias, target = self.loops[-1]
+            self.out(f"{target} = {alias}")
+
+    def assign(self, target: A.Expr, value: A.Expr) -> None:
+        t = target.ty
+        value_code = self.x.expr(value)
+        u = T.underlying(t)
+        if isinstance(target, A.BitAccess):
+            base = self.x.lvalue(target.base)
+            self.flush_pre()
+            mask = 1 << target.bit
+            base_type = T.underlying(target.base.ty)
+            assert isinstance(base_type, T.ElementaryType)
+            full = (1 << base_type.bits) - 1
+            new = f"(({base}) | {mask}) if {value_code} else (({base}) & {full ^ mask})"
+            if base_type.signed:
+                new = wrap_code(new, base_type)
+            self.out(f"{base} = {new}")
+            return
+        lvalue = self.x.lvalue(target)
+        self.flush_pre()
+        if isinstance(u, T.StructType):
+            self.out(f"{lvalue}._assign({value_code})")
+        elif isinstance(u, T.ArrayType):
+            self.out(f"_acopy({lvalue}, {value_code})")
+        else:
+            self.out(f"{lvalue} = {store_code(value_code, value.ty, t, value)}")
+
+    def call_statement(self, call: A.Call) -> None:
+        kind, target = call.ref
+        if kind != "fb":
+            code = self.x.call(call)
+            self.flush_pre()
+            self.out(code)
+            return
+        instance = self.x.lvalue(call.callee)
+        if "[" in instance or "(" in instance:
+            tmp = self.x.temp("fb")
+            self.flush_pre()
+            self.out(f"{tmp} = {instance}")
+            instance = tmp
+        bound: list[tuple[T.VarInfo, A.Arg]] = call.bound  # type: ignore[attr-defined]
+        after: list[str] = []
+        for param, arg in bound:
+            slot = f"{instance}.v_{param.name.lower()}"
+            if param.section == "VAR_INPUT" and arg.value is not None:
+                code = store_code(self.x.expr(arg.value), arg.value.ty, param.type, arg.value)
+                self.flush_pre()
+                self.out(f"{slot} = {code}")
+            elif param.section == "VAR_IN_OUT" and arg.value is not None:
+                source = self.x.lvalue(arg.value)
+                self.flush_pre()
+                self.out(f"{slot} = {source}")
+                if T.is_elementary(param.type):
+                    after.append(f"{source} = {slot}")
+            elif param.section == "VAR_OUTPUT" and arg.target is not None:
+                destination = self.x.lvalue(arg.target)
+                value = f"(not {slot})" if arg.negated else slot
+                after.append(f"{destination} = {store_code(value, param.type, arg.target.ty)}")
+        self.flush_pre()
+        self.out(f"{instance}._body()")
+        for line in after:
+            self.out(line)
+
+    def if_statement(self, s: A.If) -> None:
+        depth = self.out.depth
+        for i, (cond, body) in enumerate(s.branches):
+            self.out.line = cond.pos.line
+            code = self.x.expr(cond)
+            if i == 0 or not self.x.pre:
+                if i > 0:
+                    self.out.depth -= 0
+                self.flush_pre()
+                self.out(("if " if i == 0 else "elif ") + code + ":")
+            else:
+                self.out("else:")
+                self.out.depth += 1
+                self.flush_pre()
+                self.out(f"if {code}:")
+            self.out.depth += 1
+            self.block(body)
+            self.out.depth -= 1
+        if s.else_body:
+            self.out("else:")
+            self.out.depth += 1
+            self.block(s.else_body)
+            self.out.depth -= 1
+        self.out.depth = depth
+
+    def case(self, s: A.Case) -> None:
+        selector = self.x.expr(s.selector)
+        self.flush_pre()
+        tmp = self.x.temp("s")
+        self.out(f"{tmp} = {selector}")
+        label_values: list[list[tuple[int, int]]] = s.label_values  # type: ignore[attr-defined]
+        first = True
+        for (labels, body), ranges in zip(s.elements, label_values, strict=True):
+            if not ranges:
+                continue
+            singles = [lo for lo, hi in ranges if lo == hi]
+            tests = []
+            if len(singles) == 1:
+                tests.append(f"{tmp} == {singles[0]}")
+            elif singles:
+                tests.append(f"{tmp} in ({', '.join(map(str, singles))})")
+            tests += [f"{lo} <= {tmp} <= {hi}" for lo, hi in ranges if lo != hi]
+            self.out.line = labels[0].pos.line if labels else s.pos.line
+            self.out(("if " if first else "elif ") + " or ".join(tests) + ":")
+            first = False
+            self.out.depth += 1
+            self.block(body)
+            self.out.depth -= 1
+        if s.else_body:
+            if first:
+                self.block(s.else_body)
+            else:
+                self.out("else:")
+                self.out.depth += 1
+                self.block(s.else_body)
+                self.out.depth -= 1
+
+    def for_loop(self, s: A.For) -> None:
+        ref = s.var.ref
+        assert isinstance(ref, VarRef)
+        target = self.x.lvalue(s.var)
+        start = store_code(self.x.expr(s.start), s.start.ty, ref.var.type, s.start)
+        end = self.x.expr(s.end)
+        step_value = 1 if s.step is None else self.decls.const_int(s.step)
+        step = "1" if s.step is None else self.x.expr(s.step)
+        self.flush_pre()
+        rng = self.x.temp("r")
+        if step_value is None:
+            self.out(f"{rng} = _for_range({start}, {end}, {step})")
+        elif step_value > 0:
+            self.out(f"{rng} = _range({start}, ({end}) + 1, {step_value})")
+        else:
+            self.out(f"{rng} = _range({start}, ({end}) - 1, {step_value})")
+        aliased = ref.scope in ("member", "local") and not _assigns(s.body, ref.var)
+        loop_var = self.x.temp("k") if aliased else target
+        if aliased:
+            self.x.aliases[id(ref.var)] = loop_var
+            start_c, end_c = self.decls.const_int(s.start), self.decls.const_int(s.end)
+            if start_c is not None and end_c is not None:
+                self.x.safe_index[id(ref.var)] = (min(start_c, end_c), max(start_c, end_c))
+        self.loops.append((loop_var, target) if aliased else None)
+        self.out(f"for {loop_var} in {rng}:")
+        self.out.depth += 1
+        self.block(s.body)
+        self.out.depth -= 1
+        self.loops.pop()
+        if aliased:
+            del self.x.aliases[id(ref.var)]
+            self.x.safe_index.pop(id(ref.var), None)
+        self.out("else:")
+        self.out.depth += 1
+        self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', ref.var.type)}")
+        self.out.depth -= 1
+
+    def _budget(self, counter: str) -> None:
+        self.out(f"{counter} -= 1")
+        self.out(f"if not {counter}:")
+        self.out(f"    {counter} = _rt.loop_check()")
+
+    def while_loop(self, s: A.While) -> None:
+        counter = self.x.temp("n")
+        self.out(f"{counter} = _LOOP_CHUNK")
+        cond = self.x.expr(s.cond)
+        self.loops.append(None)
+        if self.x.pre:
+            self.out("while True:")
+            self.out.depth += 1
+            self.flush_pre()
+            self.out(f"if not {cond}:")
+            self.out("    break")
+        else:
+            self.out(f"while {cond}:")
+            self.out.depth += 1
+        self._budget(counter)
+        self.block(s.body)
+        self.out.depth -= 1
+        self.loops.pop()
+
+    def repeat_loop(self, s: A.Repeat) -> None:
+        counter = self.x.temp("n")
+        self.out(f"{counter} = _LOOP_CHUNK")
+        self.loops.append(None)
+        if _has_continue(s.body):
+            first = self.x.temp("first")
+            self.out(f"{first} = True")
+            cond = self.x.expr(s.cond)
+            self.x.pre.clear()
+            self.out(f"while {first} or not {cond}:")
+            self.out.depth += 1
+            self.out(f"{first} = False")
+            self._budget(counter)
+            self.block(s.body)
+            self.out.depth -= 1
+        else:
+            self.out("while True:")
+            self.out.depth += 1
+            self._budget(counter)
+            self.block(s.body)
+            self.out.line = s.cond.pos.line
+            cond = self.x.expr(s.cond)
+            self.flush_pre()
+            self.out(f"if {cond}:")
+            self.out("    break")
+            self.out.depth -= 1
+        self.loops.pop()
+
+
+def _assigns(body: list[A.Stmt], var: T.VarInfo) -> bool:
+    """Does a statement list assign ``var`` (directly, or by passing it as an output/in-out)?"""
+
+    def is_var(e: A.Expr | None) -> bool:
+        return isinstance(e, A.Name) and isinstance(e.ref, VarRef) and e.ref.var is var
+
+    def in_call(call: A.Call) -> bool:
+        return any(is_var(a.target) or (a.value is not None and is_var(a.value)) for a in call.args)
+
+    for s in body:
+        if isinstance(s, A.Assign) and is_var(s.target):
+            return True
+        if isinstance(s, A.CallStmt) and in_call(s.call):
+            return True
+        if isinstance(s, A.For) and (is_var(s.var) or _assigns(s.body, var)):
+            return True
+        if isinstance(s, A.If):
+            if any(_assigns(b, var) for _, b in s.branches) or _assigns(s.else_body or [], var):
+                return True
+        if isinstance(s, A.Case):
+            if any(_assigns(b, var) for _, b in s.elements) or _assigns(s.else_body or [], var):
+                return True
+        if isinstance(s, A.While | A.Repeat) and _assigns(s.body, var):
+            return True
+    return False
+
+
+def _has_continue(body: list[A.Stmt]) -> bool:
+    for s in body:
+        if isinstance(s, A.Continue):
+            return True
+        if isinstance(s, A.If):
+            if any(_has_continue(b) for _, b in s.branches) or _has_continue(s.else_body or []):
+                return True
+        if isinstance(s, A.Case):
+            if any(_has_continue(b) for _, b in s.elements) or _has_continue(s.else_body or []):
+                return True
+    return False
+
+
+def generate_struct(decls: Declarations, struct: T.StructType, filename: str, line: int) -> GeneratedChunk:
+    chunk = GeneratedChunk(struct.name, filename)
+    out = Emitter(chunk)
+    out.line = line
+    values = ValueBuilder(decls)
+    fields = list(struct.fields.values())
+    slots = ", ".join(f"'v_{f.name.lower()}'" for f in fields)
+    out(f"class {class_name(struct)}:")
+    out(f"    __slots__ = ({slots},)")
+    out("    def __init__(self):")
+    for f in fields:
+        out(f"        self.v_{f.name.lower()} = {values.initial(f.type, f.init)}", f.pos.line)
+    if not fields:
+        out("        pass")
+    out("    def _assign(self, o):")
+    for f in fields:
+        name = f"v_{f.name.lower()}"
+        u = T.underlying(f.type)
+        if isinstance(u, T.StructType):
+            out(f"        self.{name}._assign(o.{name})")
+        elif isinstance(u, T.ArrayType):
+            out(f"        _acopy(self.{name}, o.{name})")
+        else:
+            out(f"        self.{name} = o.{name}")
+    out("        return self")
+    return chunk
+
+
+def generate_globals(decls: Declarations, filename: str) -> GeneratedChunk:
+    chunk = GeneratedChunk("globals", filename)
+    out = Emitter(chunk)
+    values = ValueBuilder(decls)
+    names = [f"'v_{g.name.lower()}'" for g in decls.globals.values()] + ["'_path'"]
+    out("class GLOBALS_:", 1)
+    out(f"    __slots__ = ({', '.join(names)},)", 1)
+    out("    def __init__(self):", 1)
+    out("        self._path = ''", 1)
+    for g in decls.globals.values():
+        out(f"        self.v_{g.name.lower()} = {values.initial(g.type, g.init)}", g.pos.line)
+    return chunk

@@ -1,0 +1,268 @@
+"""Code generation of expressions: one Python expression per ST expression, from the checked AST.
+
+Every binary operation is parenthesised, so Python's precedence never matters. Calls of functions
+with outputs are hoisted into statements that run before the expression (``pre``).
+"""
+
+from __future__ import annotations
+
+from . import builtins as B
+from . import st_ast as A
+from . import st_types as T
+from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, py_float, store_code
+from .model import ConstRef, EnumRef, VarRef
+
+_PY_COMPARE = {"=": "==", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+
+
+class ExprGen:
+    """Expression emitter for one POU body."""
+
+    def __init__(self, pou: T.PouType | None, values: ValueBuilder) -> None:
+        self.pou = pou
+        self.values = values
+        self.pre: list[str] = []
+        self.temp_count = 0
+        self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable
+        self.safe_index: dict[int, tuple[int, int]] = {}  # id(VarInfo) -> known value range of an alias
+
+    def temp(self, stem: str = "t") -> str:
+        self.temp_count += 1
+        return f"_{stem}{self.temp_count}"
+
+    # ------------------------------------------------------------ variables
+    def var_code(self, ref: VarRef) -> str:
+        alias = self.aliases.get(id(ref.var))
+        if alias is not None:
+            return alias
+        name = "v_" + ref.var.name.lower()
+        if ref.scope == "member":
+            return "self." + name
+        if ref.scope == "local":
+            return name
+        if ref.scope == "global":
+            return "_G." + name
+        return "r_"
+
+    def lvalue(self, e: A.Expr) -> str:
+        if isinstance(e, A.Name):
+            assert isinstance(e.ref, VarRef)
+            return self.var_code(e.ref)
+        if isinstance(e, A.DirectVar):
+            return self.var_code(e.ref)  # type: ignore[attr-defined]
+        if isinstance(e, A.Member):
+            return f"{self.expr(e.base)}.v_{e.name.lower()}"
+        if isinstance(e, A.Index):
+            return self.index(e)
+        if isinstance(e, A.Paren):
+            return self.lvalue(e.inner)
+        raise AssertionError(f"not an lvalue: {e}")
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, e: A.Expr) -> str:  # noqa: C901 - one dispatch
+        if isinstance(e, A.IntLit):
+            if T.is_real_like(e.ty):
+                return py_float(convert_constant(e.value, e.ty))  # type: ignore[arg-type]
+            if T.is_bool(e.ty):
+                return "True" if e.value else "False"
+            return repr(e.value)
+        if isinstance(e, A.RealLit):
+            value = convert_constant(e.value, e.ty) if e.ty is T.REAL else e.value
+            return py_float(value)  # type: ignore[arg-type]
+        if isinstance(e, A.BoolLit):
+            return "True" if e.value else "False"
+        if isinstance(e, A.StringLit):
+            return repr(e.value)
+        if isinstance(e, A.TimeLit):
+            return repr(e.nanoseconds)
+        if isinstance(e, A.DateLit):
+            return repr(e.value)
+        if isinstance(e, A.EnumLit):
+            assert isinstance(e.ty, T.EnumType)
+            return repr(e.ty.values[e.value_name.upper()])
+        if isinstance(e, A.Name):
+            ref = e.ref
+            if isinstance(ref, VarRef):
+                return self.var_code(ref)
+            if isinstance(ref, EnumRef):
+                return repr(ref.value)
+            if isinstance(ref, ConstRef):
+                return literal_code(ref.value)
+            raise AssertionError(e)
+        if isinstance(e, A.DirectVar):
+            return self.var_code(e.ref)  # type: ignore[attr-defined]
+        if isinstance(e, A.Paren):
+            return self.expr(e.inner)
+        if isinstance(e, A.Member):
+            return f"{self.expr(e.base)}.v_{e.name.lower()}"
+        if isinstance(e, A.Index):
+            return self.index(e)
+        if isinstance(e, A.BitAccess):
+            return f"((({self.expr(e.base)}) >> {e.bit}) & 1 != 0)"
+        if isinstance(e, A.Unary):
+            return self.unary(e)
+        if isinstance(e, A.Binary):
+            return self.binary(e)
+        if isinstance(e, A.Call):
+            return self.call(e)
+        raise AssertionError(e)
+
+    def index(self, e: A.Index) -> str:
+        base_type = T.underlying(e.base.ty)
+        assert isinstance(base_type, T.ArrayType)
+        code = self.expr(e.base)
+        for index, (low, high) in zip(e.indices, base_type.dims, strict=True):
+            code += f"[{self.index_code(index, low, high)}]"
+        return code
+
+    def index_code(self, index: A.Expr, low: int, high: int) -> str:
+        if isinstance(index, A.IntLit) or (isinstance(index, A.Unary) and isinstance(index.operand, A.IntLit)):
+            value = index.value if isinstance(index, A.IntLit) else -index.operand.value  # type: ignore[attr-defined]
+            return repr(value - low)
+        code = self.expr(index)
+        if isinstance(index, A.Name) and isinstance(index.ref, VarRef):
+            known = self.safe_index.get(id(index.ref.var))
+            if known is not None and low <= known[0] and known[1] <= high:
+                return code if low == 0 else f"{code} - {low}"
+            simple = True
+        else:
+            simple = isinstance(index, A.Member)
+        if not simple:
+            tmp = self.temp("i")
+            return f"({tmp} - {low}) if {low} <= ({tmp} := {code}) <= {high} else _oob({tmp}, {low}, {high})"
+        offset = code if low == 0 else f"{code} - {low}"
+        return f"{offset} if {low} <= {code} <= {high} else _oob({code}, {low}, {high})"
+
+    def unary(self, e: A.Unary) -> str:
+        inner = self.expr(e.operand)
+        if e.op == "NOT":
+            t = T.underlying(e.ty)
+            if T.is_bool(t):
+                return f"(not {inner})"
+            if isinstance(t, T.ElementaryType) and not t.signed:
+                return f"(~{inner} & {(1 << t.bits) - 1})"
+            return f"(~{inner})"
+        if e.op == "-":
+            return f"(-{inner})"
+        return inner
+
+    def binary(self, e: A.Binary) -> str:
+        left, right = self.expr(e.left), self.expr(e.right)
+        op = e.op
+        lt, rt = T.underlying(e.left.ty), T.underlying(e.right.ty)
+        if op in _PY_COMPARE:
+            return f"({left} {_PY_COMPARE[op]} {right})"
+        if op == "AND":
+            return f"({left} & {right})"
+        if op == "OR":
+            return f"({left} | {right})"
+        if op == "XOR":
+            return f"({left} ^ {right})"
+        if op == "MOD":
+            return f"_imod({left}, {right})"
+        if op == "**":
+            return f"_expt({left}, {right})"
+        result = T.underlying(e.ty)
+        is_time = isinstance(result, T.ElementaryType) and result.kind in ("time", "date")
+        if op == "/":
+            if T.is_integer_like(lt) and T.is_integer_like(rt):
+                return f"_idiv({left}, {right})"
+            if is_time and T.is_integer_like(rt):
+                return f"_idiv({left}, {right})"
+            if is_time:
+                return f"_real_to_int({left} / {right})"
+            return f"({left} / {right})"
+        if op == "*" and is_time and (T.is_real_like(lt) or T.is_real_like(rt)):
+            return f"_real_to_int({left} * {right})"
+        return f"({left} {op} {right})"
+
+    # ------------------------------------------------------------ calls
+    def call(self, e: A.Call) -> str:
+        kind, target = e.ref
+        if kind == "desugared":
+            return self.expr(e.desugared)  # type: ignore[attr-defined]
+        if kind == "builtin":
+            return self.builtin(e, target)
+        if kind == "function":
+            return self.function_call(e, target)
+        raise AssertionError("function block calls are statements")
+
+    def builtin(self, e: A.Call, ref: B.BuiltinRef) -> str:
+        if ref.name in ("QUALITY_OF", "AGE_OF"):
+            return B.emit_builtin(ref, [self.io_path(e.io_target)])  # type: ignore[attr-defined]
+        values = [a.value for a in sorted_args(e) if a.value is not None]
+        codes = []
+        for i, value in enumerate(values):
+            code = self.expr(value)
+            target = ref.arg_types[i] if i < len(ref.arg_types) else None
+            if target is not None and ref.name in ("MAX", "MIN", "LIMIT", "SEL", "MUX"):
+                if T.is_real_like(target) and T.is_integer_like(value.ty):
+                    code = f"_float({code})"
+            codes.append(code)
+        return B.emit_builtin(ref, codes)
+
+    def io_path(self, target: A.Expr) -> str:
+        """An f-string building the process-image path of ``target`` at run time."""
+        parts: list[str] = []
+        node = target
+        while isinstance(node, A.Member | A.Index):
+            if isinstance(node, A.Member):
+                parts.append("." + node.name.lower())
+            else:
+                parts.append("[" + ",".join("{" + self.expr(i) + "}" for i in node.indices) + "]")
+            node = node.base
+        assert isinstance(node, A.Name) and isinstance(node.ref, VarRef)
+        head = "{_G._path}." if node.ref.scope == "global" else "{self._path}."
+        return "f" + repr(head + node.name.lower() + "".join(reversed(parts)))
+
+    def function_call(self, e: A.Call, pou: T.PouType) -> str:
+        bound: list[tuple[T.VarInfo, A.Arg]] = e.bound  # type: ignore[attr-defined]
+        by_param = {id(p): a for p, a in bound}
+        args = []
+        for param in pou.variables.values():
+            if param.section not in ("VAR_INPUT", "VAR_IN_OUT"):
+                continue
+            arg = by_param.get(id(param))
+            if arg is None or arg.value is None:
+                args.append(self.values.initial(param.type, param.init))
+                continue
+            code = self.expr(arg.value)
+            if param.section == "VAR_INPUT":
+                code = store_code(code, arg.value.ty, param.type, arg.value)
+            args.append(code)
+        call = f"{class_name(pou)}({', '.join(args)})"
+        returned = function_returns(pou)
+        if len(returned) == 1:
+            return call
+        tmp = self.temp()
+        self.pre.append(f"{tmp} = {call}")
+        for i, param in enumerate(returned[1:], start=1):
+            arg = by_param.get(id(param))
+            if arg is None:
+                continue
+            destination = arg.target if param.section == "VAR_OUTPUT" else arg.value
+            if destination is None:
+                continue
+            value = f"{tmp}[{i}]"
+            if arg.negated:
+                value = f"(not {value})"
+            self.pre.append(f"{self.lvalue(destination)} = {store_code(value, param.type, destination.ty)}")
+        return f"{tmp}[0]"
+
+
+def function_returns(pou: T.PouType) -> list[T.VarInfo | None]:
+    """What a generated function returns: its result, then outputs and elementary in-outs."""
+    extra = [
+        v
+        for v in pou.variables.values()
+        if v.section == "VAR_OUTPUT" or (v.section == "VAR_IN_OUT" and T.is_elementary(v.type))
+    ]
+    return [None, *extra]
+
+
+def sorted_args(e: A.Call) -> list[A.Arg]:
+    if all(a.name is None for a in e.args):
+        return e.args
+    names = B.PARAMETER_NAMES.get(e.ref[1].name if e.ref[0] == "builtin" else "", [])
+    order = {n: i for i, n in enumerate(names)}
+    return sorted(e.args, key=lambda a: order.get((a.name or "").upper(), 99))

@@ -1,0 +1,216 @@
+"""Code generation of values: defaults, initialisers and store conversions (wrap, binary32, truncation).
+
+Everything here returns Python source text for the generated module. Constant initial values are
+converted at compile time, so a generated constructor only contains literals.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from . import st_ast as A
+from . import st_types as T
+from .declarations import Declarations
+from .model import EnumRef
+
+_F32 = struct.Struct("f")
+
+
+def f32_const(value: float) -> float:
+    try:
+        return float(_F32.unpack(_F32.pack(value))[0])
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
+def py_float(value: float) -> str:
+    if value != value:
+        return "_nan"
+    if value in (float("inf"), float("-inf")):
+        return "(1e308 * 10)" if value > 0 else "(-1e308 * 10)"
+    return repr(float(value))
+
+
+def class_name(t: T.Type) -> str:
+    if isinstance(t, T.StructType):
+        return "S_" + t.name.upper()
+    if isinstance(t, T.PouType):
+        prefix = {"FUNCTION_BLOCK": "FB_", "PROGRAM": "P_", "FUNCTION": "F_"}[t.kind]
+        return prefix + t.name.upper()
+    raise AssertionError(t)
+
+
+def wrap_code(code: str, t: T.Type) -> str:
+    rng = T.int_range(t)
+    if rng is None:
+        return code
+    low, high = rng
+    span = high - low + 1
+    if low == 0:
+        return f"(({code}) & {span - 1})"
+    return f"(((({code}) + {-low}) & {span - 1}) - {-low})"
+
+
+def convert_constant(value: object, t: T.Type) -> object:
+    """A constant converted to how a variable of type ``t`` stores it."""
+    u = T.underlying(t)
+    if isinstance(u, T.StringType):
+        return str(value)[: u.length]
+    if T.is_bool(u):
+        return bool(value)
+    if T.is_real_like(u):
+        number = float(value)  # type: ignore[arg-type]
+        return f32_const(number) if u is T.REAL else number
+    if isinstance(value, int) and not isinstance(value, bool):
+        rng = T.int_range(u)
+        if rng is not None and not isinstance(t, T.SubrangeType):
+            low, high = rng
+            return (value - low) % (high - low + 1) + low
+    return value
+
+
+def literal_code(value: object) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float):
+        return py_float(value)
+    if isinstance(value, int | str):
+        return repr(value)
+    raise AssertionError(value)
+
+
+class ValueBuilder:
+    """Default values and initialisers of variables as Python expressions."""
+
+    def __init__(self, decls: Declarations) -> None:
+        self.decls = decls
+
+    def default(self, t: T.Type) -> str:
+        u = t
+        if isinstance(u, T.SubrangeType):
+            return repr(u.low if not u.low <= 0 <= u.high else 0)
+        u = T.underlying(u)
+        if isinstance(u, T.ElementaryType):
+            if u is T.BOOL:
+                return "False"
+            if u.kind == "real":
+                return "0.0"
+            return "0"
+        if isinstance(u, T.StringType):
+            return "''"
+        if isinstance(u, T.EnumType):
+            return repr(u.default)
+        if isinstance(u, T.StructType | T.PouType):
+            return f"{class_name(u)}()"
+        if isinstance(u, T.ArrayType):
+            return self._array(u, 0, [])
+        return "None"
+
+    def _array(self, t: T.ArrayType, dim: int, flat: list[str]) -> str:
+        """Nested list for dimension ``dim``; ``flat`` holds initial element codes in row-major order."""
+        low, high = t.dims[dim]
+        count = high - low + 1
+        last = dim == len(t.dims) - 1
+        if last and not flat:
+            element = self.default(t.element)
+            if isinstance(T.underlying(t.element), T.ElementaryType | T.StringType | T.EnumType):
+                return f"[{element}] * {count}"
+            return f"[{element} for _ in _range({count})]"
+        if last:
+            items = flat[:count]
+            del flat[:count]
+            rest = count - len(items)
+            code = "[" + ", ".join(items) + "]"
+            if rest:
+                element = self.default(t.element)
+                if isinstance(T.underlying(t.element), T.ElementaryType | T.StringType | T.EnumType):
+                    code += f" + [{element}] * {rest}"
+                else:
+                    code += f" + [{element} for _ in _range({rest})]"
+            return code
+        if not flat:
+            inner = self._array(t, dim + 1, [])
+            return f"[{inner} for _ in _range({count})]"
+        return "[" + ", ".join(self._array(t, dim + 1, flat) for _ in range(count)) + "]"
+
+    def initial(self, t: T.Type, init: Any) -> str:
+        """Python expression for a fresh value of type ``t`` with the (checked) initialiser ``init``."""
+        if init is None:
+            return self.default(t)
+        u = T.underlying(t)
+        if isinstance(init, A.ArrayInit) and isinstance(u, T.ArrayType):
+            flat: list[str] = []
+            for element in init.elements:
+                if isinstance(element, A.RepeatedInit):
+                    code = self.initial(u.element, element.value)
+                    flat.extend([code] * element.count)
+                else:
+                    flat.append(self.initial(u.element, element))
+            return self._array(u, 0, flat[: u.size])
+        if isinstance(init, A.StructInit) and isinstance(u, T.StructType | T.PouType):
+            members = u.fields if isinstance(u, T.StructType) else u.variables
+            parts = []
+            for name, _, value in init.fields:
+                member = members.get(name.upper())
+                if member is not None:
+                    parts.append(f"v_{name.lower()}={self.initial(member.type, value)}")
+            return f"_with({class_name(u)}(), {', '.join(parts)})"
+        value = self.constant(init)
+        if value is None:
+            return self.default(t)
+        return literal_code(convert_constant(value, t))
+
+    def constant(self, init: Any) -> object | None:
+        if isinstance(init, A.Name) and isinstance(init.ref, EnumRef):
+            return init.ref.value
+        if isinstance(init, A.EnumLit):
+            enum = self.decls.types.get(init.type_name.upper())
+            if isinstance(enum, T.EnumType):
+                return enum.values.get(init.value_name.upper())
+            return None
+        if isinstance(init, A.DateLit):
+            return init.value
+        return self.decls.const_value(init)
+
+
+def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr | None = None) -> str:
+    """Convert ``code`` (of ``value_type``) to how ``target`` stores it: wrap, round, truncate."""
+    t = target
+    v = T.underlying(value_type) if value_type is not None else None
+    if isinstance(t, T.SubrangeType):
+        return f"_subrange({code}, {t.low}, {t.high})"
+    u = T.underlying(t)
+    if isinstance(u, T.ElementaryType):
+        if u.kind == "real":
+            if isinstance(v, T.LiteralIntType | T.LiteralRealType) and isinstance(value_expr, A.IntLit | A.RealLit):
+                return py_float(convert_constant(value_expr.value, u))  # type: ignore[arg-type]
+            if u is T.REAL:
+                if v is T.REAL and isinstance(value_expr, A.Name | A.Member | A.Index | A.RealLit):
+                    return code
+                if isinstance(v, T.ElementaryType) and v.kind in ("int", "bits") and v.bits <= 16:
+                    return f"_float({code})"
+                return f"_f32({code})"
+            if isinstance(v, T.ElementaryType) and v.kind == "real":
+                return code
+            return f"_float({code})"
+        if u.kind in ("int", "bits"):
+            if isinstance(v, T.LiteralIntType) and isinstance(value_expr, A.IntLit):
+                return repr(convert_constant(value_expr.value, u))
+            if isinstance(value_expr, A.Name | A.Member | A.Index) and isinstance(v, T.ElementaryType):
+                vr, tr = T.int_range(v), T.int_range(u)
+                if vr is not None and tr is not None and tr[0] <= vr[0] and vr[1] <= tr[1]:
+                    return code
+            if v is T.BOOL:
+                return f"_int({code})"
+            return wrap_code(code, u)
+        if u.kind in ("time", "date"):
+            if isinstance(value_expr, A.TimeLit | A.DateLit | A.Name | A.Member | A.Index):
+                return code
+            return wrap_code(code, u)
+        return code
+    if isinstance(u, T.StringType):
+        if isinstance(v, T.StringType) and v.length <= u.length:
+            return code
+        return f"({code})[:{u.length}]"
+    return code

@@ -1,0 +1,386 @@
+"""The compiled program: code objects, the variable catalogue, and fresh program states.
+
+``CompiledProgram`` is immutable and can create any number of independent ``ProgramState`` objects
+(used for online change and for parallel test runs). A state owns its own namespace (classes are
+re-created from the compiled code objects), its scan context, globals and program instances, and
+gives path-based access to every variable: ``"main.evs[3].soc_pct"``, ``"cfg.limit_w"``, ``"%QD2"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+from . import st_types as T
+from .codegen_values import class_name, convert_constant
+from .diagnostics import Diagnostic
+from .literals import format_duration
+from .model import InstanceModel, ProgramModel, TaskModel
+from .support import NAMESPACE, ScanContext, TaskInfo
+
+_STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([-0-9, ]+)\]")
+
+
+class PathError(KeyError):
+    """A variable path that does not exist in the program."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class VariableDesc:
+    """One variable of the program as the executor, I/O and dashboard see it."""
+
+    path: str
+    type_name: str
+    section: str  # VAR, VAR_INPUT, VAR_OUTPUT, VAR_GLOBAL, FIELD, ...
+    location: str | None
+    retain: bool
+    constant: bool
+    elementary: bool
+    safe_value: str | None  # from {attribute 'safe' := '...'}
+    attributes: dict[str, str | None]
+
+
+@dataclass
+class Accessor:
+    path: str
+    type: T.Type
+    get: Callable[[], Any]
+    set: Callable[[Any], None]
+
+
+class ProgramState:
+    """Live state of one instantiation: globals, program instances, scan context."""
+
+    def __init__(self, program: CompiledProgram) -> None:
+        self.program = program
+        self.rt = ScanContext()
+        namespace: dict[str, Any] = {"__builtins__": {"__build_class__": __build_class__}, "__name__": "st"}
+        namespace.update(NAMESPACE)
+        namespace["_rt"] = self.rt
+        for code in program.code:
+            exec(code, namespace)  # noqa: S102 - generated from checked ST; no builtins reachable
+        self.namespace = namespace
+        self.globals = namespace["GLOBALS_"]()
+        self.globals._path = program.model.globals_name.lower()
+        namespace["_G"] = self.globals
+        self.instances: dict[str, Any] = {}
+        for inst in program.model.instances:
+            obj = namespace[class_name(inst.pou)]()
+            obj._path = inst.name.lower()
+            self.instances[inst.name.lower()] = obj
+        self.task_infos = {t.name: TaskInfo(t.name) for t in program.model.tasks}
+        self._accessors: dict[str, Accessor] = {}
+
+    def task_runners(self, task: str) -> list[tuple[str, Callable[[], None]]]:
+        """The scan functions of the program instances of ``task``, in declaration order."""
+        return [
+            (inst.name, self.instances[inst.name.lower()]._body)
+            for inst in self.program.model.instances
+            if inst.task == task
+        ]
+
+    def run_task_scan(self, task: str, now_ns: int) -> None:
+        """Run one scan of every program instance of ``task`` (no I/O, no timing)."""
+        info = self.task_infos[task]
+        self.rt.begin_scan(now_ns, info)
+        for _, body in self.task_runners(task):
+            body()
+        info.scans += 1
+
+    # ------------------------------------------------------------ paths
+    def _root(self, head: str) -> tuple[Any, dict[str, T.VarInfo]]:
+        key = head.lower()
+        if key in self.instances:
+            for inst in self.program.model.instances:
+                if inst.name.lower() == key:
+                    return self.instances[key], inst.pou.variables
+        if key == self.program.model.globals_name.lower():
+            return self.globals, self.program.model.globals
+        raise PathError(f"no program instance or configuration named '{head}'")
+
+    def accessor(self, path: str) -> Accessor:
+        cached = self._accessors.get(path)
+        if cached is not None:
+            return cached
+        if path.startswith("%"):
+            resolved = self.program.located.get(path.upper())
+            if resolved is None:
+                raise PathError(f"no variable is located at {path}")
+            acc = self.accessor(resolved)
+            self._accessors[path] = acc
+            return acc
+        steps = [(m.group(1), m.group(2)) for m in _STEP.finditer(path)]
+        if not steps or steps[0][0] is None or "".join(m.group(0) for m in _STEP.finditer(path)) != path:
+            raise PathError(f"malformed variable path '{path}'")
+        obj, members = self._root(steps[0][0])
+        current_type: T.Type | None = None
+        getters: list[Callable[[Any], Any]] = []
+        final_set: Callable[[Any, Any], None] | None = None
+        for name, index in steps[1:]:
+            if name is not None:
+                scope = members if current_type is None else _members_of(current_type, path)
+                var = scope.get(name.upper())
+                if var is None or var.section in ("VAR_TEMP", "VAR_EXTERNAL"):
+                    raise PathError(f"'{path}': no variable '{name}'")
+                attr = "v_" + var.name.lower()
+                getters.append(lambda o, a=attr: getattr(o, a))
+                final_set = lambda o, v, a=attr: setattr(o, a, v)  # noqa: E731
+                current_type = var.type
+            else:
+                array = T.underlying(current_type) if current_type is not None else None
+                if not isinstance(array, T.ArrayType):
+                    raise PathError(f"'{path}': not an array")
+                numbers = [int(p) for p in index.split(",")]
+                if len(numbers) != len(array.dims):
+                    raise PathError(f"'{path}': needs {len(array.dims)} indices")
+                for number, (low, high) in zip(numbers, array.dims, strict=True):
+                    if not low <= number <= high:
+                        raise PathError(f"'{path}': index {number} is outside {low}..{high}")
+                offsets = [n - lo for n, (lo, _) in zip(numbers, array.dims, strict=True)]
+                for offset in offsets[:-1]:
+                    getters.append(lambda o, k=offset: o[k])
+                last = offsets[-1]
+                getters.append(lambda o, k=last: o[k])
+
+                def set_item(o: Any, v: Any, k: int = last) -> None:
+                    o[k] = v
+
+                final_set = set_item
+                current_type = array.element
+        if current_type is None or final_set is None:
+            raise PathError(f"'{path}' names a program instance, not a variable")
+        container_getters = getters[:-1]
+        last_get = getters[-1]
+        root = obj
+        var_type = current_type
+        setter = final_set
+
+        def container() -> Any:
+            o = root
+            for g in container_getters:
+                o = g(o)
+            return o
+
+        def get() -> Any:
+            return last_get(container())
+
+        def set_value(value: Any) -> None:
+            setter(container(), coerce(value, var_type))
+
+        acc = Accessor(path, var_type, get, set_value)
+        self._accessors[path] = acc
+        return acc
+
+    def read(self, path: str) -> Any:
+        acc = self.accessor(path)
+        return to_json(acc.get(), acc.type)
+
+    def write(self, path: str, value: Any) -> None:
+        acc = self.accessor(path)
+        if not T.is_elementary(acc.type) and not isinstance(T.underlying(acc.type), T.EnumType):
+            raise PathError(f"'{path}' is structured; write its elements one by one")
+        acc.set(value)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every program instance's variables (and the globals) as JSON-able values."""
+        out: dict[str, Any] = {}
+        for inst in self.program.model.instances:
+            obj = self.instances[inst.name.lower()]
+            out[inst.name] = _object_json(obj, inst.pou.variables)
+        if self.program.model.globals:
+            out[self.program.model.globals_name] = _object_json(self.globals, self.program.model.globals)
+        return out
+
+
+def _members_of(t: T.Type, path: str) -> dict[str, T.VarInfo]:
+    u = T.underlying(t)
+    if isinstance(u, T.StructType):
+        return u.fields
+    if isinstance(u, T.PouType):
+        return {k: v for k, v in u.variables.items() if v.section not in ("VAR_TEMP", "VAR_EXTERNAL")}
+    raise PathError(f"'{path}': {t.display} has no members")
+
+
+def _object_json(obj: Any, variables: dict[str, T.VarInfo]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for var in variables.values():
+        if var.section in ("VAR_TEMP", "VAR_EXTERNAL", "VAR_IN_OUT"):
+            continue
+        out[var.name] = to_json(getattr(obj, "v_" + var.name.lower()), var.type)
+    return out
+
+
+def to_json(value: Any, t: T.Type) -> Any:
+    """A stored value as JSON: enums by name, TIME as an IEC literal, structures as objects."""
+    u = T.underlying(t)
+    if isinstance(u, T.EnumType):
+        return u.value_name(value)
+    if isinstance(u, T.ArrayType):
+        if len(u.dims) > 1:
+            inner = T.ArrayType(u.element, u.dims[1:])
+            return [to_json(v, inner) for v in value]
+        return [to_json(v, u.element) for v in value]
+    if isinstance(u, T.StructType):
+        return _object_json(value, u.fields)
+    if isinstance(u, T.PouType):
+        return _object_json(value, u.variables)
+    if isinstance(u, T.ElementaryType) and u.kind == "time":
+        return format_duration(value)
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def coerce(value: Any, t: T.Type) -> Any:
+    """A value from outside (JSON, a driver, the dashboard) converted to how ``t`` stores it."""
+    u = T.underlying(t)
+    if isinstance(u, T.EnumType):
+        if isinstance(value, str):
+            number = u.values.get(value.upper())
+            if number is None:
+                raise ValueError(f"'{value}' is not a value of {u.name}")
+            return number
+        return int(value)
+    if u is T.BOOL:
+        if isinstance(value, str):
+            return value.strip().upper() in ("TRUE", "1")
+        return bool(value)
+    if isinstance(u, T.StringType):
+        return str(value)[: u.length]
+    if T.is_real_like(u):
+        return convert_constant(float(value), u)
+    if isinstance(u, T.ElementaryType) and u.kind in ("time", "date") and isinstance(value, str):
+        from .literals import parse_duration
+
+        return parse_duration(value if "#" in value else "T#" + value)
+    if isinstance(value, float):
+        value = round(value)
+    number = int(value)
+    if isinstance(t, T.SubrangeType) and not t.low <= number <= t.high:
+        raise ValueError(f"{number} is outside {t.low}..{t.high}")
+    return convert_constant(number, u)
+
+
+class CompiledProgram:
+    """A checked and compiled ST program, ready to be instantiated by the executor."""
+
+    def __init__(
+        self,
+        model: ProgramModel,
+        code: list[CodeType],
+        python_source: str,
+        diagnostics: list[Diagnostic],
+    ) -> None:
+        self.model = model
+        self.code = code
+        self.python_source = python_source
+        self.diagnostics = diagnostics
+        self.sources = model.sources
+        self.located: dict[str, str] = {}
+        for desc in self.variables():
+            if desc.location is not None:
+                self.located[desc.location] = desc.path
+
+    @property
+    def tasks(self) -> list[TaskModel]:
+        return self.model.tasks
+
+    @property
+    def instances(self) -> list[InstanceModel]:
+        return self.model.instances
+
+    @property
+    def main_file(self) -> str:
+        return self.model.main_file
+
+    def new_state(self) -> ProgramState:
+        return ProgramState(self)
+
+    def _roots(self) -> Iterator[tuple[str, dict[str, T.VarInfo]]]:
+        for inst in self.model.instances:
+            yield inst.name.lower(), inst.pou.variables
+        if self.model.globals:
+            yield self.model.globals_name.lower(), self.model.globals
+
+    def variables(self, leaves: bool = False) -> list[VariableDesc]:
+        """Top-level variables (or, with ``leaves``, every elementary element) with their paths."""
+        out: list[VariableDesc] = []
+        for root, variables in self._roots():
+            for var in variables.values():
+                if var.section in ("VAR_TEMP", "VAR_EXTERNAL"):
+                    continue
+                path = f"{root}.{var.name.lower()}"
+                if leaves:
+                    out.extend(_leaves(path, var, var.type))
+                else:
+                    out.append(_desc(path, var, var.type))
+        return out
+
+    def catalog(self) -> dict[str, str]:
+        """Every bindable elementary path (and located address) -> its IEC type name."""
+        out: dict[str, str] = {}
+        for desc in self.variables(leaves=True):
+            out[desc.path] = desc.type_name
+        for desc in self.variables():
+            if desc.location is not None:
+                out[desc.location] = desc.type_name
+        return out
+
+    def retain_layout(self) -> list[tuple[str, str]]:
+        return [(d.path, d.type_name) for d in self.variables(leaves=True) if d.retain]
+
+    def layout_hash(self, layout: list[tuple[str, str]]) -> str:
+        text = "\n".join(f"{p}:{t}" for p, t in layout)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _desc(path: str, var: T.VarInfo, t: T.Type, retain: bool | None = None) -> VariableDesc:
+    elementary = T.is_elementary(t) or isinstance(T.underlying(t), T.EnumType)
+    return VariableDesc(
+        path=path,
+        type_name=T.describe_layout(t) if not elementary else t.display,
+        section=var.section,
+        location=var.location,
+        retain=var.retain if retain is None else retain,
+        constant=var.constant,
+        elementary=elementary,
+        safe_value=var.attributes.get("safe"),
+        attributes=var.attributes,
+    )
+
+
+def _leaves(path: str, var: T.VarInfo, t: T.Type, retain: bool | None = None) -> Iterator[VariableDesc]:
+    u = T.underlying(t)
+    inherited = var.retain if retain is None else retain
+    if isinstance(u, T.ArrayType):
+        yield from _array_leaves(path, var, u, 0, inherited)
+    elif isinstance(u, T.StructType | T.PouType):
+        members = u.fields if isinstance(u, T.StructType) else u.variables
+        for member in members.values():
+            if member.section in ("VAR_TEMP", "VAR_EXTERNAL", "VAR_IN_OUT"):
+                continue
+            sub_retain = inherited or member.retain
+            yield from _leaves(f"{path}.{member.name.lower()}", member, member.type, sub_retain)
+    else:
+        yield _desc(path, var, t, inherited)
+
+
+def _array_leaves(path: str, var: T.VarInfo, t: T.ArrayType, dim: int, retain: bool) -> Iterator[VariableDesc]:
+    ranges = [range(lo, hi + 1) for lo, hi in t.dims]
+
+    def walk(prefix: list[int], level: int) -> Iterator[list[int]]:
+        if level == len(ranges):
+            yield prefix
+            return
+        for i in ranges[level]:
+            yield from walk([*prefix, i], level + 1)
+
+    for index in walk([], 0):
+        yield from _leaves(f"{path}[{','.join(map(str, index))}]", var, t.element, retain)
