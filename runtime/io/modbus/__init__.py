@@ -1,0 +1,1 @@
+"""Modbus TCP client drivers: polling, scaling, SunSpec discovery and setpoint writes off the scan thread."""
