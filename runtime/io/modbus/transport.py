@@ -1,0 +1,141 @@
+"""One Modbus TCP connection to one device (unit), on top of the pymodbus synchronous client.
+
+The driver runs one thread per device, so a blocking client is the simplest fit, and on this kind of
+machine pymodbus' sync client answers faster than its asyncio client (bench/modbus_polls.py measures
+both). Failures come out as two exceptions: ``CommError`` (no usable answer: refused, closed, timed
+out; the connection is closed so a late answer can never be mistaken for the next one) and
+``DeviceException`` (the device answered with a Modbus exception code).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from pymodbus.client import ModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.pdu import ExceptionResponse
+
+from .errors import explain
+from .model import Table
+
+# pymodbus logs every refused connection and timeout as an error; the driver reports them itself
+logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
+
+
+class CommError(Exception):
+    """No usable answer from the device."""
+
+
+class DeviceException(Exception):
+    """The device answered with a Modbus exception response."""
+
+    def __init__(self, code: int, device: str, unit: int, function: int, address: int, count: int) -> None:
+        self.code = code
+        self.function = function
+        self.address = address
+        self.count = count
+        self.message = explain(code, device, unit, function, address, count)
+        super().__init__(self.message)
+
+
+_READ_FUNCTIONS: dict[str, int] = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+
+
+class ModbusTransport:
+    def __init__(self, device: str, host: str, port: int, unit: int, timeout_s: float) -> None:
+        self.device = device
+        self.host = host
+        self.port = port
+        self.unit = unit
+        self.timeout_s = timeout_s
+        self.requests = 0
+        self.timeouts = 0
+        self.exceptions = 0
+        self.connects = 0
+        self._client = ModbusTcpClient(host, port=port, timeout=timeout_s, retries=0)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.socket is not None
+
+    def connect(self) -> None:
+        if self.connected:
+            return
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise CommError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._client.socket = sock
+        self.connects += 1
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    def _call(self, function: int, address: int, count: int, method: Any, *args: Any) -> Any:
+        if not self.connected:
+            raise CommError("not connected")
+        self.requests += 1
+        try:
+            response = method(*args, device_id=self.unit)
+        except ModbusException as exc:
+            self.close()
+            text = str(exc)
+            if "No response" in text or "Timeout" in text:
+                self.timeouts += 1
+                raise CommError(f"no answer within {self.timeout_s * 1000:.0f} ms") from None
+            raise CommError(f"connection lost ({text.strip()})") from None
+        except OSError as exc:
+            self.close()
+            raise CommError(f"connection lost ({exc.strerror or exc})") from None
+        if isinstance(response, ExceptionResponse):
+            self.exceptions += 1
+            raise DeviceException(response.exception_code, self.device, self.unit, function, address, count)
+        if response.isError():
+            self.close()
+            raise CommError(f"unusable answer: {response}")
+        return response
+
+    def read(self, table: Table, address: int, count: int) -> list[int] | list[bool]:
+        function = _READ_FUNCTIONS[table]
+        client = self._client
+        method = {
+            1: client.read_coils,
+            2: client.read_discrete_inputs,
+            3: client.read_holding_registers,
+            4: client.read_input_registers,
+        }[function]
+        response = self._call(function, address, count, lambda **kw: method(address, count=count, **kw))
+        if function in (1, 2):
+            bits = [bool(b) for b in response.bits[:count]]
+            if len(bits) != count:
+                self.close()
+                raise CommError(f"asked for {count} bits at {address}, got {len(bits)}")
+            return bits
+        registers = [int(r) for r in response.registers]
+        if len(registers) != count:
+            self.close()
+            raise CommError(f"asked for {count} registers at {address}, got {len(registers)}")
+        return registers
+
+    def write(
+        self, table: Table, address: int, values: Sequence[int] | Sequence[bool], function: int | None
+    ) -> None:
+        client = self._client
+        if table == "coil":
+            if function == 15 or (function is None and len(values) > 1):
+                bits = [bool(v) for v in values]
+                self._call(15, address, len(bits), lambda **kw: client.write_coils(address, bits, **kw))
+            else:
+                bit = bool(values[0])
+                self._call(5, address, 1, lambda **kw: client.write_coil(address, bit, **kw))
+            return
+        words = [int(v) for v in values]
+        if function == 6 or (function is None and len(words) == 1):
+            self._call(6, address, 1, lambda **kw: client.write_register(address, words[0], **kw))
+        else:
+            self._call(16, address, len(words), lambda **kw: client.write_registers(address, words, **kw))

@@ -1,0 +1,561 @@
+"""The thread that talks to one device: connect, discover, poll, write, heartbeat, reconnect.
+
+Everything the scan thread sees goes through two small locked hand-overs: ``take_samples()`` swaps
+out the input samples that changed since the last call, ``set_outputs()`` drops the newest output
+values in. The thread itself may block on the network as long as it likes; the scan never waits.
+
+Quality: GOOD after a successful read with a usable value; BAD when the device answered but the value
+is unusable (exception response, "not implemented", NaN, implausible, broken scale factor); STALE when
+a GOOD value has not been refreshed within its poll group's freshness limit; COMM_LOST when the
+device stopped answering. A sample's timestamp is when its value was acquired: repeats of the same
+value are not new information and are not reported again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ...executor.alarms import AlarmBus, Severity
+from ...executor.driver_api import DriverStatus, Quality, Sample
+from .codec import decode, encode
+from .errors import GATEWAY_EXCEPTIONS, POINT_EXCEPTIONS
+from .model import DeviceSpec, PointSpec, PollGroupSpec
+from .plan import Block, Item, plan_blocks
+from .points import PointProblem, decode_input, default_value, encode_output, scale_power
+from .sunspec import SunSpecError, SunSpecMap, discover
+from .transport import CommError, DeviceException, ModbusTransport
+
+log = logging.getLogger("plcrun.io.modbus")
+_MS = 1_000_000
+_NEVER = 2**63
+
+
+@dataclass
+class _Input:
+    spec: PointSpec
+    item: Item | None = None  # None while unresolved (SunSpec point not found)
+    sf_item: Item | None = None
+    unresolved: str = ""
+
+
+@dataclass
+class _Output:
+    spec: PointSpec
+    address: int | None = None
+    sf: int | None = None
+    problem: str = ""
+    last_write_ns: int = -(2**62)
+    written: object = None
+
+
+@dataclass
+class _Group:
+    spec: PollGroupSpec
+    points: list[_Input]
+    blocks: list[Block] = field(default_factory=list)
+    due_ns: int = 0
+
+
+class DeviceWorker:
+    """Owns the connection to one device and the thread that uses it."""
+
+    def __init__(self, spec: DeviceSpec, alarms: AlarmBus | None = None) -> None:
+        self.spec = spec
+        self._alarms = alarms
+        self._source = f"modbus:{spec.name}"
+        self._transport = ModbusTransport(spec.name, spec.host, spec.port, spec.unit, spec.timeout_ms / 1000)
+        self._clock: Callable[[], int] = time.monotonic_ns
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._inputs = [_Input(p) for p in spec.inputs()]
+        self._outputs = {p.name: _Output(p) for p in spec.outputs()}
+        self._groups = [
+            _Group(group, [i for i in self._inputs if i.spec.poll_group == name])
+            for name, group in spec.poll_groups.items()
+        ]
+        self._bad_items: dict[Item, tuple[str, int]] = {}  # item -> (problem, next retry, monotonic ns)
+        self._sunspec: SunSpecMap | None = None
+        self._failures = 0
+        self._lost = False
+        self._last_error = ""
+        self._counters = {"polls": 0, "writes": 0, "clamped": 0, "reconnects": 0}
+        # hand-over to the scan thread
+        self._lock = threading.Lock()
+        self._pending: dict[str, Sample] = {}
+        self._current: dict[str, Sample] = {}  # point name -> last published sample
+        self._problems: dict[str, str] = {}
+        self._desired: dict[str, object] = {}
+        self._dirty: set[str] = set()
+        # freshness, in the executor's clock
+        self._refresh_ns: dict[str, int] = {}
+        self._next_stale_ns = _NEVER
+        groups = spec.poll_groups
+        self._stale_limit_ns = {
+            p.spec.name: (p.spec.stale_ms or groups[p.spec.poll_group].stale_ms) * _MS for p in self._inputs
+        }
+
+    # ---- scan-thread side -------------------------------------------------------------------------------
+    def start(self, clock_ns: Callable[[], int]) -> None:
+        self._clock = clock_ns
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=f"modbus-{self.spec.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def take_samples(self, now_ns: int) -> dict[str, Sample]:
+        """The samples that changed since the last call; GOOD values not refreshed in time turn STALE."""
+        with self._lock:
+            if now_ns >= self._next_stale_ns:
+                self._mark_stale(now_ns)
+            samples, self._pending = self._pending, {}
+        return samples
+
+    def _mark_stale(self, now_ns: int) -> None:
+        """Called with the lock held, at most once per freshness deadline (cheap on every scan)."""
+        next_deadline = _NEVER
+        for point in self._inputs:
+            spec = point.spec
+            deadline = self._refresh_ns.get(spec.name, _NEVER) + self._stale_limit_ns[spec.name]
+            current = self._current.get(spec.name)
+            if current is None or current.quality is not Quality.GOOD:
+                continue
+            if now_ns > deadline:
+                sample = Sample(current.value, Quality.STALE, current.timestamp_ns)
+                self._current[spec.name] = sample
+                self._problems[spec.name] = "not refreshed within its freshness limit"
+                if spec.path is not None:
+                    self._pending[spec.path] = sample
+            else:
+                next_deadline = min(next_deadline, deadline)
+        self._next_stale_ns = next_deadline
+
+    def _refreshed(self, spec: PointSpec) -> None:
+        """The device just answered for this point (whatever the value): it is fresh again."""
+        now = self._clock()
+        with self._lock:
+            self._refresh_ns[spec.name] = now
+            self._next_stale_ns = min(self._next_stale_ns, now + self._stale_limit_ns[spec.name])
+
+    def set_outputs(self, values: Mapping[str, object]) -> None:
+        """Newest output values by point name; changed ones are written at once."""
+        changed = False
+        with self._lock:
+            for name, value in values.items():
+                if name not in self._desired or self._desired[name] != value:
+                    self._desired[name] = value
+                    self._dirty.add(name)
+                    changed = True
+        if changed:
+            self._wake.set()
+
+    def status(self) -> DriverStatus:
+        with self._lock:
+            qualities = {
+                p.path or p.name: s.quality for p in self.spec.points if (s := self._current.get(p.name))
+            }
+            problems = dict(self._problems)
+        counters = dict(self._counters)
+        counters.update(
+            requests=self._transport.requests,
+            timeouts=self._transport.timeouts,
+            exceptions=self._transport.exceptions,
+            connects=self._transport.connects,
+        )
+        detail = self._last_error if self._lost else (self._sunspec.summary() if self._sunspec else "")
+        if problems and not self._lost:
+            detail = "; ".join(f"{name}: {text}" for name, text in sorted(problems.items()))
+        connected = self._transport.connected and not self._lost
+        return DriverStatus(self.spec.name, "modbus-tcp", connected, detail, counters, qualities)
+
+    def problems(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._problems)
+
+    @property
+    def sunspec_map(self) -> SunSpecMap | None:
+        return self._sunspec
+
+    # ---- publishing ---------------------------------------------------------------------------------------
+    def _publish(self, point: PointSpec, quality: Quality, value: object = None, problem: str = "") -> None:
+        now = self._clock()
+        with self._lock:
+            previous = self._current.get(point.name)
+            if quality is Quality.GOOD:
+                if previous is not None and previous.quality is Quality.GOOD and previous.value == value:
+                    return
+                sample = Sample(value, quality, now)
+            else:
+                if (
+                    previous is not None
+                    and previous.quality is quality
+                    and self._problems.get(point.name) == problem
+                ):
+                    return
+                # keep the last value and its acquisition time: AGE_OF tells how old it is
+                sample = (
+                    Sample(previous.value, quality, previous.timestamp_ns)
+                    if previous is not None
+                    else Sample(default_value(point), quality, now)
+                )
+            self._current[point.name] = sample
+            if point.path is not None:
+                self._pending[point.path] = sample
+            if problem:
+                self._problems[point.name] = problem
+            else:
+                self._problems.pop(point.name, None)
+        self._point_alarm(point, quality, problem)
+
+    def _point_alarm(self, point: PointSpec, quality: Quality, problem: str) -> None:
+        key = f"{self._source}:point:{point.name}"
+        where = f" ({point.path})" if point.path else ""
+        if quality is Quality.BAD:
+            log.warning("device '%s' point '%s'%s is BAD: %s", self.spec.name, point.name, where, problem)
+            self._raise(key, f"point '{point.name}'{where}: {problem}", Severity.WARNING)
+        elif quality is Quality.GOOD and self._alarms is not None:
+            self._alarms.clear(key)
+
+    def _raise(self, key: str, message: str, severity: Severity = Severity.CRITICAL) -> None:
+        if self._alarms is not None:
+            self._alarms.raise_alarm(key, self._source, message, severity)
+
+    # ---- the thread ---------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        backoff_ms = self.spec.reconnect_min_ms
+        while not self._stopping.is_set():
+            self._wake.clear()
+            if not self._transport.connected:
+                try:
+                    self._connect()
+                except CommError as exc:
+                    self._transport.close()
+                    self._declare_lost(str(exc))
+                    self._wake.wait(backoff_ms / 1000)
+                    backoff_ms = min(backoff_ms * 2, self.spec.reconnect_max_ms)
+                    continue
+                backoff_ms = self.spec.reconnect_min_ms
+            try:
+                self._cycle()
+            except CommError as exc:
+                self._request_failed(exc)
+                continue
+            self._wait_until_due()
+        self._flush_on_stop()
+
+    def _flush_on_stop(self) -> None:
+        if self._transport.connected and self._dirty:
+            try:
+                self._write_outputs(time.monotonic_ns())
+            except CommError as exc:
+                log.warning("device '%s': safe values not written before stop: %s", self.spec.name, exc)
+        self._transport.close()
+
+    def _request_failed(self, exc: CommError) -> None:
+        self._transport.close()
+        self._failures += 1
+        self._last_error = str(exc)
+        with self._lock:
+            self._dirty.update(self._desired)  # re-send everything once the device is back
+        if self._failures >= self.spec.comm_lost_after:
+            self._declare_lost(str(exc))
+        else:
+            log.info("device '%s': %s (retrying)", self.spec.name, exc)
+
+    def _declare_lost(self, reason: str) -> None:
+        self._last_error = reason
+        spec = self.spec
+        message = (
+            f"device '{spec.name}' at {spec.host}:{spec.port} (unit {spec.unit}) is not answering: {reason}"
+        )
+        if not self._lost:
+            log.warning("%s", message)
+        self._lost = True
+        self._raise(f"{self._source}:comm", message)
+        for point in self._inputs:
+            self._publish(point.spec, Quality.COMM_LOST, problem=reason)
+
+    def _answered(self) -> None:
+        self._failures = 0
+        if self._lost:
+            self._lost = False
+            log.info("device '%s' answers again", self.spec.name)
+            if self._alarms is not None:
+                self._alarms.clear(f"{self._source}:comm", f"device '{self.spec.name}' answers again")
+
+    def _read(self, item: Item | Block) -> list[int] | list[bool]:
+        words = self._transport.read(item.table, item.address, item.count)
+        self._answered()
+        return words
+
+    def _wait_until_due(self) -> None:
+        now = time.monotonic_ns()
+        due = [g.due_ns for g in self._groups if g.blocks]
+        heartbeat = self.spec.heartbeat_ms
+        if heartbeat is not None:
+            due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in self._desired]
+        due += [retry for _problem, retry in self._bad_items.values()]
+        due.append(now + 1000 * _MS)
+        self._wake.wait(max(0, min(due) - now) / 1e9)
+
+    # ---- connecting ---------------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self._transport.connect()
+        self._counters["reconnects"] += 1
+        self._sunspec = None
+        if self.spec.sunspec_bases is not None:
+            try:
+                self._sunspec = discover(
+                    lambda a, n: self._read(Item("holding", a, n)), self.spec.sunspec_bases
+                )
+            except SunSpecError as exc:
+                self._raise(f"{self._source}:sunspec", f"device '{self.spec.name}': {exc}")
+                sunspec_problem = str(exc)
+            else:
+                sunspec_problem = ""
+                log.info("device '%s': %s", self.spec.name, self._sunspec.summary())
+                if self._alarms is not None:
+                    self._alarms.clear(f"{self._source}:sunspec")
+        for point in self._inputs:
+            self._resolve_input(point, sunspec_problem if self.spec.sunspec_bases is not None else "")
+        for output in self._outputs.values():
+            self._resolve_output(output)
+        self._init_writes()
+        self._bad_items.clear()
+        self._replan()
+        now = time.monotonic_ns()
+        for group in self._groups:
+            group.due_ns = now
+        with self._lock:
+            self._dirty.update(self._desired)
+
+    def _resolve_input(self, point: _Input, sunspec_problem: str) -> None:
+        spec = point.spec
+        point.item = point.sf_item = None
+        point.unresolved = ""
+        if spec.sunspec is None:
+            assert spec.address is not None
+            point.item = Item(spec.table, spec.address, spec.registers)
+            if spec.scale_register is not None:
+                point.sf_item = Item(spec.table, spec.scale_register, 1)
+            return
+        try:
+            if self._sunspec is None:
+                raise SunSpecError(sunspec_problem)
+            resolved = self._sunspec.resolve(spec.sunspec, spec.sunspec_sf)
+        except SunSpecError as exc:
+            point.unresolved = str(exc)
+            self._publish(spec, Quality.BAD, problem=point.unresolved)
+            return
+        point.item = Item("holding", resolved.address, spec.registers)
+        if resolved.sf_address is not None:
+            point.sf_item = Item("holding", resolved.sf_address, 1)
+
+    def _resolve_output(self, output: _Output) -> None:
+        spec = output.spec
+        output.address, output.sf, output.problem = spec.address, None, ""
+        sf_address = spec.scale_register
+        if spec.sunspec is not None:
+            if self._sunspec is None:
+                output.problem = "SunSpec map not available"
+                return
+            try:
+                resolved = self._sunspec.resolve(spec.sunspec, spec.sunspec_sf)
+            except SunSpecError as exc:
+                output.problem = str(exc)
+                self._raise(
+                    f"{self._source}:point:{spec.name}", f"output '{spec.name}': {exc}", Severity.WARNING
+                )
+                return
+            output.address, sf_address = resolved.address, resolved.sf_address
+        if sf_address is not None:
+            try:
+                sf = int(decode(self._read(Item(spec.table, sf_address, 1)), "int16"))
+                scale_power(sf)
+                output.sf = sf
+            except (DeviceException, PointProblem) as exc:
+                output.problem = f"scale factor at {sf_address} unusable: {exc}"
+                output.address = None
+
+    def _init_writes(self) -> None:
+        for write in self.spec.init_writes:
+            address = write.address
+            if write.sunspec is not None:
+                try:
+                    if self._sunspec is None:
+                        raise SunSpecError("SunSpec map not available")
+                    address = self._sunspec.resolve(write.sunspec).address
+                except SunSpecError as exc:
+                    self._raise(
+                        f"{self._source}:init", f"device '{self.spec.name}': {write.description}: {exc}"
+                    )
+                    continue
+            assert address is not None
+            try:
+                self._transport.write(write.table, address, encode(write.value, write.dtype), None)
+                self._answered()
+            except DeviceException as exc:
+                self._raise(f"{self._source}:init", f"device '{self.spec.name}': {write.description}: {exc}")
+
+    def _replan(self) -> None:
+        exclude = frozenset(self._bad_items)
+        for group in self._groups:
+            items = [
+                i for p in group.points if p.item is not None for i in (p.item, p.sf_item) if i is not None
+            ]
+            group.blocks = plan_blocks(items, self.spec.max_block, self.spec.max_gap, exclude)
+
+    # ---- one pass of work ---------------------------------------------------------------------------------
+    def _cycle(self) -> None:
+        now = time.monotonic_ns()
+        self._write_outputs(now)
+        for group in self._groups:
+            if group.due_ns <= now:
+                self._poll(group)
+                group.due_ns += group.spec.period_ms * _MS
+                if group.due_ns <= now:  # fell behind: skip the missed polls instead of bunching them
+                    group.due_ns = now + group.spec.period_ms * _MS
+        self._retry_bad_items(now)
+
+    def _poll(self, group: _Group) -> None:
+        values: dict[Item, list[int] | list[bool]] = {}
+        failed: dict[Item, str] = {}
+        replan = False
+        for block in group.blocks:
+            try:
+                words = self._read(block)
+            except DeviceException as exc:
+                if exc.code in GATEWAY_EXCEPTIONS:
+                    raise CommError(exc.message) from None
+                if exc.code not in POINT_EXCEPTIONS:
+                    failed.update((item, exc.message) for item in block.items)
+                elif len(block.items) == 1:
+                    self._mark_bad(block.items[0], exc.message)
+                    replan = True
+                else:
+                    replan |= self._split(block, values, failed)
+                continue
+            for item in block.items:
+                values[item] = words[item.address - block.address : item.end - block.address]
+        self._counters["polls"] += 1
+        if replan:
+            self._replan()
+        now = time.monotonic_ns()
+        for point in group.points:
+            self._evaluate(point, values, failed, now)
+
+    def _split(
+        self, block: Block, values: dict[Item, list[int] | list[bool]], failed: dict[Item, str]
+    ) -> bool:
+        """A request failed for some address in it: read item by item to find the culprit."""
+        found = False
+        for item in block.items:
+            try:
+                values[item] = self._read(item)
+            except DeviceException as exc:
+                if exc.code in POINT_EXCEPTIONS:
+                    self._mark_bad(item, exc.message)
+                    found = True
+                else:
+                    failed[item] = exc.message
+        return found
+
+    def _mark_bad(self, item: Item, message: str) -> None:
+        self._bad_items[item] = (message, time.monotonic_ns() + self.spec.retry_bad_ms * _MS)
+
+    def _retry_bad_items(self, now: int) -> None:
+        recovered = False
+        for item, (message, retry_at) in list(self._bad_items.items()):
+            if retry_at > now:
+                continue
+            try:
+                self._read(item)
+            except DeviceException:
+                self._bad_items[item] = (message, now + self.spec.retry_bad_ms * _MS)
+                continue
+            del self._bad_items[item]
+            recovered = True
+        if recovered:
+            self._replan()
+
+    def _evaluate(
+        self, point: _Input, values: dict[Item, list[int] | list[bool]], failed: dict[Item, str], now: int
+    ) -> None:
+        spec = point.spec
+        if point.item is None:
+            self._publish(spec, Quality.BAD, problem=point.unresolved)
+            return
+        for item in (point.item, point.sf_item):
+            if item is None:
+                continue
+            if item in self._bad_items:
+                self._publish(spec, Quality.BAD, problem=self._bad_items[item][0])
+                return
+            if item in failed:
+                self._publish(spec, Quality.BAD, problem=failed[item])
+                return
+            if item not in values:
+                return  # not read in this poll
+        self._refreshed(spec)
+        try:
+            sf = None
+            if point.sf_item is not None:
+                sf = int(decode([int(w) for w in values[point.sf_item]], "int16"))
+            value = decode_input(spec, values[point.item], sf)
+        except PointProblem as problem:
+            if problem.detail and self._current.get(spec.name, Sample(None)).quality is not Quality.BAD:
+                log.warning("device '%s' point '%s': %s", self.spec.name, spec.name, problem.detail)
+            self._publish(spec, Quality.BAD, problem=problem.problem)
+            return
+        self._publish(spec, Quality.GOOD, value)
+
+    def _write_outputs(self, now: int) -> None:
+        with self._lock:
+            desired = dict(self._desired)
+            dirty, self._dirty = self._dirty, set()
+        heartbeat = self.spec.heartbeat_ms
+        for name, value in desired.items():
+            output = self._outputs.get(name)
+            if output is None:
+                continue
+            due = name in dirty or (heartbeat is not None and now - output.last_write_ns >= heartbeat * _MS)
+            if not due:
+                continue
+            self._write_one(output, value, now)
+
+    def _write_one(self, output: _Output, value: object, now: int) -> None:
+        spec = output.spec
+        key = f"{self._source}:point:{spec.name}"
+        output.last_write_ns = now  # also after a failure: retried with the next heartbeat or change
+        if output.address is None:
+            output.problem = output.problem or "output address unknown"
+            return
+        try:
+            words, clamped = encode_output(spec, value, output.sf)
+            self._transport.write(spec.table, output.address, words, spec.write_function)
+        except (PointProblem, DeviceException) as exc:
+            output.problem = str(exc)
+            self._raise(key, f"output '{spec.name}': {exc}", Severity.WARNING)
+            return
+        except CommError:
+            with self._lock:
+                self._dirty.add(spec.name)
+            raise
+        self._answered()
+        self._counters["writes"] += 1
+        self._counters["clamped"] += int(clamped)
+        output.written = value
+        if output.problem:
+            output.problem = ""
+            if self._alarms is not None:
+                self._alarms.clear(key)
