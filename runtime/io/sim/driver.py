@@ -50,6 +50,10 @@ SETPOINT_FIELD = "p_setpoint_w"
 _GRID_CHUNK = 4096
 
 
+def _as_number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
 class SimDriver(Driver):
     """Feeds meter and EV-session paths from the simulation and takes the EV setpoints back.
 
@@ -142,16 +146,20 @@ class SimDriver(Driver):
         return self._collect_samples()
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
-        setpoints = self.fleet.setpoint_w
-        for path, value in values.items():
-            slot = self._setpoint_slot.get(path)
-            if slot is None:
-                continue
-            number = float(value) if isinstance(value, int | float) else math.nan
-            if not math.isfinite(number):
-                self.bad_setpoints += 1
-                number = 0.0
-            setpoints[slot] = number
+        slots = self._setpoint_slot
+        pairs = [(slots[path], value) for path, value in values.items() if path in slots]
+        if pairs:
+            index = [slot for slot, _ in pairs]
+            raw = np.array([value for _, value in pairs])
+            if raw.dtype.kind in "biuf":
+                numbers = raw.astype(np.float64)
+            else:  # something that is not a number reached a setpoint
+                numbers = np.array([_as_number(value) for _, value in pairs])
+            bad = ~np.isfinite(numbers)
+            if bad.any():
+                self.bad_setpoints += int(bad.sum())
+                numbers[bad] = 0.0
+            self.fleet.setpoint_w[index] = numbers
         self.recorder.set_last("setpoint_w", self._setpoint_total())
 
     def apply_safe_state(self, values: Mapping[str, object]) -> None:

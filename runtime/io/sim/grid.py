@@ -50,6 +50,7 @@ class _ResolvedSegment:
             segment.duration_s if segment.duration_s is not None else scenario.duration_s - segment.start_s
         )
         self.dt = scenario.scan_period_s
+        self.nominal_hz = scenario.nominal_hz
         steps = max(1, math.ceil(self.length_s / self.dt) + 1)
         self.noise_hz = self._noise(scenario.seed, index, 0, segment.sigma_hz, steps)
         self.noise_v = self._noise(scenario.seed, index, 1, segment.sigma_v, steps)
@@ -78,7 +79,7 @@ class _ResolvedSegment:
             hz = values[np.searchsorted(offsets, rel + 1e-9, side="right")]
         elif seg.kind == "event":
             profile = EVENTS[seg.event or ""]
-            base = seg.hz if seg.hz is not None else 50.0
+            base = seg.hz if seg.hz is not None else self.nominal_hz
             hz = profile.sample(rel) - 50.0 + base
         else:
             assert self.trace is not None
