@@ -1,7 +1,7 @@
 """Scan statistics per task: execution time, period, wake latency, overruns, skips, GC pauses.
 
-Recording one scan is a handful of integer operations and three numpy stores (about 1-2 µs, see
-``bench/scan_jitter.py --record-cost``): running last/min/max/mean over everything since the last
+Recording one scan is a handful of integer operations and three numpy stores (about 1 µs; printed
+by ``bench/scan_jitter.py``): running last/min/max/mean over everything since the last
 reset, plus a ring buffer of the last ``window`` samples from which percentiles and histograms are
 computed on demand in ``to_json()`` (the dictionary the CLI, the dashboard and the MQTT reports use).
 
