@@ -52,6 +52,10 @@ class CallChecker:
                 return self._operator_call(e, key, expected)
             if B.is_builtin(key):
                 return self._builtin_call(e, key, expected)
+            if key in ("ADR", "REF", "SIZEOF", "ADRINST", "BITADR", "__NEW", "__DELETE"):
+                self.diag.error("E0007", f"{callee.name} is not supported: plcrun's ST has no pointers", callee.pos)
+                self._check_args_loosely(e)
+                return T.ERROR
             names = list(self.decls.pous) + list(B.REAL_FUNCTIONS) + list(B.STRING_FUNCTIONS)
             self.diag.error(
                 "E0105", f"unknown function or function block '{callee.name}'", callee.pos, did_you_mean(key, names)

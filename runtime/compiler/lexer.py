@@ -143,6 +143,7 @@ class SourceScanner:
         self.pragmas: list[Pragma] = []
         self.offset = 0  # where scanning resumes (the parser restarts the generator after an error)
         self.skip_to_semicolon = False  # set by error recovery: drop tokens up to the next ';'
+        self.quiet_until = -1  # syntax errors before this offset are consequences of a lexical error
         self.previous_token: Token | None = None  # the token before the current one
         self.current_token: Token | None = None
         self._line_starts = [0]
@@ -186,6 +187,7 @@ class SourceScanner:
                 )
                 i += 1
                 self.offset = i
+                self.quiet_until = self.offset_after_next_semicolon(i)
                 continue
             kind = m.lastgroup
             value = m.group()
@@ -354,7 +356,10 @@ class SourceScanner:
             "E0003", "string literal is never closed", self.pos_at(start), f"end it with {quote}"
         )
         newline = text.find("\n", start)
-        return None, (n if newline < 0 else newline)
+        end = n if newline < 0 else newline
+        self.quiet_until = self.offset_after_next_semicolon(end)
+        kind = "STRING_LIT" if quote == "'" else "WSTRING_LIT"
+        return self._token(kind, quote + quote, start, end), end
 
 
 # Tokens that end error skipping without being dropped: block ends and section starts.

@@ -121,8 +121,8 @@ class _Recovery:
         if token.type == "$END":
             self._report(error)
             return False
-        missing_semicolon = self._report(error)
-        if missing_semicolon and self._insert_semicolon(error):
+        self._report(error)
+        if self._is_missing_semicolon(error) and self._insert_semicolon(error):
             return True
         parser_state = error.interactive_parser.parser_state
         states = parser_state.parse_conf.states
@@ -146,16 +146,32 @@ class _Recovery:
             return False
         return True
 
+    def _is_missing_semicolon(self, error: UnexpectedToken) -> bool:
+        previous = self.scanner.previous_token
+        token = error.token
+        return (
+            "SEMI" in set(error.expected)
+            and previous is not None
+            and token.type != "$END"
+            and token.line != previous.line
+        )
+
     def _report(self, error: UnexpectedToken) -> bool:
         """Record the error; True when it is a missing ';' before a new line."""
         token = error.token
         offset = token.start_pos if token.start_pos is not None else len(self.scanner.text)
-        if offset < self.quiet_until:
+        if offset < self.quiet_until or offset < self.scanner.quiet_until:
             return False
         self.quiet_until = self.scanner.offset_after_next_semicolon(offset)
         previous = self.scanner.previous_token
         expected = set(error.expected)
         pos = self.scanner.pos_at(offset) if token.type != "$END" else self.scanner.pos_at(len(self.scanner.text))
+        if previous is not None and previous.type == "IDENT" and str(previous.value).upper() in _MISSPELLED:
+            wrong = str(previous.value)
+            right = _MISSPELLED[wrong.upper()]
+            start = self.scanner.pos_at(previous.start_pos or 0)
+            self.diagnostics.error("E0001", f"unknown keyword '{wrong}'", start, f"the keyword is {right}", len(wrong))
+            return False
         il = self._instruction_list_hint(token, previous)
         if il:
             self.diagnostics.error("E0007", "Instruction List (IL) is not supported", il, _IL_HINT)
@@ -180,6 +196,19 @@ class _Recovery:
             return self.scanner.pos_at(previous.start_pos or 0)
         return None
 
+
+_MISSPELLED = {
+    "ELSEIF": "ELSIF",
+    "ELSE_IF": "ELSIF",
+    "ELIF": "ELSIF",
+    "ENDIF": "END_IF",
+    "ENDFOR": "END_FOR",
+    "ENDWHILE": "END_WHILE",
+    "ENDCASE": "END_CASE",
+    "ENDREPEAT": "END_REPEAT",
+    "ENDVAR": "END_VAR",
+    "ENDPROGRAM": "END_PROGRAM",
+}
 
 _IL_HINT = "plcrun runs Structured Text only; translate the IL network into ST statements"
 

@@ -123,12 +123,12 @@ WSTRING = StringType(wide=True)
 class LiteralIntType(Type):
     """The type of an integer literal without a prefix: it adopts the type of its context."""
 
-    name: str = "ANY_INT"
+    name: str = "integer literal"
 
 
 @dataclass(frozen=True, repr=False)
 class LiteralRealType(Type):
-    name: str = "ANY_REAL"
+    name: str = "real literal"
 
 
 ANY_INT_LIT = LiteralIntType()

@@ -1,0 +1,59 @@
+"""Golden diagnostics: each ``diagnostics/*.st`` must produce exactly the rendered messages in the
+``.expected`` file beside it (positions, codes, source line, caret and hint)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plcrun.compiler.api import check_source
+
+HERE = Path(__file__).parent / "diagnostics"
+CASES = sorted(HERE.glob("*.st"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_golden_diagnostics(case: Path) -> None:
+    diagnostics, sources = check_source(case.read_text(), case.name)
+    rendered = "\n".join(d.render(sources.get(d.pos.file)) for d in diagnostics) + "\n"
+    assert rendered == case.with_suffix(".expected").read_text()
+    assert any(d.is_error for d in diagnostics), "every golden case must contain at least one error"
+
+
+def _plcrun(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plcrun.cli", *args], capture_output=True, text=True, check=False)
+
+
+def test_check_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "good.st"
+    good.write_text("PROGRAM good VAR x : INT; END_VAR x := x + 1; END_PROGRAM\n")
+    bad = HERE / "types.st"
+    ok = _plcrun("check", str(good))
+    assert ok.returncode == 0, ok.stderr
+    failed = _plcrun("check", str(bad))
+    assert failed.returncode == 1
+    assert "types.st:13:6: error[E0201]: cannot assign REAL to INT implicitly" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    missing = _plcrun("check", str(tmp_path / "nope.st"))
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+    bad_option = _plcrun("check", "--frobnicate", str(good))
+    assert bad_option.returncode == 2
+
+
+def test_run_reports_runtime_fault_with_st_line(tmp_path: Path) -> None:
+    source = tmp_path / "fault.st"
+    source.write_text(
+        "PROGRAM fault\nVAR a : ARRAY[1..3] OF INT; i : INT := 2; d : INT; END_VAR\n"
+        "i := i + 1;\n"
+        "a[i] := 1;\n"
+        "d := 10 / (i - 4);\n"
+        "END_PROGRAM\n"
+    )
+    result = _plcrun("run", str(source), "--cycles", "5", "--json")
+    assert result.returncode == 1
+    assert f"{source}:4: runtime fault: array index 4 is outside 1..3" in result.stderr
+    assert "Traceback" not in result.stderr
