@@ -156,6 +156,7 @@ class Backhaul(Driver):
                 f"loaded in full: {'; '.join(self._buffer.problems)}",
             )
         self._set_counter("pending", self._buffer.pending_count)
+        self._set_counter("last_seq", self._buffer.last_seq)
         client_id = self.config.client_id.replace("{gateway_id}", self.gateway_id)
         self._session = Session(
             self.config,

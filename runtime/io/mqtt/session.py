@@ -82,7 +82,12 @@ class _Connection:
     def on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
-        self.lost_reason = self.last_error or str(reason)
+        if self.last_error:
+            self.lost_reason = self.last_error
+        elif reason.is_failure:
+            self.lost_reason = "the connection was closed or timed out"
+        else:
+            self.lost_reason = str(reason)
         self.lost.set()
 
     def on_publish(

@@ -2,9 +2,9 @@
 
     python -m tests.io.mqtt.backhaul_child <site.toml> <windows>
 
-It produces ``windows`` one-second report windows in virtual time (100 scans each, a few milliseconds
-of real time apart), prints ``stored <seq>`` whenever the backhaul has written a new record to its
-buffer, then idles until it is killed.
+It produces ``windows`` one-second report windows in virtual time (100 scans each), waits after each
+until the backhaul has written its report to the buffer and prints ``stored <last seq>``, then idles
+until it is killed.
 """
 
 from __future__ import annotations
@@ -27,27 +27,20 @@ def main() -> None:
     backhaul.start(clock)
     print("started", flush=True)
     reported = 0
-    scan = 0
+    for scan in range(windows * 100 + 1):
+        clock.now = scan * 10_000_000
+        values: dict[str, object] = {"main.grid_hz": 50.0, "main.site_w": float(scan)}
+        values.update({f"main.evs[{i}].connected": False for i in range(1, 5)})
+        backhaul.write_outputs(clock.now, values)
+        if scan and scan % 100 == 0:  # a window closed: let the worker store it before going on
+            while backhaul.status().counters["reports"] < scan // 100:
+                time.sleep(0.001)
+            stored = backhaul.status().counters["last_seq"]
+            if stored != reported:
+                reported = stored
+                print(f"stored {stored}", flush=True)
     while True:
-        if scan < windows * 100 + 1:
-            clock.now = scan * 10_000_000
-            backhaul.write_outputs(
-                clock.now,
-                {
-                    "main.grid_hz": 50.0,
-                    "main.site_w": float(scan),
-                    **{f"main.evs[{i}].connected": False for i in range(1, 5)},
-                },
-            )
-            scan += 1
-            if scan % 100 == 0:
-                time.sleep(0.005)
-        else:
-            time.sleep(0.01)
-        stored = backhaul.status().counters["last_seq"]
-        if stored != reported:
-            reported = stored
-            print(f"stored {stored}", flush=True)
+        time.sleep(1)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ executor clock and site configurations written as real TOML files and parsed by 
 from __future__ import annotations
 
 import os
+import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from plcrun.io.mqtt import BackhaulConfig, parse_mqtt_config
@@ -105,3 +107,13 @@ def load_config(path: Path) -> BackhaulConfig:
     with path.open("rb") as handle:
         table = tomllib.load(handle)
     return parse_mqtt_config(table["mqtt"], str(path))
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``condition`` (a network peer's progress) until it holds or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
