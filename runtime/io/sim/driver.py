@@ -61,7 +61,8 @@ class SimDriver(Driver):
     image paths. EV fields go to ``f"{ev_prefix}[{i}].{field}"`` for ``i`` in
     ``first_index .. first_index + n_evs - 1`` and setpoints come from ``...[i].p_setpoint_w``.
     ``n_evs`` is the number of session slots the program has (default: the scenario's fleet size);
-    slots beyond the fleet read as not connected.
+    slots beyond the fleet read as not connected. ``history()`` keeps the most recent
+    ``max_history_rows`` rows (default: the whole scenario, and at least one hour of 10 ms scans).
     """
 
     kind = "sim"
@@ -76,6 +77,7 @@ class SimDriver(Driver):
         ev_fields: Iterable[str] = EV_INPUT_FIELDS,
         first_index: int = 1,
         name: str = "sim",
+        max_history_rows: int | None = None,
     ) -> None:
         self.name = name
         self.scenario = scenario
@@ -107,7 +109,9 @@ class SimDriver(Driver):
         self.grid = GridModel(scenario)
         self.fleet = FleetModel(scenario.fleet, scenario.nominal_voltage_v)
         self.meter = MeterModel(scenario.meter, scenario.faults, scenario.scan_period_s)
-        self.recorder = HistoryRecorder(scenario.n_steps + 1, scenario.n_evs)
+        # keep the whole scenario, and at least an hour of a run that goes on in real time
+        keep = max_history_rows if max_history_rows is not None else max(scenario.n_steps + 1, 360_000)
+        self.recorder = HistoryRecorder(scenario.n_steps + 1, scenario.n_evs, keep)
         self._t0_ns: int | None = None
         self.step_index = -1  # no state computed yet
         self._grid_chunk_start = -1

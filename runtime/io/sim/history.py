@@ -2,6 +2,7 @@
 
 Scalar series are kept for every row. The per-car power matrix is float32 and thinned to every
 ``per_ev_stride``-th row so that a long run with 1000 cars stays within a fixed memory budget.
+At most ``max_rows`` rows are kept (the most recent ones).
 """
 
 from __future__ import annotations
@@ -67,39 +68,65 @@ class SimHistory:
 
 
 class HistoryRecorder:
-    """Append-only storage that grows by doubling."""
+    """Append-only storage that grows by doubling up to ``max_rows``; beyond that the oldest half is
+    dropped, so an endless real-time run keeps the recent past in bounded memory."""
 
-    def __init__(self, expected_rows: int, n_evs: int) -> None:
-        rows = max(16, expected_rows)
-        self.rows = 0
+    def __init__(self, expected_rows: int, n_evs: int, max_rows: int | None = None) -> None:
+        self.max_rows = max(16, max_rows if max_rows is not None else expected_rows)
+        rows = min(max(16, expected_rows), self.max_rows)
+        self.rows = 0  # rows held now
+        self.appended = 0  # rows ever appended
         self._scalars = {name: np.full(rows, math.nan) for name in SCALARS}
         self.n_evs = n_evs
         self.per_ev_stride = max(1, math.ceil(rows * max(n_evs, 1) / PER_EV_BUDGET))
         ev_rows = rows // self.per_ev_stride + 1
+        # the whole scenario fits; a run beyond it keeps at most the budget (or max_rows)
+        budget_rows = PER_EV_BUDGET // max(n_evs, 1)
+        self.max_ev_rows = max(ev_rows, min(self.max_rows // self.per_ev_stride + 1, budget_rows))
         self._ev_t = np.zeros(ev_rows)
         self._ev_power = np.zeros((ev_rows, n_evs), dtype=np.float32)
         self._ev_rows = 0
 
-    def _grow(self) -> None:
-        for name, array in self._scalars.items():
-            self._scalars[name] = np.concatenate([array, np.full(len(array), math.nan)])
+    def _make_room(self) -> None:
+        capacity = len(self._scalars["t_s"])
+        if capacity < self.max_rows:
+            size = min(2 * capacity, self.max_rows)
+            for name, array in self._scalars.items():
+                grown = np.full(size, math.nan)
+                grown[:capacity] = array
+                self._scalars[name] = grown
+            return
+        keep = self.rows // 2
+        for array in self._scalars.values():
+            array[:keep] = array[self.rows - keep : self.rows]
+        self.rows = keep
 
-    def _grow_ev(self) -> None:
-        self._ev_t = np.concatenate([self._ev_t, np.zeros(len(self._ev_t))])
-        self._ev_power = np.concatenate([self._ev_power, np.zeros_like(self._ev_power)])
+    def _make_ev_room(self) -> None:
+        capacity = len(self._ev_t)
+        if capacity < self.max_ev_rows:
+            size = min(2 * capacity, self.max_ev_rows)
+            self._ev_t = np.concatenate([self._ev_t, np.zeros(size - capacity)])
+            extra = np.zeros((size - capacity, self.n_evs), dtype=np.float32)
+            self._ev_power = np.concatenate([self._ev_power, extra])
+            return
+        keep = self._ev_rows // 2
+        self._ev_t[:keep] = self._ev_t[self._ev_rows - keep : self._ev_rows]
+        self._ev_power[:keep] = self._ev_power[self._ev_rows - keep : self._ev_rows]
+        self._ev_rows = keep
 
     def append(self, values: dict[str, float], per_ev_power: FloatArray) -> None:
         if self.rows == len(self._scalars["t_s"]):
-            self._grow()
+            self._make_room()
         for name in SCALARS:
             self._scalars[name][self.rows] = values[name]
-        if self.rows % self.per_ev_stride == 0:
+        if self.appended % self.per_ev_stride == 0:
             if self._ev_rows == len(self._ev_t):
-                self._grow_ev()
+                self._make_ev_room()
             self._ev_t[self._ev_rows] = values["t_s"]
             self._ev_power[self._ev_rows] = per_ev_power
             self._ev_rows += 1
         self.rows += 1
+        self.appended += 1
 
     def set_last(self, name: str, value: float) -> None:
         if self.rows:

@@ -201,3 +201,15 @@ def test_per_car_history_is_thinned_for_big_fleets(scenario_from_text: ScenarioF
     assert driver.recorder.per_ev_stride == 2
     assert history.per_ev_power_w.shape == (250, 1000)
     assert history.per_ev_power_w.dtype == np.float32
+
+
+def test_history_of_an_endless_run_keeps_the_recent_past_in_bounded_memory(three: Scenario) -> None:
+    driver = SimDriver(three, METER, PREFIX, max_history_rows=400)
+    for k in range(2000):  # twice the scenario: a real-time run goes on after its duration
+        driver.read_inputs(k * 10_000_000)
+    history = driver.history()
+    assert 200 <= len(history) <= 400
+    assert history.t_s[-1] == pytest.approx(19.99)
+    assert np.allclose(np.diff(history.t_s), 0.01)
+    assert len(driver.recorder._scalars["t_s"]) == 400
+    assert history.per_ev_t_s[-1] == pytest.approx(19.99) and len(history.per_ev_t_s) <= 401
