@@ -59,7 +59,9 @@ def _analyse(text: str, filename: str, use_library: bool) -> tuple[DiagnosticBag
     return diag, model, sources
 
 
-def check_source(text: str, filename: str, use_library: bool = True) -> tuple[list[Diagnostic], dict[str, str]]:
+def check_source(
+    text: str, filename: str, use_library: bool = True
+) -> tuple[list[Diagnostic], dict[str, str]]:
     """Diagnostics of one source text (errors and warnings), sorted by position."""
     diag, _, sources = _analyse(text, filename, use_library)
     return diag.sorted(), sources

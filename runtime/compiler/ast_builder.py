@@ -6,7 +6,7 @@ that parsing continues.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from lark import Token, Transformer
 
@@ -56,7 +56,9 @@ class BuildContext:
                     decls.extend(block.decls)
         decls.sort(key=lambda d: (d.pos.line, d.pos.col))
         for pragma in self.scanner.pragmas:
-            following = next((d for d in decls if (d.pos.line, d.pos.col) > (pragma.pos.line, pragma.pos.col)), None)
+            following = next(
+                (d for d in decls if (d.pos.line, d.pos.col) > (pragma.pos.line, pragma.pos.col)), None
+            )
             if following is None:
                 self.diagnostics.warning(
                     "W0001", f"attribute '{pragma.name}' is not followed by a declaration", pragma.pos
@@ -86,7 +88,7 @@ def _tokens(children: list[Any], kind: str) -> list[Token]:
 class ASTBuilder(Transformer[Token, Any]):
     """Rule callbacks. The active ``BuildContext`` is the top of ``contexts`` (one per parse)."""
 
-    contexts: list[BuildContext] = []
+    contexts: ClassVar[list[BuildContext]] = []
 
     @property
     def ctx(self) -> BuildContext:
@@ -226,7 +228,9 @@ class ASTBuilder(Transformer[Token, Any]):
         return (str(children[0]), self._pos(children[0]), children[2])
 
     def type_decl(self, children: list[Any]) -> A.TypeDecl:
-        return A.TypeDecl(self._pos(children[0]), str(children[0]), children[2], _initializer_after_assign(children))
+        return A.TypeDecl(
+            self._pos(children[0]), str(children[0]), children[2], _initializer_after_assign(children)
+        )
 
     def type_section(self, children: list[Any]) -> list[A.TypeDecl]:
         decls = [c for c in children if isinstance(c, A.TypeDecl)]

@@ -6,6 +6,7 @@ positional) and the match is stored on the call node as ``bound`` for code gener
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 from . import builtins as B
@@ -43,7 +44,9 @@ class CallChecker:
     def call(self, e: A.Call, expected: T.Type | None, statement: bool) -> T.Type:
         callee = e.callee
         shadowing = self.lookup_var(callee.name) if isinstance(callee, A.Name) else None
-        if isinstance(callee, A.Name) and (shadowing is None or not isinstance(shadowing.var.type, T.PouType)):
+        if isinstance(callee, A.Name) and (
+            shadowing is None or not isinstance(shadowing.var.type, T.PouType)
+        ):
             key = callee.name.upper()
             pou = self.decls.pous.get(key)
             if pou is not None:
@@ -53,12 +56,17 @@ class CallChecker:
             if B.is_builtin(key):
                 return self._builtin_call(e, key, expected)
             if key in ("ADR", "REF", "SIZEOF", "ADRINST", "BITADR", "__NEW", "__DELETE"):
-                self.diag.error("E0007", f"{callee.name} is not supported: plcrun's ST has no pointers", callee.pos)
+                self.diag.error(
+                    "E0007", f"{callee.name} is not supported: plcrun's ST has no pointers", callee.pos
+                )
                 self._check_args_loosely(e)
                 return T.ERROR
             names = list(self.decls.pous) + list(B.REAL_FUNCTIONS) + list(B.STRING_FUNCTIONS)
             self.diag.error(
-                "E0105", f"unknown function or function block '{callee.name}'", callee.pos, did_you_mean(key, names)
+                "E0105",
+                f"unknown function or function block '{callee.name}'",
+                callee.pos,
+                did_you_mean(key, names),
             )
             self._check_args_loosely(e)
             return T.ERROR
@@ -145,8 +153,8 @@ class CallChecker:
         for arg in formal:
             assert arg.name is not None
             key = arg.name.upper()
-            param = by_name.get(key)
-            if param is None:
+            matched = by_name.get(key)
+            if matched is None:
                 if key in ("EN", "ENO"):
                     self.diag.error("E0007", "EN/ENO are not supported", arg.pos)
                 else:
@@ -157,14 +165,17 @@ class CallChecker:
             if key in seen:
                 self.diag.error("E0301", f"parameter '{arg.name}' is given twice", arg.pos)
             seen.add(key)
-            bound.append((param, arg))
+            bound.append((matched, arg))
         for param, arg in bound:
             self._check_bound_arg(param, arg)
         given = {p.key for p, _ in bound}
         for param in params:
             if param.section == "VAR_IN_OUT" and param.key not in given:
                 self.diag.error(
-                    "E0306", f"VAR_IN_OUT '{param.name}' of '{pou.name}' must be given", e.pos, pou.interface()
+                    "E0306",
+                    f"VAR_IN_OUT '{param.name}' of '{pou.name}' must be given",
+                    e.pos,
+                    pou.interface(),
                 )
         e.bound = bound  # type: ignore[attr-defined]
 
@@ -172,7 +183,10 @@ class CallChecker:
         if param.section == "VAR_OUTPUT":
             if arg.target is None:
                 self.diag.error(
-                    "E0304", f"'{param.name}' is an output: bind it with '=>'", arg.pos, f"{param.name} => variable"
+                    "E0304",
+                    f"'{param.name}' is an output: bind it with '=>'",
+                    arg.pos,
+                    f"{param.name} => variable",
                 )
                 if arg.value is not None:
                     self.expr(arg.value)
@@ -189,7 +203,9 @@ class CallChecker:
         assert arg.value is not None
         if param.section == "VAR_IN_OUT":
             if not isinstance(arg.value, A.Name | A.Member | A.Index):
-                self.diag.error("E0304", f"VAR_IN_OUT '{param.name}' needs a variable, not an expression", arg.pos)
+                self.diag.error(
+                    "E0304", f"VAR_IN_OUT '{param.name}' needs a variable, not an expression", arg.pos
+                )
                 self.expr(arg.value)
                 return
             value_type = self.lvalue(arg.value)
@@ -212,7 +228,6 @@ class CallChecker:
         if all(a.name is None for a in e.args):
             return [a.value for a in e.args if a.value is not None]
         names = B.PARAMETER_NAMES.get(name)
-        values: list[A.Expr] = []
         for i, arg in enumerate(e.args):
             if arg.name is None:
                 self.diag.error("E0305", "do not mix formal and positional arguments", arg.pos)
@@ -246,7 +261,7 @@ class CallChecker:
                 self.diag.error("E0302", f"{name} takes {wanted} arguments, got {len(values)}", e.pos)
                 return T.ERROR
             if op in (">", ">=", "=", "<=", "<") and len(values) > 2:
-                pairs = [A.Binary(e.pos, op, a, b, e.pos) for a, b in zip(values, values[1:], strict=False)]
+                pairs = [A.Binary(e.pos, op, a, b, e.pos) for a, b in itertools.pairwise(values)]
                 node = pairs[0]
                 for pair in pairs[1:]:
                     node = A.Binary(e.pos, "AND", node, pair, e.pos)
@@ -258,7 +273,7 @@ class CallChecker:
         e.ref = ("desugared", None)
         return self.expr(node, expected)
 
-    def _builtin_call(self, e: A.Call, name: str, expected: T.Type | None) -> T.Type:  # noqa: C901
+    def _builtin_call(self, e: A.Call, name: str, expected: T.Type | None) -> T.Type:
         if name in ("QUALITY_OF", "AGE_OF"):
             return self._io_query(e, name)
         values = self._values(e, name)
@@ -340,7 +355,10 @@ class CallChecker:
             for kind, t, v in zip(kinds, types, values, strict=True):
                 ok = T.is_string(t) if kind == "S" else T.is_integer_like(t)
                 if not ok:
-                    return fail(f"{name}: expected {'STRING' if kind == 'S' else 'an integer'}, not {t.display}", v.pos)
+                    return fail(
+                        f"{name}: expected {'STRING' if kind == 'S' else 'an integer'}, not {t.display}",
+                        v.pos,
+                    )
             result = T.STRING if result_kind == "S" else T.INT
         elif name in B.SYSTEM_FUNCTIONS:
             if not need(0):
@@ -397,8 +415,10 @@ class CallChecker:
         while isinstance(root, A.Member | A.Index):
             root = root.base
         ref = getattr(root, "ref", None)
-        if not isinstance(ref, VarRef) or ref.scope not in ("member", "global") or (
-            ref.scope == "member" and (self.pou is None or self.pou.kind != "PROGRAM")
+        if (
+            not isinstance(ref, VarRef)
+            or ref.scope not in ("member", "global")
+            or (ref.scope == "member" and (self.pou is None or self.pou.kind != "PROGRAM"))
         ):
             self.diag.error(
                 "E0203",
@@ -414,7 +434,7 @@ class CallChecker:
 def _convertible(source: T.Type, actual: T.Type) -> bool:
     s, a = T.underlying(source), T.underlying(actual)
     if isinstance(a, T.LiteralIntType):
-        return T.is_numeric(s) or T.is_time(s) or isinstance(s, T.ElementaryType) and s.kind == "date"
+        return T.is_numeric(s) or T.is_time(s) or (isinstance(s, T.ElementaryType) and s.kind == "date")
     if isinstance(a, T.LiteralRealType):
         return T.is_real_like(s)
     if isinstance(s, T.StringType):

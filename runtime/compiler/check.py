@@ -8,7 +8,7 @@ from . import st_ast as A
 from . import st_types as T
 from .checker import BodyChecker
 from .declarations import Declarations
-from .diagnostics import DiagnosticBag
+from .diagnostics import DiagnosticBag, Pos
 from .model import EnumRef, ProgramModel
 
 
@@ -22,7 +22,7 @@ def check_program(
     if not instances and not diag.has_errors:
         user_pous = [p for p in decls.pous.values() if not p.library]
         if not user_pous and main_file not in library_files:
-            diag.warning("W0401", "the file declares no PROGRAM: nothing will run", A.Pos(main_file, 1, 1))
+            diag.warning("W0401", "the file declares no PROGRAM: nothing will run", Pos(main_file, 1, 1))
 
     init_checker = BodyChecker(decls, None, diag)
     for var in decls.globals.values():
@@ -82,7 +82,9 @@ def check_initializer(checker: BodyChecker, var_type: T.Type, init: Any, pos: An
     t = T.underlying(var_type)
     if isinstance(init, A.ArrayInit):
         if not isinstance(t, T.ArrayType):
-            checker.diag.error("E0201", f"an array initialiser cannot initialise {var_type.display}", init.pos)
+            checker.diag.error(
+                "E0201", f"an array initialiser cannot initialise {var_type.display}", init.pos
+            )
             return
         count = 0
         for element in init.elements:
@@ -102,7 +104,9 @@ def check_initializer(checker: BodyChecker, var_type: T.Type, init: Any, pos: An
         elif isinstance(t, T.PouType):
             members = {k: v for k, v in t.variables.items() if v.section not in ("VAR_TEMP", "VAR_EXTERNAL")}
         else:
-            checker.diag.error("E0201", f"a structure initialiser cannot initialise {var_type.display}", init.pos)
+            checker.diag.error(
+                "E0201", f"a structure initialiser cannot initialise {var_type.display}", init.pos
+            )
             return
         for name, name_pos, value in init.fields:
             member = members.get(name.upper())

@@ -30,7 +30,9 @@ class BodyChecker(CallChecker):
         self.library = pou.library if pou is not None else False
         self.result_var: T.VarInfo | None = None
         if pou is not None and pou.kind == "FUNCTION":
-            self.result_var = T.VarInfo(pou.name, pou.return_type or T.ERROR, "RESULT", pou.decl.pos, owner=pou.name)
+            self.result_var = T.VarInfo(
+                pou.name, pou.return_type or T.ERROR, "RESULT", pou.decl.pos, owner=pou.name
+            )
             pou.result_var = self.result_var  # type: ignore[attr-defined]
         self.calls: list[T.PouType] = []
 
@@ -101,7 +103,11 @@ class BodyChecker(CallChecker):
             self.diag.error("E0203", f"'{e.name}' is a function or function block, not a value", e.pos)
             return T.ERROR
         self.diag.error(
-            "E0101", f"unknown identifier '{e.name}'", e.pos, did_you_mean(e.name, self.visible_names()), len(e.name)
+            "E0101",
+            f"unknown identifier '{e.name}'",
+            e.pos,
+            did_you_mean(e.name, self.visible_names()),
+            len(e.name),
         )
         return T.ERROR
 
@@ -111,7 +117,7 @@ class BodyChecker(CallChecker):
         e.ty = t
         return t
 
-    def _expr(self, e: A.Expr, expected: T.Type | None) -> T.Type:  # noqa: C901 - one dispatch
+    def _expr(self, e: A.Expr, expected: T.Type | None) -> T.Type:
         if isinstance(e, A.IntLit):
             return self._typed_literal(e, T.ANY_INT_LIT)
         if isinstance(e, A.RealLit):
@@ -180,7 +186,10 @@ class BodyChecker(CallChecker):
         if e.value_name.upper() not in t.values:
             names = [t.spelling.get(k, k) for k in t.values]
             self.diag.error(
-                "E0101", f"'{e.value_name}' is not a value of {t.name}", e.pos, did_you_mean(e.value_name, names)
+                "E0101",
+                f"'{e.value_name}' is not a value of {t.name}",
+                e.pos,
+                did_you_mean(e.value_name, names),
             )
             return T.ERROR
         return t
@@ -223,7 +232,9 @@ class BodyChecker(CallChecker):
             return T.ERROR
         if len(e.indices) != len(base.dims):
             self.diag.error(
-                "E0205", f"{base.display} needs {len(base.dims)} indices, got {len(e.indices)}", e.indices[0].pos
+                "E0205",
+                f"{base.display} needs {len(base.dims)} indices, got {len(e.indices)}",
+                e.indices[0].pos,
             )
             return T.ERROR
         for index, (low, high) in zip(e.indices, base.dims, strict=True):
@@ -253,7 +264,10 @@ class BodyChecker(CallChecker):
                 var.used = True
                 return var.type
         self.diag.error(
-            "E0101", f"no variable is declared AT {e.address}", e.pos, f"declare one: name AT {e.address} : <type>;"
+            "E0101",
+            f"no variable is declared AT {e.address}",
+            e.pos,
+            f"declare one: name AT {e.address} : <type>;",
         )
         return T.ERROR
 
@@ -309,7 +323,9 @@ class BodyChecker(CallChecker):
             self._literal_fits(target_type, value)
             return
         if verdict == "narrowing":
-            if isinstance(T.underlying(target_type), T.ElementaryType) and isinstance(target_type, T.SubrangeType):
+            if isinstance(T.underlying(target_type), T.ElementaryType) and isinstance(
+                target_type, T.SubrangeType
+            ):
                 return
             if not self.library:
                 self.diag.warning(
@@ -339,7 +355,9 @@ class BodyChecker(CallChecker):
             if isinstance(root, A.Member) and isinstance(T.underlying(root.base.ty), T.PouType):
                 var = getattr(root, "ref", None)
                 if isinstance(var, T.VarInfo) and var.section == "VAR_OUTPUT":
-                    self.diag.error("E0107", f"output '{root.name}' of a function block cannot be written", e.pos)
+                    self.diag.error(
+                        "E0107", f"output '{root.name}' of a function block cannot be written", e.pos
+                    )
             root = root.inner if isinstance(root, A.Paren) else root.base
         if isinstance(root, A.Name | A.DirectVar):
             ref = getattr(root, "ref", None)
@@ -347,11 +365,17 @@ class BodyChecker(CallChecker):
                 ref.var.assigned = True
                 if ref.var.constant:
                     self.diag.error("E0107", f"'{ref.var.name}' is a constant", e.pos)
-                elif ref.var.location is not None and ref.var.location.startswith("%I") and self.pou is not None:
+                elif (
+                    ref.var.location is not None
+                    and ref.var.location.startswith("%I")
+                    and self.pou is not None
+                ):
                     self.diag.error(
-                        "E0107", f"'{ref.var.name}' is an input (AT {ref.var.location}) and cannot be written", e.pos
+                        "E0107",
+                        f"'{ref.var.name}' is an input (AT {ref.var.location}) and cannot be written",
+                        e.pos,
                     )
-            elif isinstance(ref, EnumRef | ConstRef):
+            elif isinstance(ref, EnumRef | ConstRef) and isinstance(root, A.Name):
                 self.diag.error("E0107", f"'{root.name}' is a constant, not a variable", e.pos)
         elif not isinstance(t, T.ErrorType):
             self.diag.error("E0107", "this expression cannot be assigned to", e.pos)
@@ -362,7 +386,7 @@ class BodyChecker(CallChecker):
         for s in stmts:
             self.stmt(s)
 
-    def stmt(self, s: A.Stmt) -> None:  # noqa: C901 - one dispatch
+    def stmt(self, s: A.Stmt) -> None:
         if isinstance(s, A.Assign):
             target = self.lvalue(s.target)
             value = self.expr(s.value, target)
@@ -421,14 +445,18 @@ class BodyChecker(CallChecker):
         selector = self.expr(s.selector)
         sel_u = T.underlying(selector)
         if not (T.is_integer_like(selector) or isinstance(sel_u, T.EnumType | T.ErrorType)):
-            self.diag.error("E0201", f"CASE selector must be an integer or enumeration, not {selector.display}", s.pos)
+            self.diag.error(
+                "E0201", f"CASE selector must be an integer or enumeration, not {selector.display}", s.pos
+            )
             sel_u = T.ERROR
         seen: dict[int, Any] = {}
         resolved: list[list[tuple[int, int]]] = []
         for labels, body in s.elements:
             ranges: list[tuple[int, int]] = []
             for label in labels:
-                low_expr, high_expr = (label.low, label.high) if isinstance(label, A.CaseRange) else (label, label)
+                low_expr, high_expr = (
+                    (label.low, label.high) if isinstance(label, A.CaseRange) else (label, label)
+                )
                 low = self._case_value(low_expr, sel_u)
                 high = self._case_value(high_expr, sel_u) if high_expr is not low_expr else low
                 if low is None or high is None:

@@ -37,10 +37,13 @@ class GeneratedChunk:
         tree = ast.parse(self.source, filename=self.filename)
         st_lines = [line for _, line in self.lines]
         for node in ast.walk(tree):
-            if hasattr(node, "lineno"):
-                start = st_lines[node.lineno - 1] if 0 < node.lineno <= len(st_lines) else 0
+            if isinstance(node, ast.stmt | ast.expr | ast.excepthandler | ast.arg | ast.keyword):
+                first = node.lineno
+                last = node.end_lineno or first
+                start = st_lines[first - 1] if 0 < first <= len(st_lines) else 0
+                end = st_lines[last - 1] if 0 < last <= len(st_lines) else start
                 node.lineno = start
-                node.end_lineno = max(start, st_lines[(node.end_lineno or node.lineno) - 1] if node.end_lineno else start)
+                node.end_lineno = max(start, end)
         return compile(tree, self.filename, "exec")
 
 
@@ -141,7 +144,7 @@ class PouGenerator:
             self.out(line)
         self.x.pre.clear()
 
-    def stmt(self, s: A.Stmt) -> None:  # noqa: C901 - one dispatch
+    def stmt(self, s: A.Stmt) -> None:
         self.out.line = s.pos.line
         if isinstance(s, A.Assign):
             self.assign(s.target, s.value)
@@ -199,8 +202,7 @@ class PouGenerator:
             self.out(f"{lvalue} = {store_code(value_code, value.ty, t, value)}")
 
     def call_statement(self, call: A.Call) -> None:
-        kind, target = call.ref
-        if kind != "fb":
+        if call.ref[0] != "fb":
             code = self.x.call(call)
             self.flush_pre()
             self.out(code)

@@ -59,7 +59,7 @@ class ExprGen:
         raise AssertionError(f"not an lvalue: {e}")
 
     # ------------------------------------------------------------ expressions
-    def expr(self, e: A.Expr) -> str:  # noqa: C901 - one dispatch
+    def expr(self, e: A.Expr) -> str:
         if isinstance(e, A.IntLit):
             if T.is_real_like(e.ty):
                 return py_float(convert_constant(e.value, e.ty))  # type: ignore[arg-type]
@@ -116,7 +116,9 @@ class ExprGen:
         return code
 
     def index_code(self, index: A.Expr, low: int, high: int) -> str:
-        if isinstance(index, A.IntLit) or (isinstance(index, A.Unary) and isinstance(index.operand, A.IntLit)):
+        if isinstance(index, A.IntLit) or (
+            isinstance(index, A.Unary) and isinstance(index.operand, A.IntLit)
+        ):
             value = index.value if isinstance(index, A.IntLit) else -index.operand.value  # type: ignore[attr-defined]
             return repr(value - low)
         code = self.expr(index)
@@ -236,7 +238,9 @@ class ExprGen:
             return call
         tmp = self.temp()
         self.pre.append(f"{tmp} = {call}")
-        for i, param in enumerate(returned[1:], start=1):
+        for i, returned_param in enumerate(returned[1:], start=1):
+            assert returned_param is not None
+            param = returned_param
             arg = by_param.get(id(param))
             if arg is None:
                 continue

@@ -183,7 +183,9 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
     u = T.underlying(t)
     if isinstance(u, T.ElementaryType):
         if u.kind == "real":
-            if isinstance(v, T.LiteralIntType | T.LiteralRealType) and isinstance(value_expr, A.IntLit | A.RealLit):
+            if isinstance(v, T.LiteralIntType | T.LiteralRealType) and isinstance(
+                value_expr, A.IntLit | A.RealLit
+            ):
                 return py_float(convert_constant(value_expr.value, u))  # type: ignore[arg-type]
             if u is T.REAL:
                 if v is T.REAL and isinstance(value_expr, A.Name | A.Member | A.Index | A.RealLit):

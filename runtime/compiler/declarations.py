@@ -93,7 +93,9 @@ class Declarations:
                 if isinstance(resolved, T.EnumType) and isinstance(decl.init, A.Name):
                     value = resolved.values.get(decl.init.name.upper())
                     if value is None:
-                        self.diag.error("E0101", f"'{decl.init.name}' is not a value of {name}", decl.init.pos)
+                        self.diag.error(
+                            "E0101", f"'{decl.init.name}' is not a value of {name}", decl.init.pos
+                        )
                     else:
                         resolved.default = value
                 else:
@@ -118,7 +120,9 @@ class Declarations:
             if ref.length is not None:
                 value = self.const_int(ref.length)
                 if value is None or not 1 <= value <= 65535:
-                    self.diag.error("E0206", "string length must be a constant from 1 to 65535", ref.length.pos)
+                    self.diag.error(
+                        "E0206", "string length must be a constant from 1 to 65535", ref.length.pos
+                    )
                 else:
                     length = value
             return T.StringType(length, ref.wide)
@@ -143,7 +147,9 @@ class Declarations:
             base = self.named_type(ref.base, ref.pos)
             low, high = self.const_int(ref.low), self.const_int(ref.high)
             if not (isinstance(base, T.ElementaryType) and base.kind == "int"):
-                self.diag.error("E0201", f"a subrange needs an integer base type, not {base.display}", ref.pos)
+                self.diag.error(
+                    "E0201", f"a subrange needs an integer base type, not {base.display}", ref.pos
+                )
                 return T.ERROR
             if low is None or high is None or low > high or low < base.minimum or high > base.maximum:
                 self.diag.error("E0202", f"invalid subrange of {base.name}", ref.low.pos)
@@ -342,17 +348,21 @@ class Declarations:
                     var.type = T.ERROR
 
     # ------------------------------------------------------------ configuration
-    def configure(self, units: list[A.CompilationUnit], main_file: str) -> tuple[str, list[TaskModel], list[InstanceModel]]:
+    def configure(
+        self, units: list[A.CompilationUnit], main_file: str
+    ) -> tuple[str, list[TaskModel], list[InstanceModel]]:
         configs = [c for u in units for c in u.configurations]
         if len(configs) > 1:
             self.diag.error(
-                "E0109", "only one CONFIGURATION can run; split the others into separate files", configs[1].pos
+                "E0109",
+                "only one CONFIGURATION can run; split the others into separate files",
+                configs[1].pos,
             )
         if not configs:
             programs = [p for p in self.pous.values() if p.kind == "PROGRAM" and not p.library]
-            task = TaskModel("DEFAULT", DEFAULT_INTERVAL_NS, 0, A.Pos(main_file, 1, 1))
-            instances = [InstanceModel(p.name, p, "DEFAULT", p.decl.pos) for p in programs]
-            return "globals", [task] if instances else [], instances
+            default = TaskModel("DEFAULT", DEFAULT_INTERVAL_NS, 0, Pos(main_file, 1, 1))
+            defaults = [InstanceModel(p.name, p, "DEFAULT", p.decl.pos) for p in programs]
+            return "globals", [default] if defaults else [], defaults
         config = configs[0]
         for block in config.var_blocks:
             self.add_globals(block)
@@ -362,9 +372,10 @@ class Declarations:
             for block in resource.var_blocks:
                 self.add_globals(block)
             for task_decl in resource.tasks:
-                task = self._task(task_decl)
-                if task is None:
+                declared = self._task(task_decl)
+                if declared is None:
                     continue
+                task = declared
                 if task.name.upper() in tasks:
                     self.diag.error("E0102", f"task '{task.name}' is declared twice", task_decl.pos)
                     continue
@@ -374,7 +385,9 @@ class Declarations:
                 if instance is None:
                     continue
                 if any(i.name.upper() == instance.name.upper() for i in instances):
-                    self.diag.error("E0102", f"program instance '{prog.instance}' is declared twice", prog.pos)
+                    self.diag.error(
+                        "E0102", f"program instance '{prog.instance}' is declared twice", prog.pos
+                    )
                     continue
                 instances.append(instance)
         return config.name, list(tasks.values()), instances
@@ -382,7 +395,9 @@ class Declarations:
     def _task(self, decl: A.TaskDecl) -> TaskModel | None:
         for key, (pos, _) in decl.params.items():
             if key not in ("INTERVAL", "PRIORITY", "SINGLE"):
-                self.diag.error("E0109", f"unknown task parameter '{key}'", pos, "tasks take INTERVAL and PRIORITY")
+                self.diag.error(
+                    "E0109", f"unknown task parameter '{key}'", pos, "tasks take INTERVAL and PRIORITY"
+                )
         if "SINGLE" in decl.params:
             self.diag.error(
                 "E0007",
@@ -392,13 +407,18 @@ class Declarations:
             )
             return None
         if "INTERVAL" not in decl.params:
-            self.diag.error("E0109", f"task '{decl.name}' needs an INTERVAL", decl.pos, "e.g. INTERVAL := T#10ms")
+            self.diag.error(
+                "E0109", f"task '{decl.name}' needs an INTERVAL", decl.pos, "e.g. INTERVAL := T#10ms"
+            )
             return None
         interval_expr = decl.params["INTERVAL"][1]
         interval = self.const_value(interval_expr)
         if not isinstance(interval_expr, A.TimeLit) or not isinstance(interval, int) or interval <= 0:
             self.diag.error(
-                "E0109", "INTERVAL must be a positive TIME literal", interval_expr.pos, "e.g. INTERVAL := T#10ms"
+                "E0109",
+                "INTERVAL must be a positive TIME literal",
+                interval_expr.pos,
+                "e.g. INTERVAL := T#10ms",
             )
             return None
         if interval < 1_000_000:
@@ -408,7 +428,9 @@ class Declarations:
         if "PRIORITY" in decl.params:
             value = self.const_int(decl.params["PRIORITY"][1])
             if value is None or value < 0:
-                self.diag.error("E0109", "PRIORITY must be a non-negative integer", decl.params["PRIORITY"][0])
+                self.diag.error(
+                    "E0109", "PRIORITY must be a non-negative integer", decl.params["PRIORITY"][0]
+                )
             else:
                 priority = value
         return TaskModel(decl.name, interval, priority, decl.pos)
@@ -423,7 +445,9 @@ class Declarations:
             )
             return None
         if prog.task is None:
-            self.diag.error("E0109", f"program instance '{prog.instance}' needs a task", prog.pos, "add WITH <task>")
+            self.diag.error(
+                "E0109", f"program instance '{prog.instance}' needs a task", prog.pos, "add WITH <task>"
+            )
             return None
         task = tasks.get(prog.task.upper())
         if task is None:
@@ -436,7 +460,10 @@ class Declarations:
             return None
         if prog.args:
             self.diag.error(
-                "E0007", "program parameters in a configuration are not supported", prog.pos, "use VAR_EXTERNAL"
+                "E0007",
+                "program parameters in a configuration are not supported",
+                prog.pos,
+                "use VAR_EXTERNAL",
             )
         return InstanceModel(prog.instance, pou, task.name, prog.pos)
 
@@ -459,5 +486,5 @@ def _fold(op: str, left: float, right: float) -> object | None:
         q = q if (left < 0) == (right < 0) else -q
         return int(left) - int(right) * q
     if op == "**":
-        return float(left) ** right
+        return float(float(left) ** right)
     return None

@@ -174,7 +174,7 @@ class SourceScanner:
             self.previous_token, self.current_token = self.current_token, token
             yield token
 
-    def _raw_tokens(self, parser_state: Any) -> Iterator[Token]:  # noqa: C901 - one dispatch loop
+    def _raw_tokens(self, parser_state: Any) -> Iterator[Token]:
         text = self.text
         n = len(text)
         i = self.offset
@@ -183,7 +183,10 @@ class SourceScanner:
             m = match_at(text, i)
             if m is None:
                 self.diagnostics.error(
-                    "E0004", f"invalid character {text[i]!r}", self.pos_at(i), "remove it or put it in a comment"
+                    "E0004",
+                    f"invalid character {text[i]!r}",
+                    self.pos_at(i),
+                    "remove it or put it in a comment",
                 )
                 i += 1
                 self.offset = i

@@ -87,10 +87,10 @@ def parse_date_literal(text: str) -> tuple[str, int]:
     if prefix in ("D", "DATE", "LD", "LDATE"):
         y, mo, d = (int(p) for p in body.split("-"))
         return "DATE", _epoch_ns(y, mo, d)
-    y, mo, d, clock = body.split("-", 3)
+    year, month, day, clock = body.split("-", 3)
     parts = clock.split(":")
     second = float(parts[2]) if len(parts) > 2 else 0.0
-    return "DT", _epoch_ns(int(y), int(mo), int(d), int(parts[0]), int(parts[1]), second)
+    return "DT", _epoch_ns(int(year), int(month), int(day), int(parts[0]), int(parts[1]), second)
 
 
 _ESCAPES = {"$": "$", "'": "'", '"': '"', "L": "\n", "N": "\n", "P": "\f", "R": "\r", "T": "\t"}

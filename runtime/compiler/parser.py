@@ -165,19 +165,30 @@ class _Recovery:
         self.quiet_until = self.scanner.offset_after_next_semicolon(offset)
         previous = self.scanner.previous_token
         expected = set(error.expected)
-        pos = self.scanner.pos_at(offset) if token.type != "$END" else self.scanner.pos_at(len(self.scanner.text))
+        pos = (
+            self.scanner.pos_at(offset)
+            if token.type != "$END"
+            else self.scanner.pos_at(len(self.scanner.text))
+        )
         if previous is not None and previous.type == "IDENT" and str(previous.value).upper() in _MISSPELLED:
             wrong = str(previous.value)
             right = _MISSPELLED[wrong.upper()]
             start = self.scanner.pos_at(previous.start_pos or 0)
-            self.diagnostics.error("E0001", f"unknown keyword '{wrong}'", start, f"the keyword is {right}", len(wrong))
+            self.diagnostics.error(
+                "E0001", f"unknown keyword '{wrong}'", start, f"the keyword is {right}", len(wrong)
+            )
             return False
         il = self._instruction_list_hint(token, previous)
         if il:
             self.diagnostics.error("E0007", "Instruction List (IL) is not supported", il, _IL_HINT)
             return False
-        if "SEMI" in expected and previous is not None and token.type != "$END" and token.line != previous.line:
-            end_pos = Pos(pos.file, previous.line, (previous.column or 0) + len(str(previous.value)))
+        if (
+            "SEMI" in expected
+            and previous is not None
+            and token.type != "$END"
+            and token.line != previous.line
+        ):
+            end_pos = Pos(pos.file, previous.line or 0, (previous.column or 0) + len(str(previous.value)))
             self.diagnostics.error("E0001", "missing ';'", end_pos, "add ';' at the end of this line")
             self.quiet_until = -1
             return True
@@ -233,9 +244,11 @@ def _hint_for(token: Token, expected: set[str]) -> str:
 def _is_restart_state(actions: dict[str, Any]) -> bool:
     # A state where a new statement can begin (it shifts an empty statement ';' and IF), or a new
     # declaration (END_VAR is acceptable next), or a new top-level item.
-    return ("SEMI" in actions and "IF" in actions and "WHILE" in actions) or (
-        "END_VAR" in actions and "IDENT" in actions
-    ) or ("FUNCTION_BLOCK" in actions and "PROGRAM" in actions)
+    return (
+        ("SEMI" in actions and "IF" in actions and "WHILE" in actions)
+        or ("END_VAR" in actions and "IDENT" in actions)
+        or ("FUNCTION_BLOCK" in actions and "PROGRAM" in actions)
+    )
 
 
 def parse_source(text: str, filename: str, diagnostics: DiagnosticBag) -> A.CompilationUnit:

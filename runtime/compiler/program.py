@@ -65,7 +65,7 @@ class ProgramState:
         namespace.update(NAMESPACE)
         namespace["_rt"] = self.rt
         for code in program.code:
-            exec(code, namespace)  # noqa: S102 - generated from checked ST; no builtins reachable
+            exec(code, namespace)
         self.namespace = namespace
         self.globals = namespace["GLOBALS_"]()
         self.globals._path = program.model.globals_name.lower()
@@ -130,8 +130,8 @@ class ProgramState:
                 if var is None or var.section in ("VAR_TEMP", "VAR_EXTERNAL"):
                     raise PathError(f"'{path}': no variable '{name}'")
                 attr = "v_" + var.name.lower()
-                getters.append(lambda o, a=attr: getattr(o, a))
-                final_set = lambda o, v, a=attr: setattr(o, a, v)  # noqa: E731
+                getters.append(_attr_getter(attr))
+                final_set = _attr_setter(attr)
                 current_type = var.type
             else:
                 array = T.underlying(current_type) if current_type is not None else None
@@ -145,9 +145,9 @@ class ProgramState:
                         raise PathError(f"'{path}': index {number} is outside {low}..{high}")
                 offsets = [n - lo for n, (lo, _) in zip(numbers, array.dims, strict=True)]
                 for offset in offsets[:-1]:
-                    getters.append(lambda o, k=offset: o[k])
+                    getters.append(_item_getter(offset))
                 last = offsets[-1]
-                getters.append(lambda o, k=last: o[k])
+                getters.append(_item_getter(last))
 
                 def set_item(o: Any, v: Any, k: int = last) -> None:
                     o[k] = v
@@ -197,6 +197,18 @@ class ProgramState:
         if self.program.model.globals:
             out[self.program.model.globals_name] = _object_json(self.globals, self.program.model.globals)
         return out
+
+
+def _attr_getter(attr: str) -> Callable[[Any], Any]:
+    return lambda obj: getattr(obj, attr)
+
+
+def _attr_setter(attr: str) -> Callable[[Any, Any], None]:
+    return lambda obj, value: setattr(obj, attr, value)
+
+
+def _item_getter(index: int) -> Callable[[Any], Any]:
+    return lambda obj: obj[index]
 
 
 def _members_of(t: T.Type, path: str) -> dict[str, T.VarInfo]:
@@ -372,7 +384,9 @@ def _leaves(path: str, var: T.VarInfo, t: T.Type, retain: bool | None = None) ->
         yield _desc(path, var, t, inherited)
 
 
-def _array_leaves(path: str, var: T.VarInfo, t: T.ArrayType, dim: int, retain: bool) -> Iterator[VariableDesc]:
+def _array_leaves(
+    path: str, var: T.VarInfo, t: T.ArrayType, dim: int, retain: bool
+) -> Iterator[VariableDesc]:
     ranges = [range(lo, hi + 1) for lo, hi in t.dims]
 
     def walk(prefix: list[int], level: int) -> Iterator[list[int]]:

@@ -87,8 +87,8 @@ DT = ElementaryType("DT", "date", 64, True)
 
 ELEMENTARY: dict[str, ElementaryType] = {
     t.name: t
-    for t in (BOOL, SINT, INT, DINT, LINT, USINT, UINT, UDINT, ULINT, BYTE, WORD, DWORD, LWORD)
-    + (REAL, LREAL, TIME, LTIME, DATE, TOD, DT)
+    for t in (BOOL, SINT, INT, DINT, LINT, USINT, UINT, UDINT, ULINT, BYTE, WORD, DWORD, LWORD, REAL, LREAL)
+    + (TIME, LTIME, DATE, TOD, DT)
 }
 ELEMENTARY_ALIASES = {
     "TIME_OF_DAY": TOD,
@@ -322,7 +322,9 @@ def same_type(a: Type, b: Type) -> bool:
     if isinstance(a, StringType) and isinstance(b, StringType):
         return a.wide == b.wide
     if isinstance(a, ArrayType) and isinstance(b, ArrayType):
-        return [hi - lo for lo, hi in a.dims] == [hi - lo for lo, hi in b.dims] and same_type(a.element, b.element)
+        return [hi - lo for lo, hi in a.dims] == [hi - lo for lo, hi in b.dims] and same_type(
+            a.element, b.element
+        )
     if isinstance(a, SubrangeType) or isinstance(b, SubrangeType):
         return same_type(underlying(a), underlying(b))
     return False

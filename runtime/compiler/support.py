@@ -143,7 +143,7 @@ def limit(mn: Any, value: Any, mx: Any) -> Any:
 
 def expt(base: float, exponent: float) -> float:
     try:
-        return float(base) ** exponent
+        return float(float(base) ** exponent)
     except ZeroDivisionError:
         raise STFault("0 raised to a negative power") from None
     except OverflowError:
@@ -206,7 +206,7 @@ def st_left(s: str, n: int) -> str:
 
 
 def st_right(s: str, n: int) -> str:
-    return s[len(s) - n :] if 0 < n else ""
+    return s[len(s) - n :] if n > 0 else ""
 
 
 def st_mid(s: str, n: int, p: int) -> str:

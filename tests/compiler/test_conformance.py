@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from plcrun.cli import run_cycles
 from plcrun.compiler.api import compile_file
 
@@ -26,12 +25,16 @@ def _matches(actual: Any, expected: Any, where: str) -> None:
             assert key in actual, f"{where}: missing {key!r} (have {sorted(actual)})"
             _matches(actual[key], value, f"{where}.{key}")
     elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: {actual!r} != {expected!r}"
+        assert isinstance(actual, list) and len(actual) == len(expected), (
+            f"{where}: {actual!r} != {expected!r}"
+        )
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             _matches(a, e, f"{where}[{i}]")
     elif isinstance(expected, float):
         assert isinstance(actual, float), f"{where}: expected a REAL, got {actual!r}"
-        assert actual == expected or (math.isnan(actual) and math.isnan(expected)), f"{where}: {actual!r} != {expected!r}"
+        assert actual == expected or (math.isnan(actual) and math.isnan(expected)), (
+            f"{where}: {actual!r} != {expected!r}"
+        )
     else:
         assert type(actual) is type(expected) and actual == expected, f"{where}: {actual!r} != {expected!r}"
 

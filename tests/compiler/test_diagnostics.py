@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from plcrun.compiler.api import check_source
 
 HERE = Path(__file__).parent / "diagnostics"
@@ -24,7 +23,9 @@ def test_golden_diagnostics(case: Path) -> None:
 
 
 def _plcrun(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "plcrun.cli", *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "plcrun.cli", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_check_exit_codes(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from plcrun.cli import run_cycles
 from plcrun.compiler.api import check_source, compile_source
 from plcrun.compiler.diagnostics import CompileError
