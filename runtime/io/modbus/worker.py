@@ -235,20 +235,27 @@ class DeviceWorker:
         backoff_ms = self.spec.reconnect_min_ms
         while not self._stopping.is_set():
             self._wake.clear()
-            if not self._transport.connected:
-                try:
+            connecting = not self._transport.connected
+            try:
+                if connecting:
                     self._connect()
-                except CommError as exc:
+                    backoff_ms = self.spec.reconnect_min_ms
+                    connecting = False
+                self._cycle()
+            except CommError as exc:
+                if connecting:  # no connection (or no answer while setting it up): back off
                     self._transport.close()
                     self._declare_lost(str(exc))
                     self._wake.wait(backoff_ms / 1000)
                     backoff_ms = min(backoff_ms * 2, self.spec.reconnect_max_ms)
-                    continue
-                backoff_ms = self.spec.reconnect_min_ms
-            try:
-                self._cycle()
-            except CommError as exc:
-                self._request_failed(exc)
+                else:  # a request failed on a working connection: reconnect at once
+                    self._request_failed(exc)
+                continue
+            except Exception as exc:  # a malformed answer or a bug must not end the device thread
+                log.exception("device '%s': unexpected error", self.spec.name)
+                self._transport.close()
+                self._declare_lost(f"internal error: {type(exc).__name__}: {exc}")
+                self._wake.wait(self.spec.reconnect_max_ms / 1000)
                 continue
             self._wait_until_due()
         self._flush_on_stop()
