@@ -73,6 +73,26 @@ def test_the_example_site_loads(tmp_path: Path) -> None:
     assert all(d.host == "127.0.0.1" for d in site.devices.values())
 
 
+def test_the_der_example_loads(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    shutil.copy(ROOT / "examples" / "site_der.toml", path)
+    catalog = CATALOG | {
+        "main.feeder_a": "REAL",
+        "%IX0.0": "BOOL",
+        "%ID1": "UDINT",
+        "%IW4": "WORD",
+        "%QX0.0": "BOOL",
+        "main.site_limit_w": "REAL",
+    }
+    site = load_site_config(str(path), catalog)
+    der = site.devices["der-1"]
+    assert der.sunspec_bases == (40000, 0, 50000) and der.fallback_ms == 10_000
+    setpoint = next(p for p in der.points if p.name == "p_setpoint_w")
+    assert setpoint.negate and setpoint.sunspec is not None and str(setpoint.sunspec) == "704.WSet"
+    assert site.output_paths() == {"main.evs[1].p_setpoint_w", "%QX0.0", "main.site_limit_w"}
+    assert site.bindings["%ID1"].device == "plc" and site.devices["plc"].unit == 3
+
+
 def test_foreign_tables_are_handed_on_unchecked(tmp_path: Path) -> None:
     text = METER + '[mqtt]\nhost = "127.0.0.1"\nanything = [1, 2]\n[sim]\nseed = 3\n[server]\nport = 1502\n'
     site = load_site_config(write(tmp_path, text), CATALOG)

@@ -50,7 +50,7 @@ class ModbusDeviceDriver(Driver):
         self._worker.set_outputs(self._by_point(values))
 
     def apply_safe_state(self, values: Mapping[str, object]) -> None:
-        self._worker.set_outputs(self._by_point(values))
+        self._worker.set_outputs(self._by_point(values), force=True)
 
     def _by_point(self, values: Mapping[str, object]) -> dict[str, object]:
         by_point: dict[str, object] = {}
@@ -66,6 +66,12 @@ class ModbusDeviceDriver(Driver):
     def point_problems(self) -> dict[str, str]:
         """Why points are BAD, by point name (exception explanations, sentinels, range violations)."""
         return self._worker.problems()
+
+    def last_written(self, path: str) -> tuple[object, int] | None:
+        """(value, timestamp_ns) of the last write the device accepted for output ``path``: the age of a
+        setpoint at the charger (``setpoint_age`` of the EV session record)."""
+        names = self._outputs_by_path.get(path)
+        return self._worker.last_written(names[0]) if names else None
 
     @property
     def sunspec_map(self) -> SunSpecMap | None:

@@ -49,7 +49,8 @@ class _Output:
     sf: int | None = None
     problem: str = ""
     last_write_ns: int = -(2**62)
-    written: object = None
+    written: object = None  # the last value the device accepted
+    written_ns: int | None = None  # when, in the executor's clock
 
 
 @dataclass
@@ -147,12 +148,12 @@ class DeviceWorker:
             self._refresh_ns[spec.name] = now
             self._next_stale_ns = min(self._next_stale_ns, now + self._stale_limit_ns[spec.name])
 
-    def set_outputs(self, values: Mapping[str, object]) -> None:
-        """Newest output values by point name; changed ones are written at once."""
+    def set_outputs(self, values: Mapping[str, object], force: bool = False) -> None:
+        """Newest output values by point name; changed ones (all with ``force``) are written at once."""
         changed = False
         with self._lock:
             for name, value in values.items():
-                if name not in self._desired or self._desired[name] != value:
+                if force or name not in self._desired or self._desired[name] != value:
                     self._desired[name] = value
                     self._dirty.add(name)
                     changed = True
@@ -180,7 +181,16 @@ class DeviceWorker:
 
     def problems(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._problems)
+            problems = dict(self._problems)
+        problems.update({name: o.problem for name, o in self._outputs.items() if o.problem})
+        return problems
+
+    def last_written(self, name: str) -> tuple[object, int] | None:
+        """The value the device last accepted for output ``name`` and when (executor clock), if any."""
+        output = self._outputs.get(name)
+        if output is None or output.written_ns is None:
+            return None
+        return output.written, output.written_ns
 
     @property
     def sunspec_map(self) -> SunSpecMap | None:
@@ -561,7 +571,7 @@ class DeviceWorker:
         self._answered()
         self._counters["writes"] += 1
         self._counters["clamped"] += int(clamped)
-        output.written = value
+        output.written, output.written_ns = value, self._clock()
         if output.problem:
             output.problem = ""
             if self._alarms is not None:

@@ -88,10 +88,23 @@ def test_safe_state_is_written_before_stop_returns(start_driver: DriverFactory) 
         driver = start_driver(device_spec("charger-1", quasar_table(charger.port), CATALOG))
         driver.write_outputs(0, {SETPOINT: 5000.0})
         wait_for(lambda: setpoint_register(charger) == 5000)
+        written = driver.last_written(SETPOINT)
+        assert written is not None and written[0] == 5000.0 and written[1] > 0
         driver.apply_safe_state({SETPOINT: 0.0})
         driver.stop()
         assert setpoint_register(charger) == 0
         assert charger.registers(QUASAR["actual_power"]) == [0]
+
+
+def test_safe_state_is_written_even_if_the_program_already_asked_for_it(start_driver: DriverFactory) -> None:
+    with ModbusPeer("charger") as charger:
+        driver = start_driver(device_spec("charger-1", quasar_table(charger.port), CATALOG))
+        driver.write_outputs(0, {SETPOINT: 0.0})
+        wait_for(lambda: charger.write_counts().get(QUASAR["setpoint"], 0) >= 1)
+        charger.set_registers(QUASAR["setpoint"], [3000])  # someone else changed it at the charger
+        driver.apply_safe_state({SETPOINT: 0.0})  # same value as before: written anyway
+        driver.stop()
+        assert setpoint_register(charger) == 0
 
 
 def test_a_rejected_write_raises_an_alarm_and_reads_go_on(
