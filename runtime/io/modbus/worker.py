@@ -23,15 +23,15 @@ from ...executor.alarms import AlarmBus, Severity
 from ...executor.driver_api import DriverStatus, Quality, Sample
 from .codec import decode, encode
 from .errors import GATEWAY_EXCEPTIONS, POINT_EXCEPTIONS
+from .handover import Handover
 from .model import DeviceSpec, PointSpec, PollGroupSpec
 from .plan import Block, Item, plan_blocks
-from .points import PointProblem, decode_input, default_value, encode_output, scale_power
+from .points import PointProblem, decode_input, encode_output, scale_power
 from .sunspec import SunSpecError, SunSpecMap, discover
 from .transport import CommError, DeviceException, ModbusTransport
 
 log = logging.getLogger("plcrun.io.modbus")
 _MS = 1_000_000
-_NEVER = 2**63
 
 
 @dataclass
@@ -85,24 +85,14 @@ class DeviceWorker:
         self._lost = False
         self._last_error = ""
         self._counters = {"polls": 0, "writes": 0, "clamped": 0, "reconnects": 0}
-        # hand-over to the scan thread
-        self._lock = threading.Lock()
-        self._pending: dict[str, Sample] = {}
-        self._current: dict[str, Sample] = {}  # point name -> last published sample
-        self._problems: dict[str, str] = {}
-        self._desired: dict[str, object] = {}
-        self._dirty: set[str] = set()
-        # freshness, in the executor's clock
-        self._refresh_ns: dict[str, int] = {}
-        self._next_stale_ns = _NEVER
         groups = spec.poll_groups
-        self._stale_limit_ns = {
-            p.spec.name: (p.spec.stale_ms or groups[p.spec.poll_group].stale_ms) * _MS for p in self._inputs
-        }
+        stale_limits = {p.name: (p.stale_ms or groups[p.poll_group].stale_ms) * _MS for p in spec.inputs()}
+        self._handover = Handover(spec.inputs(), stale_limits)
 
     # ---- scan-thread side -------------------------------------------------------------------------------
     def start(self, clock_ns: Callable[[], int]) -> None:
         self._clock = clock_ns
+        self._handover.clock = clock_ns
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name=f"modbus-{self.spec.name}", daemon=True)
         self._thread.start()
@@ -115,57 +105,17 @@ class DeviceWorker:
             self._thread = None
 
     def take_samples(self, now_ns: int) -> dict[str, Sample]:
-        """The samples that changed since the last call; GOOD values not refreshed in time turn STALE."""
-        with self._lock:
-            if now_ns >= self._next_stale_ns:
-                self._mark_stale(now_ns)
-            samples, self._pending = self._pending, {}
-        return samples
-
-    def _mark_stale(self, now_ns: int) -> None:
-        """Called with the lock held, at most once per freshness deadline (cheap on every scan)."""
-        next_deadline = _NEVER
-        for point in self._inputs:
-            spec = point.spec
-            deadline = self._refresh_ns.get(spec.name, _NEVER) + self._stale_limit_ns[spec.name]
-            current = self._current.get(spec.name)
-            if current is None or current.quality is not Quality.GOOD:
-                continue
-            if now_ns > deadline:
-                sample = Sample(current.value, Quality.STALE, current.timestamp_ns)
-                self._current[spec.name] = sample
-                self._problems[spec.name] = "not refreshed within its freshness limit"
-                if spec.path is not None:
-                    self._pending[spec.path] = sample
-            else:
-                next_deadline = min(next_deadline, deadline)
-        self._next_stale_ns = next_deadline
-
-    def _refreshed(self, spec: PointSpec) -> None:
-        """The device just answered for this point (whatever the value): it is fresh again."""
-        now = self._clock()
-        with self._lock:
-            self._refresh_ns[spec.name] = now
-            self._next_stale_ns = min(self._next_stale_ns, now + self._stale_limit_ns[spec.name])
+        """The samples that changed since the last call (GOOD ones not refreshed in time are STALE)."""
+        return self._handover.take(now_ns)
 
     def set_outputs(self, values: Mapping[str, object], force: bool = False) -> None:
         """Newest output values by point name; changed ones (all with ``force``) are written at once."""
-        changed = False
-        with self._lock:
-            for name, value in values.items():
-                if force or name not in self._desired or self._desired[name] != value:
-                    self._desired[name] = value
-                    self._dirty.add(name)
-                    changed = True
-        if changed:
+        if self._handover.set_outputs(values, force):
             self._wake.set()
 
     def status(self) -> DriverStatus:
-        with self._lock:
-            qualities = {
-                p.path or p.name: s.quality for p in self.spec.points if (s := self._current.get(p.name))
-            }
-            problems = dict(self._problems)
+        qualities = self._handover.qualities(self.spec.points)
+        problems = self.problems()
         counters = dict(self._counters)
         counters.update(
             requests=self._transport.requests,
@@ -180,8 +130,7 @@ class DeviceWorker:
         return DriverStatus(self.spec.name, "modbus-tcp", connected, detail, counters, qualities)
 
     def problems(self) -> dict[str, str]:
-        with self._lock:
-            problems = dict(self._problems)
+        problems = self._handover.problems()
         problems.update({name: o.problem for name, o in self._outputs.items() if o.problem})
         return problems
 
@@ -198,34 +147,8 @@ class DeviceWorker:
 
     # ---- publishing ---------------------------------------------------------------------------------------
     def _publish(self, point: PointSpec, quality: Quality, value: object = None, problem: str = "") -> None:
-        now = self._clock()
-        with self._lock:
-            previous = self._current.get(point.name)
-            if quality is Quality.GOOD:
-                if previous is not None and previous.quality is Quality.GOOD and previous.value == value:
-                    return
-                sample = Sample(value, quality, now)
-            else:
-                if (
-                    previous is not None
-                    and previous.quality is quality
-                    and self._problems.get(point.name) == problem
-                ):
-                    return
-                # keep the last value and its acquisition time: AGE_OF tells how old it is
-                sample = (
-                    Sample(previous.value, quality, previous.timestamp_ns)
-                    if previous is not None
-                    else Sample(default_value(point), quality, now)
-                )
-            self._current[point.name] = sample
-            if point.path is not None:
-                self._pending[point.path] = sample
-            if problem:
-                self._problems[point.name] = problem
-            else:
-                self._problems.pop(point.name, None)
-        self._point_alarm(point, quality, problem)
+        if self._handover.publish(point, quality, value, problem):
+            self._point_alarm(point, quality, problem)
 
     def _point_alarm(self, point: PointSpec, quality: Quality, problem: str) -> None:
         key = f"{self._source}:point:{point.name}"
@@ -271,7 +194,7 @@ class DeviceWorker:
         self._flush_on_stop()
 
     def _flush_on_stop(self) -> None:
-        if self._transport.connected and self._dirty:
+        if self._transport.connected and self._handover.has_dirty():
             try:
                 self._write_outputs(time.monotonic_ns())
             except CommError as exc:
@@ -282,8 +205,7 @@ class DeviceWorker:
         self._transport.close()
         self._failures += 1
         self._last_error = str(exc)
-        with self._lock:
-            self._dirty.update(self._desired)  # re-send everything once the device is back
+        self._handover.redo()  # re-send everything once the device is back
         if self._failures >= self.spec.comm_lost_after:
             self._declare_lost(str(exc))
         else:
@@ -320,7 +242,8 @@ class DeviceWorker:
         due = [g.due_ns for g in self._groups if g.blocks]
         heartbeat = self.spec.heartbeat_ms
         if heartbeat is not None:
-            due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in self._desired]
+            wanted = self._handover.wanted()
+            due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in wanted]
         due += [retry for _problem, retry in self._bad_items.values()]
         due.append(now + 1000 * _MS)
         self._wake.wait(max(0, min(due) - now) / 1e9)
@@ -353,8 +276,7 @@ class DeviceWorker:
         now = time.monotonic_ns()
         for group in self._groups:
             group.due_ns = now
-        with self._lock:
-            self._dirty.update(self._desired)
+        self._handover.redo()
 
     def _resolve_input(self, point: _Input, sunspec_problem: str) -> None:
         spec = point.spec
@@ -523,23 +445,22 @@ class DeviceWorker:
                 return
             if item not in values:
                 return  # not read in this poll
-        self._refreshed(spec)
+        self._handover.refreshed(spec)
         try:
             sf = None
             if point.sf_item is not None:
                 sf = int(decode([int(w) for w in values[point.sf_item]], "int16"))
             value = decode_input(spec, values[point.item], sf)
         except PointProblem as problem:
-            if problem.detail and self._current.get(spec.name, Sample(None)).quality is not Quality.BAD:
+            current = self._handover.current(spec.name)
+            if problem.detail and (current is None or current.quality is not Quality.BAD):
                 log.warning("device '%s' point '%s': %s", self.spec.name, spec.name, problem.detail)
             self._publish(spec, Quality.BAD, problem=problem.problem)
             return
         self._publish(spec, Quality.GOOD, value)
 
     def _write_outputs(self, now: int) -> None:
-        with self._lock:
-            desired = dict(self._desired)
-            dirty, self._dirty = self._dirty, set()
+        desired, dirty = self._handover.take_outputs()
         heartbeat = self.spec.heartbeat_ms
         for name, value in desired.items():
             output = self._outputs.get(name)
@@ -565,8 +486,7 @@ class DeviceWorker:
             self._raise(key, f"output '{spec.name}': {exc}", Severity.WARNING)
             return
         except CommError:
-            with self._lock:
-                self._dirty.add(spec.name)
+            self._handover.redo([spec.name])
             raise
         self._answered()
         self._counters["writes"] += 1
