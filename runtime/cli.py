@@ -16,7 +16,11 @@ from pathlib import Path
 from .compiler.api import check_file, compile_file
 from .compiler.diagnostics import CompileError
 from .compiler.faults import describe_fault
-from .compiler.program import ProgramState
+from .compiler.program import CompiledProgram, ProgramState
+from .executor.clock import MonotonicClock
+from .executor.engine import Executor, ExecutorConfig
+from .executor.runner import RealtimeSession, write_stats_json
+from .executor.watchdog import WatchdogConfig
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -71,8 +75,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.json:
             print(d.render(program.sources.get(d.pos.file)), file=sys.stderr)
     if args.cycles is None:
-        from .executor.runner import run_realtime
-
         return run_realtime(program, args)
     if args.cycles < 0:
         raise UsageError("--cycles must be 0 or more")
@@ -86,6 +88,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state.snapshot(), allow_nan=False))
     return EXIT_OK
+
+
+def executor_config(args: argparse.Namespace) -> ExecutorConfig:
+    try:
+        watchdog = WatchdogConfig(
+            time_factor=args.watchdog_factor,
+            overrun_limit=args.overrun_limit,
+            restart=args.restart,
+            restart_delay_s=args.restart_delay,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return ExecutorConfig(watchdog=watchdog, retain_path=args.retain)
+
+
+def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    executor = Executor(program, clock=MonotonicClock(), config=executor_config(args))
+    session = RealtimeSession(executor, status_every_s=args.status_every)
+    tasks = ", ".join(f"{t.name} every {t.interval_ns / 1e6:g} ms" for t in program.tasks)
+    print(f"plcrun: running {program.main_file} ({tasks}); Ctrl-C stops", file=sys.stderr)
+    session.run(args.duration)
+    if args.stats_json:
+        write_stats_json(executor, args.stats_json)
+    faulted = [name for name, sup in executor.supervisors.items() if sup.faults]
+    return EXIT_ERRORS if faulted else EXIT_OK
 
 
 def run_cycles(state: ProgramState, cycles: int) -> None:
@@ -128,6 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("program", metavar="FILE")
     run.add_argument("--cycles", type=int, help="run N scans per task in virtual time, no I/O")
     run.add_argument("--json", action="store_true", help="print the final variable values as JSON")
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    run.add_argument("--stats-json", metavar="PATH", help="write the final scan statistics as JSON")
+    run.add_argument("--retain", metavar="PATH", help="file for RETAIN variables (restored at start)")
+    run.add_argument("--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period")
+    run.add_argument(
+        "--watchdog-factor",
+        type=float,
+        default=10.0,
+        help="fault a task when one scan exceeds this x its interval",
+    )
+    run.add_argument(
+        "--overrun-limit",
+        type=int,
+        default=3,
+        help="fault a task after this many overruns in a row (0 = off)",
+    )
+    run.add_argument(
+        "--restart", choices=["stay", "restart"], default="stay", help="what a faulted task does"
+    )
+    run.add_argument("--restart-delay", type=float, default=5.0, metavar="SECONDS")
     run.set_defaults(func=cmd_run)
     return parser
 

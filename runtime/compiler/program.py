@@ -78,6 +78,15 @@ class ProgramState:
         self.task_infos = {t.name: TaskInfo(t.name) for t in program.model.tasks}
         self._accessors: dict[str, Accessor] = {}
 
+    def reset_instances(self, names: list[str]) -> None:
+        """Fresh program instances (initial values) for ``names``; path accessors are rebuilt."""
+        for inst in self.program.model.instances:
+            if inst.name in names:
+                obj = self.namespace[class_name(inst.pou)]()
+                obj._path = inst.name.lower()
+                self.instances[inst.name.lower()] = obj
+        self._accessors.clear()
+
     def task_runners(self, task: str) -> list[tuple[str, Callable[[], None]]]:
         """The scan functions of the program instances of ``task``, in declaration order."""
         return [
@@ -295,6 +304,7 @@ class CompiledProgram:
         self.python_source = python_source
         self.diagnostics = diagnostics
         self.sources = model.sources
+        self._leaf_index: dict[str, VariableDesc] | None = None
         self.located: dict[str, str] = {}
         for desc in self.variables():
             if desc.location is not None:
@@ -334,6 +344,15 @@ class CompiledProgram:
                 else:
                     out.append(_desc(path, var, var.type))
         return out
+
+    def leaf(self, path: str) -> VariableDesc | None:
+        """The description of one elementary variable path (or located address), cached."""
+        if self._leaf_index is None:
+            self._leaf_index = {d.path: d for d in self.variables(leaves=True)}
+        if path.startswith("%"):
+            resolved = self.located.get(path.upper())
+            return None if resolved is None else self._leaf_index.get(resolved)
+        return self._leaf_index.get(path.lower())
 
     def catalog(self) -> dict[str, str]:
         """Every bindable elementary path (and located address) -> its IEC type name."""

@@ -40,15 +40,26 @@ class TaskInfo:
 class ScanContext:
     """What generated code knows about the running scan: logical time, task, qualities, budget."""
 
-    __slots__ = ("ages", "loop_budget", "loop_chunks", "now", "qualities", "task", "time_limit", "wall_ns")
+    __slots__ = (
+        "clock_now",
+        "loop_budget",
+        "loop_chunks",
+        "now",
+        "qualities",
+        "stamps",
+        "task",
+        "time_limit",
+        "wall_ns",
+    )
 
     LOOP_CHUNK = 4096
 
     def __init__(self) -> None:
         self.now = 0  # logical time of the current scan, ns (the task's scan clock)
         self.task = TaskInfo("")
-        self.qualities: dict[str, int] = {}
-        self.ages: dict[str, int] = {}  # acquisition timestamps (ns, same clock as ``now``)
+        self.qualities: dict[str, int] = {}  # path -> Quality of the bound input
+        self.stamps: dict[str, int] = {}  # path -> acquisition time of its value (executor clock, ns)
+        self.clock_now = 0  # executor clock at the start of the scan (ns), for AGE_OF
         self.loop_budget = 2_000_000  # WHILE/REPEAT iterations allowed per scan (virtual time)
         self.loop_chunks = 0
         self.time_limit: int | None = None  # wall-clock ns deadline for runaway loops (real time)
@@ -72,8 +83,8 @@ class ScanContext:
         return self.qualities.get(path, 4)  # 4 = UNBOUND
 
     def age(self, path: str) -> int:
-        stamp = self.ages.get(path)
-        return 0 if stamp is None else max(0, self.now - stamp)
+        stamp = self.stamps.get(path)
+        return 0 if stamp is None else max(0, self.clock_now - stamp)
 
 
 _F32 = struct.Struct("f")

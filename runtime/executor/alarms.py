@@ -65,7 +65,9 @@ class AlarmBus:
         with self._lock:
             self._subscribers.append(callback)
 
-    def raise_alarm(self, key: str, source: str, message: str, severity: Severity = Severity.CRITICAL) -> None:
+    def raise_alarm(
+        self, key: str, source: str, message: str, severity: Severity = Severity.CRITICAL
+    ) -> None:
         """Raise (or re-raise with a new message) the alarm ``key``."""
         with self._lock:
             current = self._active.get(key)

@@ -1,0 +1,334 @@
+"""The executor: runs a compiled program's tasks on the scheduler, with I/O, watchdog and retain.
+
+One scan of a task: inputs of its drivers are copied into the program (frozen for the scan) ->
+queued external writes and forces are applied -> the task's program instances run -> forces are
+re-applied -> outputs are handed to the drivers. Housekeeping (retain snapshots, garbage
+collection) runs in the slack after scans. A runtime fault or the watchdog faults the task: its
+outputs go to their safe values at once, an alarm is raised, the other tasks keep running.
+
+The same executor runs in real time (``MonotonicClock``) and in virtual time (``VirtualClock``,
+as fast as the CPU allows, deterministic).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..compiler.faults import describe_fault
+from ..compiler.program import CompiledProgram, ProgramState
+from ..compiler.support import ScanAborted
+from .alarms import AlarmBus, Severity
+from .clock import Clock, VirtualClock
+from .driver_api import Driver
+from .journal import Journal
+from .online_change import OnlineChangeResult, prepare_online_change
+from .process_image import ProcessImage
+from .retain_store import RetainStore
+from .scheduler import CostModel, ScanRecord, Scheduler, StopReason
+from .watchdog import RunawayMonitor, TaskState, TaskSupervisor, WatchdogConfig
+
+log = logging.getLogger("plcrun.executor")
+
+
+@dataclass
+class ExecutorConfig:
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    watchdog_per_task: dict[str, WatchdogConfig] = field(default_factory=dict)
+    retain_path: str | None = None
+    retain_interval_s: float = 1.0
+    required_inputs: set[str] = field(default_factory=set)
+    safe_overrides: dict[str, object] = field(default_factory=dict)
+    loop_budget: int = 2_000_000  # WHILE/REPEAT iterations per scan before a virtual-time abort
+
+
+@dataclass
+class _PendingChange:
+    state: ProgramState
+    image: ProcessImage
+    result: OnlineChangeResult
+    program: CompiledProgram
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Executor:
+    """Owns the program state and runs it; ``run`` is called on the scan thread."""
+
+    def __init__(
+        self,
+        program: CompiledProgram,
+        *,
+        clock: Clock,
+        drivers: list[Driver] | None = None,
+        config: ExecutorConfig | None = None,
+        alarms: AlarmBus | None = None,
+        cost_model: CostModel | None = None,
+    ) -> None:
+        if not program.tasks:
+            raise ValueError("the program has no tasks: declare a PROGRAM (or a CONFIGURATION with tasks)")
+        self.program = program
+        self.clock = clock
+        self.virtual = isinstance(clock, VirtualClock)
+        self.drivers = list(drivers or [])
+        self.config = config or ExecutorConfig()
+        self.alarms = alarms or AlarmBus()
+        self.journal = Journal()
+        self.scheduler = Scheduler(clock, cost_model=cost_model)
+        self.state = program.new_state()
+        self.state.rt.loop_budget = self.config.loop_budget
+        self.image = self._image(program, self.state)
+        self.supervisors: dict[str, TaskSupervisor] = {}
+        self._runners: dict[str, list[Callable[[], None]]] = {}
+        self._pending: _PendingChange | None = None
+        self._stop = threading.Event()
+        self._monitor: RunawayMonitor | None = None
+        self._retain: RetainStore | None = None
+        self._retain_paths: list[str] = []
+        self._last_retain_ns = 0
+        self._started = False
+        self._scan_thread: int | None = None  # ident of the thread inside run(), if any
+        for task in program.tasks:
+            wd = self.config.watchdog_per_task.get(task.name, self.config.watchdog)
+            self.supervisors[task.name] = TaskSupervisor(task.name, task.interval_ns, wd)
+            self.scheduler.add_task(
+                task.name, task.interval_ns, self._make_scan(task.name), priority=task.priority
+            )
+            self.scheduler.stats.task(task.name).watchdog = "running"
+        self._bind_runners()
+        self.scheduler.add_scan_observer(self._after_scan)
+        self.scheduler.add_idle_hook(self._idle)
+
+    def _image(self, program: CompiledProgram, state: ProgramState) -> ProcessImage:
+        return ProcessImage(
+            program, state, self.drivers, self.config.required_inputs, self.config.safe_overrides
+        )
+
+    def _bind_runners(self) -> None:
+        self._runners = {
+            t.name: [body for _, body in self.state.task_runners(t.name)] for t in self.program.tasks
+        }
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Restore RETAIN values, start drivers (and, in real time, the runaway monitor)."""
+        if self._started:
+            return
+        self._started = True
+        self._open_retain()
+        for driver in self.drivers:
+            driver.start(self.clock)
+        if not self.virtual:
+            limits = {name: sup.time_limit_ns for name, sup in self.supervisors.items()}
+            self._monitor = RunawayMonitor(self.scheduler.current_scan, limits, self.clock.now_ns)
+            self._monitor.start(threading.get_ident())
+            self.state.rt.wall_ns = self.clock.now_ns
+
+    def run(self, duration_ns: int | None = None, max_scans: int | None = None) -> StopReason:
+        """Run scans (on the calling thread) until ``duration_ns`` passed, ``max_scans`` or ``stop()``."""
+        self.start()
+        until = None
+        if duration_ns is not None:
+            until = self.clock.now_ns() + duration_ns
+        self._scan_thread = threading.get_ident()
+        try:
+            return self.scheduler.run(until_ns=until, max_scans=max_scans, stop_event=self._stop)
+        finally:
+            self._scan_thread = None
+
+    def stop(self) -> None:
+        """Ask ``run`` to return at the next scan boundary (any thread, e.g. a signal handler)."""
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """Outputs to their safe values, final retain snapshot, drivers stopped."""
+        applied = self.image.apply_safe_state()
+        if applied:
+            log.info(
+                "outputs set to their safe values: %s", ", ".join(f"{p}={v}" for p, v in applied.items())
+            )
+        if self._monitor is not None:
+            self._monitor.stop()
+        if self._retain is not None:
+            self._retain.submit(self._retain_snapshot())
+            if not self._retain.flush(10.0):
+                log.error("retain: the final snapshot could not be written")
+            self._retain.close()
+            self._retain = None
+        for driver in self.drivers:
+            try:
+                driver.stop()
+            except Exception:  # a driver failing to stop must not prevent the others
+                log.exception("driver %s failed to stop", driver.name)
+
+    # ------------------------------------------------------------ the scan
+    def _make_scan(self, task: str) -> Callable[[int, int], None]:
+        supervisor_of = self.supervisors
+
+        def scan(start_ns: int, release_ns: int) -> None:
+            if self._pending is not None:
+                self._apply_online_change()
+            supervisor = supervisor_of[task]
+            if supervisor.state is not TaskState.RUNNING:
+                self._scan_while_faulted(task, start_ns)
+                return
+            state = self.state
+            rt = state.rt
+            info = state.task_infos[task]
+            epoch = self.scheduler.epoch_ns or 0
+            rt.begin_scan(release_ns - epoch, info)
+            rt.clock_now = start_ns
+            rt.time_limit = None if self.virtual else start_ns + supervisor.time_limit_ns
+            image = self.image
+            unsafe = image.read_inputs(task, start_ns)
+            released = self.journal.apply_pending(state)
+            if released:
+                image.restore_inputs(released)
+            try:
+                for body in self._runners[task]:
+                    body()
+            except (Exception, ScanAborted) as error:
+                fault = describe_fault(error, self.program.sources)
+                self._fault(task, str(fault), start_ns)
+                return
+            finally:
+                rt.time_limit = None
+            if self.journal.forces():
+                self.journal.apply_forces(state)
+            if unsafe:
+                image.apply_safe_state(task)
+            image.write_outputs(task, start_ns)
+            info.scans += 1
+
+        return scan
+
+    def _scan_while_faulted(self, task: str, now_ns: int) -> None:
+        """A faulted task keeps its outputs safe every period; restarts when its policy says so."""
+        supervisor = self.supervisors[task]
+        if supervisor.restart_due(now_ns):
+            self.restart_task(task)
+            return
+        self.image.apply_safe_state(task)
+
+    def _after_scan(self, record: ScanRecord) -> None:
+        info = self.state.task_infos.get(record.task)
+        stats = self.scheduler.stats.task(record.task)
+        if info is not None:
+            if info.reset_requested:
+                stats.overruns = 0
+                info.reset_requested = False
+            info.overruns = stats.overruns
+            info.last_exec_ns = record.end_ns - record.start_ns
+        supervisor = self.supervisors[record.task]
+        if supervisor.state is not TaskState.RUNNING:
+            return
+        reason = supervisor.check(record)
+        if reason is not None:
+            self._fault(record.task, reason, record.end_ns)
+
+    def _fault(self, task: str, message: str, now_ns: int) -> None:
+        supervisor = self.supervisors[task]
+        supervisor.fault(message, now_ns)
+        self.scheduler.stats.task(task).watchdog = "faulted"
+        applied = self.image.apply_safe_state(task)
+        self.alarms.raise_alarm(
+            f"task:{task}", "executor", f"task '{task}' faulted: {message}", Severity.CRITICAL
+        )
+        log.error("task %s faulted: %s; %d outputs set to safe values", task, message, len(applied))
+
+    def restart_task(self, task: str) -> None:
+        """Cold-restart a faulted task's program instances (RETAIN values restored) and run it again."""
+        names = [inst.name for inst in self.program.instances if inst.task == task]
+        kept = self._retain_snapshot()
+        self.state.reset_instances(names)
+        for path, value in kept.items():
+            if any(path.startswith(n.lower() + ".") for n in names):
+                self.state.accessor(path).set(value)
+        self.image = self._image(self.program, self.state)
+        self._bind_runners()
+        supervisor = self.supervisors[task]
+        supervisor.state = TaskState.RUNNING
+        self.scheduler.stats.task(task).watchdog = "running"
+        self.alarms.clear(f"task:{task}", f"task '{task}' restarted")
+
+    # ------------------------------------------------------------ housekeeping
+    def _idle(self, now_ns: int, slack_ns: int) -> None:
+        if self._retain is not None and now_ns - self._last_retain_ns >= self.config.retain_interval_s * 1e9:
+            self._last_retain_ns = now_ns
+            self._retain.submit(self._retain_snapshot())
+
+    def _open_retain(self) -> None:
+        layout = self.program.retain_layout()
+        self._retain_paths = [path for path, _ in layout]
+        if not layout or self.config.retain_path is None:
+            return
+        store = RetainStore(Path(self.config.retain_path), self.program.layout_hash(layout), layout)
+        loaded = store.load()
+        for message in loaded.messages:
+            log.info("retain: %s", message)
+        if loaded.layout_changes:
+            self.alarms.raise_alarm("retain", "executor", "; ".join(loaded.messages[-1:]), Severity.WARNING)
+        for path, value in (loaded.values or {}).items():
+            try:
+                self.state.accessor(path).set(value)
+            except (KeyError, ValueError, TypeError) as error:
+                log.warning("retain: %s not restored: %s", path, error)
+        store.start()
+        self._retain = store
+
+    def _retain_snapshot(self) -> dict[str, object]:
+        return {path: self.state.accessor(path).get() for path in self._retain_paths}
+
+    # ------------------------------------------------------------ online change
+    def online_change(self, program: CompiledProgram, timeout_s: float = 10.0) -> OnlineChangeResult:
+        """Swap in ``program`` at the next scan boundary, keeping variables whose path and type are
+        unchanged. Prepared on the calling thread; refused (old program keeps running) on mismatch."""
+        prepared = prepare_online_change(self.program, program, self.drivers, self.config)
+        if not prepared.result.accepted or prepared.state is None or prepared.image is None:
+            return prepared.result
+        pending = _PendingChange(prepared.state, prepared.image, prepared.result, program)
+        self._pending = pending
+        scan_thread = self._scan_thread
+        if scan_thread is None or scan_thread == threading.get_ident():
+            return pending.result  # nobody is scanning now: it applies at the start of the next scan
+        if not pending.done.wait(timeout_s):
+            self._pending = None
+            pending.result.accepted = False
+            pending.result.reason = "no scan boundary within the timeout; nothing changed"
+        return pending.result
+
+    def _apply_online_change(self) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        pending.result.transfer(self.state, pending.state)
+        pending.state.rt.loop_budget = self.state.rt.loop_budget
+        pending.state.rt.wall_ns = self.state.rt.wall_ns
+        for name, info in self.state.task_infos.items():
+            pending.state.task_infos[name] = info
+        self.program = pending.program
+        self.state = pending.state
+        self.image = pending.image
+        self._retain_paths = [p for p, _ in pending.program.retain_layout()]
+        self.journal.rebind(self.state)
+        self._bind_runners()
+        log.info("online change applied: %s", pending.result.summary())
+        pending.done.set()
+
+    # ------------------------------------------------------------ views
+    def status(self) -> dict[str, Any]:
+        return {
+            "tasks": {name: sup.to_json() for name, sup in self.supervisors.items()},
+            "forces": self.journal.forces(),
+            "alarms": [a.to_json() for a in self.alarms.active()],
+        }
+
+    def read(self, path: str) -> Any:
+        return self.state.read(path)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.state.snapshot()

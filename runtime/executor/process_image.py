@@ -1,0 +1,235 @@
+"""The process image: what drivers deliver is copied into program variables at the start of a scan
+(and stays frozen during it), and output variables are handed to drivers after it.
+
+Each driver belongs to one task (the task of the program instance its paths name; globals and
+located addresses go to the highest-priority task). Inputs carry a quality and an acquisition time
+that ST reads with ``QUALITY_OF``/``AGE_OF``. A *required* input that is not GOOD drives the task's
+outputs to their safe values in the same scan, unless the program reads that input's quality itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..compiler.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
+from .driver_api import Driver, Quality, Sample
+
+log = logging.getLogger("plcrun.image")
+
+
+class BindingError(ValueError):
+    """A driver names a variable the program does not have (refused before anything starts)."""
+
+
+@dataclass
+class InputPoint:
+    path: str
+    accessor: Accessor
+    required: bool = False
+    handled_by_program: bool = False
+    quality: Quality = Quality.UNBOUND
+    stamp_ns: int = 0
+    value: Any = None
+
+
+@dataclass
+class DriverBinding:
+    driver: Driver
+    task: str
+    inputs: dict[str, InputPoint] = field(default_factory=dict)
+    outputs: dict[str, Accessor] = field(default_factory=dict)
+
+
+def task_of_path(program: CompiledProgram, path: str) -> str:
+    """The task that owns a process-image path."""
+    head = path.split(".", 1)[0].split("[", 1)[0].lower()
+    for inst in program.instances:
+        if inst.name.lower() == head:
+            return inst.task
+    tasks = sorted(program.tasks, key=lambda t: (t.priority, t.interval_ns))
+    return tasks[0].name
+
+
+class ProcessImage:
+    """Driver bindings of one program state; used on the scan thread only."""
+
+    def __init__(
+        self,
+        program: CompiledProgram,
+        state: ProgramState,
+        drivers: list[Driver],
+        required: set[str] | None = None,
+        safe_overrides: Mapping[str, object] | None = None,
+    ) -> None:
+        self.program = program
+        self.state = state
+        self.bindings: list[DriverBinding] = []
+        self.safe_overrides = dict(safe_overrides or {})
+        required = {p.lower() for p in (required or set())}
+        handled = {r.lower() for r in getattr(program.model, "quality_roots", set())}
+        problems: list[str] = []
+        for driver in drivers:
+            paths = sorted(driver.input_paths() | driver.output_paths())
+            if not paths:
+                continue
+            binding = DriverBinding(driver, task_of_path(program, paths[0]))
+            for path in sorted(driver.input_paths()):
+                try:
+                    acc = state.accessor(path)
+                except PathError as error:
+                    problems.append(f"driver '{driver.name}': {error}")
+                    continue
+                root = _root_of(path)
+                binding.inputs[path] = InputPoint(path, acc, path.lower() in required, root in handled)
+            for path in sorted(driver.output_paths()):
+                try:
+                    binding.outputs[path] = state.accessor(path)
+                except PathError as error:
+                    problems.append(f"driver '{driver.name}': {error}")
+            self.bindings.append(binding)
+        if problems:
+            raise BindingError("; ".join(problems))
+        self._located_outputs = [
+            d.path
+            for d in program.variables(leaves=True)
+            if d.location is not None and d.location.startswith("%Q")
+        ]
+
+    # ------------------------------------------------------------ per scan
+    def read_inputs(self, task: str, clock_ns: int) -> bool:
+        """Copy the task's new samples into variables. True when a required input is not GOOD and
+        the program does not handle its quality (the caller then applies the safe state)."""
+        rt = self.state.rt
+        unsafe = False
+        for binding in self.bindings:
+            if binding.task != task:
+                continue
+            samples: Mapping[str, Sample] = binding.driver.read_inputs(clock_ns)
+            for path, sample in samples.items():
+                point = binding.inputs.get(path)
+                if point is None:
+                    continue
+                point.quality = sample.quality
+                point.stamp_ns = sample.timestamp_ns
+                rt.qualities[point.path] = int(sample.quality)
+                rt.stamps[point.path] = sample.timestamp_ns
+                if sample.value is None:
+                    continue
+                try:
+                    point.accessor.set(sample.value)
+                    point.value = sample.value
+                except (TypeError, ValueError, OverflowError) as error:
+                    point.quality = Quality.BAD
+                    rt.qualities[point.path] = int(Quality.BAD)
+                    log.warning("input %s: value %r rejected: %s", path, sample.value, error)
+            for point in binding.inputs.values():
+                if point.required and not point.handled_by_program and point.quality is not Quality.GOOD:
+                    unsafe = True
+        return unsafe
+
+    def restore_inputs(self, paths: list[str]) -> None:
+        """Give released inputs back their latest driver value."""
+        wanted = set(paths)
+        for binding in self.bindings:
+            for path, point in binding.inputs.items():
+                if path in wanted and point.value is not None:
+                    point.accessor.set(point.value)
+
+    def write_outputs(self, task: str, clock_ns: int) -> None:
+        for binding in self.bindings:
+            if binding.task != task or not binding.outputs:
+                continue
+            values = {path: acc.get() for path, acc in binding.outputs.items()}
+            binding.driver.write_outputs(clock_ns, values)
+
+    # ------------------------------------------------------------ safe state
+    def output_paths(self, task: str | None = None) -> list[str]:
+        """Paths that leave the runtime: driver outputs and %Q located variables."""
+        paths: list[str] = []
+        for binding in self.bindings:
+            if task is None or binding.task == task:
+                paths.extend(binding.outputs)
+        for path in self._located_outputs:
+            if task is None or task_of_path(self.program, path) == task:
+                paths.append(path)
+        return sorted(set(paths))
+
+    def safe_value(self, path: str) -> object:
+        if path in self.safe_overrides:
+            return self.safe_overrides[path]
+        acc = self.state.accessor(path)
+        declared = _declared_safe(self.program, path)
+        if declared is not None:
+            return declared
+        default = acc.get()
+        if isinstance(default, bool):
+            return False
+        if isinstance(default, float):
+            return 0.0
+        if isinstance(default, int):
+            return 0
+        if isinstance(default, str):
+            return ""
+        return default
+
+    def apply_safe_state(self, task: str | None = None) -> dict[str, object]:
+        """Write safe values into the output variables and push them to the drivers at once."""
+        applied: dict[str, object] = {}
+        for path in self.output_paths(task):
+            value = self.safe_value(path)
+            try:
+                self.state.accessor(path).set(value)
+            except (TypeError, ValueError) as error:
+                log.error("safe value %r for %s rejected: %s", value, path, error)
+                continue
+            applied[path] = value
+        for binding in self.bindings:
+            if task is not None and binding.task != task:
+                continue
+            mine = {p: applied[p] for p in binding.outputs if p in applied}
+            if mine:
+                binding.driver.apply_safe_state(mine)
+        return applied
+
+    def input_status(self) -> list[dict[str, object]]:
+        """Every bound input with its quality and value, for the dashboard."""
+        out: list[dict[str, object]] = []
+        for binding in self.bindings:
+            for point in binding.inputs.values():
+                out.append(
+                    {
+                        "path": point.path,
+                        "driver": binding.driver.name,
+                        "quality": point.quality.name,
+                        "stamp_ns": point.stamp_ns,
+                        "required": point.required,
+                        "value": to_json(point.accessor.get(), point.accessor.type),
+                    }
+                )
+        return out
+
+
+def _root_of(path: str) -> str:
+    head, _, rest = path.partition(".")
+    var = rest.split(".", 1)[0].split("[", 1)[0]
+    return f"{head}.{var}".lower()
+
+
+def _declared_safe(program: CompiledProgram, path: str) -> object | None:
+    """The value of ``{attribute 'safe' := '...'}`` on the variable (or its top-level variable)."""
+    desc = program.leaf(path)
+    if desc is None or desc.safe_value is None:
+        return None
+    text = desc.safe_value.strip()
+    if text.upper() in ("TRUE", "FALSE"):
+        return text.upper() == "TRUE"
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text

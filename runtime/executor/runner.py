@@ -1,0 +1,103 @@
+"""Real-time runs for the command line: real-time setup, GC control, status lines, clean stop.
+
+``RealtimeSession`` wraps an ``Executor`` with what a long-running process needs: SCHED_FIFO and
+friends where the OS allows them, garbage collection kept out of scans, a status line every few
+seconds, Ctrl-C/SIGTERM handled at a scan boundary (outputs to safe values, retain saved), and the
+final statistics written as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from .engine import Executor
+from .gc_control import GcController, GcPolicy
+from .rt_setup import RtConfig, apply_rt_setup
+from .stats import format_ns
+
+log = logging.getLogger("plcrun.run")
+
+
+def status_line(executor: Executor) -> str:
+    parts = []
+    for name, sup in executor.supervisors.items():
+        stats = executor.scheduler.stats.task(name)
+        wake = stats.wake_latency.summary()
+        execution = stats.execution.summary()
+        parts.append(
+            f"{name}: {stats.scans} scans, exec p99 {format_ns(execution.get('p99'))}, "
+            f"wake p99 {format_ns(wake.get('p99'))}, overruns {stats.overruns}, {sup.state.value}"
+        )
+    return " | ".join(parts)
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        status_every_s: float = 10.0,
+        status_out: TextIO = sys.stderr,
+        rt_config: RtConfig | None = None,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        self.executor = executor
+        self.status_every_s = status_every_s
+        self.status_out = status_out
+        self.rt_config = rt_config or RtConfig()
+        self.on_started = on_started
+        self._stop_status = threading.Event()
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("stopping (signal %d) at the next scan boundary", signum)
+        self.executor.stop()
+
+    def _status_loop(self) -> None:
+        while not self._stop_status.wait(self.status_every_s):
+            print(status_line(self.executor), file=self.status_out, flush=True)
+
+    def run(self, duration_s: float | None = None) -> None:
+        executor = self.executor
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._handle_signal)
+        rt = apply_rt_setup(self.rt_config)
+        log.info("real-time setup: %s", rt.summary())
+        gc_controller = GcController(executor.scheduler.stats, GcPolicy())
+        gc_controller.start(executor.clock.now_ns())
+        executor.scheduler.add_idle_hook(gc_controller.idle)
+        status = threading.Thread(target=self._status_loop, name="plcrun-status", daemon=True)
+        status.start()
+        try:
+            executor.start()
+            if self.on_started is not None:
+                self.on_started()
+            executor.run(duration_ns=None if duration_s is None else int(duration_s * 1e9))
+        finally:
+            self._stop_status.set()
+            executor.shutdown()
+            gc_controller.stop()
+            rt.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        print(status_line(executor), file=self.status_out, flush=True)
+
+
+def write_stats_json(executor: Executor, path: str) -> None:
+    data = {
+        "written_at": time.time(),
+        "program": executor.program.main_file,
+        "stats": executor.scheduler.stats.to_json(),
+        "watchdog": {name: sup.to_json() for name, sup in executor.supervisors.items()},
+    }
+    Path(path).write_text(json.dumps(data, indent=2, allow_nan=False, default=str))

@@ -1,0 +1,106 @@
+"""The real-time path through the command line (no timing is asserted): statistics JSON, RETAIN
+restored after a normal stop and after kill -9, Ctrl-C stopping cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from plcrun.executor.retain_store import decode_retain_file
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+COUNTER = """
+PROGRAM counter
+VAR RETAIN n : DINT; END_VAR
+n := n + 1;
+END_PROGRAM
+"""
+
+
+def _plcrun(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "plcrun.cli", *args], capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
+def _retained(path: Path) -> int:
+    value = decode_retain_file(path.read_bytes(), str(path)).values["counter.n"]
+    assert isinstance(value, int)
+    return value
+
+
+def test_run_writes_statistics_and_keeps_retain_across_restarts(tmp_path: Path) -> None:
+    program = tmp_path / "counter.st"
+    program.write_text(COUNTER)
+    retain = tmp_path / "counter.retain"
+    stats = tmp_path / "stats.json"
+    first = _plcrun("run", str(program), "--duration", "0.5", "--retain", str(retain), "--stats-json", str(stats))
+    assert first.returncode == 0, first.stderr
+    data = json.loads(stats.read_text())
+    scans = data["stats"]["tasks"]["DEFAULT"]["scans"]
+    assert scans > 0
+    assert _retained(retain) == scans  # the final snapshot is written on stop
+    second = _plcrun("run", str(program), "--duration", "0.3", "--retain", str(retain), "--stats-json", str(stats))
+    assert second.returncode == 0, second.stderr
+    more = json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"]
+    assert _retained(retain) == scans + more  # restored, then counted on
+
+
+def test_kill_9_loses_at_most_the_last_interval(tmp_path: Path) -> None:
+    program = tmp_path / "counter.st"
+    program.write_text(COUNTER)
+    retain = tmp_path / "counter.retain"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "plcrun.cli", "run", str(program), "--retain", str(retain), "--duration", "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if retain.exists() and _retained(retain) > 150:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the retain file never got a snapshot")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    before = _retained(retain)  # whatever the kill interrupted, a complete snapshot is there
+    stats = tmp_path / "stats.json"
+    again = _plcrun("run", str(program), "--duration", "0.2", "--retain", str(retain), "--stats-json", str(stats))
+    assert again.returncode == 0, again.stderr
+    scans = json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"]
+    assert _retained(retain) == before + scans
+
+
+def test_ctrl_c_stops_at_a_scan_boundary(tmp_path: Path) -> None:
+    program = tmp_path / "counter.st"
+    program.write_text(COUNTER)
+    retain = tmp_path / "counter.retain"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "plcrun.cli", "run", str(program), "--retain", str(retain)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not retain.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err
+    assert "Traceback" not in err
+    assert _retained(retain) > 0
