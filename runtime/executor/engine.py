@@ -91,6 +91,8 @@ class Executor:
         self._last_retain_ns = 0
         self._started = False
         self._scan_thread: int | None = None  # ident of the thread inside run(), if any
+        self._stats_reset_requested = False
+        self._located: dict[str, object] = {}  # located variables, published after every scan
         for task in program.tasks:
             wd = self.config.watchdog_per_task.get(task.name, self.config.watchdog)
             self.supervisors[task.name] = TaskSupervisor(task.name, task.interval_ns, wd)
@@ -202,6 +204,7 @@ class Executor:
                 image.apply_safe_state(task)
             image.write_outputs(task, start_ns)
             info.scans += 1
+            self._publish_located()
 
         return scan
 
@@ -213,7 +216,24 @@ class Executor:
             return
         self.image.apply_safe_state(task)
 
+    def _publish_located(self) -> None:
+        located = self.program.located
+        if located:
+            state = self.state
+            self._located = {address: state.accessor(address).get() for address in located}
+
+    def located_values(self) -> dict[str, object]:
+        """Values of the located variables (%I, %Q, %M) as of the end of the last scan; any thread."""
+        return self._located
+
+    def request_stats_reset(self) -> None:
+        """Reset the scan statistics at the next scan boundary (safe from any thread)."""
+        self._stats_reset_requested = True
+
     def _after_scan(self, record: ScanRecord) -> None:
+        if self._stats_reset_requested:
+            self._stats_reset_requested = False
+            self.scheduler.stats.reset()
         info = self.state.task_infos.get(record.task)
         stats = self.scheduler.stats.task(record.task)
         if info is not None:
