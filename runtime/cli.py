@@ -7,6 +7,7 @@ Errors are one clear line (or positioned diagnostics for ST mistakes) and a non-
 from __future__ import annotations
 
 import argparse
+import logging
 import importlib.resources
 import json
 import sys
@@ -107,7 +108,13 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
     executor = Executor(program, clock=MonotonicClock(), config=executor_config(args))
-    session = RealtimeSession(executor, status_every_s=args.status_every)
+    source = Path(program.main_file)
+    session = RealtimeSession(
+        executor,
+        status_every_s=args.status_every,
+        reload=lambda: compile_file(source),
+        watch=source if args.watch else None,
+    )
     tasks = ", ".join(f"{t.name} every {t.interval_ns / 1e6:g} ms" for t in program.tasks)
     print(f"plcrun: running {program.main_file} ({tasks}); Ctrl-C stops", file=sys.stderr)
     session.run(args.duration)
@@ -135,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run IEC 61131-3 Structured Text programs in a deterministic scan cycle.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log detail"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -177,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--restart", choices=["stay", "restart"], default="stay", help="what a faulted task does"
     )
     run.add_argument("--restart-delay", type=float, default=5.0, metavar="SECONDS")
+    run.add_argument(
+        "--watch", action="store_true", help="online change when the file is saved (SIGHUP does it too)"
+    )
     run.set_defaults(func=cmd_run)
     return parser
 
@@ -188,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv.insert(0, "run")
     args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(getattr(args, "log_level", "info")).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

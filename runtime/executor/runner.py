@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from ..compiler.diagnostics import CompileError
+from ..compiler.program import CompiledProgram
 from .engine import Executor
 from .gc_control import GcController, GcPolicy
 from .rt_setup import RtConfig, apply_rt_setup
@@ -49,13 +51,53 @@ class RealtimeSession:
         status_out: TextIO = sys.stderr,
         rt_config: RtConfig | None = None,
         on_started: Callable[[], None] | None = None,
+        reload: Callable[[], CompiledProgram] | None = None,
+        watch: Path | None = None,
     ) -> None:
         self.executor = executor
         self.status_every_s = status_every_s
         self.status_out = status_out
         self.rt_config = rt_config or RtConfig()
         self.on_started = on_started
+        self.reload = reload
+        self.watch = watch
         self._stop_status = threading.Event()
+        self._reloading = threading.Lock()
+
+    def reload_program(self) -> None:
+        """Compile the program again and swap it in at a scan boundary (SIGHUP, --watch)."""
+        if self.reload is None or not self._reloading.acquire(blocking=False):
+            return
+        try:
+            try:
+                program = self.reload()
+            except CompileError as error:
+                log.error("online change refused, the running program stays:\n%s", error.render())
+                return
+            result = self.executor.online_change(program)
+            if result.accepted:
+                log.info("online change: %s", result.summary())
+                for item in result.initialised:
+                    log.info("online change: initialised %s", item)
+            else:
+                log.error("online change refused: %s", result.reason)
+        finally:
+            self._reloading.release()
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=self.reload_program, name="plcrun-reload", daemon=True).start()
+
+    def _watch_loop(self) -> None:
+        assert self.watch is not None
+        last = self.watch.stat().st_mtime_ns
+        while not self._stop_status.wait(1.0):
+            try:
+                current = self.watch.stat().st_mtime_ns
+            except OSError:
+                continue
+            if current != last:
+                last = current
+                self.reload_program()
 
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("stopping (signal %d) at the next scan boundary", signum)
@@ -71,6 +113,8 @@ class RealtimeSession:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._handle_signal)
+            if self.reload is not None:
+                previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         rt = apply_rt_setup(self.rt_config)
         log.info("real-time setup: %s", rt.summary())
         gc_controller = GcController(executor.scheduler.stats, GcPolicy())
@@ -78,6 +122,8 @@ class RealtimeSession:
         executor.scheduler.add_idle_hook(gc_controller.idle)
         status = threading.Thread(target=self._status_loop, name="plcrun-status", daemon=True)
         status.start()
+        if self.watch is not None and self.reload is not None:
+            threading.Thread(target=self._watch_loop, name="plcrun-watch", daemon=True).start()
         try:
             executor.start()
             if self.on_started is not None:

@@ -25,7 +25,11 @@ END_PROGRAM
 
 def _plcrun(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "plcrun.cli", *args], capture_output=True, text=True, check=False, timeout=timeout
+        [sys.executable, "-m", "plcrun.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
     )
 
 
@@ -40,13 +44,17 @@ def test_run_writes_statistics_and_keeps_retain_across_restarts(tmp_path: Path) 
     program.write_text(COUNTER)
     retain = tmp_path / "counter.retain"
     stats = tmp_path / "stats.json"
-    first = _plcrun("run", str(program), "--duration", "0.5", "--retain", str(retain), "--stats-json", str(stats))
+    first = _plcrun(
+        "run", str(program), "--duration", "0.5", "--retain", str(retain), "--stats-json", str(stats)
+    )
     assert first.returncode == 0, first.stderr
     data = json.loads(stats.read_text())
     scans = data["stats"]["tasks"]["DEFAULT"]["scans"]
     assert scans > 0
     assert _retained(retain) == scans  # the final snapshot is written on stop
-    second = _plcrun("run", str(program), "--duration", "0.3", "--retain", str(retain), "--stats-json", str(stats))
+    second = _plcrun(
+        "run", str(program), "--duration", "0.3", "--retain", str(retain), "--stats-json", str(stats)
+    )
     assert second.returncode == 0, second.stderr
     more = json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"]
     assert _retained(retain) == scans + more  # restored, then counted on
@@ -57,7 +65,17 @@ def test_kill_9_loses_at_most_the_last_interval(tmp_path: Path) -> None:
     program.write_text(COUNTER)
     retain = tmp_path / "counter.retain"
     child = subprocess.Popen(
-        [sys.executable, "-m", "plcrun.cli", "run", str(program), "--retain", str(retain), "--duration", "60"],
+        [
+            sys.executable,
+            "-m",
+            "plcrun.cli",
+            "run",
+            str(program),
+            "--retain",
+            str(retain),
+            "--duration",
+            "60",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -76,7 +94,9 @@ def test_kill_9_loses_at_most_the_last_interval(tmp_path: Path) -> None:
             child.kill()
     before = _retained(retain)  # whatever the kill interrupted, a complete snapshot is there
     stats = tmp_path / "stats.json"
-    again = _plcrun("run", str(program), "--duration", "0.2", "--retain", str(retain), "--stats-json", str(stats))
+    again = _plcrun(
+        "run", str(program), "--duration", "0.2", "--retain", str(retain), "--stats-json", str(stats)
+    )
     assert again.returncode == 0, again.stderr
     scans = json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"]
     assert _retained(retain) == before + scans
@@ -104,3 +124,51 @@ def test_ctrl_c_stops_at_a_scan_boundary(tmp_path: Path) -> None:
     assert child.returncode == 0, err
     assert "Traceback" not in err
     assert _retained(retain) > 0
+
+
+def test_sighup_swaps_in_the_edited_program_and_keeps_state(tmp_path: Path) -> None:
+    program = tmp_path / "counter.st"
+    program.write_text(COUNTER)
+    retain = tmp_path / "counter.retain"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plcrun.cli",
+            "run",
+            str(program),
+            "--retain",
+            str(retain),
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (retain.exists() and _retained(retain) > 100) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        program.write_text(COUNTER.replace("n := n + 1;", "n := n + 1000;"))
+        child.send_signal(signal.SIGHUP)
+        broken = None
+        while time.monotonic() < deadline:
+            if _retained(retain) > 100_000:  # the new code adds 1000 per scan to the kept value
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the online change never took effect")
+        program.write_text("PROGRAM counter VAR x : INT END_VAR END_PROGRAM")  # does not compile
+        child.send_signal(signal.SIGHUP)
+        broken = _retained(retain)
+        time.sleep(1.5)
+        assert _retained(retain) > broken  # the old program keeps running
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert "online change: " in err
+    assert "online change refused, the running program stays" in err
+    assert "error[E0001]" in err
