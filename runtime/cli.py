@@ -7,9 +7,9 @@ Errors are one clear line (or positioned diagnostics for ST mistakes) and a non-
 from __future__ import annotations
 
 import argparse
-import logging
 import importlib.resources
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path

@@ -85,11 +85,29 @@ DATE = ElementaryType("DATE", "date", 64, True)
 TOD = ElementaryType("TOD", "date", 64, True)
 DT = ElementaryType("DT", "date", 64, True)
 
-ELEMENTARY: dict[str, ElementaryType] = {
-    t.name: t
-    for t in (BOOL, SINT, INT, DINT, LINT, USINT, UINT, UDINT, ULINT, BYTE, WORD, DWORD, LWORD, REAL, LREAL)
-    + (TIME, LTIME, DATE, TOD, DT)
-}
+_ALL = (
+    BOOL,
+    SINT,
+    INT,
+    DINT,
+    LINT,
+    USINT,
+    UINT,
+    UDINT,
+    ULINT,
+    BYTE,
+    WORD,
+    DWORD,
+    LWORD,
+    REAL,
+    LREAL,
+    TIME,
+    LTIME,
+    DATE,
+    TOD,
+    DT,
+)
+ELEMENTARY: dict[str, ElementaryType] = {t.name: t for t in _ALL}
 ELEMENTARY_ALIASES = {
     "TIME_OF_DAY": TOD,
     "DATE_AND_TIME": DT,
