@@ -211,15 +211,15 @@ class Backhaul(Driver):
         try:
             values = validate_command(command, payload)
         except CommandRejected as error:
-            self._bump("commands_rejected")
             log.warning("rejected command %r on %s: %s", command.name, topic, error)
+            self._bump("commands_rejected")
             return
         now_ns = self._clock.now_ns() if self._clock is not None else 0
         with self._inbox_lock:
             for path, value in values.items():
                 self._inbox[path] = Sample(value, Quality.GOOD, now_ns)
-        self._bump("commands_accepted")
         log.info("accepted command %r on %s", command.name, topic)
+        self._bump("commands_accepted")
 
     def _bump(self, name: str, by: int = 1) -> None:
         with self._status_lock:
