@@ -74,11 +74,8 @@ def compile_source(text: str, filename: str, use_library: bool = True) -> Compil
     from .model import ProgramModel
 
     assert isinstance(model, ProgramModel)
-    decls = Declarations(diag)
-    decls.types = model.types
-    decls.pous = model.pous
-    decls.globals = model.globals
-    decls.type_inits = model.type_inits
+    decls = model.decls
+    assert isinstance(decls, Declarations)
     chunks: list[GeneratedChunk] = []
     for t in _struct_types(model.types.values()):
         chunks.append(generate_struct(decls, t, filename, getattr(t, "line", 1)))

@@ -187,6 +187,8 @@ def convert_code(code: str, source: T.Type, target: T.Type, how: str = "TO") -> 
     if t_el.kind == "real":
         if s_kind == "time":
             return _round_real(f"(({code}) / {_time_unit(s)})", t_el)
+        if s_kind == "real":
+            return _round_real(code, t_el)
         return _round_real(f"_float({code})", t_el)
     if t_el.kind == "time" or t_el.kind == "date":
         return _to_time(code, s, s_kind, t_el)

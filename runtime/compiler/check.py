@@ -56,6 +56,7 @@ def check_program(
         instances=instances,
         main_file=main_file,
         type_inits=decls.type_inits,
+        decls=decls,
     )
 
 

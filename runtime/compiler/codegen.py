@@ -67,6 +67,7 @@ class PouGenerator:
         self.x = ExprGen(pou, self.values)
         self.out = Emitter(chunk)
         self.loops: list[tuple[str, str] | None] = []  # per enclosing loop: (alias, lvalue) of FOR aliases
+        self.split_depth = 0  # nesting of FOR loops generated in a fast and a checked version
 
     # ------------------------------------------------------------ POU shells
     def generate(self) -> None:
@@ -311,23 +312,71 @@ class PouGenerator:
             self.out(f"{rng} = _range({start}, ({end}) - 1, {step_value})")
         aliased = ref.scope in ("member", "local") and not _assigns(s.body, ref.var)
         loop_var = self.x.temp("k") if aliased else target
+        sites = _index_sites(s.body, ref.var) if aliased else []
         if aliased:
             self.x.aliases[id(ref.var)] = loop_var
             start_c, end_c = self.decls.const_int(s.start), self.decls.const_int(s.end)
             if start_c is not None and end_c is not None:
                 self.x.safe_index[id(ref.var)] = (min(start_c, end_c), max(start_c, end_c))
         self.loops.append((loop_var, target) if aliased else None)
-        self.out(f"for {loop_var} in {rng}:")
-        self.out.depth += 1
-        self.block(s.body)
-        self.out.depth -= 1
+        if sites and id(ref.var) not in self.x.safe_index and self.split_depth < 2:
+            # Two versions of the loop: when the whole range is inside the bounds of every array the
+            # loop variable indexes, run a body without bounds checks that also reads each structure
+            # element once per iteration; otherwise the checked body.
+            low = max(lo for lo, _ in sites)
+            high = min(hi for _, hi in sites)
+            first, last = (
+                (f"{rng}[0]", f"{rng}[-1]") if (step_value or 0) > 0 else (f"{rng}[-1]", f"{rng}[0]")
+            )
+            if step_value is None:
+                first, last = f"_min({rng}[0], {rng}[-1])", f"_max({rng}[0], {rng}[-1])"
+            self.out(f"if not {rng} or ({low} <= {first} and {last} <= {high}):")
+            self.out.depth += 1
+            self.split_depth += 1
+            self.x.safe_index[id(ref.var)] = (low, high)
+            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=True)
+            del self.x.safe_index[id(ref.var)]
+            self.split_depth -= 1
+            self.out.depth -= 1
+            self.out("else:")
+            self.out.depth += 1
+            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=False)
+            self.out.depth -= 1
+        else:
+            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=False)
         self.loops.pop()
         if aliased:
             del self.x.aliases[id(ref.var)]
             self.x.safe_index.pop(id(ref.var), None)
+
+    def _for_body(
+        self, s: A.For, rng: str, loop_var: str, target: str, var: T.VarInfo, cache_elements: bool
+    ) -> None:
+        self.out(f"for {loop_var} in {rng}:")
+        self.out.depth += 1
+        added: list[tuple[str, str]] = []
+        if cache_elements:
+            for array in _cacheable_arrays(s.body, var):
+                base = self.x.expr(array)
+                key = (base, loop_var)
+                if key in self.x.element_cache:
+                    continue
+                array_type = T.underlying(array.ty)
+                assert isinstance(array_type, T.ArrayType)
+                low = array_type.dims[0][0]
+                element = self.x.temp("e")
+                self.out(
+                    f"{element} = {base}[{loop_var} - {low}]" if low else f"{element} = {base}[{loop_var}]"
+                )
+                self.x.element_cache[key] = element
+                added.append(key)
+        self.block(s.body)
+        for key in added:
+            del self.x.element_cache[key]
+        self.out.depth -= 1
         self.out("else:")
         self.out.depth += 1
-        self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', ref.var.type)}")
+        self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', var.type)}")
         self.out.depth -= 1
 
     def _budget(self, counter: str) -> None:
@@ -408,6 +457,99 @@ def _assigns(body: list[A.Stmt], var: T.VarInfo) -> bool:
         if isinstance(s, A.While | A.Repeat) and _assigns(s.body, var):
             return True
     return False
+
+
+def _walk_exprs(body: list[A.Stmt]) -> list[A.Expr]:
+    """Every expression node in a statement list (pre-order), desugared calls included."""
+    out: list[A.Expr] = []
+
+    def expr(e: object) -> None:
+        if not isinstance(e, A.Expr):
+            return
+        out.append(e)
+        if isinstance(e, A.Binary):
+            expr(e.left)
+            expr(e.right)
+        elif isinstance(e, A.Unary):
+            expr(e.operand)
+        elif isinstance(e, A.Paren):
+            expr(e.inner)
+        elif isinstance(e, A.Member | A.BitAccess):
+            expr(e.base)
+        elif isinstance(e, A.Index):
+            expr(e.base)
+            for i in e.indices:
+                expr(i)
+        elif isinstance(e, A.Call):
+            expr(getattr(e, "desugared", None))
+            expr(e.callee)
+            for arg in e.args:
+                expr(arg.value)
+                expr(arg.target)
+
+    def stmts(items: list[A.Stmt]) -> None:
+        for s in items:
+            if isinstance(s, A.Assign):
+                expr(s.target)
+                expr(s.value)
+            elif isinstance(s, A.CallStmt):
+                expr(s.call)
+            elif isinstance(s, A.If):
+                for cond, b in s.branches:
+                    expr(cond)
+                    stmts(b)
+                stmts(s.else_body or [])
+            elif isinstance(s, A.Case):
+                expr(s.selector)
+                for _, b in s.elements:
+                    stmts(b)
+                stmts(s.else_body or [])
+            elif isinstance(s, A.For):
+                for part in (s.var, s.start, s.end, s.step):
+                    expr(part)
+                stmts(s.body)
+            elif isinstance(s, A.While | A.Repeat):
+                expr(s.cond)
+                stmts(s.body)
+
+    stmts(body)
+    return out
+
+
+def _is_loop_index(e: A.Index, var: T.VarInfo) -> bool:
+    index = e.indices[0] if len(e.indices) == 1 else None
+    return isinstance(index, A.Name) and isinstance(index.ref, VarRef) and index.ref.var is var
+
+
+def _index_sites(body: list[A.Stmt], var: T.VarInfo) -> list[tuple[int, int]]:
+    """Bounds of the one-dimensional arrays that ``var`` indexes directly (``a[var]``) in ``body``."""
+    sites = []
+    for e in _walk_exprs(body):
+        if isinstance(e, A.Index) and _is_loop_index(e, var):
+            array = T.underlying(e.base.ty)
+            if isinstance(array, T.ArrayType):
+                sites.append(array.dims[0])
+    return sites
+
+
+def _stable_base(e: A.Expr) -> bool:
+    """An array reached only through names and members (no index or call on the way)."""
+    while isinstance(e, A.Member):
+        e = e.base
+    return isinstance(e, A.Name) and isinstance(e.ref, VarRef)
+
+
+def _cacheable_arrays(body: list[A.Stmt], var: T.VarInfo) -> list[A.Expr]:
+    """Arrays of structures or FB instances indexed by ``var``, whose element can be read once."""
+    found: list[A.Expr] = []
+    for e in _walk_exprs(body):
+        if isinstance(e, A.Index) and _is_loop_index(e, var) and _stable_base(e.base):
+            array = T.underlying(e.base.ty)
+            if isinstance(array, T.ArrayType) and isinstance(
+                T.underlying(array.element), T.StructType | T.PouType
+            ):
+                found.append(e.base)
+    return found
 
 
 def _has_continue(body: list[A.Stmt]) -> bool:

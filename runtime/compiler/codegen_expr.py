@@ -25,6 +25,9 @@ class ExprGen:
         self.temp_count = 0
         self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable
         self.safe_index: dict[int, tuple[int, int]] = {}  # id(VarInfo) -> known value range of an alias
+        self.element_cache: dict[
+            tuple[str, str], str
+        ] = {}  # (array code, alias) -> local holding the element
 
     def temp(self, stem: str = "t") -> str:
         self.temp_count += 1
@@ -111,6 +114,13 @@ class ExprGen:
         base_type = T.underlying(e.base.ty)
         assert isinstance(base_type, T.ArrayType)
         code = self.expr(e.base)
+        if self.element_cache and len(e.indices) == 1:
+            index = e.indices[0]
+            if isinstance(index, A.Name) and isinstance(index.ref, VarRef):
+                alias = self.aliases.get(id(index.ref.var))
+                cached = self.element_cache.get((code, alias or ""))
+                if cached is not None:
+                    return cached
         for index, (low, high) in zip(e.indices, base_type.dims, strict=True):
             code += f"[{self.index_code(index, low, high)}]"
         return code

@@ -174,6 +174,18 @@ class ValueBuilder:
         return self.decls.const_value(init)
 
 
+def is_binary32(e: A.Expr | None) -> bool:
+    """Is this REAL expression's value already rounded to binary32 (a variable, literal, call result)?"""
+    while isinstance(e, A.Paren):
+        e = e.inner
+    if isinstance(e, A.Name | A.Member | A.Index | A.RealLit):
+        return True
+    if isinstance(e, A.Call) and e.ref is not None:
+        kind = e.ref[0]
+        return kind == "function" or (kind == "builtin" and e.ref[1].source is not None)
+    return False
+
+
 def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr | None = None) -> str:
     """Convert ``code`` (of ``value_type``) to how ``target`` stores it: wrap, round, truncate."""
     t = target
@@ -188,7 +200,7 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
             ):
                 return py_float(convert_constant(value_expr.value, u))  # type: ignore[arg-type]
             if u is T.REAL:
-                if v is T.REAL and isinstance(value_expr, A.Name | A.Member | A.Index | A.RealLit):
+                if v is T.REAL and is_binary32(value_expr):
                     return code
                 if isinstance(v, T.ElementaryType) and v.kind in ("int", "bits") and v.bits <= 16:
                     return f"_float({code})"

@@ -61,6 +61,7 @@ class ProgramModel:
     sources: dict[str, str] = field(default_factory=dict)
     main_file: str = ""
     type_inits: dict[str, object] = field(default_factory=dict)
+    decls: object = None  # the checker's Declarations (symbol tables, constants) for code generation
 
     def used_pous(self) -> list[T.PouType]:
         """POUs reachable from the program instances (and their function calls), in dependency order."""

@@ -20,7 +20,7 @@ from .codegen_values import class_name, convert_constant
 from .diagnostics import Diagnostic
 from .literals import format_duration
 from .model import InstanceModel, ProgramModel, TaskModel
-from .support import NAMESPACE, ScanContext, TaskInfo
+from .support import NAMESPACE, ScanContext, TaskInfo, make_f32
 
 _STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([-0-9, ]+)\]")
 
@@ -64,6 +64,7 @@ class ProgramState:
         namespace: dict[str, Any] = {"__builtins__": {"__build_class__": __build_class__}, "__name__": "st"}
         namespace.update(NAMESPACE)
         namespace["_rt"] = self.rt
+        namespace["_f32"] = make_f32()
         for code in program.code:
             exec(code, namespace)
         self.namespace = namespace

@@ -58,3 +58,19 @@ def test_run_reports_runtime_fault_with_st_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{source}:4: runtime fault: array index 4 is outside 1..3" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_for_loop_past_the_array_bounds_faults_at_the_access(tmp_path: Path) -> None:
+    source = tmp_path / "loop_fault.st"
+    source.write_text(
+        "TYPE Cell : STRUCT v : INT; END_STRUCT; END_TYPE\n"
+        "PROGRAM loop_fault\nVAR cells : ARRAY[1..4] OF Cell; n : INT := 4; i : INT; total : INT; END_VAR\n"
+        "n := n + 1;\n"
+        "FOR i := 1 TO n DO\n"
+        "  total := total + cells[i].v;\n"
+        "END_FOR;\n"
+        "END_PROGRAM\n"
+    )
+    result = _plcrun("run", str(source), "--cycles", "2", "--json")
+    assert result.returncode == 1
+    assert f"{source}:6: runtime fault: array index 5 is outside 1..4" in result.stderr
