@@ -105,7 +105,7 @@ def make_f32() -> Callable[[float], float]:
 
     def f32_cell(value: float) -> float:
         cell[0] = value
-        return cell[0]  # type: ignore[no-any-return]
+        return cell[0]
 
     return f32_cell
 
