@@ -1,0 +1,73 @@
+"""The ``[server]`` table of the site configuration: where the SCADA-facing Modbus TCP server listens.
+
+``parse_server_config(table, file)`` turns the raw TOML table into a frozen ``ScadaConfig`` or raises
+``ConfigError(file, "server.<key>", problem)``. The server listens on loopback unless the engineer
+opts in to remote access with ``allow_remote = true``. docs/scada-server.md describes every key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .mqtt.config_reader import TableReader
+
+DEFAULT_PORT = 1502  # 502 needs root; SCADA masters can be pointed at any port
+DEFAULT_MEMORY_BASE = 1000
+
+
+@dataclass(frozen=True)
+class ScadaConfig:
+    """Validated server settings. ``port = 0`` asks the OS for a free port (tests)."""
+
+    file: str = "<defaults>"
+    bind: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    unit: int = 1  # 0 answers every unit id
+    memory_base: int = DEFAULT_MEMORY_BASE  # %M addresses start here in the coil and holding tables
+    word_order: str = "big"  # "big": most significant register first
+    allow_remote: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaConfig:
+    """Validate the ``[server]`` table of ``file`` (None: all defaults)."""
+    if table is None:
+        return ScadaConfig(file=file)
+    reader = TableReader(dict(table), file, "server")
+    allow_remote = reader.boolean("allow_remote", False)
+    bind = reader.string("bind", "127.0.0.1")
+    if bind != "localhost":
+        try:
+            ipaddress.ip_address(bind)
+        except ValueError:
+            reader.fail("bind", f"{bind!r} is not an IP address (e.g. '127.0.0.1')")
+    if not is_loopback(bind) and not allow_remote:
+        reader.fail(
+            "bind",
+            f"{bind} is not a loopback address: serving the process image to other hosts must be "
+            "enabled explicitly with allow_remote = true",
+        )
+    port = reader.integer("port", DEFAULT_PORT, minimum=0, maximum=65535)
+    unit = reader.integer("unit", 1, minimum=0, maximum=255)
+    memory_base = reader.integer("memory_base", DEFAULT_MEMORY_BASE, minimum=1, maximum=65535)
+    word_order = reader.choice("word_order", ("big", "little"), "big")
+    reader.finish()
+    return ScadaConfig(
+        file=file,
+        bind=bind,
+        port=port,
+        unit=unit,
+        memory_base=memory_base,
+        word_order=word_order,
+        allow_remote=allow_remote,
+    )
