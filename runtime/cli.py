@@ -14,14 +14,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_sim import cmd_sim, load_with_fleet_size
 from .compiler.api import check_file, compile_file
 from .compiler.diagnostics import CompileError
 from .compiler.faults import describe_fault
 from .compiler.program import CompiledProgram, ProgramState
+from .executor.alarms import AlarmBus
 from .executor.clock import MonotonicClock
 from .executor.engine import Executor, ExecutorConfig
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.watchdog import WatchdogConfig
+from .io.config_errors import ConfigError
+from .io.site_io import SiteIo, config_io, find_site_variables, sim_io
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -91,6 +95,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sim_args(args: argparse.Namespace) -> int:
+    if args.evs is not None and args.evs < 0:
+        raise UsageError("--evs must be 0 or more")
+    program = compile_file(resolve_program(args.program))
+    return cmd_sim(program, args.scenario, args.evs, args.json, args.out)
+
+
 def executor_config(args: argparse.Namespace) -> ExecutorConfig:
     try:
         watchdog = WatchdogConfig(
@@ -104,10 +115,45 @@ def executor_config(args: argparse.Namespace) -> ExecutorConfig:
     return ExecutorConfig(watchdog=watchdog, retain_path=args.retain)
 
 
+def site_io_for(
+    program: CompiledProgram, args: argparse.Namespace, alarms: AlarmBus, stats: StatsBox
+) -> SiteIo:
+    """The devices of ``--config``, or the built-in simulation (``--scenario``, default quiet_grid)."""
+    if args.config:
+        if args.scenario:
+            raise UsageError("--config and --scenario exclude each other")
+        return config_io(program, args.config, alarms, stats.read, args.gateway_id)
+    if find_site_variables(program) is None:
+        return SiteIo(description="no I/O (the program has no meter or EV session variables to simulate)")
+    return sim_io(program, load_with_fleet_size(args.scenario or "quiet_grid", args.evs))
+
+
+class StatsBox:
+    """Late binding of the statistics provider: the backhaul is built before the executor."""
+
+    def __init__(self) -> None:
+        self.executor: Executor | None = None
+
+    def read(self) -> dict[str, object]:
+        return {} if self.executor is None else self.executor.scheduler.stats.to_json()
+
+
 def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
-    executor = Executor(program, clock=MonotonicClock(), config=executor_config(args))
+    alarms = AlarmBus()
+    stats = StatsBox()
+    io = site_io_for(program, args, alarms, stats)
+    for warning in io.warnings:
+        logging.getLogger("plcrun.site").warning("%s", warning)
+    config = executor_config(args)
+    config.required_inputs = io.required_inputs
+    executor = Executor(program, clock=MonotonicClock(), drivers=io.drivers, config=config, alarms=alarms)
+    stats.executor = executor
+    for path, value in io.initial_writes.items():
+        executor.journal.write(path, value, source="site")
+    if io.description:
+        print(f"plcrun: I/O: {io.description}", file=sys.stderr)
     source = Path(program.main_file)
     session = RealtimeSession(
         executor,
@@ -190,6 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--watch", action="store_true", help="online change when the file is saved (SIGHUP does it too)"
     )
+    run.add_argument(
+        "--config", metavar="SITE.toml", help="site configuration: real devices instead of the simulation"
+    )
+    run.add_argument("--scenario", metavar="NAME|FILE", help="simulation scenario (default quiet_grid)")
+    run.add_argument("--evs", type=int, metavar="N", help="simulated fleet size")
+    run.add_argument("--gateway-id", default="gateway", help="gateway id in MQTT reports")
+
+    sim = sub.add_parser(
+        "sim",
+        help="run a scenario in virtual time and report",
+        epilog="examples:\n  plcrun sim programs/freq_response.st --scenario fcr_static\n"
+        "  plcrun sim programs/freq_response.st --scenario gb_2019_08_09 --evs 50 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sim.add_argument("program", metavar="FILE")
+    sim.add_argument(
+        "--scenario", required=True, metavar="NAME|FILE", help="built-in scenario name or TOML file"
+    )
+    sim.add_argument("--evs", type=int, metavar="N", help="resize the simulated fleet to N cars")
+    sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.add_argument("--out", metavar="DIR", help="report folder (default sim-report-<scenario>)")
+    sim.set_defaults(func=cmd_sim_args)
     run.set_defaults(func=cmd_run)
     return parser
 
@@ -197,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    commands = {"check", "run", "-h", "--help"}
+    commands = {"check", "run", "sim", "-h", "--help"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv.insert(0, "run")
     args = parser.parse_args(argv)
@@ -217,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except CompileError as error:
         print(error.render(), file=sys.stderr)
+        return EXIT_ERRORS
+    except ConfigError as error:
+        print(f"plcrun: {error}", file=sys.stderr)
         return EXIT_ERRORS
     except KeyboardInterrupt:
         return 130

@@ -149,9 +149,7 @@ class Executor:
         """Outputs to their safe values, final retain snapshot, drivers stopped."""
         applied = self.image.apply_safe_state()
         if applied:
-            log.info(
-                "outputs set to their safe values: %s", ", ".join(f"{p}={v}" for p, v in applied.items())
-            )
+            log.info("%d outputs set to their safe values", len(applied))
         if self._monitor is not None:
             self._monitor.stop()
         if self._retain is not None:

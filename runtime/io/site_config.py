@@ -40,7 +40,7 @@ from .site_config_types import binding_problem, did_you_mean, located_direction,
 __all__ = ["RAW_TABLES", "Binding", "SiteConfig", "SiteConfigError", "load_site_config", "parse_site_config"]
 
 # tables other parts of plcrun read; kept unchecked in SiteConfig.raw
-RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server")
+RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server", "everest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,7 @@ class SiteConfig:
     devices: Mapping[str, DeviceSpec]
     bindings: Mapping[str, Binding]  # process-image path -> device point
     raw: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    required_inputs: tuple[str, ...] = ()  # inputs whose bad quality puts the outputs to safe values
 
     @property
     def mqtt(self) -> dict[str, Any] | None:
@@ -105,9 +106,15 @@ def parse_site_config(data: Mapping[str, Any], file: str, catalog: Mapping[str, 
     root = TableReader(data, "", problems)
     site = root.table("site")
     name = ""
+    required: list[str] = []
     if site is not None:
         name = site.text("name", "") or ""
         site.text("description")
+        required = site.str_list("required_inputs") or []
+        folded = {p.casefold(): p for p in catalog}
+        for path in required:
+            if path.casefold() not in folded:
+                site.problem("required_inputs", f"'{path}' is not a variable of the program")
         site.finish()
     raw = {table: value for table in RAW_TABLES if (value := root.raw_table(table)) is not None}
 
@@ -133,7 +140,7 @@ def parse_site_config(data: Mapping[str, Any], file: str, catalog: Mapping[str, 
     resolved = _check_bindings(drafts, catalog, problems)
     specs = {name: finish_device(draft, problems) for name, draft in drafts.items()}
     problems.raise_if_any()
-    return SiteConfig(file, name, specs, resolved, raw)
+    return SiteConfig(file, name, specs, resolved, raw, tuple(required))
 
 
 def _bind_by_name(

@@ -1,0 +1,173 @@
+"""Assembles a site's I/O for a compiled program: the built-in simulation, or the devices of a site
+configuration (Modbus meters and chargers, EVerest sessions, the MQTT backhaul, the SCADA server).
+
+The simulation binds itself to the program by convention (documented in programs/README.md): the
+first program instance with an ``ARRAY OF EV_SESSION`` gets the fleet, and its variables
+``grid_hz``, ``grid_v`` and ``site_w`` (or a ``METER_READING`` structure) get the meter. A scenario's
+``[service]`` and ``[site]`` tables are written into the program's parameter variables of the same
+names before the first scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..compiler import st_types as T
+from ..compiler.program import CompiledProgram
+from ..executor.alarms import AlarmBus
+from ..executor.driver_api import Driver
+from .config_errors import ConfigError
+from .sim.driver import SimDriver
+from .sim.scenario import Scenario
+
+log = logging.getLogger("plcrun.site")
+
+METER_NAMES = {
+    "frequency_hz": ("grid_hz", "frequency_hz", "meter_hz"),
+    "voltage_v": ("grid_v", "voltage_v", "meter_v"),
+    "power_w": ("site_w", "site_p_w", "site_power_w", "meter_w"),
+}
+
+
+@dataclass
+class SiteVariables:
+    """Where a program keeps the meter and the EV sessions (found by convention)."""
+
+    instance: str
+    meter_paths: dict[str, str] = field(default_factory=dict)
+    ev_prefix: str | None = None
+    ev_slots: int = 0
+    ev_count_path: str | None = None
+
+
+@dataclass
+class SiteIo:
+    drivers: list[Driver] = field(default_factory=list)
+    initial_writes: dict[str, object] = field(default_factory=dict)
+    required_inputs: set[str] = field(default_factory=set)
+    sim: SimDriver | None = None
+    services: list[Any] = field(default_factory=list)  # started with the executor (e.g. SCADA server)
+    description: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_site_variables(program: CompiledProgram) -> SiteVariables | None:
+    for inst in program.instances:
+        variables = inst.pou.variables
+        found = SiteVariables(inst.name.lower())
+        for var in variables.values():
+            t = T.underlying(var.type)
+            if isinstance(t, T.ArrayType) and isinstance(t.element, T.StructType) and len(t.dims) == 1:
+                if t.element.name.upper() == "EV_SESSION" and found.ev_prefix is None:
+                    found.ev_prefix = f"{found.instance}.{var.name.lower()}"
+                    found.ev_slots = t.dims[0][1] - t.dims[0][0] + 1
+            if isinstance(t, T.StructType) and t.name.upper() == "METER_READING" and not found.meter_paths:
+                base = f"{found.instance}.{var.name.lower()}"
+                found.meter_paths = {
+                    f.lower(): f"{base}.{f.lower()}" for f in ("frequency_hz", "voltage_v", "power_w")
+                }
+        if not found.meter_paths:
+            for channel, names in METER_NAMES.items():
+                for name in names:
+                    if name.upper() in variables:
+                        found.meter_paths[channel] = f"{found.instance}.{name}"
+                        break
+        for name in ("n_evs", "ev_count", "n_sessions"):
+            if name.upper() in variables:
+                found.ev_count_path = f"{found.instance}.{name}"
+                break
+        if found.ev_prefix or found.meter_paths:
+            return found
+    return None
+
+
+def scenario_parameters(
+    program: CompiledProgram, site: SiteVariables, scenario: Scenario
+) -> tuple[dict[str, object], list[str]]:
+    """Program parameter values taken from a scenario's [service] and [site] tables."""
+    variables = {p.path: p for p in program.variables()}
+    writes: dict[str, object] = {}
+    skipped: list[str] = []
+
+    def put(name: str, value: object) -> None:
+        path = f"{site.instance}.{name.lower()}"
+        if path in variables:
+            writes[path] = value
+        else:
+            skipped.append(name)
+
+    service = scenario.service
+    service_var = variables.get(f"{site.instance}.service")
+    if service.name and service.name != "none" and service_var is not None:
+        writes[service_var.path] = f"SVC_{service.name.upper()}"
+    for key, value in service.params.items():
+        if key == "v2x_freq_watt_curve" and isinstance(value, list):
+            points = [p for p in value if isinstance(p, list | tuple) and len(p) == 2]
+            for i, (hz, watts) in enumerate(points, start=1):
+                put(f"v2x_curve_hz[{i}]", hz)
+                put(f"v2x_curve_w[{i}]", watts)
+            put("v2x_curve_points", len(points))
+        elif isinstance(value, list):
+            for i, item in enumerate(value, start=1):
+                put(f"{key}[{i}]", item)
+        else:
+            put(key, value)
+    if scenario.site.import_limit_w is not None:
+        put("import_limit_w", scenario.site.import_limit_w)
+    if scenario.site.export_limit_w is not None:
+        put("export_limit_w", scenario.site.export_limit_w)
+    if f"{site.instance}.v_nominal_v" in variables:
+        put("v_nominal_v", scenario.nominal_voltage_v)
+    if f"{site.instance}.f_nominal_hz" in variables and "f_nominal_hz" not in service.params:
+        put("f_nominal_hz", scenario.nominal_hz)
+    if site.ev_count_path is not None:
+        writes[site.ev_count_path] = scenario.n_evs
+    return writes, skipped
+
+
+def sim_io(program: CompiledProgram, scenario: Scenario) -> SiteIo:
+    """The built-in simulation bound to the program by convention."""
+    site = find_site_variables(program)
+    if site is None:
+        raise ConfigError(
+            scenario.source,
+            "",
+            "the program has no meter or EV session variables to simulate "
+            "(grid_hz / site_w, or an ARRAY OF EV_SESSION; see programs/README.md)",
+        )
+    if site.ev_prefix and scenario.n_evs > site.ev_slots:
+        raise ConfigError(
+            scenario.source,
+            "fleet.n_evs",
+            f"{scenario.n_evs} cars do not fit the program's {site.ev_slots} EV sessions ({site.ev_prefix})",
+        )
+    driver = SimDriver(scenario, site.meter_paths, site.ev_prefix, scenario.n_evs if site.ev_prefix else None)
+    writes, skipped = scenario_parameters(program, site, scenario)
+    io = SiteIo([driver], writes, sim=driver)
+    io.description = f"simulation '{scenario.name}' ({scenario.n_evs} EVs) bound to {site.instance}"
+    io.warnings = [f"scenario parameter '{name}' has no program variable; ignored" for name in skipped]
+    return io
+
+
+def config_io(
+    program: CompiledProgram,
+    path: str,
+    alarms: AlarmBus,
+    stats_provider: Callable[[], Mapping[str, Any]],
+    gateway_id: str,
+) -> SiteIo:
+    """Drivers of a site configuration file (validated completely; ConfigError otherwise)."""
+    from .modbus.driver import build_modbus_drivers
+    from .mqtt import Backhaul, parse_mqtt_config
+    from .site_config import load_site_config
+
+    site = load_site_config(path, program.catalog())
+    io = SiteIo(description=f"site '{site.name}' from {path}")
+    io.drivers.extend(build_modbus_drivers(list(site.devices.values()), alarms))
+    if site.mqtt is not None:
+        io.drivers.append(Backhaul(parse_mqtt_config(site.mqtt, path), alarms, stats_provider, gateway_id))
+    io.required_inputs = set(site.required_inputs)
+    return io
