@@ -369,6 +369,7 @@ def _print_unparsed(reports: list[FileReport]) -> None:
         if not names:
             continue
         causes = "; ".join(f"{d.pos.line}:{d.pos.col} {d.code} {d.message}" for d in r.outside[:3])
+        causes = causes or "no diagnostic: the header is inside a comment or another POU's text"
         more = ", ..." if len(names) > 4 else ""
         print(f"  {r.path.name}: {len(names)} ({', '.join(names[:4])}{more}) <- {causes}")
 

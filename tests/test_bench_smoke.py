@@ -1,0 +1,214 @@
+"""Smoke tests of the benchmark scripts' core functions on tiny inputs, so that they do not rot.
+
+They need neither the OSCAT corpus (a small MatIEC-style corpus is written to a temporary folder)
+nor blark (its column is switched off).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from plcrun.compiler.api import compile_source
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(relative: str) -> ModuleType:
+    path = ROOT / relative
+    name = path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+scan_cost = _load("bench/scan_cost.py")
+st_interpreter = _load("bench/st_interpreter.py")
+oscat_coverage = _load("scripts/oscat_coverage.py")
+compile_throughput = _load("bench/compile_throughput.py")
+
+
+# ------------------------------------------------------------------ interpreter
+SMALL = """
+TYPE Pair : STRUCT a : INT; b : LREAL := 1.5; END_STRUCT; END_TYPE
+FUNCTION twice : DINT
+  VAR_INPUT x : DINT; END_VAR
+  twice := x * 2;
+END_FUNCTION
+PROGRAM main
+VAR
+  count : SINT := 120;
+  total : DINT;
+  i : INT;
+  p : Pair;
+  q : Pair;
+  arr : ARRAY[0..3] OF DINT := [1, 2, 3, 4];
+  delay : TON;
+  edge : R_TRIG;
+  edges : INT;
+  rem : INT;
+  ratio : REAL;
+END_VAR
+count := count + 5;                      (* wraps at 127 *)
+total := 0;
+FOR i := 0 TO 3 DO
+  IF arr[i] MOD 2 = 0 THEN total := total + twice(arr[i]); ELSE total := total - 1; END_IF;
+END_FOR;
+p.a := p.a + 1;
+q := p;                                  (* value copy *)
+p.b := p.b * 2.0;
+delay(IN := TRUE, PT := T#30ms);
+edge(CLK := delay.Q);
+IF edge.Q THEN edges := edges + 1; END_IF;
+rem := -7 MOD 3;
+ratio := 1.0 / 3.0;                      (* REAL rounds to binary32 *)
+END_PROGRAM
+"""
+
+
+def test_interpreter_matches_compiled_code_on_a_small_program() -> None:
+    state = compile_source(SMALL, "small.st").new_state()
+    interp = st_interpreter.Interpreter.from_source(SMALL, "small.st")
+    for k in range(6):
+        state.run_task_scan("DEFAULT", k * 10_000_000)
+        interp.run_scan(k * 10_000_000)
+        for path in (
+            "main.count",
+            "main.total",
+            "main.p.a",
+            "main.q.a",
+            "main.q.b",
+            "main.p.b",
+            "main.edges",
+        ):
+            assert interp.read(path) == state.read(path), (k, path)
+    assert interp.read("main.count") == state.read("main.count") == 120 + 6 * 5 - 256
+    assert interp.read("main.total") == 10
+    assert interp.read("main.edges") == 1
+    assert interp.read("main.rem") == state.read("main.rem") == -1
+    assert interp.read("main.ratio") == state.read("main.ratio") != 1.0 / 3.0
+
+
+def test_interpreter_reports_an_index_fault() -> None:
+    interp = st_interpreter.Interpreter.from_source(
+        "PROGRAM m VAR a : ARRAY[1..2] OF INT; k : INT := 3; END_VAR a[k] := 1; END_PROGRAM", "m.st"
+    )
+    with pytest.raises(st_interpreter.InterpreterError, match=r"outside 1\.\.2"):
+        interp.run_scan(0)
+
+
+# ------------------------------------------------------------------ scan cost
+def test_scan_cost_three_implementations_agree_and_time() -> None:
+    n_evs = 4
+    source = scan_cost.program_source(n_evs)
+    assert "N_EVS : DINT := 4;" in source
+    runners = scan_cost.make_runners(n_evs)
+    scan_cost.verify(runners, 0, 80, n_evs)  # the TON arms at scan 50: the droop path is exercised
+    results = runners[0].results()
+    assert results[1] is True and results[0] == 1  # armed, one enable edge
+    assert any(abs(v) > 0 for v in results[4:]), "some EV must have a non-zero setpoint"
+    figures, last = scan_cost.timing(runners, 80, n_evs, reps=2, batch_ms=0.5)
+    assert set(figures) == {"compiled", "python", "interpreter"}
+    assert all(v > 0 for v in figures.values())
+    scan_cost.verify(runners, last, 5, n_evs)
+
+
+def test_scan_cost_verify_notices_a_difference() -> None:
+    runners = scan_cost.make_runners(2)
+    runners[1].plant.ramp_w_per_scan = 1.0  # the hand-written one now ramps differently
+    with pytest.raises(AssertionError, match="python differs"):
+        scan_cost.verify(runners, 0, 80, 2)
+
+
+# ------------------------------------------------------------------ OSCAT coverage
+MINI_CORPUS = """TYPE
+  MODE : (OFF, ON) := OFF;
+END_TYPE
+
+FUNCTION_BLOCK GOOD
+  VAR_INPUT X : INT; END_VAR
+  VAR_OUTPUT Y : INT; END_VAR
+  Y := X + 1;
+END_FUNCTION_BLOCK
+
+FUNCTION USES_C : INT
+  VAR_INPUT A : INT; END_VAR
+  {{ return A; }}
+  USES_C := A;
+END_FUNCTION
+
+FUNCTION_BLOCK CALLS_BAD
+  VAR_OUTPUT R : INT; END_VAR
+  VAR G : GOOD; END_VAR
+  G(X := 1);
+  R := USES_C(G.Y);
+END_FUNCTION_BLOCK
+
+FUNCTION_BLOCK TYPO
+  VAR_OUTPUT R : INT; END_VAR
+  R := nothing_here;
+END_FUNCTION_BLOCK
+
+FUNCTION DIVIDES : REAL
+  VAR_INPUT A : REAL; B : REAL; END_VAR
+  DIVIDES := A / B;
+END_FUNCTION
+"""
+
+
+def test_oscat_coverage_attributes_errors_to_pous(tmp_path: Path) -> None:
+    path = tmp_path / "mini.st"
+    path.write_text(MINI_CORPUS)
+    report = oscat_coverage.analyse_file(path, path.name)
+    assert [name for name, _ in report.declared] == ["GOOD", "USES_C", "CALLS_BAD", "TYPO", "DIVIDES"]
+    pous = report.pous
+    assert not pous["GOOD"].errors and pous["GOOD"].clean_with_deps and pous["GOOD"].ran
+    assert [d.code for d in pous["USES_C"].errors] == ["E0006"]
+    assert not pous["CALLS_BAD"].errors and not pous["CALLS_BAD"].clean_with_deps  # uses USES_C
+    assert pous["CALLS_BAD"].deps == {"GOOD", "USES_C"}
+    assert [d.code for d in pous["TYPO"].errors] == ["E0101"]
+    assert pous["DIVIDES"].generated and not pous["DIVIDES"].ran
+    assert "division by zero" in pous["DIVIDES"].fault
+
+
+def test_oscat_coverage_main_prints_the_table_and_skips_without_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mini.st").write_text(MINI_CORPUS)
+    assert oscat_coverage.main(["--corpus", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mini.st" in out and "E0006" in out and "unknown identifier" in out
+    assert oscat_coverage.main(["--corpus", str(tmp_path / "absent")]) == 0
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_matiec_comments_do_not_nest_and_keep_positions() -> None:
+    text = "(* a (* b *) c *) x := 1; s := '(*'; (* open"
+    rewritten = oscat_coverage.matiec_comments(text)
+    assert len(rewritten) == len(text)
+    assert rewritten.startswith("(* a (  b *) c *)")
+    assert "'(*'" in rewritten  # strings untouched
+    assert oscat_coverage.message_pattern("'F' takes 1 arguments, got 2") == "'…' takes N arguments, got N"
+
+
+# ------------------------------------------------------------------ compile throughput
+def test_compile_throughput_splits_items_and_runs_without_blark(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = compile_throughput.split_items(MINI_CORPUS)
+    assert len(items) == 6 and items[0].startswith("TYPE") and items[-1].startswith("FUNCTION DIVIDES")
+    assert "".join(items) == MINI_CORPUS
+    (tmp_path / "mini.st").write_text(MINI_CORPUS)
+    assert compile_throughput.main(["--corpus", str(tmp_path), "--reps", "1", "--no-blark"]) == 0
+    out = capsys.readouterr().out
+    assert "plcrun parse_source, whole files" in out and "KB/s" in out
+    assert compile_throughput.main(["--corpus", str(tmp_path / "absent")]) == 0
+    assert "skipped" in capsys.readouterr().out
