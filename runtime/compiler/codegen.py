@@ -221,7 +221,13 @@ class PouGenerator:
             if param.section == "VAR_INPUT" and arg.value is not None:
                 code = store_code(self.x.expr(arg.value), arg.value.ty, param.type, arg.value)
                 self.flush_pre()
-                self.out(f"{slot} = {code}")
+                structured = T.underlying(param.type)
+                if isinstance(structured, T.StructType):
+                    self.out(f"{slot}._assign({code})")  # inputs are copies, never references
+                elif isinstance(structured, T.ArrayType):
+                    self.out(f"_acopy({slot}, {code})")
+                else:
+                    self.out(f"{slot} = {code}")
             elif param.section == "VAR_IN_OUT" and arg.value is not None:
                 source = self.x.lvalue(arg.value)
                 self.flush_pre()

@@ -241,6 +241,8 @@ class ExprGen:
             code = self.expr(arg.value)
             if param.section == "VAR_INPUT":
                 code = store_code(code, arg.value.ty, param.type, arg.value)
+                if isinstance(T.underlying(param.type), T.StructType | T.ArrayType):
+                    code = f"_clone({code})"  # a function gets a copy of a structured input
             args.append(code)
         call = f"{class_name(pou)}({', '.join(args)})"
         returned = function_returns(pou)

@@ -166,23 +166,21 @@ class ProgramState:
                 current_type = array.element
         if current_type is None or final_set is None:
             raise PathError(f"'{path}' names a program instance, not a variable")
-        container_getters = getters[:-1]
+        # Arrays, structures and FB instances are never re-bound (assignments copy into them), so
+        # the object holding the value can be found once, here.
+        holder = obj
+        for g in getters[:-1]:
+            holder = g(holder)
         last_get = getters[-1]
-        root = obj
         var_type = current_type
         setter = final_set
-
-        def container() -> Any:
-            o = root
-            for g in container_getters:
-                o = g(o)
-            return o
+        convert = coercer(var_type)
 
         def get() -> Any:
-            return last_get(container())
+            return last_get(holder)
 
         def set_value(value: Any) -> None:
-            setter(container(), coerce(value, var_type))
+            setter(holder, convert(value))
 
         acc = Accessor(path, var_type, get, set_value)
         self._accessors[path] = acc
@@ -226,7 +224,8 @@ def _members_of(t: T.Type, path: str) -> dict[str, T.VarInfo]:
     if isinstance(u, T.StructType):
         return u.fields
     if isinstance(u, T.PouType):
-        return {k: v for k, v in u.variables.items() if v.section not in ("VAR_TEMP", "VAR_EXTERNAL")}
+        hidden = ("VAR_TEMP", "VAR_EXTERNAL", "VAR_IN_OUT")
+        return {k: v for k, v in u.variables.items() if v.section not in hidden}
     raise PathError(f"'{path}': {t.display} has no members")
 
 
@@ -258,6 +257,32 @@ def to_json(value: Any, t: T.Type) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def coercer(t: T.Type) -> Callable[[Any], Any]:
+    """A converter for values from outside into how ``t`` stores them, specialised for speed."""
+    u = T.underlying(t)
+    if u is T.LREAL:
+        return _to_lreal
+    if u is T.REAL:
+        cell = memoryview(bytearray(4)).cast("f")
+
+        def to_real(value: Any) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return coerce(value, t)  # type: ignore[no-any-return]
+            cell[0] = value
+            return cell[0]  # type: ignore[no-any-return]
+
+        return to_real
+    if u is T.BOOL:
+        return lambda value: value if value is True or value is False else coerce(value, t)
+    return lambda value: coerce(value, t)
+
+
+def _to_lreal(value: Any) -> float:
+    if type(value) is float:
+        return value
+    return float(value)
 
 
 def coerce(value: Any, t: T.Type) -> Any:

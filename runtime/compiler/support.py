@@ -300,6 +300,19 @@ def acopy(dst: list[Any], src: list[Any]) -> None:
         dst[:] = src
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of an array or structure value (for structured inputs passed by value)."""
+    if isinstance(value, list):
+        return (
+            [clone(item) for item in value]
+            if value and not isinstance(value[0], int | float | str)
+            else list(value)
+        )
+    if hasattr(value, "_assign"):
+        return type(value)()._assign(value)
+    return value
+
+
 def with_members(obj: Any, **members: Any) -> Any:
     """Set initial member values of a freshly built structure or function block instance."""
     for name, value in members.items():
@@ -315,6 +328,7 @@ def reset_overruns(rt: ScanContext) -> bool:
 
 NAMESPACE: dict[str, object] = {
     "_acopy": acopy,
+    "_clone": clone,
     "_with": with_members,
     "_LOOP_CHUNK": ScanContext.LOOP_CHUNK,
     "_reset_overruns": reset_overruns,
