@@ -271,7 +271,7 @@ def coercer(t: T.Type) -> Callable[[Any], Any]:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return coerce(value, t)  # type: ignore[no-any-return]
             cell[0] = value
-            return cell[0]  # type: ignore[no-any-return]
+            return cell[0]
 
         return to_real
     if u is T.BOOL:
