@@ -428,6 +428,8 @@ class CallChecker:
             return result
         e.ref = ("builtin", B.BuiltinRef(name, result, []))
         e.io_target = values[0]  # type: ignore[attr-defined]
+        owner = "" if ref.scope == "global" else (self.pou.name.upper() if self.pou is not None else "")
+        self.decls.quality_reads.add((owner, ref.var.name.lower()))
         return result
 
 

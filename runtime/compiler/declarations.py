@@ -36,6 +36,7 @@ class Declarations:
         self.pous: dict[str, T.PouType] = {}
         self.globals: dict[str, T.VarInfo] = {}
         self.constants: dict[str, ConstRef] = {}
+        self.quality_reads: set[tuple[str, str]] = set()  # (POU name or "" for globals, variable)
         self._resolving: list[str] = []
 
     # ------------------------------------------------------------ collection

@@ -63,6 +63,15 @@ class ProgramModel:
     type_inits: dict[str, object] = field(default_factory=dict)
     decls: object = None  # the checker's Declarations (symbol tables, constants) for code generation
 
+    @property
+    def quality_roots(self) -> set[str]:
+        """Paths of the variables whose I/O quality the program reads itself (QUALITY_OF/AGE_OF)."""
+        reads: set[tuple[str, str]] = getattr(self.decls, "quality_reads", set())
+        roots = {f"{self.globals_name.lower()}.{var}" for owner, var in reads if owner == ""}
+        for inst in self.instances:
+            roots |= {f"{inst.name.lower()}.{var}" for owner, var in reads if owner == inst.pou.name.upper()}
+        return roots
+
     def used_pous(self) -> list[T.PouType]:
         """POUs reachable from the program instances (and their function calls), in dependency order."""
         order: list[T.PouType] = []

@@ -28,6 +28,7 @@ class ScriptedDriver(Driver):
         self.safe_states: list[tuple[int, dict[str, object]]] = []
         self._now = 0
         self._sent: dict[str, tuple[object, Quality]] = {}
+        self._good_stamp: dict[str, int] = {}  # like real drivers: a bad sample keeps the last good time
         self.clock: Clock | None = None
 
     def start(self, clock: Clock) -> None:
@@ -61,7 +62,9 @@ class ScriptedDriver(Driver):
                 continue
             if self._sent.get(path) != (value, quality):
                 self._sent[path] = (value, quality)
-                changed[path] = Sample(value, quality, now_ns)
+                if quality is Quality.GOOD:
+                    self._good_stamp[path] = now_ns
+                changed[path] = Sample(value, quality, self._good_stamp.get(path, now_ns))
         return changed
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:

@@ -229,3 +229,22 @@ def test_same_program_and_inputs_give_bit_identical_outputs() -> None:
     assert first[0] == second[0]
     assert first[1] == second[1]
     assert len({v["plant.p_set"] for _, v in first[1]}) > 5  # the inputs really varied
+
+
+def test_a_program_that_reads_the_quality_handles_a_bad_input_itself() -> None:
+    program = compile_file(PROGRAMS / "quality_aware.st")
+    driver = ScriptedDriver(
+        "meter",
+        ["aware.hz"],
+        ["aware.p_set"],
+        [(0, {"aware.hz": 49.0})],
+        quality_script=[(20 * MS, {"aware.hz": Quality.COMM_LOST})],
+    )
+    executor = Executor(
+        program, clock=VirtualClock(), drivers=[driver], config=ExecutorConfig(required_inputs={"aware.hz"})
+    )
+    executor.run(max_scans=5)
+    outputs = [v["aware.p_set"] for _, v in driver.written]
+    assert outputs == [1000.0, 1000.0, 123.0, 123.0, 123.0]
+    assert executor.read("aware.q") == "COMM_LOST"
+    assert executor.read("aware.age") == "T#40ms"  # the last good sample came at 0 ms; now is 40 ms
