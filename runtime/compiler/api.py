@@ -49,8 +49,10 @@ def _analyse(text: str, filename: str, use_library: bool) -> tuple[DiagnosticBag
     if use_library:
         lib_units, lib_diags = _library_units()
         diag.items.extend(d for d in lib_diags if d.is_error)
-        units.extend(lib_units)
-        library_files = {u.filename for u in lib_units}
+        # checking a library file itself: it is the user's file, not a second copy of the library's
+        same = {name for name, lib_text in library_sources() if lib_text == text}
+        units.extend(u for u in lib_units if u.filename not in same)
+        library_files = {u.filename for u in lib_units} - same
         sources.update(dict(library_sources()))
     if diag.has_errors and not unit.pous and not unit.configurations:
         return diag, None, sources

@@ -8,7 +8,7 @@ from . import st_ast as A
 from . import st_types as T
 from .checker import BodyChecker
 from .declarations import Declarations
-from .diagnostics import DiagnosticBag, Pos
+from .diagnostics import DiagnosticBag
 from .model import EnumRef, ProgramModel
 
 
@@ -19,11 +19,6 @@ def check_program(
     decls.collect(units, library_files)
     decls.resolve_all(units)
     globals_name, tasks, instances = decls.configure(units, main_file)
-    if not instances and not diag.has_errors:
-        user_pous = [p for p in decls.pous.values() if not p.library]
-        if not user_pous and main_file not in library_files:
-            diag.warning("W0401", "the file declares no PROGRAM: nothing will run", Pos(main_file, 1, 1))
-
     init_checker = BodyChecker(decls, None, diag)
     for var in decls.globals.values():
         check_initializer(init_checker, var.type, var.init, var.pos)

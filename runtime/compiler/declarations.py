@@ -53,7 +53,7 @@ class Declarations:
             for pou in unit.pous:
                 key = pou.name.upper()
                 if key in self.pous:
-                    if not self.pous[key].library:
+                    if not library:  # a user POU of the library's name replaces the library's
                         self.diag.error("E0102", f"'{pou.name}' is declared twice", pou.pos)
                     continue
                 for what, pos in pou.unsupported:
