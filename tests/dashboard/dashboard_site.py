@@ -1,0 +1,112 @@
+"""The dashboard tests' site: the ev_site.st program with the built-in simulation as its driver
+(meter and three EV sessions), in virtual or real time, and small HTTP helpers (urllib)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from plcrun.compiler.api import compile_file
+from plcrun.dashboard import DashboardServer, DashboardViews
+from plcrun.executor.clock import MonotonicClock, VirtualClock
+from plcrun.executor.engine import Executor
+from plcrun.io.sim import SimDriver, load_scenario
+
+PROGRAMS = Path(__file__).parent / "programs"
+TOKEN = "test-token-4f9c"
+METER = {"frequency_hz": "main.grid_hz", "power_w": "main.site_p_w"}
+
+
+def site_executor(virtual: bool = True, program: str = "ev_site.st") -> Executor:
+    scenario = load_scenario(str(PROGRAMS / "site_scenario.toml"))
+    driver = SimDriver(scenario, METER, "main.evs", 4, max_history_rows=2_000)
+    clock = VirtualClock() if virtual else MonotonicClock()
+    return Executor(compile_file(PROGRAMS / program), clock=clock, drivers=[driver])
+
+
+@contextmanager
+def dashboard(
+    executor: Executor,
+    token: str | None = TOKEN,
+    views: DashboardViews | None = None,
+    stats_ttl_s: float = 0.0,
+) -> Iterator[DashboardServer]:
+    """A dashboard on a free port; statistics are not cached unless ``stats_ttl_s`` says so, so a
+    virtual-time test reads exactly the scans it ran."""
+    server = DashboardServer(executor, port=0, token=token, views=views, stats_ttl_s=stats_ttl_s)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def running(executor: Executor) -> Iterator[Executor]:
+    """The executor scanning in real time on its own thread; stopped and shut down afterwards."""
+    thread = threading.Thread(target=executor.run, name="test-scan", daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        executor.stop()
+        thread.join(timeout=10)
+        executor.shutdown()
+
+
+class Response:
+    def __init__(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+def call(
+    server: DashboardServer,
+    path: str,
+    body: object = None,
+    token: str | None = None,
+    method: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.url.rstrip("/") + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            raw, status, got = reply.read(), reply.status, dict(reply.headers)
+    except urllib.error.HTTPError as error:
+        raw, status, got = error.read(), error.code, dict(error.headers)
+    text = raw.decode()
+    is_json = got.get("Content-Type", "").startswith("application/json")
+    return Response(status, json.loads(text) if is_json else text, got)
+
+
+def get(server: DashboardServer, path: str) -> Any:
+    reply = call(server, path)
+    assert reply.status == 200, (path, reply.status, reply.body)
+    return reply.body
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll until ``condition()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
