@@ -14,14 +14,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import __version__
 from .cli_sim import cmd_sim, load_with_fleet_size
+from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .compiler.api import check_file, compile_file
 from .compiler.diagnostics import CompileError
 from .compiler.faults import describe_fault
 from .compiler.program import CompiledProgram, ProgramState
 from .executor.alarms import AlarmBus
 from .executor.clock import MonotonicClock
-from .executor.engine import Executor, ExecutorConfig
+from .executor.engine import Executor, ExecutorConfig, NothingToRun
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.watchdog import WatchdogConfig
 from .io.config_errors import ConfigError
@@ -182,6 +184,28 @@ def run_cycles(state: ProgramState, cycles: int) -> None:
         state.run_task_scan(name, now)
 
 
+def cmd_vars(args: argparse.Namespace) -> int:
+    """The variables a program exposes to I/O, the dashboard and retain, with types and locations."""
+    program = compile_file(resolve_program(args.program))
+    rows = program.variables(leaves=args.leaves)
+    if args.json:
+        print(json.dumps([row.__dict__ for row in rows]))
+        return EXIT_OK
+    for row in rows:
+        flags = " ".join(f for f, on in (("RETAIN", row.retain), ("CONSTANT", row.constant)) if on)
+        where = f" AT {row.location}" if row.location else ""
+        safe = f" safe={row.safe_value}" if row.safe_value is not None else ""
+        print(f"{row.path}{where} : {row.type_name}  [{row.section}] {flags}{safe}".rstrip())
+    return EXIT_OK
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    for name in builtin_scenarios():
+        scenario = load_scenario(name)
+        print(f"{name:20s} {scenario.duration_s:6.0f} s  {scenario.n_evs:3d} EVs  {scenario.description}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="plcrun",
@@ -192,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log detail"
     )
+    parser.add_argument("--version", action="version", version=f"plcrun {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser(
@@ -258,6 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--out", metavar="DIR", help="report folder (default sim-report-<scenario>)")
     sim.set_defaults(func=cmd_sim_args)
+
+    variables = sub.add_parser(
+        "vars",
+        help="list a program's variables (paths, types, locations, RETAIN, safe values)",
+        epilog="examples:\n  plcrun vars programs/freq_response.st\n  plcrun vars prog.st --leaves --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    variables.add_argument("program", metavar="FILE")
+    variables.add_argument("--leaves", action="store_true", help="every elementary element (arrays expanded)")
+    variables.add_argument("--json", action="store_true")
+    variables.set_defaults(func=cmd_vars)
+
+    scenarios = sub.add_parser(
+        "scenarios", help="list the built-in simulation scenarios", epilog="example:\n  plcrun scenarios"
+    )
+    scenarios.set_defaults(func=cmd_scenarios)
     run.set_defaults(func=cmd_run)
     return parser
 
@@ -265,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    commands = {"check", "run", "sim", "-h", "--help"}
+    commands = {"check", "run", "sim", "vars", "scenarios", "-h", "--help", "--version"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv.insert(0, "run")
     args = parser.parse_args(argv)
@@ -286,11 +327,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompileError as error:
         print(error.render(), file=sys.stderr)
         return EXIT_ERRORS
-    except ConfigError as error:
+    except (ConfigError, NothingToRun) as error:
         print(f"plcrun: {error}", file=sys.stderr)
         return EXIT_ERRORS
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (plcrun vars x.st | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ from .watchdog import RunawayMonitor, TaskState, TaskSupervisor, WatchdogConfig
 log = logging.getLogger("plcrun.executor")
 
 
+class NothingToRun(ValueError):
+    """The program declares no task (no PROGRAM, or a CONFIGURATION without program instances)."""
+
+
 @dataclass
 class ExecutorConfig:
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
@@ -69,7 +73,9 @@ class Executor:
         cost_model: CostModel | None = None,
     ) -> None:
         if not program.tasks:
-            raise ValueError("the program has no tasks: declare a PROGRAM (or a CONFIGURATION with tasks)")
+            raise NothingToRun(
+                f"{program.main_file}: nothing to run: declare a PROGRAM (or a CONFIGURATION with program instances)"
+            )
         self.program = program
         self.clock = clock
         self.virtual = isinstance(clock, VirtualClock)
