@@ -10,13 +10,13 @@ import argparse
 import importlib.resources
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
 from .cli_sim import cmd_sim, load_with_fleet_size
-from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .compiler.api import check_file, compile_file
 from .compiler.diagnostics import CompileError
 from .compiler.faults import describe_fault
@@ -27,6 +27,7 @@ from .executor.engine import Executor, ExecutorConfig, NothingToRun
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.watchdog import WatchdogConfig
 from .io.config_errors import ConfigError
+from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .io.site_io import SiteIo, config_io, find_site_variables, sim_io
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
