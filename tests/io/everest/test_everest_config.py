@@ -56,7 +56,7 @@ def _error(**options: Any) -> ConfigError:
     [
         ({"refresh_s": 10.0}, "everest.refresh_s", "must be below 10 s: EVerest stops the power flow"),
         ({"refresh_s": 12}, "everest.refresh_s", "must be below 10 s"),
-        ({"host": "192.0.2.10"}, "everest.host", "plain MQTT to 192.0.2.10 is not allowed"),
+        ({"host": "broker.example"}, "everest.host", "plain MQTT to broker.example is not allowed"),
         ({"prefix": "main.cars"}, "everest.prefix", "unknown variable 'main.cars[1].connected'"),
         ({"api_type": "evse/manager"}, "everest.api_type", "cannot be part of an MQTT topic"),
         ({"qos": 2}, "everest.qos", "between 0 and 1"),
