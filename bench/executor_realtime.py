@@ -124,12 +124,16 @@ def measure(executor: Executor, duration: float, block: float) -> dict[str, dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per loop and load")
     parser.add_argument("--block", type=float, default=5.0, help="seconds per alternating block")
     parser.add_argument("--evs", type=int, default=100)
     args = parser.parse_args()
-    print(f"command: python bench/executor_realtime.py --duration {args.duration:g} --block {args.block:g} --evs {args.evs}")
+    print(
+        f"command: python bench/executor_realtime.py --duration {args.duration:g} --block {args.block:g} --evs {args.evs}"
+    )
     executor = build_executor(args.evs)
     executor.start()
     executor.run(max_scans=50)  # warm up
@@ -149,7 +153,9 @@ def main() -> None:
             if hog_process is not None:
                 hog_process.join(5)
         ratio = table[load]["plain"]["p99"] / max(table[load]["plcrun"]["p99"], 1.0)
-        print(f"  p99 ratio plain/plcrun: {ratio:.1f}x (goal >= 3); plcrun p99 < 1 ms: {table[load]['plcrun']['p99'] < 1e6}")
+        print(
+            f"  p99 ratio plain/plcrun: {ratio:.1f}x (goal >= 3); plcrun p99 < 1 ms: {table[load]['plcrun']['p99'] < 1e6}"
+        )
     executor.shutdown()
 
 

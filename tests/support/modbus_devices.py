@@ -84,6 +84,7 @@ class DeviceModel:
         self.delay_s = 0.0
         self.exceptions: dict[tuple[str, int], int] = {}
         self.writes: dict[int, int] = {}  # holding address -> number of writes received
+        self.write_log: list[tuple[int, int, int]] = []  # (perf_counter_ns, address, value)
         self.requests = 0
         self.last_message = time.monotonic()
         getattr(self, f"_build_{kind}")()
@@ -168,9 +169,12 @@ class DeviceModel:
     # ---- behaviour -------------------------------------------------------------------------------------
     def on_write(self, address: int, values: list[int]) -> None:
         h = self.tables["holding"]
+        now = time.perf_counter_ns()  # CLOCK_MONOTONIC: comparable across the processes of one machine
         for i, value in enumerate(values):
             h[address + i] = int(value)
             self.writes[address + i] = self.writes.get(address + i, 0) + 1
+            if len(self.write_log) < 100_000:
+                self.write_log.append((now, address + i, int(value)))
         if self.kind == "charger":
             self._charger_follow()
         elif self.kind == "der":
@@ -256,7 +260,10 @@ class DeviceModel:
                 return [self.tables[table].get(address + i, 0) for i in range(count)]
             if name == "meter":
                 self._meter_values(*args)
-                return None
+                return time.perf_counter_ns()
+            if name == "write_log":
+                log, self.write_log = self.write_log, []
+                return log
             if name == "delay":
                 self.delay_s = float(args[0])
                 return None
@@ -390,6 +397,16 @@ class ModbusPeer:
 
     def plug_car(self, connected: bool) -> None:
         self._call("car", connected)
+
+    def set_meter_at(self, hz: float) -> int:
+        """Set the frequency; returns when (perf_counter_ns, CLOCK_MONOTONIC) the server applied it."""
+        applied: int = self._call("meter", hz, None, None)
+        return applied
+
+    def take_write_log(self) -> list[tuple[int, int, int]]:
+        """(perf_counter_ns, register, value) of every register write since the last call."""
+        log: list[tuple[int, int, int]] = self._call("write_log")
+        return log
 
     def write_counts(self) -> dict[int, int]:
         counts: dict[int, int] = self._call("writes")
