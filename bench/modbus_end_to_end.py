@@ -28,6 +28,7 @@ from plcrun.executor.clock import MonotonicClock  # noqa: E402
 from plcrun.executor.engine import Executor, ExecutorConfig  # noqa: E402
 from plcrun.executor.rt_setup import RtConfig, apply_rt_setup  # noqa: E402
 from plcrun.io.site_io import config_io  # noqa: E402
+
 from tests.support.modbus_devices import QUASAR, ModbusPeer  # noqa: E402
 
 SCAN_NS = 10_000_000
