@@ -77,6 +77,7 @@ class EverestSessionDriver(Driver):
         # scan thread only
         self._last_sent: dict[str, tuple[float, int]] = {}
         self._last_check_ns: int | None = None
+        self._bad_setpoints: set[str] = set()  # modules whose setpoint alarm is raised
         # hand-over to the publisher thread
         self._out_lock = threading.Lock()
         self._pending: dict[str, float] = {}  # limits module -> setpoint W
@@ -234,14 +235,19 @@ class EverestSessionDriver(Driver):
             power = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             power = math.nan
-        key = f"everest:{evse.module}:setpoint"
-        if not math.isfinite(power):
-            self._alarms.raise_alarm(
-                key, "everest", f"{evse.output} = {value!r} is not a finite power: 0 W sent", Severity.WARNING
-            )
-            return 0.0
-        self._alarms.clear(key)
-        return power
+        if math.isfinite(power):
+            if evse.module in self._bad_setpoints:
+                self._bad_setpoints.discard(evse.module)
+                self._alarms.clear(f"everest:{evse.module}:setpoint")
+            return power
+        self._bad_setpoints.add(evse.module)
+        self._alarms.raise_alarm(
+            f"everest:{evse.module}:setpoint",
+            "everest",
+            f"{evse.output} = {value!r} is not a finite power: 0 W sent",
+            Severity.WARNING,
+        )
+        return 0.0
 
     def _queue_setpoint(self, evse: EvseConfig, power: float) -> bool:
         if evse.limits_module is None:
