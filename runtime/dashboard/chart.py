@@ -16,6 +16,7 @@ from typing import Any
 
 from ..compiler.program import PathError
 from ..executor.engine import Executor
+from .gate import SlackGate
 from .views import ResolvedViews
 
 SERIES = ("t_s", "grid_hz", "site_w", "ev_present_w", "ev_setpoint_w", "ev_connected")
@@ -31,8 +32,11 @@ def _number(value: Any) -> float | None:
 
 
 class ChartSampler:
-    def __init__(self, executor: Executor, views: ResolvedViews, sample_hz: float, seconds: float) -> None:
+    def __init__(
+        self, executor: Executor, views: ResolvedViews, sample_hz: float, seconds: float, gate: SlackGate
+    ) -> None:
         self.executor = executor
+        self.gate = gate
         self.views = views
         self.period_s = 1.0 / sample_hz
         self._lock = threading.Lock()
@@ -67,7 +71,14 @@ class ChartSampler:
         return sum(stats.scans for stats in list(self.executor.scheduler.stats.tasks.values()))
 
     def sample_now(self) -> None:
-        """Take one sample if the executor scanned since the last one."""
+        """Take one sample if the executor scanned since the last one (in the scan thread's slack)."""
+        self.gate.enter()
+        try:
+            self._sample()
+        finally:
+            self.gate.leave()
+
+    def _sample(self) -> None:
         scans = self._total_scans()
         if scans == self._last_scans:
             self._idle_samples += 1

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..executor.engine import Executor
 from .api import DashboardApi
 from .chart import ChartSampler
+from .gate import SlackGate
 from .routes import ApiError, Request
 from .views import DashboardViews, resolve_views
 
@@ -112,11 +113,38 @@ class _HttpServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a page polling 4 times a second reuses its connections
     timeout = 30  # idle keep-alive connections are closed (and their threads end) after this
+    # Headers and body leave in one segment, at once: without these, Nagle's algorithm and the
+    # client's delayed ACK hold every answer back by about 40 ms.
+    wbufsize = -1
+    disable_nagle_algorithm = True
     server_version = "plcrun-dashboard"
 
     @property
     def dashboard(self) -> DashboardServer:
         return cast(_HttpServer, self.server).dashboard
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-answer
+            self.close_connection = True
+
+    _in_gate = False
+
+    def parse_request(self) -> bool:
+        # A request has arrived: from parsing its headers to sending the answer, work in the
+        # scan thread's slack (gate.py).
+        self.dashboard.gate.enter()
+        self._in_gate = True
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            if self._in_gate:
+                self._in_gate = False
+                self.dashboard.gate.leave()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -260,7 +288,10 @@ class DashboardServer:
         self.token = token
         self.views = views or DashboardViews()
         resolved = resolve_views(executor.program, self.views)
-        self.sampler = ChartSampler(executor, resolved, self.views.sample_hz, self.views.chart_seconds)
+        self.gate = SlackGate(executor)
+        self.sampler = ChartSampler(
+            executor, resolved, self.views.sample_hz, self.views.chart_seconds, self.gate
+        )
         self.api = DashboardApi(
             executor, self.sampler, writes_enabled=token is not None, poll_ms=poll_ms, stats_ttl_s=stats_ttl_s
         )
