@@ -21,12 +21,14 @@ from .compiler.api import check_file, compile_file
 from .compiler.diagnostics import CompileError
 from .compiler.faults import describe_fault
 from .compiler.program import CompiledProgram, ProgramState
+from .dashboard.server import DashboardServer
 from .executor.alarms import AlarmBus
 from .executor.clock import MonotonicClock
 from .executor.engine import Executor, ExecutorConfig, NothingToRun
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.watchdog import WatchdogConfig
 from .io.config_errors import ConfigError
+from .io.scada_server import ScadaServer, ScadaServerError
 from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .io.site_io import SiteIo, config_io, find_site_variables, sim_io
 
@@ -157,6 +159,23 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
         executor.journal.write(path, value, source="site")
     if io.description:
         print(f"plcrun: I/O: {io.description}", file=sys.stderr)
+    scada = None
+    if io.scada is not None:
+        scada = ScadaServer(executor, io.scada)
+        try:
+            scada.start()
+        except ScadaServerError as error:
+            raise UsageError(str(error)) from None
+        print(
+            f"plcrun: SCADA Modbus server on {io.scada.bind}:{scada.port} (unit {io.scada.unit})",
+            file=sys.stderr,
+        )
+    try:
+        dashboard = start_dashboard(executor, args)
+    except UsageError:
+        if scada is not None:
+            scada.stop()
+        raise
     source = Path(program.main_file)
     session = RealtimeSession(
         executor,
@@ -166,11 +185,36 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     )
     tasks = ", ".join(f"{t.name} every {t.interval_ns / 1e6:g} ms" for t in program.tasks)
     print(f"plcrun: running {program.main_file} ({tasks}); Ctrl-C stops", file=sys.stderr)
-    session.run(args.duration)
+    try:
+        session.run(args.duration)
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
+        if scada is not None:
+            scada.stop()
     if args.stats_json:
         write_stats_json(executor, args.stats_json)
     faulted = [name for name, sup in executor.supervisors.items() if sup.faults]
     return EXIT_ERRORS if faulted else EXIT_OK
+
+
+def start_dashboard(executor: Executor, args: argparse.Namespace) -> DashboardServer | None:
+    if args.no_dashboard:
+        return None
+    token = args.token or os.environ.get("PLCRUN_TOKEN") or None
+    try:
+        dashboard = DashboardServer(executor, host=args.dashboard_host, port=args.dashboard_port, token=token)
+        dashboard.start()
+    except OSError as error:
+        raise UsageError(
+            f"dashboard: cannot listen on {args.dashboard_host}:{args.dashboard_port}: {error.strerror}; "
+            "choose another --dashboard-port or use --no-dashboard"
+        ) from None
+    except ValueError as error:
+        raise UsageError(f"dashboard: {error}") from None
+    mode = "writes and forces with the token" if token else "read-only (give --token to allow writes)"
+    print(f"plcrun: dashboard on {dashboard.url} ({mode})", file=sys.stderr)
+    return dashboard
 
 
 def run_cycles(state: ProgramState, cycles: int) -> None:
@@ -268,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scenario", metavar="NAME|FILE", help="simulation scenario (default quiet_grid)")
     run.add_argument("--evs", type=int, metavar="N", help="simulated fleet size")
     run.add_argument("--gateway-id", default="gateway", help="gateway id in MQTT reports")
+    run.add_argument(
+        "--dashboard-port", type=int, default=8080, metavar="PORT", help="dashboard port (0: any free)"
+    )
+    run.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST", help="dashboard address")
+    run.add_argument(
+        "--token", help="allow writes and forces from the dashboard with this token (or PLCRUN_TOKEN)"
+    )
+    run.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
 
     sim = sub.add_parser(
         "sim",

@@ -72,6 +72,11 @@ class SiteConfig:
         return self.raw.get("sim")
 
     @property
+    def everest(self) -> dict[str, Any] | None:
+        """EV sessions over MQTT in EVerest's shape (checked by plcrun.io.everest)."""
+        return self.raw.get("everest")
+
+    @property
     def server(self) -> dict[str, Any] | None:
         """The SCADA-facing Modbus server table (handed on unchecked for now)."""
         return self.raw.get("server")

@@ -20,6 +20,7 @@ from ..compiler.program import CompiledProgram
 from ..executor.alarms import AlarmBus
 from ..executor.driver_api import Driver
 from .config_errors import ConfigError
+from .scada_config import ScadaConfig, parse_server_config
 from .sim.driver import SimDriver
 from .sim.scenario import Scenario
 
@@ -49,7 +50,7 @@ class SiteIo:
     initial_writes: dict[str, object] = field(default_factory=dict)
     required_inputs: set[str] = field(default_factory=set)
     sim: SimDriver | None = None
-    services: list[Any] = field(default_factory=list)  # started with the executor (e.g. SCADA server)
+    scada: ScadaConfig | None = None  # the SCADA server, started once the executor exists
     description: str = ""
     warnings: list[str] = field(default_factory=list)
 
@@ -160,14 +161,20 @@ def config_io(
     gateway_id: str,
 ) -> SiteIo:
     """Drivers of a site configuration file (validated completely; ConfigError otherwise)."""
+    from .everest import EverestSessionDriver, parse_everest_config
     from .modbus.driver import build_modbus_drivers
     from .mqtt import Backhaul, parse_mqtt_config
     from .site_config import load_site_config
 
-    site = load_site_config(path, program.catalog())
+    catalog = program.catalog()
+    site = load_site_config(path, catalog)
     io = SiteIo(description=f"site '{site.name}' from {path}")
     io.drivers.extend(build_modbus_drivers(list(site.devices.values()), alarms))
+    if site.everest is not None:
+        io.drivers.append(EverestSessionDriver(parse_everest_config(site.everest, path, catalog), alarms))
     if site.mqtt is not None:
         io.drivers.append(Backhaul(parse_mqtt_config(site.mqtt, path), alarms, stats_provider, gateway_id))
+    if site.server is not None:
+        io.scada = parse_server_config(site.server, path)
     io.required_inputs = set(site.required_inputs)
     return io

@@ -45,7 +45,15 @@ def test_run_writes_statistics_and_keeps_retain_across_restarts(tmp_path: Path) 
     retain = tmp_path / "counter.retain"
     stats = tmp_path / "stats.json"
     first = _plcrun(
-        "run", str(program), "--duration", "0.5", "--retain", str(retain), "--stats-json", str(stats)
+        "run",
+        str(program),
+        "--no-dashboard",
+        "--duration",
+        "0.5",
+        "--retain",
+        str(retain),
+        "--stats-json",
+        str(stats),
     )
     assert first.returncode == 0, first.stderr
     data = json.loads(stats.read_text())
@@ -53,7 +61,15 @@ def test_run_writes_statistics_and_keeps_retain_across_restarts(tmp_path: Path) 
     assert scans > 0
     assert _retained(retain) == scans  # the final snapshot is written on stop
     second = _plcrun(
-        "run", str(program), "--duration", "0.3", "--retain", str(retain), "--stats-json", str(stats)
+        "run",
+        str(program),
+        "--no-dashboard",
+        "--duration",
+        "0.3",
+        "--retain",
+        str(retain),
+        "--stats-json",
+        str(stats),
     )
     assert second.returncode == 0, second.stderr
     more = json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"]
@@ -95,7 +111,15 @@ def test_kill_9_loses_at_most_the_last_interval(tmp_path: Path) -> None:
     before = _retained(retain)  # whatever the kill interrupted, a complete snapshot is there
     stats = tmp_path / "stats.json"
     again = _plcrun(
-        "run", str(program), "--duration", "0.2", "--retain", str(retain), "--stats-json", str(stats)
+        "run",
+        str(program),
+        "--no-dashboard",
+        "--duration",
+        "0.2",
+        "--retain",
+        str(retain),
+        "--stats-json",
+        str(stats),
     )
     assert again.returncode == 0, again.stderr
     scans = json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"]
@@ -107,7 +131,7 @@ def test_ctrl_c_stops_at_a_scan_boundary(tmp_path: Path) -> None:
     program.write_text(COUNTER)
     retain = tmp_path / "counter.retain"
     child = subprocess.Popen(
-        [sys.executable, "-m", "plcrun.cli", "run", str(program), "--retain", str(retain)],
+        [sys.executable, "-m", "plcrun.cli", "run", str(program), "--no-dashboard", "--retain", str(retain)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
