@@ -373,7 +373,7 @@ def profile_compiled(n_evs: int, scans: int) -> str:
     run_scans(compiled, 0, scans, n_evs)
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(8)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(5)
     return out.getvalue()
 
 
@@ -452,10 +452,11 @@ def codegen_variants(n_evs: int, reps: int, batch_ms: float) -> None:
         ("+ members cached in locals inside loops", cache_members_in_loops),
     ]
     variants = [("as generated", original)]
+    skipped = []
     for label, rewrite in steps:
         rewritten = rewrite(variants[-1][1])
         if rewritten == variants[-1][1]:
-            print(f"  {label}: not applicable (the generated code no longer has this pattern)")
+            skipped.append(label)
             continue
         variants.append((label, rewritten))
     runners: list[Runner] = []
@@ -476,10 +477,19 @@ def codegen_variants(n_evs: int, reps: int, batch_ms: float) -> None:
         print(
             f"  {runner.name:<44} {figures[runner.name]:>9.1f}   {figures[runner.name] / base:>5.2f}x python"
         )
-    print("  rewritten loops:")
-    for line in variants[-1][1].split("\n"):
-        if "_elem" in line or line.strip().startswith(("for ", "l_")):
-            print("    " + line.strip())
+    for label in skipped:
+        print(f"  {label}: not applicable (the generated code no longer has this pattern)")
+    print("  the last variant's second loop:")
+    final = variants[-1][1].split("\n")
+    loops = [i for i, line in enumerate(final) if _FOR_HEADER.match(line)]
+    if loops:
+        first = loops[-1]
+        while first > 0 and final[first - 1].lstrip().startswith("l_"):
+            first -= 1
+        for line in final[first:]:
+            if line.strip() == "return":
+                break
+            print("    " + line[8:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -522,7 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.profile or worst > GOAL_COMPILED_VS_PYTHON:
         n_profile = max(sizes)
-        print(f"\nprofile of the compiled scans at N={n_profile} (200 scans):")
+        print(
+            f"\nprofile of the compiled scans at N={n_profile} (200 scans; --variants N splits _body by construct):"
+        )
         print(profile_compiled(n_profile, 200))
     if args.variants:
         codegen_variants(args.variants, args.reps, args.batch_ms)

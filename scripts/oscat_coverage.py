@@ -419,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "method: each file is checked whole with check_source (with plcrun's ST library); an error belongs "
         "to the POU whose AST line range contains it; '+deps' also needs every POU of the file it calls "
-        "or instantiates to be clean; 'gen' runs code generation + Python compile on the '+deps' POUs"
+        "or instantiates to be clean; 'gen': compiled by compile_source as part of the file's '+deps' POUs "
+        "with one harness PROGRAM per FB/FUNCTION; 'ran': its harness ran the scans without a fault"
         + ("; comments read without nesting (MatIEC)" if args.matiec_comments else "")
     )
     start = time.perf_counter()
