@@ -94,7 +94,7 @@ class PouGenerator:
         for var in members:
             out.line = var.pos.line
             if var.section == "VAR_IN_OUT":
-                out(f"self.v_{var.name.lower()} = {self.values.default(var.type)}")
+                out(f"self.v_{var.name.lower()} = None")  # a reference, bound at every call
             else:
                 out(f"self.v_{var.name.lower()} = {self.values.initial(var.type, var.init)}")
         out.depth -= 1
