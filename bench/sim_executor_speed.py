@@ -57,7 +57,9 @@ def memory_per_session(evs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="simulated seconds per size")
     args = parser.parse_args()
     print(f"command: python bench/sim_executor_speed.py --seconds {args.seconds:g}")
@@ -65,7 +67,9 @@ def main() -> None:
         ratio = speed(evs, args.seconds)
         print(f"{evs:5d} EVs: {ratio:8.1f} simulated s per wall-clock s")
     small, large = memory_per_session(10), memory_per_session(1000)
-    print(f"memory per EV session: {(large - small) / 990 / 1024:.1f} KiB (program state + simulation, 1000 vs 10 EVs)")
+    print(
+        f"memory per EV session: {(large - small) / 990 / 1024:.1f} KiB (program state + simulation, 1000 vs 10 EVs)"
+    )
 
 
 if __name__ == "__main__":
