@@ -21,7 +21,9 @@ def test_full_activation_in_the_scan_that_sees_the_trigger(trigger: float) -> No
     rig = armed_rig(trigger_hz=trigger)
     rig.scan(freq_hz=trigger + 0.005)
     assert rig.get("state") == "FFR_ARMED" and rig.get("p_w") == 0.0
-    rig.scan(freq_hz=trigger)  # at the trigger counts
+    rig.scan(freq_hz=trigger)  # reaching the level is not yet falling below it
+    assert rig.get("state") == "FFR_ARMED"
+    rig.scan(freq_hz=trigger - 0.0005)
     assert rig.get("state") == "FFR_ACTIVE"
     assert rig.get("triggered") is True
     assert rig.get("p_w") == -20000.0
