@@ -232,7 +232,7 @@ def run_cycles(state: ProgramState, cycles: int) -> None:
 def cmd_vars(args: argparse.Namespace) -> int:
     """The variables a program exposes to I/O, the dashboard and retain, with types and locations."""
     program = compile_file(resolve_program(args.program))
-    rows = program.variables(leaves=args.leaves)
+    rows = program.variables(leaves=args.leaves, initial=True)
     if args.json:
         print(json.dumps([row.__dict__ for row in rows]))
         return EXIT_OK

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import CodeType
 from typing import Any
 
@@ -45,6 +45,7 @@ class VariableDesc:
     elementary: bool
     safe_value: str | None  # from {attribute 'safe' := '...'}
     attributes: dict[str, str | None]
+    initial: Any = None  # the initial value (JSON form) of an elementary variable
 
 
 @dataclass
@@ -331,6 +332,8 @@ class CompiledProgram:
         self.diagnostics = diagnostics
         self.sources = model.sources
         self._leaf_index: dict[str, VariableDesc] | None = None
+        self._fresh: ProgramState | None = None  # a never-run state, for initial values
+        self._descriptions: dict[tuple[bool, bool], list[VariableDesc]] = {}
         self.located: dict[str, str] = {}
         for desc in self.variables():
             if desc.location is not None:
@@ -357,8 +360,13 @@ class CompiledProgram:
         if self.model.globals:
             yield self.model.globals_name.lower(), self.model.globals
 
-    def variables(self, leaves: bool = False) -> list[VariableDesc]:
-        """Top-level variables (or, with ``leaves``, every elementary element) with their paths."""
+    def variables(self, leaves: bool = False, initial: bool = False) -> list[VariableDesc]:
+        """Top-level variables (or, with ``leaves``, every elementary element) with their paths;
+        ``initial`` adds the initial values of the elementary ones."""
+        key = (leaves, initial)
+        cached = self._descriptions.get(key)
+        if cached is not None:
+            return list(cached)
         out: list[VariableDesc] = []
         for root, variables in self._roots():
             for var in variables.values():
@@ -369,7 +377,21 @@ class CompiledProgram:
                     out.extend(_leaves(path, var, var.type))
                 else:
                     out.append(_desc(path, var, var.type))
-        return out
+        if initial:
+            fresh = self._initial_state()
+            out = [
+                replace(d, initial=to_json(fresh.accessor(d.path).get(), fresh.accessor(d.path).type))
+                if d.elementary
+                else d
+                for d in out
+            ]
+        self._descriptions[key] = out
+        return list(out)
+
+    def _initial_state(self) -> ProgramState:
+        if self._fresh is None:
+            self._fresh = self.new_state()
+        return self._fresh
 
     def leaf(self, path: str) -> VariableDesc | None:
         """The description of one elementary variable path (or located address), cached."""

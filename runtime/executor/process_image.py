@@ -92,11 +92,30 @@ class ProcessImage:
             self.bindings.append(binding)
         if problems:
             raise BindingError("; ".join(problems))
+        self._ages = self._age_companions()
         self._located_outputs = [
             d.path
             for d in program.variables(leaves=True)
             if d.location is not None and d.location.startswith("%Q")
         ]
+
+    def _age_companions(self) -> list[tuple[str, InputPoint, Accessor]]:
+        """EV session records carry the age of their SoC (``soc_age`` beside a bound ``soc_pct``):
+        the image keeps it current, as FBs cannot call AGE_OF on a VAR_IN_OUT array element."""
+        bound = {p for b in self.bindings for p in b.inputs}
+        found = []
+        for binding in self.bindings:
+            for path, point in binding.inputs.items():
+                if not path.endswith(".soc_pct"):
+                    continue
+                age_path = path[: -len("soc_pct")] + "soc_age"
+                if age_path in bound:
+                    continue
+                try:
+                    found.append((binding.task, point, self.state.accessor(age_path)))
+                except PathError:
+                    continue
+        return found
 
     # ------------------------------------------------------------ per scan
     def read_inputs(self, task: str, clock_ns: int) -> bool:
@@ -128,6 +147,9 @@ class ProcessImage:
             for point in binding.inputs.values():
                 if point.required and not point.handled_by_program and point.quality is not Quality.GOOD:
                     unsafe = True
+        for owner, point, age in self._ages:
+            if owner == task and point.stamp_ns:
+                age.set(max(0, clock_ns - point.stamp_ns))
         return unsafe
 
     def restore_inputs(self, paths: list[str]) -> None:

@@ -248,3 +248,18 @@ def test_a_program_that_reads_the_quality_handles_a_bad_input_itself() -> None:
     assert outputs == [1000.0, 1000.0, 123.0, 123.0, 123.0]
     assert executor.read("aware.q") == "COMM_LOST"
     assert executor.read("aware.age") == "T#40ms"  # the last good sample came at 0 ms; now is 40 ms
+
+
+def test_the_image_keeps_the_age_of_each_ev_soc() -> None:
+    program = compile_file(PROGRAMS / "ev_ages.st")
+    driver = ScriptedDriver(
+        "chargers",
+        ["fleet.evs[1].soc_pct", "fleet.evs[2].soc_pct"],
+        [],
+        [(0, {"fleet.evs[1].soc_pct": 50.0, "fleet.evs[2].soc_pct": 60.0}), (30 * MS, {"fleet.evs[2].soc_pct": 61.0})],
+    )
+    executor = Executor(program, clock=VirtualClock(), drivers=[driver])
+    executor.run(max_scans=6)
+    assert executor.read("fleet.evs[1].soc_age") == "T#50ms"  # last sample at 0 ms, last scan at 50 ms
+    assert executor.read("fleet.evs[2].soc_age") == "T#20ms"  # refreshed at 30 ms
+    assert executor.read("fleet.oldest") == "T#50ms"  # what the program saw in that scan
