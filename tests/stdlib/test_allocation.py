@@ -190,17 +190,15 @@ def test_site_bounds_cut_the_request() -> None:
 
 def test_running_cars_stay_chosen_when_the_request_moves() -> None:
     cars = [bidi() for _ in range(6)]
-    rig, first = allocate(cars, -9000.0)
-    running = [p != 0.0 for p in first]
-    assert sum(running) == 2
-    # swap the order preference: sessions 5 and 6 ran last, they run again
-    rig2 = FbRig("FLEET_ALLOC", with_evs=True)
-    rig2, _ = allocate(cars, -26000.0, rig=rig2)  # 6 cars at 4333 W
-    rig2, _ = allocate(cars[:4] + [bidi(connected=False)] * 2, -9000.0, rig=rig2)
-    rig2, again = allocate(cars, -9000.0, rig=rig2)
-    assert [p != 0.0 for p in again] == [True, True, False, False, False, False]
-    rig, moved = allocate(cars, -9500.0, rig=rig)
-    assert [p != 0.0 for p in moved] == running
+    rig, setpoints = allocate(cars, -9000.0)  # two minimums of 4140 W fit: sessions 1 and 2
+    assert [p != 0.0 for p in setpoints] == [True, True, False, False, False, False]
+    cars[0] = bidi(connected=False)
+    rig, setpoints = allocate(cars, -9000.0, rig=rig)  # 2 keeps running, 3 joins
+    assert [p != 0.0 for p in setpoints] == [False, True, True, False, False, False]
+    cars[0] = bidi()
+    rig, setpoints = allocate(cars, -9500.0, rig=rig)  # 1 is back, but 2 and 3 stay chosen
+    assert [p != 0.0 for p in setpoints] == [False, True, True, False, False, False]
+    assert setpoints[1] == pytest.approx(-4750.0, abs=0.01)
 
 
 def test_sessions_beyond_n_evs_are_not_touched_and_nan_request_is_zero() -> None:
