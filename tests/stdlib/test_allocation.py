@@ -176,6 +176,16 @@ def test_soc_floor_full_battery_and_unidirectional_cars() -> None:
     assert setpoints == [11000.0, 0.0, 11000.0, 0.0, 0.0, 11000.0]
 
 
+def test_a_stale_soc_blocks_discharging_when_an_age_limit_is_set() -> None:
+    rig = FbRig("FLEET_ALLOC", with_evs=True)
+    rig.set_ev(1, **BIDI_CAR, soc_age="T#10s")
+    rig.set_ev(2, **BIDI_CAR, soc_age="T#2s")
+    rig.scan(p_request_w=-20000.0, n_evs=2, soc_max_age="T#5s")
+    assert [rig.ev(1, "p_setpoint_w"), rig.ev(2, "p_setpoint_w")] == [0.0, -11000.0]
+    rig.scan(p_request_w=20000.0)  # charging does not depend on the SoC's age
+    assert [rig.ev(1, "p_setpoint_w"), rig.ev(2, "p_setpoint_w")] == [10000.0, 10000.0]
+
+
 def test_site_bounds_cut_the_request() -> None:
     cars = [bidi() for _ in range(20)]
     rig, setpoints = allocate(cars, -150000.0, upper=95000.0, lower=-65000.0)
@@ -226,6 +236,14 @@ def test_site_ev_bounds_from_the_meter() -> None:
     assert rig.get("p_total_min_w") == pytest.approx(-60000.0 - 15000.0 + 500.0)
     rig.scan(site_w=float("nan"))  # the last estimate is held
     assert rig.get("meter_ok") is False and rig.get("other_w") == pytest.approx(15000.0)
+
+
+def test_site_ev_bounds_smoothing_of_the_other_load() -> None:
+    rig = FbRig("SITE_EV_BOUNDS", with_evs=True)
+    rig.scan(site_w=10000.0, n_evs=0, other_tau="T#1s")
+    assert rig.get("other_w") == 10000.0  # the first estimate is taken as it is
+    rig.run(100, site_w=20000.0)  # a step of the site load, followed with tau = 1 s
+    assert rig.get("other_w") == pytest.approx(10000.0 + 10000.0 * (1.0 - math.exp(-1.0)), abs=0.01)
 
 
 # ---------------------------------------------------------------------------------- hypothesis
