@@ -20,6 +20,10 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 pytestmark = pytest.mark.browser
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -62,8 +66,19 @@ def _artifact_dir(tmp_path: Path) -> Path:
 
 
 def _text(driver: Any, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return str(found[0].text) if found else ""
+    """Text of the first element matching ``css``, read in one step (the page re-renders parts of
+    itself four times a second, so element references go stale)."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';"
+    return str(driver.execute_script(script, css)).strip()
+
+
+def _click(driver: Any, css: str) -> bool:
+    """Click the element matching ``css`` if it is there now (for use inside ``wait.until``)."""
+    try:
+        driver.find_element(By.CSS_SELECTOR, css).click()
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+    return True
 
 
 def _scans(driver: Any) -> int:
@@ -71,16 +86,16 @@ def _scans(driver: Any) -> int:
     return int(text) if text.isdigit() else -1
 
 
-def _watch(driver: Any, wait: Any, path: str) -> Any:
-    """Search for ``path`` in the variable tree and add it to the watch; return its watch row."""
+def _watch(driver: Any, wait: Any, path: str) -> str:
+    """Search for ``path`` in the variable tree and add it to the watch; the CSS of its watch row."""
     search = driver.find_element(By.ID, "search")
     search.clear()
     search.send_keys(path)
-    button = wait.until(
-        lambda d: d.find_element(By.CSS_SELECTOR, f"#tree li[data-path='{path}'] > button.watch")
+    row = f"#watch tr[data-path='{path}']"
+    wait.until(
+        lambda d: _click(d, f"#tree li[data-path='{path}'] > button.watch") and _text(d, row + " td.path")
     )
-    button.click()
-    return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"#watch tr[data-path='{path}']"))
+    return row
 
 
 def test_the_page_shows_live_statistics_and_forces_change_the_program(browser: Any, tmp_path: Path) -> None:
@@ -101,22 +116,23 @@ def test_the_page_shows_live_statistics_and_forces_change_the_program(browser: A
         under = "#watch tr[data-path='main.under_frequency'] td.value"
         wait.until(lambda d: _text(d, under) == "FALSE")
 
-        # without the token the force is refused, and the page says why
-        frequency.find_element(By.CSS_SELECTOR, "input.value-input").send_keys("49.5")
-        frequency.find_element(By.CSS_SELECTOR, "button.force").click()
+        # without the token a write is refused, and the page says why
+        browser.find_element(By.CSS_SELECTOR, frequency + " input.value-input").send_keys("49.5")
+        browser.find_element(By.CSS_SELECTOR, frequency + " button.write").click()
         wait.until(lambda d: "refused (401)" in _text(d, "#message"))
-        assert "a token is needed" in _text(browser, "#message")
+        assert "write main.grid_hz refused (401): a token is needed" in _text(browser, "#message")
         assert "error" in browser.find_element(By.ID, "message").get_attribute("class")
-        assert executor.journal.forces() == {}
+        assert executor.journal.entries() == []
 
         # with the token the forced frequency drives the program's under-frequency output
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.ID, "token-save").click()
         wait.until(lambda d: _text(d, "#token-state") == "set")
-        frequency.find_element(By.CSS_SELECTOR, "button.force").click()
+        browser.find_element(By.CSS_SELECTOR, frequency + " button.force").click()
         wait.until(lambda d: "queued" in _text(d, "#message"))
         wait.until(lambda d: _text(d, under) == "TRUE")
-        wait.until(lambda d: "forced" in (frequency.get_attribute("class") or ""))
+        forced = "return document.querySelector(arguments[0]).classList.contains('forced');"
+        wait.until(lambda d: d.execute_script(forced, frequency))
         assert _text(browser, "#watch tr[data-path='main.grid_hz'] td.value") == "49.5"
         assert get(server, "/api/variable?path=main.under_frequency")["value"] is True
         assert get(server, "/api/variable?path=main.droop_w")["value"] == pytest.approx(-50_000.0)
@@ -124,7 +140,7 @@ def test_the_page_shows_live_statistics_and_forces_change_the_program(browser: A
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-legend span")) == 4)
         browser.save_screenshot(str(_artifact_dir(tmp_path) / "dashboard.png"))
 
-        frequency.find_element(By.CSS_SELECTOR, "button.release").click()
+        browser.find_element(By.CSS_SELECTOR, frequency + " button.release").click()
         wait.until(lambda d: _text(d, under) == "FALSE")
         assert get(server, "/api/journal")["forces"] == {}
 
