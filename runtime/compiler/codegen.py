@@ -68,6 +68,7 @@ class PouGenerator:
         self.out = Emitter(chunk)
         self.loops: list[tuple[str, str] | None] = []  # per enclosing loop: (alias, lvalue) of FOR aliases
         self.split_depth = 0  # nesting of FOR loops generated in a fast and a checked version
+        self.hoisted: list[list[tuple[str, str]]] = []  # per enclosing FOR: (local, member) pairs
 
     # ------------------------------------------------------------ POU shells
     def generate(self) -> None:
@@ -170,6 +171,9 @@ class PouGenerator:
             for loop in self.loops:
                 if loop is not None:
                     self.out(f"{loop[1]} = {loop[0]}")
+            for level in self.hoisted:
+                for local, source in level:
+                    self.out(f"{source} = {local}")
             self.out("return " + self._function_result() if self.pou.kind == "FUNCTION" else "return")
 
     def _write_back_innermost(self) -> None:
@@ -349,7 +353,9 @@ class PouGenerator:
             self._for_body(s, rng, loop_var, target, ref.var, cache_elements=False)
             self.out.depth -= 1
         else:
-            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=False)
+            known = self.x.safe_index.get(id(ref.var))
+            statically_safe = known is not None and all(lo <= known[0] and known[1] <= hi for lo, hi in sites)
+            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=aliased and statically_safe)
         self.loops.pop()
         if aliased:
             del self.x.aliases[id(ref.var)]
@@ -358,18 +364,36 @@ class PouGenerator:
     def _for_body(
         self, s: A.For, rng: str, loop_var: str, target: str, var: T.VarInfo, cache_elements: bool
     ) -> None:
+        """The loop itself. With ``cache_elements`` (indices known to be in bounds) each structure
+        element is read once per iteration, and, when the body calls nothing, the scalar members and
+        globals it uses live in locals for the loop and are written back after it."""
+        hoisted: list[tuple[str, str]] = []
+        if cache_elements and not _calls_pous(s.body):
+            for used in _scalar_names(s.body, var):
+                if id(used) in self.x.aliases:
+                    continue
+                local = self.x.temp("m")
+                ref = VarRef(used, "global" if used.section == "VAR_GLOBAL" else "member")
+                hoisted.append((local, self.x.var_code(ref)))
+                self.x.aliases[id(used)] = local
+        for local, source in hoisted:
+            self.out(f"{local} = {source}")
+        self.hoisted.append(hoisted)
         self.out(f"for {loop_var} in {rng}:")
         self.out.depth += 1
         added: list[tuple[str, str]] = []
         if cache_elements:
+            safe = self.x.safe_index.get(id(var))
             for array in _cacheable_arrays(s.body, var):
+                array_type = T.underlying(array.ty)
+                assert isinstance(array_type, T.ArrayType)
+                low, high = array_type.dims[0]
+                if safe is None or not (low <= safe[0] and safe[1] <= high):
+                    continue
                 base = self.x.expr(array)
                 key = (base, loop_var)
                 if key in self.x.element_cache:
                     continue
-                array_type = T.underlying(array.ty)
-                assert isinstance(array_type, T.ArrayType)
-                low = array_type.dims[0][0]
                 element = self.x.temp("e")
                 self.out(
                     f"{element} = {base}[{loop_var} - {low}]" if low else f"{element} = {base}[{loop_var}]"
@@ -384,6 +408,13 @@ class PouGenerator:
         self.out.depth += 1
         self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', var.type)}")
         self.out.depth -= 1
+        self.hoisted.pop()
+        for local, source in hoisted:
+            self.out(f"{source} = {local}")
+        for local, _ in hoisted:
+            for used_id, alias in list(self.x.aliases.items()):
+                if alias == local:
+                    del self.x.aliases[used_id]
 
     def _budget(self, counter: str) -> None:
         self.out(f"{counter} -= 1")
@@ -520,6 +551,44 @@ def _walk_exprs(body: list[A.Stmt]) -> list[A.Expr]:
 
     stmts(body)
     return out
+
+
+def _calls_pous(body: list[A.Stmt]) -> bool:
+    """Does the body call a function or function block (code that could see members)?"""
+    for e in _walk_exprs(body):
+        if isinstance(e, A.Call) and e.ref is not None and e.ref[0] in ("fb", "function"):
+            return True
+    return any(isinstance(s, A.CallStmt) for s in _all_statements(body))
+
+
+def _all_statements(body: list[A.Stmt]) -> list[A.Stmt]:
+    out: list[A.Stmt] = []
+    for s in body:
+        out.append(s)
+        if isinstance(s, A.If):
+            for _, b in s.branches:
+                out.extend(_all_statements(b))
+            out.extend(_all_statements(s.else_body or []))
+        elif isinstance(s, A.Case):
+            for _, b in s.elements:
+                out.extend(_all_statements(b))
+            out.extend(_all_statements(s.else_body or []))
+        elif isinstance(s, A.For | A.While | A.Repeat):
+            out.extend(_all_statements(s.body))
+    return out
+
+
+def _scalar_names(body: list[A.Stmt], loop_var: T.VarInfo) -> list[T.VarInfo]:
+    """Elementary members and globals a loop body names (candidates to live in locals)."""
+    seen: dict[int, T.VarInfo] = {}
+    for e in _walk_exprs(body):
+        if isinstance(e, A.Name) and isinstance(e.ref, VarRef) and e.ref.scope in ("member", "global"):
+            var = e.ref.var
+            if var is loop_var or var.section == "VAR_IN_OUT":
+                continue
+            if T.is_elementary(var.type) or isinstance(T.underlying(var.type), T.EnumType):
+                seen.setdefault(id(var), var)
+    return list(seen.values())
 
 
 def _is_loop_index(e: A.Index, var: T.VarInfo) -> bool:
