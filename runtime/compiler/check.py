@@ -17,7 +17,7 @@ def check_program(
 ) -> ProgramModel:
     decls = Declarations(diag)
     decls.collect(units, library_files)
-    decls.resolve_all(units)
+    decls.resolve_all(units, library_files)
     globals_name, tasks, instances = decls.configure(units, main_file)
     init_checker = BodyChecker(decls, None, diag)
     for var in decls.globals.values():

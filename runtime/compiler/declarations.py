@@ -60,12 +60,26 @@ class Declarations:
                     self.diag.error("E0007", f"{what} is not supported", pos)
                 self.pous[key] = T.PouType(pou.name, pou.kind, decl=pou, library=library)
 
-    def resolve_all(self, units: list[A.CompilationUnit]) -> None:
+    def resolve_all(self, units: list[A.CompilationUnit], library_files: set[str] | None = None) -> None:
         for key in list(self.type_decls):
             self.named_type(key, self.type_decls[key].pos)
-        for unit in units:
+        # Globals before POUs (their constants size arrays): the user's file-level and configuration
+        # globals first, then the library's, which a user global of the same name replaces.
+        library_files = library_files or set()
+        user = [u for u in units if u.filename not in library_files]
+        for unit in user:
             for block in unit.global_blocks:
                 self.add_globals(block)
+            for config in unit.configurations[:1]:
+                for block in config.var_blocks:
+                    self.add_globals(block)
+                for resource in config.resources:
+                    for block in resource.var_blocks:
+                        self.add_globals(block)
+        for unit in units:
+            if unit.filename in library_files:
+                for block in unit.global_blocks:
+                    self.add_globals(block, library=True)
         for pou in self.pous.values():
             self._resolve_pou(pou)
         self._check_containment_cycles()
@@ -272,10 +286,14 @@ class Declarations:
                         self.constants.setdefault(name.upper(), ConstRef(var_type, value))
         return out
 
-    def add_globals(self, block: A.VarBlock) -> None:
+    def add_globals(self, block: A.VarBlock, library: bool = False) -> None:
         if block.kind != "VAR_GLOBAL":
             self.diag.error("E0106", f"{block.kind} is not allowed here; use VAR_GLOBAL", block.pos)
             return
+        if library:  # a user global of the same name shadows the library's (its constant too)
+            kept = [d for d in block.decls if not any(n.upper() in self.globals for n, _ in d.names)]
+            if len(kept) != len(block.decls):
+                block = A.VarBlock(block.pos, block.kind, block.constant, block.retain, kept)
         for var in self.make_vars(block, "GLOBAL"):
             if var.key in self.globals:
                 self.diag.error("E0102", f"global '{var.name}' is declared twice", var.pos)
@@ -364,14 +382,10 @@ class Declarations:
             default = TaskModel("DEFAULT", DEFAULT_INTERVAL_NS, 0, Pos(main_file, 1, 1))
             defaults = [InstanceModel(p.name, p, "DEFAULT", p.decl.pos) for p in programs]
             return "globals", [default] if defaults else [], defaults
-        config = configs[0]
-        for block in config.var_blocks:
-            self.add_globals(block)
+        config = configs[0]  # its globals were declared by resolve_all
         tasks: dict[str, TaskModel] = {}
         instances: list[InstanceModel] = []
         for resource in config.resources:
-            for block in resource.var_blocks:
-                self.add_globals(block)
             for task_decl in resource.tasks:
                 declared = self._task(task_decl)
                 if declared is None:
