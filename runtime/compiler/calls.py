@@ -41,7 +41,32 @@ class CallChecker:
         raise NotImplementedError
 
     # ------------------------------------------------------------
+    def _take_en_eno(self, e: A.Call) -> None:
+        """EN (execute only when TRUE) and ENO (TRUE when executed) are taken off the argument list;
+        the code generator wraps the call with them."""
+        e.en = None  # type: ignore[attr-defined]
+        e.eno = None  # type: ignore[attr-defined]
+        kept = []
+        for arg in e.args:
+            key = (arg.name or "").upper()
+            if key == "EN" and arg.value is not None:
+                t = self.expr(arg.value, T.BOOL)
+                if not T.is_bool(t) and not isinstance(t, T.ErrorType):
+                    self.diag.error("E0201", f"EN must be BOOL, not {t.display}", arg.value.pos)
+                e.en = arg.value  # type: ignore[attr-defined]
+            elif key == "ENO" and arg.target is not None:
+                t = self.lvalue(arg.target)
+                if not T.is_bool(t) and not isinstance(t, T.ErrorType):
+                    self.diag.error(
+                        "E0201", f"ENO is BOOL; it cannot be stored in {t.display}", arg.target.pos
+                    )
+                e.eno = arg.target  # type: ignore[attr-defined]
+            else:
+                kept.append(arg)
+        e.args = kept
+
     def call(self, e: A.Call, expected: T.Type | None, statement: bool) -> T.Type:
+        self._take_en_eno(e)
         callee = e.callee
         shadowing = self.lookup_var(callee.name) if isinstance(callee, A.Name) else None
         if isinstance(callee, A.Name) and (
@@ -155,11 +180,8 @@ class CallChecker:
             key = arg.name.upper()
             matched = by_name.get(key)
             if matched is None:
-                if key in ("EN", "ENO"):
-                    self.diag.error("E0007", "EN/ENO are not supported", arg.pos)
-                else:
-                    hint = did_you_mean(arg.name, [p.name for p in params]) or pou.interface()
-                    self.diag.error("E0301", f"'{pou.name}' has no parameter '{arg.name}'", arg.pos, hint)
+                hint = did_you_mean(arg.name, [p.name for p in params]) or pou.interface()
+                self.diag.error("E0301", f"'{pou.name}' has no parameter '{arg.name}'", arg.pos, hint)
                 self._check_args_loosely(A.Call(arg.pos, e.callee, [arg]))
                 continue
             if key in seen:
@@ -236,7 +258,7 @@ class CallChecker:
             expected = names[i] if names is not None and i < len(names) else f"IN{i + 1}"
             if names is not None and key in names:
                 continue
-            if key not in (expected, f"IN{i}", f"IN{i + 1}"):
+            if key not in (expected, f"IN{i}", f"IN{i + 1}") and not (key == "IN" and len(e.args) == 1):
                 self.diag.error("E0301", f"{name} has no parameter '{arg.name}'", arg.pos)
                 return None
         if names is not None:

@@ -318,6 +318,9 @@ class BodyChecker(CallChecker):
 
     # ------------------------------------------------------------ assignment
     def check_assignable(self, target_type: T.Type, value: A.Expr, value_type: T.Type, pos: Any) -> None:
+        if T.is_bool(target_type) and isinstance(value_type, T.LiteralIntType):
+            if self.decls.const_value(value) in (0, 1):
+                return  # 0 and 1 are BOOL literals too
         verdict = assignable(target_type, value_type)
         if verdict == "ok":
             self._literal_fits(target_type, value)

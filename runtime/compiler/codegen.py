@@ -212,6 +212,25 @@ class PouGenerator:
             self.flush_pre()
             self.out(code)
             return
+        en = getattr(call, "en", None)
+        eno = getattr(call, "eno", None)
+        flag = None
+        if en is not None:
+            flag = self.x.temp("en")
+            code = self.x.expr(en)
+            self.flush_pre()
+            self.out(f"{flag} = {code}")
+            self.out(f"if {flag}:")
+            self.out.depth += 1
+        self._fb_call(call)
+        if flag is not None:
+            self.out.depth -= 1
+        if eno is not None:
+            target = self.x.lvalue(eno)
+            self.flush_pre()
+            self.out(f"{target} = {flag or 'True'}")
+
+    def _fb_call(self, call: A.Call) -> None:
         instance = self.x.lvalue(call.callee)
         if "[" in instance or "(" in instance:
             tmp = self.x.temp("fb")

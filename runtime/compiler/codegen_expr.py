@@ -190,14 +190,28 @@ class ExprGen:
 
     # ------------------------------------------------------------ calls
     def call(self, e: A.Call) -> str:
+        """A call as an expression. ``EN := c`` runs it only when c (the result is then the result
+        type's default); ``ENO => v`` sets v to whether it ran."""
         kind, target = e.ref
+        en = getattr(e, "en", None)
+        eno = getattr(e, "eno", None)
+        flag = None
+        if en is not None:
+            flag = self.temp("en")
+            self.pre.append(f"{flag} = {self.expr(en)}")
         if kind == "desugared":
-            return self.expr(e.desugared)  # type: ignore[attr-defined]
-        if kind == "builtin":
-            return self.builtin(e, target)
-        if kind == "function":
-            return self.function_call(e, target)
-        raise AssertionError("function block calls are statements")
+            code = self.expr(e.desugared)  # type: ignore[attr-defined]
+        elif kind == "builtin":
+            code = self.builtin(e, target)
+        elif kind == "function":
+            code = self.function_call(e, target, flag)
+        else:
+            raise AssertionError("function block calls are statements")
+        if flag is not None and not (kind == "function" and len(function_returns(target)) > 1):
+            code = f"({code} if {flag} else {self.values.default(e.ty)})"
+        if eno is not None:
+            self.pre.append(f"{self.lvalue(eno)} = {flag or 'True'}")
+        return code
 
     def builtin(self, e: A.Call, ref: B.BuiltinRef) -> str:
         if ref.name in ("QUALITY_OF", "AGE_OF"):
@@ -227,7 +241,7 @@ class ExprGen:
         head = "{_G._path}." if node.ref.scope == "global" else "{self._path}."
         return "f" + repr(head + node.name.lower() + "".join(reversed(parts)))
 
-    def function_call(self, e: A.Call, pou: T.PouType) -> str:
+    def function_call(self, e: A.Call, pou: T.PouType, en_flag: str | None = None) -> str:
         bound: list[tuple[T.VarInfo, A.Arg]] = e.bound  # type: ignore[attr-defined]
         by_param = {id(p): a for p, a in bound}
         args = []
@@ -249,7 +263,13 @@ class ExprGen:
         if len(returned) == 1:
             return call
         tmp = self.temp()
-        self.pre.append(f"{tmp} = {call}")
+        if en_flag is None:
+            self.pre.append(f"{tmp} = {call}")
+        else:
+            defaults = [self.values.default(pou.return_type or T.ERROR)]
+            defaults += [self.values.default(p.type) for p in returned[1:] if p is not None]
+            self.pre.append(f"{tmp} = {call} if {en_flag} else ({', '.join(defaults)},)")
+        guard = f"if {en_flag}: " if en_flag is not None else ""
         for i, returned_param in enumerate(returned[1:], start=1):
             assert returned_param is not None
             param = returned_param
@@ -262,7 +282,9 @@ class ExprGen:
             value = f"{tmp}[{i}]"
             if arg.negated:
                 value = f"(not {value})"
-            self.pre.append(f"{self.lvalue(destination)} = {store_code(value, param.type, destination.ty)}")
+            self.pre.append(
+                f"{guard}{self.lvalue(destination)} = {store_code(value, param.type, destination.ty)}"
+            )
         return f"{tmp}[0]"
 
 

@@ -105,6 +105,10 @@ class ValueBuilder:
             return f"{class_name(u)}()"
         if isinstance(u, T.ArrayType):
             return self._array(u, 0, [])
+        if isinstance(u, T.LiteralIntType):
+            return "0"
+        if isinstance(u, T.LiteralRealType):
+            return "0.0"
         return "None"
 
     def _array(self, t: T.ArrayType, dim: int, flat: list[str]) -> str:
@@ -193,6 +197,8 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
     if isinstance(t, T.SubrangeType):
         return f"_subrange({code}, {t.low}, {t.high})"
     u = T.underlying(t)
+    if u is T.BOOL and isinstance(v, T.LiteralIntType):
+        return "True" if value_expr is not None and getattr(value_expr, "value", 0) else "False"
     if isinstance(u, T.ElementaryType):
         if u.kind == "real":
             if isinstance(v, T.LiteralIntType | T.LiteralRealType) and isinstance(
