@@ -198,7 +198,7 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
         return f"_subrange({code}, {t.low}, {t.high})"
     u = T.underlying(t)
     if u is T.BOOL and isinstance(v, T.LiteralIntType):
-        return "True" if value_expr is not None and getattr(value_expr, "value", 0) else "False"
+        return "True" if isinstance(value_expr, A.IntLit) and value_expr.value else "False"
     if isinstance(u, T.ElementaryType):
         if u.kind == "real":
             if isinstance(v, T.LiteralIntType | T.LiteralRealType) and isinstance(
