@@ -95,7 +95,7 @@ def scenario_parameters(
 
     def put(name: str, value: object) -> None:
         path = f"{site.instance}.{name.lower()}"
-        if path in variables:
+        if path in variables or program.leaf(path) is not None:
             writes[path] = value
         else:
             skipped.append(name)
