@@ -8,35 +8,19 @@ from plcrun.compiler.api import compile_file
 from plcrun.executor.clock import VirtualClock
 from plcrun.executor.engine import Executor, ExecutorConfig
 from plcrun.io.sim.evaluate import evaluate
-from plcrun.io.sim.scenario_load import load_scenario
+from plcrun.io.sim.scenario_load import builtin_scenarios, load_scenario
 from plcrun.io.site_io import sim_io
 from st_rig import PROGRAMS
 
 
-def list_parameters(instance: str, params: dict[str, object]) -> dict[str, object]:
-    """Element writes for the scenario's list parameters (plausible_hz = [45, 65], the OCPP curve)."""
-    writes: dict[str, object] = {}
-    for key, value in params.items():
-        if not isinstance(value, list):
-            continue
-        if key == "v2x_freq_watt_curve":
-            for i, (hz, watts) in enumerate(value, start=1):
-                writes[f"{instance}.v2x_curve_hz[{i}]"] = hz
-                writes[f"{instance}.v2x_curve_w[{i}]"] = watts
-            writes[f"{instance}.v2x_curve_points"] = len(value)
-        else:
-            for i, item in enumerate(value, start=1):
-                writes[f"{instance}.{key}[{i}]"] = item
-    return writes
-
-
-def simulate(program_file: str, scenario_name: str) -> list[str]:
+def simulate(program_file: str, scenario_name: str, every_parameter_used: bool = False) -> list[str]:
     program = compile_file(PROGRAMS / program_file)
     scenario = load_scenario(scenario_name)
     io = sim_io(program, scenario)
     executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
-    writes = {**io.initial_writes, **list_parameters("main", dict(scenario.service.params))}
-    for path, value in writes.items():
+    if every_parameter_used:  # the site program has a variable for every scenario parameter
+        assert io.warnings == []
+    for path, value in io.initial_writes.items():
         executor.journal.write(path, value, source="scenario")
     executor.run(duration_ns=scenario.duration_ns)
     assert io.sim is not None
@@ -46,12 +30,9 @@ def simulate(program_file: str, scenario_name: str) -> list[str]:
     return [f"{c.name}: {c.value} ({c.limit}) {c.detail}" for c in report.checks if not c.passed]
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    ["fcr_static", "deadband_edges", "dc_curve", "ffr_ramp", "lfsm", "sensor_faults", "transformer_limit"],
-)
-def test_freq_response_passes_the_scenario(scenario: str) -> None:
-    assert simulate("freq_response.st", scenario) == []
+@pytest.mark.parametrize("scenario", builtin_scenarios())
+def test_freq_response_passes_every_shipped_scenario(scenario: str) -> None:
+    assert simulate("freq_response.st", scenario, every_parameter_used=True) == []
 
 
 def test_ocpp_program_passes_the_curve_scenario() -> None:
