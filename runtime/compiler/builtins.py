@@ -152,7 +152,7 @@ def is_builtin(name: str) -> bool:
 # ------------------------------------------------------------------ emission
 
 
-def _wrap_code(code: str, t: T.Type) -> str:
+def wrap_code(code: str, t: T.Type) -> str:
     """Python code that wraps an integer expression to the range of ``t``."""
     rng = T.int_range(t)
     if rng is None:
@@ -176,8 +176,8 @@ def convert_code(code: str, source: T.Type, target: T.Type, how: str = "TO") -> 
         if T.is_real_like(t):
             return _round_real(f"_parse_real({code})", t)
         if isinstance(t, T.ElementaryType) and t.kind == "time":
-            return f"({_wrap_code(f'_parse_int({code})', t)} * 1000000)"
-        return _wrap_code(f"_parse_int({code})", t)
+            return f"({wrap_code(f'_parse_int({code})', t)} * 1000000)"
+        return wrap_code(f"_parse_int({code})", t)
     if isinstance(s, T.EnumType):
         s = T.DINT
     if t is T.BOOL:
@@ -195,14 +195,14 @@ def convert_code(code: str, source: T.Type, target: T.Type, how: str = "TO") -> 
     # integer or bit string target
     if s_kind == "real":
         inner = f"_trunc({code})" if how == "TRUNC" else f"_real_to_int({code})"
-        return _wrap_code(inner, t_el)
+        return wrap_code(inner, t_el)
     if s_kind == "time":
-        return _wrap_code(f"_idiv({code}, {_time_unit(s)})", t_el)
+        return wrap_code(f"_idiv({code}, {_time_unit(s)})", t_el)
     if s_kind == "date":
-        return _wrap_code(f"_idiv({code}, 1000000000)", t_el)
+        return wrap_code(f"_idiv({code}, 1000000000)", t_el)
     if s_kind == "bool":
         return f"_int({code})"
-    return _wrap_code(code, t_el)
+    return wrap_code(code, t_el)
 
 
 def _time_unit(t: T.Type) -> int:
@@ -220,11 +220,11 @@ def _to_time(code: str, source: T.Type, s_kind: str, target: T.ElementaryType) -
     if target.kind == "date":
         factor = 1_000_000 if target.name == "TOD" else 1_000_000_000
         scaled = f"_real_to_int(({code}) * {factor})" if s_kind == "real" else f"(({code}) * {factor})"
-        return _wrap_code(scaled, target)
+        return wrap_code(scaled, target)
     unit = _time_unit(target)
     if s_kind == "real":
-        return _wrap_code(f"_real_to_int(({code}) * {unit})", target)
-    return _wrap_code(f"(_int({code}) * {unit})", target)
+        return wrap_code(f"_real_to_int(({code}) * {unit})", target)
+    return wrap_code(f"(_int({code}) * {unit})", target)
 
 
 def _to_string(code: str, source: T.Type) -> str:
@@ -264,7 +264,7 @@ def emit_builtin(ref: BuiltinRef, args: list[str], self_path: Callable[[int], st
     if name in ("SHL", "SHR", "ROL", "ROR"):
         bits = ref.extra["bits"]
         inner = f"_{name.lower()}({args[0]}, {args[1]}, {bits})"
-        return _wrap_code(inner, result) if isinstance(result, T.ElementaryType) and result.signed else inner
+        return wrap_code(inner, result) if isinstance(result, T.ElementaryType) and result.signed else inner
     if name == "CONCAT":
         return "(" + " + ".join(args) + ")"
     if name == "LEN":

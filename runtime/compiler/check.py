@@ -9,7 +9,7 @@ from . import st_types as T
 from .checker import BodyChecker
 from .declarations import Declarations
 from .diagnostics import DiagnosticBag
-from .model import EnumRef, ProgramModel
+from .model import EnumRef, ProgramModel, pou_types_in
 
 
 def check_program(
@@ -26,7 +26,7 @@ def check_program(
     checked: set[str] = set()
     pending = [p for p in decls.pous.values() if not p.library]
     pending += [i.pou for i in instances]
-    pending += [p for v in decls.globals.values() for p in _fb_types(v.type)]
+    pending += [p for v in decls.globals.values() for p in pou_types_in(v.type)]
     while pending:
         pou = pending.pop()
         key = pou.name.upper()
@@ -36,7 +36,7 @@ def check_program(
         checker = BodyChecker(decls, pou, diag)
         for var in pou.variables.values():
             check_initializer(checker, var.type, var.init, var.pos)
-            pending.extend(_fb_types(var.type))
+            pending.extend(pou_types_in(var.type))
         checker.body(pou.decl.body)
         pou.calls = list(checker.calls)  # type: ignore[attr-defined]
         pending.extend(checker.calls)
@@ -53,16 +53,6 @@ def check_program(
         type_inits=decls.type_inits,
         decls=decls,
     )
-
-
-def _fb_types(t: T.Type) -> list[T.PouType]:
-    if isinstance(t, T.PouType):
-        return [t]
-    if isinstance(t, T.ArrayType):
-        return _fb_types(t.element)
-    if isinstance(t, T.StructType):
-        return [p for f in t.fields.values() for p in _fb_types(f.type)]
-    return []
 
 
 def _unused_warnings(pou: T.PouType, diag: DiagnosticBag) -> None:

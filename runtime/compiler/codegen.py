@@ -15,8 +15,9 @@ from types import CodeType
 
 from . import st_ast as A
 from . import st_types as T
+from .builtins import wrap_code
 from .codegen_expr import ExprGen, function_returns
-from .codegen_values import ValueBuilder, class_name, store_code, wrap_code
+from .codegen_values import ValueBuilder, class_name, store_code
 from .declarations import Declarations
 from .model import VarRef
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import st_ast as A
 from . import st_types as T
+from .builtins import wrap_code
 from .declarations import Declarations
 from .model import EnumRef
 
@@ -39,17 +40,6 @@ def class_name(t: T.Type) -> str:
         prefix = {"FUNCTION_BLOCK": "FB_", "PROGRAM": "P_", "FUNCTION": "F_"}[t.kind]
         return prefix + t.name.upper()
     raise AssertionError(t)
-
-
-def wrap_code(code: str, t: T.Type) -> str:
-    rng = T.int_range(t)
-    if rng is None:
-        return code
-    low, high = rng
-    span = high - low + 1
-    if low == 0:
-        return f"(({code}) & {span - 1})"
-    return f"(((({code}) + {-low}) & {span - 1}) - {-low})"
 
 
 def convert_constant(value: object, t: T.Type) -> object:

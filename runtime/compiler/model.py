@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import st_ast as A
 from . import st_types as T
 from .diagnostics import Pos
 
@@ -89,20 +88,20 @@ class ProgramModel:
         for instance in self.instances:
             visit(instance.pou)
         for var in self.globals.values():
-            for pou in _pou_types_in(var.type):
+            for pou in pou_types_in(var.type):
                 visit(pou)
         return order
 
 
-def _pou_types_in(t: T.Type) -> list[T.PouType]:
+def pou_types_in(t: T.Type) -> list[T.PouType]:
     if isinstance(t, T.PouType):
         return [t]
     if isinstance(t, T.ArrayType):
-        return _pou_types_in(t.element)
+        return pou_types_in(t.element)
     if isinstance(t, T.StructType):
         out: list[T.PouType] = []
         for f in t.fields.values():
-            out.extend(_pou_types_in(f.type))
+            out.extend(pou_types_in(f.type))
         return out
     return []
 
@@ -110,62 +109,7 @@ def _pou_types_in(t: T.Type) -> list[T.PouType]:
 def _dependencies(pou: T.PouType, pous: dict[str, T.PouType]) -> list[T.PouType]:
     deps: list[T.PouType] = []
     for var in pou.variables.values():
-        deps.extend(_pou_types_in(var.type))
+        deps.extend(pou_types_in(var.type))
     calls: list[T.PouType] = getattr(pou, "calls", [])
     deps.extend(calls)
     return deps
-
-
-def all_pou_calls(body: list[A.Stmt]) -> list[A.Call]:
-    """Every call node in a statement list (used for dependency and recursion analysis)."""
-    found: list[A.Call] = []
-
-    def expr(e: object) -> None:
-        if isinstance(e, A.Call):
-            found.append(e)
-            expr(e.callee)
-            for arg in e.args:
-                expr(arg.value)
-                expr(arg.target)
-        elif isinstance(e, A.Binary):
-            expr(e.left)
-            expr(e.right)
-        elif isinstance(e, A.Unary):
-            expr(e.operand)
-        elif isinstance(e, A.Paren):
-            expr(e.inner)
-        elif isinstance(e, A.Member | A.BitAccess | A.Deref):
-            expr(e.base)
-        elif isinstance(e, A.Index):
-            expr(e.base)
-            for i in e.indices:
-                expr(i)
-
-    def stmts(items: list[A.Stmt]) -> None:
-        for s in items:
-            if isinstance(s, A.Assign):
-                expr(s.target)
-                expr(s.value)
-            elif isinstance(s, A.CallStmt):
-                expr(s.call)
-            elif isinstance(s, A.If):
-                for cond, body in s.branches:
-                    expr(cond)
-                    stmts(body)
-                stmts(s.else_body or [])
-            elif isinstance(s, A.Case):
-                expr(s.selector)
-                for _, body in s.elements:
-                    stmts(body)
-                stmts(s.else_body or [])
-            elif isinstance(s, A.For):
-                expr(s.start)
-                expr(s.end)
-                expr(s.step)
-                stmts(s.body)
-            elif isinstance(s, A.While | A.Repeat):
-                expr(s.cond)
-                stmts(s.body)
-
-    stmts(body)
-    return found
