@@ -8,12 +8,11 @@ raises ``ConfigError(file, "everest.<key>", problem)``. docs/everest.md describe
 from __future__ import annotations
 
 import re
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config_errors import ConfigError
-from ..mqtt.config import TlsConfig
+from ..mqtt.config import TlsConfig, parse_tls
 from ..mqtt.config_reader import TableReader
 from ..scada_config import is_loopback
 from ..site_config_types import unknown_variable
@@ -99,7 +98,7 @@ def parse_everest_config(table: Mapping[str, object], file: str, catalog: Mappin
     reader = TableReader(dict(table), file, "everest")
     host = reader.string("host", "127.0.0.1")
     tls_reader = reader.table("tls")
-    tls = _parse_tls(tls_reader) if tls_reader is not None else None
+    tls = parse_tls(tls_reader) if tls_reader is not None else None
     if tls is None and not is_loopback(host):
         reader.fail(
             "host", f"plain MQTT to {host} is not allowed: add [everest.tls] (only loopback may be plain)"
@@ -249,23 +248,3 @@ def _check_unique(evses: tuple[EvseConfig, ...], file: str) -> None:
                     f"{evse.limits_module} already takes the setpoints of {limits[evse.limits_module]}",
                 )
             limits[evse.limits_module] = evse.module
-
-
-def _parse_tls(reader: TableReader) -> TlsConfig:
-    ca_file = reader.existing_file("ca_file")
-    cert_file = reader.existing_file("cert_file")
-    key_file = reader.existing_file("key_file", private=True)
-    min_version = reader.choice("min_version", ("1.2", "1.3"), "1.2")
-    reader.finish()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        context.load_verify_locations(cafile=str(ca_file))
-    except (ssl.SSLError, ValueError) as error:
-        reader.fail("ca_file", f"{ca_file} holds no usable PEM CA certificate ({error})")
-    try:
-        context.load_cert_chain(str(cert_file), str(key_file))
-    except ssl.SSLError as error:
-        reader.fail(
-            "cert_file", f"{cert_file} and {key_file} are not a matching PEM certificate and key ({error})"
-        )
-    return TlsConfig(ca_file, cert_file, key_file, min_version)

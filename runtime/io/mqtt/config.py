@@ -202,7 +202,8 @@ def expand_path(reader: TableReader, key: str, text: str) -> tuple[str, ...]:
     return paths
 
 
-def _parse_tls(reader: TableReader) -> TlsConfig:
+def parse_tls(reader: TableReader) -> TlsConfig:
+    """The [tls] table of an MQTT connection: CA, client certificate and key (0600), TLS version."""
     ca_file = reader.existing_file("ca_file")
     cert_file = reader.existing_file("cert_file")
     key_file = reader.existing_file("key_file", private=True)
@@ -386,7 +387,7 @@ def parse_mqtt_config(table: dict[str, object], file: str) -> BackhaulConfig:
     reader = TableReader(table, file, "mqtt")
     host = reader.string("host")
     tls_reader = reader.table("tls")
-    tls = _parse_tls(tls_reader) if tls_reader is not None else None
+    tls = parse_tls(tls_reader) if tls_reader is not None else None
     if tls is None and not _is_loopback(host):
         reader.fail(
             "host", f"plain MQTT to {host} is not allowed: add [mqtt.tls] (only loopback may be plain)"
