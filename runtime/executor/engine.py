@@ -98,6 +98,7 @@ class Executor:
         self._started = False
         self._scan_thread: int | None = None  # ident of the thread inside run(), if any
         self._stats_reset_requested = False
+        self._st_alarms = self._alarm_variables()
         self._located: dict[str, object] = {}  # located variables, published after every scan
         for task in program.tasks:
             wd = self.config.watchdog_per_task.get(task.name, self.config.watchdog)
@@ -209,6 +210,8 @@ class Executor:
             image.write_outputs(task, start_ns)
             info.scans += 1
             self._publish_located()
+            if self._st_alarms:
+                self._check_st_alarms()
 
         return scan
 
@@ -219,6 +222,33 @@ class Executor:
             self.restart_task(task)
             return
         self.image.apply_safe_state(task)
+
+    def _alarm_variables(self) -> list[list[Any]]:
+        """BOOL variables declared with ``{attribute 'alarm' := 'text'}``: [path, accessor, text,
+        severity, last value]. Severity: a text starting with 'warning:' or 'info:' (else critical)."""
+        found: list[list[Any]] = []
+        for desc in self.program.variables(leaves=True):
+            text = desc.attributes.get("alarm")
+            if text is None or desc.type_name != "BOOL":
+                continue
+            severity = Severity.CRITICAL
+            for name, level in (("warning:", Severity.WARNING), ("info:", Severity.INFO)):
+                if text.lower().startswith(name):
+                    severity, text = level, text[len(name) :].strip()
+            found.append([desc.path, self.state.accessor(desc.path), text or desc.path, severity, False])
+        return found
+
+    def _check_st_alarms(self) -> None:
+        for entry in self._st_alarms:
+            path, accessor, text, severity, last = entry
+            now = bool(accessor.get())
+            if now == last:
+                continue
+            entry[4] = now
+            if now:
+                self.alarms.raise_alarm(f"st:{path}", "program", text, severity)
+            else:
+                self.alarms.clear(f"st:{path}")
 
     def _publish_located(self) -> None:
         located = self.program.located
@@ -340,6 +370,7 @@ class Executor:
         self._retain_paths = [p for p, _ in pending.program.retain_layout()]
         self.journal.rebind(self.state)
         self._bind_runners()
+        self._st_alarms = self._alarm_variables()
         log.info("online change applied: %s", pending.result.summary())
         pending.done.set()
 

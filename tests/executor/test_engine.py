@@ -256,10 +256,41 @@ def test_the_image_keeps_the_age_of_each_ev_soc() -> None:
         "chargers",
         ["fleet.evs[1].soc_pct", "fleet.evs[2].soc_pct"],
         [],
-        [(0, {"fleet.evs[1].soc_pct": 50.0, "fleet.evs[2].soc_pct": 60.0}), (30 * MS, {"fleet.evs[2].soc_pct": 61.0})],
+        [
+            (0, {"fleet.evs[1].soc_pct": 50.0, "fleet.evs[2].soc_pct": 60.0}),
+            (30 * MS, {"fleet.evs[2].soc_pct": 61.0}),
+        ],
     )
     executor = Executor(program, clock=VirtualClock(), drivers=[driver])
     executor.run(max_scans=6)
     assert executor.read("fleet.evs[1].soc_age") == "T#50ms"  # last sample at 0 ms, last scan at 50 ms
     assert executor.read("fleet.evs[2].soc_age") == "T#20ms"  # refreshed at 30 ms
     assert executor.read("fleet.oldest") == "T#50ms"  # what the program saw in that scan
+
+
+def test_bool_variables_declared_as_alarms_raise_and_clear_them() -> None:
+    from plcrun.executor.alarms import Severity
+
+    program = compile_file(PROGRAMS / "st_alarms.st")
+    driver = ScriptedDriver(
+        "meter",
+        ["watcher.hz"],
+        [],
+        [(0, {"watcher.hz": 50.0}), (20 * MS, {"watcher.hz": 49.7}), (50 * MS, {"watcher.hz": 50.3})],
+    )
+    alarms = AlarmBus()
+    seen: list[tuple[str, bool]] = []
+    alarms.subscribe(lambda alarm: seen.append((alarm.key, alarm.active)))
+    executor = Executor(program, clock=VirtualClock(), drivers=[driver], alarms=alarms)
+    executor.run(max_scans=4)
+    active = alarms.active()
+    assert [(a.key, a.message, a.severity) for a in active] == [
+        ("st:watcher.low_frequency", "frequency event: grid frequency below 49.8 Hz", Severity.CRITICAL)
+    ]
+    executor.run(max_scans=3)
+    assert [(a.key, a.severity) for a in alarms.active()] == [("st:watcher.high_frequency", Severity.WARNING)]
+    assert seen == [
+        ("st:watcher.low_frequency", True),
+        ("st:watcher.low_frequency", False),
+        ("st:watcher.high_frequency", True),
+    ]
