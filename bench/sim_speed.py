@@ -2,13 +2,14 @@
 
 For each fleet size, on the same 10 ms scan grid:
 
-* ``models``: grid (seeded noise), meter and fleet stepped as ``SimDriver`` does, without building
-  samples: simulated seconds per wall-clock second, and the cost of one step as a share of a
-  10 ms scan;
-* ``driver``: the whole ``SimDriver`` path per scan (``read_inputs`` with its samples,
-  ``write_outputs`` with one setpoint per car, history), the way the executor calls it;
-* ``baseline``: one numpy in-place add over N floats per step, measured in the same run, so the
-  model step can be read as "this many elementary numpy operations" on any machine.
+* ``FleetModel``: grid (seeded noise), meter and the reference fleet stepped per step (numpy), the
+  cost of one step, also as a multiple of ``baseline``: one numpy in-place add over N floats per
+  step, measured in the same run (so it reads as "this many elementary numpy operations");
+* ``LazyFleet``: the closed-form fleet the driver runs, new setpoints every second, total power
+  every step;
+* ``SimDriver``: the whole driver path per scan (``read_inputs`` with its samples, ``write_outputs``
+  with one setpoint per car, the history completed at the end), the way the executor calls it, for
+  setpoints that stay the same, change every second, or change every scan.
 
 Memory per EV session (tracemalloc): the fleet model's arrays, the driver's bindings (path strings,
 last-sent arrays, without the history), and the history's per-car power matrix per simulated minute.
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from plcrun.io.sim import Scenario, SimDriver, parse_scenario
 from plcrun.io.sim.fleet import FleetModel
+from plcrun.io.sim.fleet_lazy import LazyFleet
 from plcrun.io.sim.grid import GridModel
 from plcrun.io.sim.meter import MeterModel
 
@@ -52,7 +54,18 @@ def setpoints_for(step: int, n: int) -> np.ndarray:
     return np.full(n, (-6000.0, 0.0, 6000.0, 3000.0)[phase])
 
 
+PATTERNS: dict[str, Callable[[int, int], np.ndarray]] = {
+    # the program holds its setpoints (a quiet grid)
+    "steady": lambda step, n: np.full(n, 6000.0),
+    # new setpoints every second
+    "per second": setpoints_for,
+    # new setpoints every scan (a frequency ramp or event)
+    "per scan": lambda step, n: np.full(n, 4200.0 + (step % 100) * 60.0),
+}
+
+
 def time_models(scenario: Scenario) -> float:
+    """The reference models stepped per step: grid chunk, ``FleetModel.step`` (numpy), meter."""
     grid = GridModel(scenario)
     fleet = FleetModel(scenario.fleet, scenario.nominal_voltage_v)
     meter = MeterModel(scenario.meter, scenario.faults, scenario.scan_period_s)
@@ -63,14 +76,25 @@ def time_models(scenario: Scenario) -> float:
         fleet.setpoint_w[:] = setpoints_for(step, fleet.n)
         fleet.step(step * dt, dt, float(chunk_v[step]))
         site = 5000.0 + float(fleet.power_w.sum())
-        truth = {"frequency_hz": float(chunk_hz[step + 1]), "voltage_v": float(chunk_v[step + 1])}
-        truth["power_w"] = site
-        meter.update(step + 1, (step + 1) * dt, truth)
+        meter.update(step + 1, (step + 1) * dt, float(chunk_hz[step + 1]), float(chunk_v[step + 1]), site)
         fleet.soc_stats()
     return time.perf_counter() - start
 
 
-def time_driver(scenario: Scenario) -> tuple[float, int]:
+def time_lazy_fleet(scenario: Scenario) -> float:
+    """The closed-form fleet the driver runs (``LazyFleet``), same setpoints, total power per step."""
+    fleet = LazyFleet(scenario.fleet, scenario.nominal_voltage_v, scenario.scan_period_s)
+    cars = np.arange(fleet.n, dtype=np.int64)
+    start = time.perf_counter()
+    for step in range(scenario.n_steps):
+        if step % 100 == 0:
+            fleet.set_setpoints(cars, setpoints_for(step, fleet.n))
+        fleet.advance(230.0)
+        fleet.total_power()
+    return time.perf_counter() - start
+
+
+def time_driver(scenario: Scenario, pattern: Callable[[int, int], np.ndarray]) -> tuple[float, int]:
     driver = SimDriver(scenario, METER, "main.evs")
     paths = sorted(driver.output_paths(), key=lambda p: int(p.split("[")[1].split("]")[0]))
     samples = 0
@@ -78,8 +102,9 @@ def time_driver(scenario: Scenario) -> tuple[float, int]:
     for step in range(scenario.n_steps + 1):
         now = step * scenario.scan_period_ns
         samples += len(driver.read_inputs(now))
-        values = setpoints_for(step, len(paths)).tolist()
+        values = pattern(step, len(paths)).tolist()
         driver.write_outputs(now, dict(zip(paths, values, strict=True)))
+    driver.history()  # the last history rows are completed here
     return time.perf_counter() - start, samples
 
 
@@ -122,21 +147,25 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print("command:", " ".join([sys.executable, *sys.argv]))
     print(f"simulated {args.seconds:g} s per size on a 10 ms grid ({round(args.seconds / 0.01)} steps)\n")
-    header = f"{'EVs':>5} {'models sim s/s':>15} {'step us':>8} {'% of 10 ms':>10} {'x numpy add':>11}"
-    header += f" {'driver sim s/s':>15} {'scan us':>8} {'samples/scan':>12}"
-    print(header)
+    header = f"{'EVs':>5} {'FleetModel step us':>18} {'x numpy add':>11} {'LazyFleet step us':>17}"
+    print(header + "   (reference model per step; the closed-form fleet the driver runs)")
+    driver_rows = []
     for n in SIZES:
         scenario = scenario_for(n, args.seconds)
         steps = scenario.n_steps
         models = time_models(scenario)
         base = time_baseline(n, steps)
-        driver, samples = time_driver(scenario)
-        step_us = models / steps * 1e6
-        print(
-            f"{n:>5} {args.seconds / models:>15.0f} {step_us:>8.1f} {step_us / 100:>10.2f} "
-            f"{models / base:>11.1f} {args.seconds / driver:>15.0f} {driver / (steps + 1) * 1e6:>8.1f} "
-            f"{samples / (steps + 1):>12.1f}"
-        )
+        lazy = time_lazy_fleet(scenario)
+        print(f"{n:>5} {models / steps * 1e6:>18.1f} {models / base:>11.1f} {lazy / steps * 1e6:>17.2f}")
+        for name, pattern in PATTERNS.items():
+            driver, samples = time_driver(scenario, pattern)
+            driver_rows.append(
+                (n, name, args.seconds / driver, driver / (steps + 1) * 1e6, samples / (steps + 1))
+            )
+    print("\nSimDriver alone (read_inputs + write_outputs of every setpoint + history), by setpoint pattern:")
+    print(f"{'EVs':>5} {'setpoints':>11} {'sim s/s':>9} {'us/scan':>8} {'samples/scan':>12}")
+    for n, name, ratio, scan_us, per_scan in driver_rows:
+        print(f"{n:>5} {name:>11} {ratio:>9.0f} {scan_us:>8.1f} {per_scan:>12.1f}")
     print("\nmemory per EV session (tracemalloc, bytes):")
     for n in SIZES:
         figures = memory_per_ev(n)

@@ -7,11 +7,16 @@ minimum, 0 for discharging a car that is not bidirectional, at its SoC floor (wh
 it) or disconnected, and 0 for charging a full battery. Power then moves toward the target with
 ``p(t+h) = target + (p(t) - target) * exp(-h / lag)``; the energy of the step is the exact integral
 of that curve, cut where the battery reaches 100 % or the floor (the car then stops at once).
+
+``FleetModel`` steps every car every step: the reference model. ``fleet_lazy.LazyFleet`` (what the
+driver runs) computes the same thing in closed form between events, with the same step kernel
+(``FleetParams.step_cars``) around them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +25,11 @@ from .scenario import EvSpec, FleetSpec
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+Cars = slice | IntArray  # every car, or some of them by index
+
+# A car counts as "at its floor" / "under its floor" with this tolerance on the SoC (%).
+FLOOR_TOLERANCE_PCT = 1e-9
 
 
 def _column(evs: tuple[EvSpec, ...], name: str, missing: float = math.inf) -> FloatArray:
@@ -27,8 +37,20 @@ def _column(evs: tuple[EvSpec, ...], name: str, missing: float = math.inf) -> Fl
     return np.array([missing if v is None else float(v) for v in values], dtype=np.float64)
 
 
-class FleetModel:
-    """State of N cars as arrays; ``setpoint_w`` is written by the driver, ``step`` advances time."""
+@dataclass(slots=True)
+class StepResult:
+    """One step of some cars: their new power and SoC and what the step adds to the counters."""
+
+    power_w: FloatArray
+    soc_pct: FloatArray
+    charged_wh: FloatArray
+    discharged_wh: FloatArray
+    below_floor_wh: FloatArray
+    floor_request: BoolArray  # this step asked a bidirectional car at its floor to discharge
+
+
+class FleetParams:
+    """The cars' fixed data (limits, capacity, floor, lag, schedule) and the per-step rules."""
 
     def __init__(self, fleet: FleetSpec, nominal_voltage_v: float) -> None:
         evs = fleet.evs
@@ -48,19 +70,14 @@ class FleetModel:
         self.enforce_floor = fleet.car_enforces_floor
         self.hard_floor = self.min_soc if fleet.car_enforces_floor else np.zeros(self.n)
         self.trip_below_v = fleet.trip_below_voltage_pu * nominal_voltage_v
-
-        self.soc_pct = _column(evs, "soc_pct")
-        self.power_w = np.zeros(self.n)
-        self.setpoint_w = np.zeros(self.n)
-        self.connected = self._connected_at(0.0)
-        self.energy_charged_wh = np.zeros(self.n)
-        self.energy_discharged_wh = np.zeros(self.n)
-        self.below_floor_discharge_wh = np.zeros(self.n)  # discharged while under the V2X floor
-        self.floor_discharge_requests = np.zeros(self.n, dtype=np.int64)  # scans asking for it
         self._alpha_cache: dict[float, tuple[FloatArray, FloatArray]] = {}
 
     def _connected_at(self, t_s: float) -> BoolArray:
         return (self.arrive_s <= t_s + 1e-9) & (t_s + 1e-9 < self.depart_s)
+
+    def tripped(self, voltage_v: float) -> bool:
+        """True while the chargers are tripped by low voltage."""
+        return self.trip_below_v > 0 and voltage_v < self.trip_below_v
 
     def _lag_factors(self, h: float) -> tuple[FloatArray, FloatArray]:
         """(decay over h, mean weight of the decaying part over h) for every car's lag."""
@@ -72,47 +89,105 @@ class FleetModel:
             self._alpha_cache[h] = (alpha, mean)
         return self._alpha_cache[h]
 
+    def targets_of(
+        self, cars: Cars, setpoint: FloatArray, soc: FloatArray, connected: BoolArray, tripped: bool
+    ) -> FloatArray:
+        """The power the cars ``cars`` can actually run at for these setpoints and SoCs."""
+        sp = setpoint
+        charge = np.where(sp < self.p_charge_min[cars], 0.0, np.minimum(sp, self.p_charge_max[cars]))
+        charge = np.where(soc >= 100.0, 0.0, charge)
+        magnitude = -sp
+        discharge = np.minimum(magnitude, self.p_discharge_max[cars])
+        discharge = np.where(magnitude < self.p_discharge_min[cars], 0.0, discharge)
+        discharge = np.where(self.bidirectional[cars] & (soc > self.hard_floor[cars]), discharge, 0.0)
+        target = np.where(sp > 0, charge, np.where(sp < 0, -discharge, 0.0))
+        if tripped:
+            target = np.zeros(len(sp))
+        return np.where(connected, target, 0.0)
+
+    def floor_requests(
+        self, cars: Cars, setpoint: FloatArray, soc: FloatArray, connected: BoolArray
+    ) -> BoolArray:
+        """A step with these setpoints asks a bidirectional car at its floor to discharge."""
+        at_floor = connected & self.bidirectional[cars] & (soc <= self.min_soc[cars] + FLOOR_TOLERANCE_PCT)
+        return at_floor & (setpoint < 0)
+
+    def step_cars(
+        self,
+        cars: Cars,
+        h: float,
+        tripped: bool,
+        soc: FloatArray,
+        power: FloatArray,
+        setpoint: FloatArray,
+        connected: BoolArray,
+    ) -> StepResult:
+        """Advance the cars ``cars`` (whose state is given) by one step of ``h`` seconds."""
+        requests = self.floor_requests(cars, setpoint, soc, connected)
+        target = self.targets_of(cars, setpoint, soc, connected, tripped)
+        start = np.zeros(len(power)) if tripped else power
+        alpha, mean = self._lag_factors(h)
+        alpha, mean = alpha[cars], mean[cars]
+        capacity, floor, min_soc = self.capacity_wh[cars], self.hard_floor[cars], self.min_soc[cars]
+        new_power = target + (start - target) * alpha
+        energy_wh = (target + (start - target) * mean) * h / 3600.0
+        room_up = np.maximum(100.0 - soc, 0.0) / 100.0 * capacity
+        room_down = -np.maximum(soc - floor, 0.0) / 100.0 * capacity
+        hit = (energy_wh > room_up) | (energy_wh < room_down)
+        energy_wh = np.clip(energy_wh, room_down, room_up)
+        new_power = np.where(hit | ~connected, 0.0, new_power)
+        energy_wh = np.where(connected, energy_wh, 0.0)
+
+        under_before = soc < min_soc - FLOOR_TOLERANCE_PCT
+        new_soc = np.clip(soc + energy_wh / capacity * 100.0, 0.0, 100.0)
+        under_after = new_soc < min_soc - FLOOR_TOLERANCE_PCT
+        discharged = np.maximum(-energy_wh, 0.0)
+        return StepResult(
+            power_w=new_power,
+            soc_pct=new_soc,
+            charged_wh=np.maximum(energy_wh, 0.0),
+            discharged_wh=discharged,
+            below_floor_wh=np.where(under_before | under_after, discharged, 0.0),
+            floor_request=requests,
+        )
+
+
+class FleetModel(FleetParams):
+    """State of N cars as arrays; ``setpoint_w`` is written by the driver, ``step`` advances time."""
+
+    def __init__(self, fleet: FleetSpec, nominal_voltage_v: float) -> None:
+        super().__init__(fleet, nominal_voltage_v)
+        self.soc_pct = _column(fleet.evs, "soc_pct")
+        self.power_w = np.zeros(self.n)
+        self.setpoint_w = np.zeros(self.n)
+        self.connected = self._connected_at(0.0)
+        self.energy_charged_wh = np.zeros(self.n)
+        self.energy_discharged_wh = np.zeros(self.n)
+        self.below_floor_discharge_wh = np.zeros(self.n)  # discharged while under the V2X floor
+        self.floor_discharge_requests = np.zeros(self.n, dtype=np.int64)  # scans asking for it
+
     def targets(self, voltage_v: float) -> FloatArray:
         """The power each car can actually run at for its current setpoint."""
-        sp = self.setpoint_w
-        charge = np.where(sp < self.p_charge_min, 0.0, np.minimum(sp, self.p_charge_max))
-        charge = np.where(self.soc_pct >= 100.0, 0.0, charge)
-        magnitude = -sp
-        discharge = np.minimum(magnitude, self.p_discharge_max)
-        discharge = np.where(magnitude < self.p_discharge_min, 0.0, discharge)
-        discharge = np.where(self.bidirectional & (self.soc_pct > self.hard_floor), discharge, 0.0)
-        target = np.where(sp > 0, charge, np.where(sp < 0, -discharge, 0.0))
-        if self.trip_below_v > 0 and voltage_v < self.trip_below_v:
-            target = np.zeros(self.n)
-        return np.where(self.connected, target, 0.0)
+        every = slice(None)
+        return self.targets_of(every, self.setpoint_w, self.soc_pct, self.connected, self.tripped(voltage_v))
 
     def step(self, t_s: float, h: float, voltage_v: float) -> None:
         """Advance from ``t_s`` to ``t_s + h`` with the setpoints in ``setpoint_w``."""
-        at_floor = self.connected & self.bidirectional & (self.soc_pct <= self.min_soc + 1e-9)
-        self.floor_discharge_requests += at_floor & (self.setpoint_w < 0)
-        target = self.targets(voltage_v)
-        tripped = self.trip_below_v > 0 and voltage_v < self.trip_below_v
-        if tripped:
-            self.power_w[:] = 0.0
-        alpha, mean = self._lag_factors(h)
-        start = self.power_w
-        new_power = target + (start - target) * alpha
-        energy_wh = (target + (start - target) * mean) * h / 3600.0
-        room_up = np.maximum(100.0 - self.soc_pct, 0.0) / 100.0 * self.capacity_wh
-        room_down = -np.maximum(self.soc_pct - self.hard_floor, 0.0) / 100.0 * self.capacity_wh
-        hit = (energy_wh > room_up) | (energy_wh < room_down)
-        energy_wh = np.clip(energy_wh, room_down, room_up)
-        new_power = np.where(hit | ~self.connected, 0.0, new_power)
-        energy_wh = np.where(self.connected, energy_wh, 0.0)
-
-        under_before = self.soc_pct < self.min_soc - 1e-9
-        self.soc_pct = np.clip(self.soc_pct + energy_wh / self.capacity_wh * 100.0, 0.0, 100.0)
-        under_after = self.soc_pct < self.min_soc - 1e-9
-        self.power_w = new_power
-        self.energy_charged_wh += np.maximum(energy_wh, 0.0)
-        discharged = np.maximum(-energy_wh, 0.0)
-        self.energy_discharged_wh += discharged
-        self.below_floor_discharge_wh += np.where(under_before | under_after, discharged, 0.0)
+        result = self.step_cars(
+            slice(None),
+            h,
+            self.tripped(voltage_v),
+            self.soc_pct,
+            self.power_w,
+            self.setpoint_w,
+            self.connected,
+        )
+        self.floor_discharge_requests += result.floor_request
+        self.soc_pct = result.soc_pct
+        self.power_w = result.power_w
+        self.energy_charged_wh += result.charged_wh
+        self.energy_discharged_wh += result.discharged_wh
+        self.below_floor_discharge_wh += result.below_floor_wh
         self._update_connections(t_s + h)
 
     def _update_connections(self, t_s: float) -> None:

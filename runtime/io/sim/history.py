@@ -3,6 +3,10 @@
 Scalar series are kept for every row. The per-car power matrix is float32 and thinned to every
 ``per_ev_stride``-th row so that a long run with 1000 cars stays within a fixed memory budget.
 At most ``max_rows`` rows are kept (the most recent ones).
+
+What the driver knows every scan (grid, meter, site and fleet power, setpoint) is written per row by
+``append``; what the fleet model computes in closed form (time, SoC mean/min, connected cars, per-car
+power) is filled in later for a batch of pending rows by ``fill``, which is much cheaper than per row.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 SCALARS = (
     "t_s",
@@ -69,14 +74,20 @@ class SimHistory:
 
 class HistoryRecorder:
     """Append-only storage that grows by doubling up to ``max_rows``; beyond that the oldest half is
-    dropped, so an endless real-time run keeps the recent past in bounded memory."""
+    dropped, so an endless real-time run keeps the recent past in bounded memory.
+
+    Rows are appended with their per-scan values; the rows not yet filled (``pending``) must be
+    filled before more than a quarter of ``max_rows`` of them pile up (``fill_limit``)."""
 
     def __init__(self, expected_rows: int, n_evs: int, max_rows: int | None = None) -> None:
         self.max_rows = max(16, max_rows if max_rows is not None else expected_rows)
         rows = min(max(16, expected_rows), self.max_rows)
         self.rows = 0  # rows held now
         self.appended = 0  # rows ever appended
+        self.filled = 0  # rows ever filled (the ones after that are pending)
+        self.fill_limit = max(1, self.max_rows // 4)
         self._scalars = {name: np.full(rows, math.nan) for name in SCALARS}
+        self._bind_columns()
         self.n_evs = n_evs
         self.per_ev_stride = max(1, math.ceil(rows * max(n_evs, 1) / PER_EV_BUDGET))
         ev_rows = rows // self.per_ev_stride + 1
@@ -87,6 +98,13 @@ class HistoryRecorder:
         self._ev_power = np.zeros((ev_rows, n_evs), dtype=np.float32)
         self._ev_rows = 0
 
+    def _bind_columns(self) -> None:
+        columns = self._scalars
+        self._grid_hz, self._meter_hz = columns["grid_hz"], columns["meter_hz"]
+        self._meter_quality, self._voltage_v = columns["meter_quality"], columns["voltage_v"]
+        self._site_power_w, self._fleet_power_w = columns["site_power_w"], columns["fleet_power_w"]
+        self._setpoint_w = columns["setpoint_w"]
+
     def _make_room(self) -> None:
         capacity = len(self._scalars["t_s"])
         if capacity < self.max_rows:
@@ -95,42 +113,93 @@ class HistoryRecorder:
                 grown = np.full(size, math.nan)
                 grown[:capacity] = array
                 self._scalars[name] = grown
+            self._bind_columns()
             return
         keep = self.rows // 2
+        assert self.appended - self.filled <= keep, "fill pending rows before dropping old ones"
         for array in self._scalars.values():
             array[:keep] = array[self.rows - keep : self.rows]
         self.rows = keep
 
-    def _make_ev_room(self) -> None:
-        capacity = len(self._ev_t)
-        if capacity < self.max_ev_rows:
-            size = min(2 * capacity, self.max_ev_rows)
-            self._ev_t = np.concatenate([self._ev_t, np.zeros(size - capacity)])
-            extra = np.zeros((size - capacity, self.n_evs), dtype=np.float32)
-            self._ev_power = np.concatenate([self._ev_power, extra])
-            return
-        keep = self._ev_rows // 2
-        self._ev_t[:keep] = self._ev_t[self._ev_rows - keep : self._ev_rows]
-        self._ev_power[:keep] = self._ev_power[self._ev_rows - keep : self._ev_rows]
-        self._ev_rows = keep
+    def _make_ev_room(self, needed: int) -> None:
+        while self._ev_rows + needed > len(self._ev_t):
+            capacity = len(self._ev_t)
+            if capacity < self.max_ev_rows:
+                size = max(min(2 * capacity, self.max_ev_rows), self._ev_rows + needed)
+                self._ev_t = np.concatenate([self._ev_t, np.zeros(size - capacity)])
+                extra = np.zeros((size - capacity, self.n_evs), dtype=np.float32)
+                self._ev_power = np.concatenate([self._ev_power, extra])
+                continue
+            keep = min(self._ev_rows // 2, capacity - needed)
+            self._ev_t[:keep] = self._ev_t[self._ev_rows - keep : self._ev_rows]
+            self._ev_power[:keep] = self._ev_power[self._ev_rows - keep : self._ev_rows]
+            self._ev_rows = keep
 
-    def append(self, values: dict[str, float], per_ev_power: FloatArray) -> None:
-        if self.rows == len(self._scalars["t_s"]):
+    def append(
+        self,
+        grid_hz: float,
+        meter_hz: float,
+        meter_quality: float,
+        voltage_v: float,
+        site_power_w: float,
+        fleet_power_w: float,
+        setpoint_w: float,
+    ) -> None:
+        """A new row with the values known in its scan (the rest comes with ``fill``)."""
+        row = self.rows
+        if row == len(self._grid_hz):
             self._make_room()
-        for name in SCALARS:
-            self._scalars[name][self.rows] = values[name]
-        if self.appended % self.per_ev_stride == 0:
-            if self._ev_rows == len(self._ev_t):
-                self._make_ev_room()
-            self._ev_t[self._ev_rows] = values["t_s"]
-            self._ev_power[self._ev_rows] = per_ev_power
-            self._ev_rows += 1
-        self.rows += 1
+            row = self.rows
+        self._grid_hz[row] = grid_hz
+        self._meter_hz[row] = meter_hz
+        self._meter_quality[row] = meter_quality
+        self._voltage_v[row] = voltage_v
+        self._site_power_w[row] = site_power_w
+        self._fleet_power_w[row] = fleet_power_w
+        self._setpoint_w[row] = setpoint_w
+        self.rows = row + 1
         self.appended += 1
 
     def set_last(self, name: str, value: float) -> None:
         if self.rows:
             self._scalars[name][self.rows - 1] = value
+
+    @property
+    def pending(self) -> int:
+        """Rows appended but not filled yet: the last ``pending`` rows, ever-indices ``filled ..``."""
+        return self.appended - self.filled
+
+    def pending_per_ev_rows(self) -> IntArray:
+        """Ever-indices of the pending rows that keep per-car power (every ``per_ev_stride``-th)."""
+        stride = self.per_ev_stride
+        first = -(-self.filled // stride) * stride
+        return np.arange(first, self.appended, stride, dtype=np.int64)
+
+    def fill(
+        self,
+        t_s: FloatArray,
+        soc_mean_pct: FloatArray,
+        soc_min_pct: FloatArray,
+        connected: float,
+        per_ev_power_w: FloatArray,
+    ) -> None:
+        """Complete the pending rows; ``per_ev_power_w`` has one row per ``pending_per_ev_rows()``."""
+        count = self.pending
+        if not count:
+            return
+        start = self.rows - count
+        self._scalars["t_s"][start : self.rows] = t_s
+        self._scalars["soc_mean_pct"][start : self.rows] = soc_mean_pct
+        self._scalars["soc_min_pct"][start : self.rows] = soc_min_pct
+        self._scalars["connected"][start : self.rows] = connected
+        ev_rows = self.pending_per_ev_rows()
+        if len(ev_rows):
+            self._make_ev_room(len(ev_rows))
+            end = self._ev_rows + len(ev_rows)
+            self._ev_t[self._ev_rows : end] = t_s[ev_rows - self.filled]
+            self._ev_power[self._ev_rows : end] = per_ev_power_w
+            self._ev_rows = end
+        self.filled = self.appended
 
     def column(self, name: str) -> FloatArray:
         return self._scalars[name][: self.rows].copy()

@@ -5,6 +5,9 @@ GOOD quality (checking validity is the program's job). Only two faults show in t
 reading ("stale") turns STALE once it is older than the freshness limit, and a lost meter
 ("comm_lost") gives COMM_LOST with the last value. A voltage collapse changes the physical voltage
 (chargers may trip on it) and, if the fault says so, what the meter reports as frequency.
+
+Which faults are active only changes at their start and end times, so it is worked out again only
+when the time passes one of them; without an active fault a reading is three attribute updates.
 """
 
 from __future__ import annotations
@@ -45,6 +48,29 @@ class MeterModel:
         self.faults = faults
         self.every = max(1, round(spec.update_period_s / scan_period_s)) if spec.update_period_s > 0 else 1
         self.readings: dict[str, Reading] = {}
+        self._boundaries = sorted({f.start_s for f in faults} | {f.end_s for f in faults})
+        self._valid_from = math.inf  # the active faults below hold for t in [_valid_from, _valid_to)
+        self._valid_to = -math.inf
+        self._active_by_channel: dict[str, list[Fault]] = {}
+        self._quiet = True  # no fault is active on any channel
+        self._collapse_v: float | None = None
+
+    def _refresh(self, t_s: float) -> None:
+        self._active_by_channel = {channel: self._active(channel, t_s) for channel in CHANNELS}
+        self._quiet = not any(self._active_by_channel.values())
+        self._collapse_v = None
+        for fault in self.faults:
+            if fault.kind == "voltage_collapse" and fault.start_s <= t_s < fault.end_s:
+                self._collapse_v = fault.voltage_v
+                break
+        self._valid_from = max((b for b in self._boundaries if b <= t_s), default=-math.inf)
+        self._valid_to = min((b for b in self._boundaries if b > t_s), default=math.inf)
+
+    def physical_voltage(self, t_s: float, voltage_v: float) -> float:
+        """The voltage at ``t_s`` as the chargers see it (``collapse_voltage`` of the faults)."""
+        if not self._valid_from <= t_s < self._valid_to:
+            self._refresh(t_s)
+        return voltage_v if self._collapse_v is None else self._collapse_v
 
     def _active(self, channel: str, t_s: float) -> list[Fault]:
         target = _TARGET_OF_CHANNEL[channel]
@@ -69,16 +95,28 @@ class MeterModel:
                 value = fault.frequency_hz
         return value
 
-    def update(self, step: int, t_s: float, true_values: dict[str, float]) -> None:
+    def update(self, step: int, t_s: float, frequency_hz: float, voltage_v: float, power_w: float) -> None:
         """Advance to scan ``step`` at scenario time ``t_s`` with the true (physical) values."""
-        due = step % self.every == 0
+        if not self._valid_from <= t_s < self._valid_to:
+            self._refresh(t_s)
+        due = self.every == 1 or step % self.every == 0
+        readings = self.readings
+        if self._quiet and readings:
+            if due:
+                good = Quality.GOOD
+                freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
+                freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, True
+                volts.value, volts.quality, volts.acquired_s, volts.fresh = voltage_v, good, t_s, True
+                power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, True
+            return
+        true_values = {"frequency_hz": frequency_hz, "voltage_v": voltage_v, "power_w": power_w}
         for channel in CHANNELS:
-            faults = self._active(channel, t_s)
+            faults = self._active_by_channel[channel]
             kinds = {f.kind for f in faults}
-            current = self.readings.get(channel)
+            current = readings.get(channel)
             if current is None:  # the very first reading is always taken
                 value = self._measured(channel, true_values[channel], faults)
-                self.readings[channel] = Reading(value, Quality.GOOD, t_s)
+                readings[channel] = Reading(value, Quality.GOOD, t_s)
                 continue
             if "comm_lost" in kinds:
                 self._set_quality(current, Quality.COMM_LOST)

@@ -1,0 +1,192 @@
+"""The EV-session samples of the simulation: which fields of which session slots a read returns.
+
+Everything on the first read; then the measured fields (``soc_pct, e_*_wh, p_present_w``) of every car
+at its report (``fleet.report_period_s``, staggered over the slots, changed or not, so that their age
+is the age of the measurement), and the other fields when they change, which only happens when a car
+arrives or leaves (a change reports the car's measured fields at once, too). A slot without a
+connected car reads all zeros/false. Only the slots that report are evaluated, from the closed-form
+fleet state (``LazyFleet``), in pure Python for a few cars and with numpy for many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ...executor.driver_api import Quality, Sample
+from .fleet_lazy import LazyFleet
+from .scenario import Scenario
+
+# The EV_SESSION fields (stdlib/ev_session.st) the simulation fills; the ages are the executor's.
+EV_INPUT_FIELDS = (
+    "connected",
+    "bidirectional_allowed",
+    "soc_pct",
+    "min_soc_pct",
+    "target_soc_pct",
+    "departure_time",
+    "p_charge_max_w",
+    "p_charge_min_w",
+    "p_discharge_max_w",
+    "p_discharge_min_w",
+    "e_target_wh",
+    "e_min_wh",
+    "e_max_wh",
+    "p_present_w",
+)
+# Measured values: sent at every report of the car, changed or not.
+DYNAMIC_FIELDS = ("soc_pct", "e_target_wh", "e_min_wh", "e_max_wh", "p_present_w")
+STATIC_FIELDS = tuple(f for f in EV_INPUT_FIELDS if f not in DYNAMIC_FIELDS)
+_VECTOR_FROM = 8  # evaluate this many reporting cars or more with numpy
+_ZEROS = (0.0, 0.0, 0.0, 0.0, 0.0)
+_DISCONNECTED: dict[str, object] = {
+    "connected": False,
+    "bidirectional_allowed": False,
+    "min_soc_pct": 0.0,
+    "target_soc_pct": 0.0,
+    "departure_time": 0,
+    "p_charge_max_w": 0.0,
+    "p_charge_min_w": 0.0,
+    "p_discharge_max_w": 0.0,
+    "p_discharge_min_w": 0.0,
+}
+
+
+class EvReporter:
+    """Builds the EV samples of each read for ``slots`` session slots bound to ``paths[field][slot]``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        fleet: LazyFleet,
+        paths: dict[str, list[str]],
+        slots: int,
+        report_every: int,
+    ) -> None:
+        self.fleet = fleet
+        self.slots = slots
+        self.n_cars = fleet.n
+        self.soc_resolution = scenario.fleet.soc_resolution_pct
+        self.power_resolution = scenario.fleet.power_resolution_w
+        self.static_fields = tuple(f for f in STATIC_FIELDS if f in paths)
+        self.dynamic_fields = tuple(f for f in DYNAMIC_FIELDS if f in paths)
+        self._static_paths = [paths[f] for f in self.static_fields]
+        self._dynamic_paths = [paths[f] for f in self.dynamic_fields]
+        self._dynamic_index = [DYNAMIC_FIELDS.index(f) for f in self.dynamic_fields]
+        self._capacity = fleet.capacity_wh.tolist()
+        self._min_soc = fleet.min_soc.tolist()
+        self._target_soc = fleet.target_soc.tolist()
+        self._static_on = [self._static_values_on(scenario, car) for car in range(fleet.n)]
+        self._static_off = tuple(_DISCONNECTED[f] for f in self.static_fields)
+        self._static_sent: list[tuple[object, ...]] = [self._static_off] * slots
+        self.report_every = report_every
+        offsets = [(slot * report_every) // max(slots, 1) for slot in range(slots)]
+        self._by_phase: list[list[int]] = [[] for _ in range(report_every)]
+        for slot, offset in enumerate(offsets):
+            self._by_phase[offset % report_every].append(slot)
+        self._phases: list[int] = []  # phases of the steps since the last read
+        self._switched: list[int] = []  # slots whose car arrived or left since the last read
+        self._first = True
+
+    def _static_values_on(self, scenario: Scenario, car: int) -> tuple[object, ...]:
+        fleet = self.fleet
+        bidirectional = bool(fleet.bidirectional[car])
+        departure = fleet.departure_time_s.item(car)
+        values: dict[str, object] = {
+            "connected": True,
+            "bidirectional_allowed": bidirectional,
+            "min_soc_pct": fleet.min_soc.item(car),
+            "target_soc_pct": fleet.target_soc.item(car),
+            "departure_time": int(scenario.start_epoch_s + departure) if departure == departure else 0,
+            "p_charge_max_w": fleet.p_charge_max.item(car),
+            "p_charge_min_w": fleet.p_charge_min.item(car),
+            "p_discharge_max_w": fleet.p_discharge_max.item(car) if bidirectional else 0.0,
+            "p_discharge_min_w": fleet.p_discharge_min.item(car) if bidirectional else 0.0,
+        }
+        return tuple(values[f] for f in self.static_fields)
+
+    # -- bookkeeping per step ---------------------------------------------------------------------
+    def step_observed(self, step: int) -> None:
+        self._phases.append(step % self.report_every)
+
+    def switched(self, cars: Iterable[int]) -> None:
+        self._switched.extend(cars)
+
+    def _due_slots(self) -> list[int]:
+        if self._first or len(self._phases) >= self.report_every:
+            return list(range(self.slots))
+        if len(self._phases) == 1 and not self._switched:
+            return self._by_phase[self._phases[0]]
+        due: set[int] = set(self._switched)
+        for phase in self._phases:
+            due.update(self._by_phase[phase])
+        return sorted(due)
+
+    # -- values -----------------------------------------------------------------------------------
+    def _measured(self, slots: list[int]) -> list[tuple[float, float, float, float, float]]:
+        """(soc, e_target, e_min, e_max, p_present) of the slots, as reported."""
+        fleet, n = self.fleet, self.n_cars
+        connected = fleet.connected
+        cars = [s for s in slots if s < n and connected.item(s)]
+        if len(cars) >= _VECTOR_FROM:
+            by_car = dict(zip(cars, self._measured_numpy(cars), strict=True))
+        else:
+            by_car = {car: self._measured_python(car) for car in cars}
+        return [by_car.get(s, _ZEROS) for s in slots]
+
+    def _measured_python(self, car: int) -> tuple[float, float, float, float, float]:
+        power, soc = self.fleet.state_of_car(car)
+        res, cap = self.soc_resolution, self._capacity[car]
+        soc_r = round(soc / res) * res
+        return (
+            soc_r,
+            float(round((self._target_soc[car] - soc_r) / 100.0 * cap)),
+            float(round((self._min_soc[car] - soc_r) / 100.0 * cap)),
+            float(round((100.0 - soc_r) / 100.0 * cap)),
+            round(power / self.power_resolution) * self.power_resolution,
+        )
+
+    def _measured_numpy(self, cars: list[int]) -> list[tuple[float, float, float, float, float]]:
+        index = np.array(cars, dtype=np.int64)
+        fleet = self.fleet
+        power, soc = fleet.state_of(index)
+        res, p_res = self.soc_resolution, self.power_resolution
+        cap = fleet.capacity_wh[index]
+        soc_r = np.round(soc / res) * res
+        rows = zip(
+            soc_r.tolist(),
+            np.round((fleet.target_soc[index] - soc_r) / 100.0 * cap).tolist(),
+            np.round((fleet.min_soc[index] - soc_r) / 100.0 * cap).tolist(),
+            np.round((100.0 - soc_r) / 100.0 * cap).tolist(),
+            (np.round(power / p_res) * p_res).tolist(),
+            strict=True,
+        )
+        return list(rows)
+
+    # -- samples ----------------------------------------------------------------------------------
+    def collect(self, out: dict[str, Sample], stamp_ns: int) -> None:
+        """Add the EV samples of this read to ``out``."""
+        if not self._first and not self._phases and not self._switched:
+            return
+        good = Quality.GOOD
+        connected = self.fleet.connected
+        n = self.n_cars
+        changed = range(self.slots) if self._first else self._switched
+        for slot in changed:
+            on = slot < n and bool(connected.item(slot))
+            values = self._static_on[slot] if on else self._static_off
+            previous = self._static_sent[slot]
+            for k, paths in enumerate(self._static_paths):
+                if self._first or values[k] != previous[k]:
+                    out[paths[slot]] = Sample(values[k], good, stamp_ns)
+            self._static_sent[slot] = values
+        due = self._due_slots()
+        if due and self._dynamic_paths:
+            measured = self._measured(due)
+            for k, paths in zip(self._dynamic_index, self._dynamic_paths, strict=True):
+                for slot, values in zip(due, measured, strict=True):
+                    out[paths[slot]] = Sample(values[k], good, stamp_ns)
+        self._phases.clear()
+        self._switched.clear()
+        self._first = False
