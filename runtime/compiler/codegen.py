@@ -17,7 +17,7 @@ from . import st_ast as A
 from . import st_types as T
 from .builtins import wrap_code
 from .codegen_expr import ExprGen, function_returns
-from .codegen_values import ValueBuilder, class_name, store_code
+from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, store_code
 from .declarations import Declarations
 from .model import VarRef
 
@@ -426,7 +426,14 @@ class PouGenerator:
         self.out.depth -= 1
         self.out("else:")
         self.out.depth += 1
-        self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', var.type)}")
+        bounds = [self.decls.const_int(part) for part in (s.start, s.end, s.step or A.IntLit(s.pos, 1))]
+        if None not in bounds and bounds[2] != 0:
+            first, last, step = (b for b in bounds if b is not None)
+            span = range(first, last + (1 if step > 0 else -1), step)
+            final = literal_code(convert_constant(span.start + len(span) * span.step, var.type))
+            self.out(f"{target} = {final}")  # the value after a normal end, known at compile time
+        else:
+            self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', var.type)}")
         self.out.depth -= 1
         self.hoisted.pop()
         for local, source in hoisted:

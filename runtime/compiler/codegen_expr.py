@@ -86,6 +86,10 @@ class ExprGen:
         if isinstance(e, A.Name):
             ref = e.ref
             if isinstance(ref, VarRef):
+                if ref.var.constant and T.is_elementary(ref.var.type) and id(ref.var) not in self.aliases:
+                    value = self.values.constant(ref.var.init)
+                    if value is not None:  # a CONSTANT is inlined: no attribute read per use
+                        return literal_code(convert_constant(value, ref.var.type))
                 return self.var_code(ref)
             if isinstance(ref, EnumRef):
                 return repr(ref.value)
