@@ -277,6 +277,16 @@ def coercer(t: T.Type) -> Callable[[Any], Any]:
         return to_real
     if u is T.BOOL:
         return lambda value: value if value is True or value is False else coerce(value, t)
+    rng = T.int_range(t)
+    if rng is not None:
+        low, high = rng
+
+        def to_int(value: Any) -> Any:
+            if type(value) is int and low <= value <= high:
+                return value
+            return coerce(value, t)
+
+        return to_int
     return lambda value: coerce(value, t)
 
 
