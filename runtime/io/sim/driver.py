@@ -36,6 +36,7 @@ __all__ = ["DYNAMIC_FIELDS", "EV_INPUT_FIELDS", "SETPOINT_FIELD", "SimDriver"]
 
 SETPOINT_FIELD = "p_setpoint_w"
 _GRID_CHUNK = 4096
+_VECTOR_SETPOINTS = 48  # from this many output values on, they are parsed with numpy
 _FILL_CELLS = 1 << 18  # history rows are filled in batches of about this many row x car values
 _QUALITY_VALUE = {quality: float(quality) for quality in Quality}
 _NUMBER_TYPES = (int, float, np.integer, np.floating, np.bool_)
@@ -101,9 +102,7 @@ class SimDriver(Driver):
         self.dt_s = scenario.scan_period_s
         self.dt_ns = scenario.scan_period_ns
         self.grid = GridModel(scenario)
-        self.fleet = LazyFleet(
-            scenario.fleet, scenario.nominal_voltage_v, self.dt_s, before_change=self._fill_history
-        )
+        self.fleet = LazyFleet(scenario.fleet, scenario.nominal_voltage_v, self.dt_s)
         self.meter = MeterModel(scenario.meter, scenario.faults, scenario.scan_period_s)
         # keep the whole scenario, and at least an hour of a run that goes on in real time
         keep = max_history_rows if max_history_rows is not None else max(scenario.n_steps + 1, 360_000)
@@ -121,6 +120,9 @@ class SimDriver(Driver):
         self._reporter = EvReporter(scenario, self.fleet, self._ev_paths, slots, every) if slots else None
         self._meter_bindings = [(self.meter_paths[ch], ch) for ch in CHANNELS if ch in self.meter_paths]
         self._setpoints: list[float] = [0.0] * self.fleet.n  # mirror of fleet.setpoint_w
+        self._setpoint_keys: tuple[str, ...] = ()  # the order of the last values handled by numpy
+        self._setpoint_positions = np.zeros(0, dtype=np.int64)  # ... where the cars' setpoints are
+        self._setpoint_cars = np.zeros(0, dtype=np.int64)  # ... and whose
         self._setpoint_sum: float | None = 0.0  # None: to be summed again
         self._last_outputs: dict[str, object] | None = None  # the last values written, if still in force
         self._last_bad = 0
@@ -219,6 +221,9 @@ class SimDriver(Driver):
 
     # -- Setpoints -----------------------------------------------------------------------------
     def _apply_setpoints(self, values: Mapping[str, object]) -> None:
+        self._last_outputs = dict(values)
+        if len(values) >= _VECTOR_SETPOINTS and self._apply_setpoints_numpy(values):
+            return
         slots, current = self._setpoint_slot, self._setpoints
         cars: list[int] = []
         numbers: list[float] = []
@@ -237,10 +242,41 @@ class SimDriver(Driver):
                 numbers.append(number)
         self.bad_setpoints += bad
         self._last_bad = bad
-        self._last_outputs = dict(values)
         if cars:
-            self.fleet.set_setpoints(np.array(cars, dtype=np.int64), np.array(numbers))
+            self.fleet.set_setpoints(cars, numbers)
             self._setpoint_sum = None
+
+    def _apply_setpoints_numpy(self, values: Mapping[str, object]) -> bool:
+        """``_apply_setpoints`` for many values at once; False if they are not all plain numbers."""
+        raw = np.array(list(values.values()))
+        if raw.dtype.kind not in "biuf":
+            return False
+        keys = tuple(values)
+        if keys != self._setpoint_keys:  # the executor sends the same paths in the same order
+            self._setpoint_keys = keys
+            bound = [
+                (position, self._setpoint_slot[key])
+                for position, key in enumerate(keys)
+                if key in self._setpoint_slot
+            ]
+            self._setpoint_positions = np.array([position for position, _ in bound], dtype=np.int64)
+            self._setpoint_cars = np.array([car for _, car in bound], dtype=np.int64)
+        numbers = raw[self._setpoint_positions].astype(np.float64)
+        bad = ~np.isfinite(numbers)
+        count = int(bad.sum())
+        if count:
+            numbers[bad] = 0.0
+        self.bad_setpoints += count
+        self._last_bad = count
+        cars = self._setpoint_cars
+        changed = numbers != self.fleet.setpoint_w[cars]
+        if changed.any():
+            moved, numbers = cars[changed], numbers[changed]
+            for car, number in zip(moved.tolist(), numbers.tolist(), strict=True):
+                self._setpoints[car] = number
+            self.fleet.set_setpoints(moved, numbers)
+            self._setpoint_sum = None
+        return True
 
     def _setpoint_total(self) -> float:
         if self._setpoint_sum is None:
@@ -306,7 +342,7 @@ class SimDriver(Driver):
         self._observe(self.step_index)
 
     def _fill_history(self) -> None:
-        """Complete the pending history rows from the fleet (before its anchors move)."""
+        """Complete the pending history rows from the fleet."""
         recorder = self.recorder
         if not recorder.pending:
             return
@@ -314,7 +350,7 @@ class SimDriver(Driver):
         per_ev_rows = recorder.pending_per_ev_rows()
         rows = self.fleet.rows(first, last, per_ev_rows)
         t_s = np.arange(first, last + 1, dtype=np.float64) * self.dt_s  # as step * dt_s
-        recorder.fill(t_s, rows.soc_mean_pct, rows.soc_min_pct, float(rows.connected), rows.power_w)
+        recorder.fill(t_s, rows.soc_mean_pct, rows.soc_min_pct, rows.connected, rows.power_w)
 
     # -- Samples -------------------------------------------------------------------------------
     def _stamp_ns(self, t_s: float) -> int:

@@ -85,7 +85,8 @@ class EvReporter:
         self._by_phase: list[list[int]] = [[] for _ in range(report_every)]
         for slot, offset in enumerate(offsets):
             self._by_phase[offset % report_every].append(slot)
-        self._phases: list[int] = []  # phases of the steps since the last read
+        self._steps = 0  # steps since the last read
+        self._phases: list[int] = []  # phases of those steps that have cars to report
         self._switched: list[int] = []  # slots whose car arrived or left since the last read
         self._first = True
 
@@ -108,13 +109,16 @@ class EvReporter:
 
     # -- bookkeeping per step ---------------------------------------------------------------------
     def step_observed(self, step: int) -> None:
-        self._phases.append(step % self.report_every)
+        self._steps += 1
+        phase = step % self.report_every
+        if self._by_phase[phase]:
+            self._phases.append(phase)
 
     def switched(self, cars: Iterable[int]) -> None:
         self._switched.extend(cars)
 
     def _due_slots(self) -> list[int]:
-        if self._first or len(self._phases) >= self.report_every:
+        if self._first or self._steps >= self.report_every:
             return list(range(self.slots))
         if len(self._phases) == 1 and not self._switched:
             return self._by_phase[self._phases[0]]
@@ -153,13 +157,13 @@ class EvReporter:
         power, soc = fleet.state_of(index)
         res, p_res = self.soc_resolution, self.power_resolution
         cap = fleet.capacity_wh[index]
-        soc_r = np.round(soc / res) * res
+        soc_r = np.rint(soc / res) * res  # np.rint is np.round to 0 decimals: half to even
         rows = zip(
             soc_r.tolist(),
-            np.round((fleet.target_soc[index] - soc_r) / 100.0 * cap).tolist(),
-            np.round((fleet.min_soc[index] - soc_r) / 100.0 * cap).tolist(),
-            np.round((100.0 - soc_r) / 100.0 * cap).tolist(),
-            (np.round(power / p_res) * p_res).tolist(),
+            np.rint((fleet.target_soc[index] - soc_r) / 100.0 * cap).tolist(),
+            np.rint((fleet.min_soc[index] - soc_r) / 100.0 * cap).tolist(),
+            np.rint((100.0 - soc_r) / 100.0 * cap).tolist(),
+            (np.rint(power / p_res) * p_res).tolist(),
             strict=True,
         )
         return list(rows)
@@ -168,6 +172,7 @@ class EvReporter:
     def collect(self, out: dict[str, Sample], stamp_ns: int) -> None:
         """Add the EV samples of this read to ``out``."""
         if not self._first and not self._phases and not self._switched:
+            self._steps = 0
             return
         good = Quality.GOOD
         connected = self.fleet.connected
@@ -187,6 +192,7 @@ class EvReporter:
             for k, paths in zip(self._dynamic_index, self._dynamic_paths, strict=True):
                 for slot, values in zip(due, measured, strict=True):
                     out[paths[slot]] = Sample(values[k], good, stamp_ns)
+        self._steps = 0
         self._phases.clear()
         self._switched.clear()
         self._first = False

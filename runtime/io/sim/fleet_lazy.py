@@ -15,25 +15,30 @@ computed per step. A car is re-anchored (its state evaluated and its target reco
 Charged and discharged energy are split where the step energy changes sign, so the counters are the
 sums of the per-step positive and negative parts, as in ``FleetModel``. The total power needed every
 step is kept as a sum over lag groups: ``sum(target) + sum_g C_g * alpha_g**(step - ref)``.
-``before_change`` is called before any anchor moves, so that a caller evaluating past steps from the
-anchors (the history rows, ``rows``) can do so first.
+Before anchors move, a copy of them (a version) is kept for the steps observed so far, so that the
+history rows of past steps (``rows``) can still be computed later, in one batch, from the anchors
+that were in force at each step.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from .fleet import FLOOR_TOLERANCE_PCT, BoolArray, FleetParams, FloatArray, IntArray, _column
+from .fleet import FLOOR_TOLERANCE_PCT, BoolArray, Cars, FleetParams, FloatArray, IntArray, _column
+from .fleet_scalar import MAX_RATIO, CarRules
 from .scenario import FleetSpec
 
+_Evaluated = tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray]  # see _evaluate
 NEVER = 1 << 62  # a step that never comes
-_MAX_RATIO = 1e15  # caps distance / rate before it becomes a step count
 _MANY_GROUPS = 8  # above this many lag values the total power is a numpy dot product
+_CLOSE_STEPS = 1000  # closer than this (in steps) to a threshold: check whether crossing it matters
+SCALAR_CHANGES = 12  # setpoint changes of up to this many cars are worked out in plain Python
+_EXACT_TOTALS_EVERY = 1000  # incremental updates of the totals before they are summed again
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +60,20 @@ class FleetRows:
 
     soc_mean_pct: FloatArray
     soc_min_pct: FloatArray
-    connected: int
+    connected: FloatArray
     power_w: FloatArray  # (steps asked for) x cars
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchors:
+    """The anchors in force up to (and including) step ``last_step``."""
+
+    last_step: int
+    anchor: IntArray
+    power0: FloatArray
+    soc0: FloatArray
+    target: FloatArray
+    connected: BoolArray
 
 
 class LazyFleet(FleetParams):
@@ -67,12 +84,11 @@ class LazyFleet(FleetParams):
         fleet: FleetSpec,
         nominal_voltage_v: float,
         dt_s: float,
-        before_change: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(fleet, nominal_voltage_v)
         n = self.n
         self.dt_s = dt_s
-        self._before_change = before_change or (lambda: None)
+        self._versions: list[_Anchors] = []  # earlier anchors, for rows not computed yet
         self._all: IntArray = np.arange(n, dtype=np.int64)
         alpha, mean = self._lag_factors(dt_s)
         self._alpha, self._mean = alpha, mean
@@ -82,6 +98,16 @@ class LazyFleet(FleetParams):
         self._group_alpha: list[float] = group_alpha.tolist()
         self._group_alpha_arr: FloatArray = group_alpha
         self._group_of: IntArray = group_of.astype(np.int64).reshape(-1)
+        self._group_of_list: list[int] = self._group_of.tolist()
+        self._rules = CarRules(self, dt_s)
+        self._thresholds = np.stack(
+            [
+                np.full(n, 100.0),
+                self.hard_floor,
+                self.min_soc + FLOOR_TOLERANCE_PCT,
+                self.min_soc - FLOOR_TOLERANCE_PCT,
+            ]
+        )
         # scalar copies for evaluating a single car without numpy
         self._alpha_list: list[float] = alpha.tolist()
         self._tau_list: list[float] = self._tau.tolist()
@@ -110,6 +136,7 @@ class LazyFleet(FleetParams):
         self._sum_target = 0.0
         self._group_c: list[float] = [0.0] * len(self._group_alpha)
         self._ref = 0
+        self._incremental_updates = 0
         self._recompute_totals()
 
     # -- schedule ---------------------------------------------------------------------------------
@@ -146,9 +173,7 @@ class LazyFleet(FleetParams):
         return int(self.valid_until.min()) if self.n else NEVER
 
     # -- evaluation -------------------------------------------------------------------------------
-    def _evaluate(
-        self, cars: IntArray, step: int
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray]:
+    def _evaluate(self, cars: Cars, step: int) -> _Evaluated:
         """(power, SoC, charged, discharged since the anchor, steps since the anchor) at ``step``."""
         k = step - self.anchor[cars]
         alpha = self._alpha[cars]
@@ -186,9 +211,13 @@ class LazyFleet(FleetParams):
         return power, soc, charged, discharged, k
 
     def state_of(self, cars: IntArray) -> tuple[FloatArray, FloatArray]:
-        """(power, SoC) of some cars at step ``now``."""
-        power, soc, _, _, _ = self._evaluate(cars, self.now)
-        return power, soc
+        """(power, SoC) of some cars at step ``now`` (the first two results of ``_evaluate``)."""
+        k = self.now - self.anchor[cars]
+        a = self._alpha[cars] ** k
+        target = self.target[cars]
+        gap = self.power0[cars] - target
+        energy = (target * k * self.dt_s + gap * self._tau[cars] * (1.0 - a)) / 3600.0
+        return target + gap * a, self.soc0[cars] + energy / self.capacity_wh[cars] * 100.0
 
     def state_of_car(self, car: int) -> tuple[float, float]:
         """(power, SoC) of one car at step ``now``, without numpy (the same formula as ``state_of``)."""
@@ -202,11 +231,14 @@ class LazyFleet(FleetParams):
     def total_power(self) -> float:
         """Sum of every car's power at step ``now``."""
         k = self.now - self._ref
-        if len(self._group_c) > _MANY_GROUPS:
-            weights = np.array(self._group_c)
-            return self._sum_target + float(np.dot(weights, self._group_alpha_arr**k))
+        groups = self._group_c
+        if len(groups) == 1:
+            c = groups[0]
+            return self._sum_target + c * self._group_alpha[0] ** k if c else self._sum_target
+        if len(groups) > _MANY_GROUPS:
+            return self._sum_target + float(np.dot(np.array(groups), self._group_alpha_arr**k))
         total = self._sum_target
-        for alpha, c in zip(self._group_alpha, self._group_c, strict=True):
+        for alpha, c in zip(self._group_alpha, groups, strict=True):
             if c:
                 total += c * alpha**k
         return total
@@ -224,51 +256,123 @@ class LazyFleet(FleetParams):
         )
 
     def rows(self, first: int, last: int, power_steps: IntArray) -> FleetRows:
-        """History rows for steps ``first .. last`` (all between the anchors and ``now``)."""
+        """History rows for steps ``first .. last`` (steps already passed, none before an earlier
+        ``rows`` call): each from the anchors that were in force at that step. ``power_steps``:
+        the steps (among those) for which every car's power is wanted."""
         steps = np.arange(first, last + 1, dtype=np.int64)
-        connected = self.connected
-        count = int(connected.sum())
-        if count == 0:
-            mean = np.full(len(steps), math.nan)
-            low = mean.copy()
-        else:
-            cars = self._all if count == self.n else np.flatnonzero(connected)
-            soc = self._soc_matrix(cars, steps)
-            mean, low = soc.mean(axis=1), soc.min(axis=1)
-        power = self._power_matrix(power_steps)
-        return FleetRows(mean, low, count, power)
+        versions, self._versions = self._versions, []
+        versions.append(_Anchors(NEVER, self.anchor, self.power0, self.soc0, self.target, self.connected))
+        ends = np.array([v.last_step for v in versions], dtype=np.int64)
+        which = np.searchsorted(ends, steps, side="left")
+        power_which = np.searchsorted(ends, power_steps, side="left")
+        bounds = np.flatnonzero(np.diff(which)) + 1
+        if len(bounds) + 1 > max(2, len(steps) // 16):  # the anchors change nearly every step
+            return self._rows_gathered(versions, steps, which, power_steps, power_which)
+        runs = zip(np.split(steps, bounds), np.split(which, bounds), strict=True)
+        means, lows, counts, powers = [], [], [], []
+        for run, run_which in runs:
+            anchors = versions[int(run_which[0])]
+            mean, low, count = self._soc_rows(anchors, run)
+            means.append(mean)
+            lows.append(low)
+            counts.append(np.full(len(run), float(count)))
+            run_power = power_steps[power_which == run_which[0]]
+            if len(run_power):
+                powers.append(self._power_rows(anchors, run_power))
+        power = np.concatenate(powers) if powers else np.zeros((0, self.n))
+        return FleetRows(np.concatenate(means), np.concatenate(lows), np.concatenate(counts), power)
 
-    def _decay_matrix(self, cars: IntArray, steps: IntArray) -> tuple[FloatArray, IntArray]:
+    def _decay_matrix(self, anchors: _Anchors, cars: Cars, steps: IntArray) -> tuple[FloatArray, IntArray]:
         """(alpha**k, k) for every step (rows) and car (columns), k = steps since the car's anchor."""
-        k = steps[:, None] - self.anchor[cars][None, :]
+        k = steps[:, None] - anchors.anchor[cars][None, :]
         alpha = self._alpha[cars]
-        groups = self._group_of[cars]
         if len(self._group_alpha) <= _MANY_GROUPS and len(steps) > 1:
             # alpha**k = alpha**(k at the first step) * alpha**(step - first): one power per group
             offsets = steps - steps[0]
             by_group = self._group_alpha_arr[None, :] ** offsets[:, None]
-            return alpha ** k[0] * by_group[:, groups], k
+            return alpha ** k[0] * by_group[:, self._group_of[cars]], k
         return alpha**k, k
 
-    def _soc_matrix(self, cars: IntArray, steps: IntArray) -> FloatArray:
-        a, k = self._decay_matrix(cars, steps)
-        target = self.target[cars]
-        gap = self.power0[cars] - target
+    def _soc_rows(self, anchors: _Anchors, steps: IntArray) -> tuple[FloatArray, FloatArray, int]:
+        """SoC mean and minimum over the connected cars, and how many, at ``steps``."""
+        connected = anchors.connected
+        count = int(connected.sum())
+        if count == 0:
+            nothing = np.full(len(steps), math.nan)
+            return nothing, nothing.copy(), 0
+        cars: Cars = slice(None) if count == self.n else np.flatnonzero(connected)
+        a, k = self._decay_matrix(anchors, cars, steps)
+        target = anchors.target[cars]
+        gap = anchors.power0[cars] - target
         energy = (target * k * self.dt_s + gap * self._tau[cars] * (1.0 - a)) / 3600.0
-        result: FloatArray = self.soc0[cars] + energy / self.capacity_wh[cars] * 100.0
-        return result
+        soc = anchors.soc0[cars] + energy / self.capacity_wh[cars] * 100.0
+        return soc.mean(axis=1), soc.min(axis=1), count
 
-    def _power_matrix(self, steps: IntArray) -> FloatArray:
-        if not len(steps):
-            return np.zeros((0, self.n))
-        a, _ = self._decay_matrix(self._all, steps)
-        result: FloatArray = self.target + (self.power0 - self.target) * a
-        return result
+    def _power_rows(self, anchors: _Anchors, steps: IntArray) -> FloatArray:
+        a, _ = self._decay_matrix(anchors, slice(None), steps)
+        power: FloatArray = anchors.target + (anchors.power0 - anchors.target) * a
+        return power
+
+    def _rows_gathered(
+        self,
+        versions: list[_Anchors],
+        steps: IntArray,
+        which: IntArray,
+        power_steps: IntArray,
+        power_which: IntArray,
+    ) -> FleetRows:
+        """``rows`` when the anchors change nearly every step: each row's anchors gathered at once."""
+
+        def gather(
+            rows: IntArray, rows_which: IntArray
+        ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, BoolArray]:
+            pick = sorted(set(rows_which.tolist()))
+            index = np.searchsorted(pick, rows_which)
+            chosen = [versions[i] for i in pick]
+            k = rows[:, None] - np.stack([v.anchor for v in chosen])[index]
+            target = np.stack([v.target for v in chosen])[index]
+            gap = np.stack([v.power0 for v in chosen])[index] - target
+            soc0 = np.stack([v.soc0 for v in chosen])[index]
+            connected = np.stack([v.connected for v in chosen])[index]
+            return k, target, gap, soc0, connected
+
+        k, target, gap, soc0, connected = gather(steps, which)
+        a = self._alpha**k
+        energy = (target * k * self.dt_s + gap * self._tau * (1.0 - a)) / 3600.0
+        soc = soc0 + energy / self.capacity_wh * 100.0
+        count = connected.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(connected, soc, 0.0).sum(axis=1) / count
+        low = np.where(connected, soc, np.inf).min(axis=1)
+        mean = np.where(count > 0, mean, math.nan)
+        low = np.where(count > 0, low, math.nan)
+        if len(power_steps):
+            k, target, gap, _, _ = gather(power_steps, power_which)
+            power = target + gap * self._alpha**k
+        else:
+            power = np.zeros((0, self.n))
+        return FleetRows(mean, low, count.astype(np.float64), power)
 
     # -- changes ----------------------------------------------------------------------------------
-    def _settle(self, cars: IntArray, step: int) -> None:
-        """Move the anchor of ``cars`` to ``step`` (their state there, counters included)."""
-        power, soc, charged, discharged, k = self._evaluate(cars, step)
+    def _keep_version(self, last_step: int) -> None:
+        """Keep the anchors in force up to ``last_step`` before they move (once per step)."""
+        if self._versions and self._versions[-1].last_step >= last_step:
+            return
+        self._versions.append(
+            _Anchors(
+                last_step,
+                self.anchor.copy(),
+                self.power0.copy(),
+                self.soc0.copy(),
+                self.target.copy(),
+                self.connected.copy(),
+            )
+        )
+
+    def _settle(self, cars: Cars, step: int, evaluated: _Evaluated | None = None) -> None:
+        """Move the anchor of ``cars`` to ``step`` (their state there, counters included);
+        ``evaluated``: ``_evaluate(cars, step)`` if already at hand."""
+        power, soc, charged, discharged, k = evaluated or self._evaluate(cars, step)
         self.charged0[cars] += charged
         self.discharged0[cars] += discharged
         self.below0[cars] += np.where(self._under[cars], discharged, 0.0)
@@ -277,27 +381,60 @@ class LazyFleet(FleetParams):
         self.soc0[cars] = soc
         self.anchor[cars] = step
 
-    def _retarget(self, cars: IntArray) -> None:
-        """Targets, flags and how long the closed form holds, from the anchored state of ``cars``."""
+    def _retarget(
+        self, cars: Cars, target: FloatArray | None = None, requesting: BoolArray | None = None
+    ) -> None:
+        """Targets, flags and how long the closed form holds, from the anchored state of ``cars``
+        (``target``/``requesting``: already worked out for that state)."""
         setpoint, soc, connected = self.setpoint_w[cars], self.soc0[cars], self.connected[cars]
-        target = self.targets_of(cars, setpoint, soc, connected, self.tripped_now)
+        if target is None or requesting is None:
+            target = self.targets_of(cars, setpoint, soc, connected, self.tripped_now)
+            requesting = self.floor_requests(cars, setpoint, soc, connected)
         self.target[cars] = target
-        self._requesting[cars] = self.floor_requests(cars, setpoint, soc, connected)
+        self._requesting[cars] = requesting
         min_soc = self.min_soc[cars]
         self._under[cars] = soc < min_soc - FLOOR_TOLERANCE_PCT
-        rate = np.maximum(np.abs(self.power0[cars]), np.abs(target)) * self._pct_per_w[cars]
-        distance = np.minimum(
-            np.minimum(np.abs(soc - 100.0), np.abs(soc - self.hard_floor[cars])),
-            np.minimum(
-                np.abs(soc - (min_soc + FLOOR_TOLERANCE_PCT)), np.abs(soc - (min_soc - FLOOR_TOLERANCE_PCT))
-            ),
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            steps = np.floor(np.minimum(distance / np.where(rate > 0, rate, 1.0), _MAX_RATIO)) - 1.0
-        steps = np.where((rate > 0) & connected, np.maximum(steps, 0.0), float(NEVER))
-        self.valid_until[cars] = np.minimum(self.anchor[cars] + steps.astype(np.int64), NEVER)
+        self.valid_until[cars] = self._horizon(cars, soc, target, setpoint, connected)
 
-    def _step_exactly(self, cars: IntArray) -> None:
+    def _horizon(
+        self, cars: Cars, soc: FloatArray, target: FloatArray, setpoint: FloatArray, connected: BoolArray
+    ) -> IntArray:
+        """The last step up to which the closed form from the anchors of ``cars`` holds: before the
+        SoC could reach a threshold where crossing it changes something (see the module doc)."""
+        power0 = self.power0[cars]
+        rate = np.maximum(np.abs(power0), np.abs(target)) * self._pct_per_w[cars]  # SoC per step, at most
+        moving = (rate > 0) & connected
+        rate = np.where(moving, rate, 1.0)
+        # rows: 100 %, the hard floor, the V2X floor + and - the tolerance
+        ahead = self._thresholds[:, cars] - soc
+        steps = self._steps_within(np.abs(ahead).min(axis=0), rate)
+        # cars that could reach some threshold soon: is it one where crossing it matters?
+        close = moving & (steps < _CLOSE_STEPS)
+        if close.any():
+            near = np.flatnonzero(close)
+            first = (target + (power0 - target) * self._mean[cars])[near]
+            t, sp = target[near], setpoint[near]
+            up, down = (first > 0) | (t > 0), (first < 0) | (t < 0)
+            matters = np.empty((4, len(near)), dtype=np.bool_)
+            matters[0] = (sp > 0) | up  # the charge target needs SoC < 100 %; charging stops there
+            matters[1] = (sp < 0) | down  # the discharge target needs SoC > the floor; it stops there
+            matters[2] = (sp < 0) & self.bidirectional[cars][near]  # floor requests count at the floor
+            matters[3] = down  # discharge under the floor is counted
+            a = ahead[:, near]
+            matters &= ((a >= 0) & up) | ((a <= 0) & down)  # the SoC can go there
+            distance = np.where(matters, np.abs(a), np.inf).min(axis=0)
+            steps[near] = self._steps_within(distance, rate[near])
+        steps = np.where(moving, steps, float(NEVER))
+        result: IntArray = np.minimum(self.anchor[cars] + steps.astype(np.int64), NEVER)
+        return result
+
+    @staticmethod
+    def _steps_within(distance: FloatArray, rate: FloatArray) -> FloatArray:
+        """Whole steps that surely stay short of ``distance`` at ``rate`` per step (one to spare)."""
+        steps: FloatArray = np.maximum(np.floor(np.minimum(distance / rate, MAX_RATIO)) - 1.0, 0.0)
+        return steps
+
+    def _step_exactly(self, cars: Cars) -> None:
         """Step ``cars`` (anchored at ``now``) one step with the reference kernel."""
         result = self.step_cars(
             cars,
@@ -324,25 +461,97 @@ class LazyFleet(FleetParams):
         weights = np.bincount(self._group_of, weights=decaying, minlength=len(self._group_alpha))
         self._group_c = weights.tolist()
         self._ref = self.now
+        self._incremental_updates = 0
 
-    def set_setpoints(self, cars: IntArray, values: FloatArray) -> None:
+    def set_setpoints(self, cars: Sequence[int] | IntArray, values: Sequence[float] | FloatArray) -> None:
         """New setpoints at step ``now``; the cars follow them from the next step on."""
-        self.setpoint_w[cars] = values
-        live = cars[self.connected[cars]]
-        if not len(live):
+        if len(cars) <= SCALAR_CHANGES:
+            index = cars.tolist() if isinstance(cars, np.ndarray) else cars
+            numbers = values.tolist() if isinstance(values, np.ndarray) else values
+            self._set_setpoints_scalar(index, numbers)
             return
-        # between events the SoC stays on the same side of every threshold: the anchor's SoC will do
-        setpoint, soc, on = self.setpoint_w[live], self.soc0[live], self.connected[live]
+        index_array = np.asarray(cars, dtype=np.int64)
+        self.setpoint_w[index_array] = values
+        live_index = index_array[self.connected[index_array]]
+        if not len(live_index):
+            return
+        # every car at once: slices instead of index arrays (views, no copies)
+        live: Cars = slice(None) if len(live_index) == self.n else live_index
+        evaluated = self._evaluate(live, self.now)
+        soc, on = evaluated[1], self.connected[live]
+        setpoint = self.setpoint_w[live]
         target = self.targets_of(live, setpoint, soc, on, self.tripped_now)
         requesting = self.floor_requests(live, setpoint, soc, on)
-        moved = live[(target != self.target[live]) | (requesting != self._requesting[live])]
-        if not len(moved):
+        different = (target != self.target[live]) | (requesting != self._requesting[live])
+        if not different.any():
             return
-        self._before_change()
-        self._settle(moved, self.now)
-        self._retarget(moved)
+        self._keep_version(self.now)
+        if different.all():
+            self._settle(live, self.now, evaluated)
+            self._retarget(live, target, requesting)
+        else:
+            moved = (self._all if isinstance(live, slice) else live)[different]
+            power, soc, charged, discharged, k = evaluated
+            parts = (
+                power[different],
+                soc[different],
+                charged[different],
+                discharged[different],
+                k[different],
+            )
+            self._settle(moved, self.now, parts)
+            self._retarget(moved, target[different], requesting[different])
         self._next_event = self._first_event()
         self._recompute_totals()
+
+    def _set_setpoints_scalar(self, cars: Sequence[int], values: Sequence[float]) -> None:
+        """``set_setpoints`` car by car in plain Python (the same steps as the numpy path)."""
+        rules, now, tripped = self._rules, self.now, self.tripped_now
+        moved = []
+        for car, value in zip(cars, values, strict=True):
+            self.setpoint_w[car] = value
+            if not self.connected.item(car):
+                continue
+            k = now - self.anchor.item(car)
+            old_target = self.target.item(car)
+            state = rules.evaluate(car, k, self.power0.item(car), self.soc0.item(car), old_target)
+            target = rules.target(car, value, state[1], True, tripped)
+            requesting = rules.requesting(car, value, state[1], True)
+            if target != old_target or requesting != self._requesting.item(car):
+                moved.append((car, value, k, state, old_target, target, requesting))
+        if not moved:
+            return
+        self._keep_version(now)
+        self._rebase_totals()
+        for car, value, k, (power, soc, charged, discharged), old_target, target, requesting in moved:
+            self.charged0[car] = self.charged0.item(car) + charged
+            self.discharged0[car] = self.discharged0.item(car) + discharged
+            if self._under.item(car):
+                self.below0[car] = self.below0.item(car) + discharged
+            if self._requesting.item(car):
+                self.requests0[car] = self.requests0.item(car) + k
+            self.power0[car] = power
+            self.soc0[car] = soc
+            self.anchor[car] = now
+            self.target[car] = target
+            self._requesting[car] = requesting
+            self._under[car] = soc < rules.min_soc[car] - FLOOR_TOLERANCE_PCT
+            until = min(now + rules.steps_valid(car, soc, power, target, value, True, NEVER), NEVER)
+            self.valid_until[car] = until
+            self._next_event = min(self._next_event, until)
+            # the car's decaying part at ``now`` goes from (power - old_target) to (power - target)
+            self._group_c[self._group_of_list[car]] += old_target - target
+            self._sum_target += target - old_target
+        self._incremental_updates += 1
+        if self._incremental_updates >= _EXACT_TOTALS_EVERY:
+            self._recompute_totals()
+
+    def _rebase_totals(self) -> None:
+        """Express the lag groups' decaying parts at step ``now``."""
+        k = self.now - self._ref
+        if k:
+            self._group_c = [c * alpha**k for alpha, c in zip(self._group_alpha, self._group_c, strict=True)]
+            self._ref = self.now
 
     def advance(self, voltage_v: float) -> list[int]:
         """Step from ``now`` to ``now + 1`` (``voltage_v``: the chargers' voltage during the step).
@@ -351,7 +560,7 @@ class LazyFleet(FleetParams):
         changed = False
         tripped = self.tripped(voltage_v)
         if tripped != self.tripped_now:
-            self._before_change()
+            self._keep_version(step)
             changed = True
             self._settle(self._all, step)
             self.tripped_now = tripped
@@ -360,21 +569,22 @@ class LazyFleet(FleetParams):
                 self._step_exactly(self._all)
             self._next_event = self._first_event()
         if self._next_event <= step:
-            if not changed:
-                self._before_change()
-                changed = True
             due = np.flatnonzero(self.valid_until <= step)
-            self._settle(due, step)
-            self._retarget(due)
-            close = due[self.valid_until[due] <= step]
-            if len(close):
-                self._step_exactly(close)
+            if len(due):
+                self._keep_version(step)
+                changed = True
+                self._settle(due, step)
+                self._retarget(due)
+                close = due[self.valid_until[due] <= step]
+                if len(close):
+                    self._step_exactly(close)
+            else:  # the car that was due first has been re-anchored since
+                self._next_event = self._first_event()
         self.now = step + 1
         switched: list[int] = []
         if self._next_connection <= self.now:
-            if not changed:
-                self._before_change()
-                changed = True
+            self._keep_version(step)
+            changed = True
             _, switched = self._connection_events.pop(0)
             self._next_connection = self._connection_events[0][0] if self._connection_events else NEVER
             cars = np.array(switched, dtype=np.int64)

@@ -180,7 +180,7 @@ class HistoryRecorder:
         t_s: FloatArray,
         soc_mean_pct: FloatArray,
         soc_min_pct: FloatArray,
-        connected: float,
+        connected: FloatArray,
         per_ev_power_w: FloatArray,
     ) -> None:
         """Complete the pending rows; ``per_ev_power_w`` has one row per ``pending_per_ev_rows()``."""
