@@ -360,10 +360,13 @@ class SimDriver(Driver):
     def _collect_samples(self) -> dict[str, Sample]:
         out: dict[str, Sample] = {}
         readings = self.meter.readings
+        acquired_s, stamp = math.nan, 0
         for path, channel in self._meter_bindings:
             reading = readings[channel]
             if reading.fresh:
-                out[path] = Sample(reading.value, reading.quality, self._stamp_ns(reading.acquired_s))
+                if reading.acquired_s != acquired_s:  # the channels are usually read together
+                    acquired_s, stamp = reading.acquired_s, self._stamp_ns(reading.acquired_s)
+                out[path] = Sample(reading.value, reading.quality, stamp)
         for reading in readings.values():
             reading.fresh = False
         if self._reporter is not None:
