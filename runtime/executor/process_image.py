@@ -93,6 +93,11 @@ class ProcessImage:
         if problems:
             raise BindingError("; ".join(problems))
         self._ages = self._age_companions()
+        # the inputs whose bad quality forces the safe state (required, quality not read by the program)
+        self._guarded: dict[str, list[InputPoint]] = {}
+        for binding in self.bindings:
+            guarded = [p for p in binding.inputs.values() if p.required and not p.handled_by_program]
+            self._guarded.setdefault(binding.task, []).extend(guarded)
         self._located_outputs = [
             d.path
             for d in program.variables(leaves=True)
@@ -144,9 +149,9 @@ class ProcessImage:
                     point.quality = Quality.BAD
                     rt.qualities[point.path] = int(Quality.BAD)
                     log.warning("input %s: value %r rejected: %s", path, sample.value, error)
-            for point in binding.inputs.values():
-                if point.required and not point.handled_by_program and point.quality is not Quality.GOOD:
-                    unsafe = True
+        for point in self._guarded.get(task, ()):
+            if point.quality is not Quality.GOOD:
+                unsafe = True
         for owner, point, age in self._ages:
             if owner == task and point.stamp_ns:
                 age.set(max(0, clock_ns - point.stamp_ns))
