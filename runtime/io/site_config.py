@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from .config_errors import ConfigError
+from .config_reader import did_you_mean
 from .modbus.model import DEFAULT_SUNSPEC_BASES, DeviceSpec, Direction, PointSpec
 from .site_config_modbus import DeviceDraft, finish_device, parse_device, parse_sunspec_ref, sunspec_point
 from .site_config_reader import Problems, SiteConfigError, TableReader, join_key
-from .site_config_types import binding_problem, did_you_mean, located_direction, unknown_variable
+from .site_config_types import binding_problem, located_direction, unknown_variable
 
 __all__ = ["RAW_TABLES", "Binding", "SiteConfig", "SiteConfigError", "load_site_config", "parse_site_config"]
 

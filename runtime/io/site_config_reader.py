@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .config_errors import ConfigError
-from .site_config_types import did_you_mean
+from .config_reader import did_you_mean
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

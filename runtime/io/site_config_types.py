@@ -7,11 +7,11 @@ These functions say, in one sentence, why a binding cannot work (or return None 
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Final
 
+from .config_reader import did_you_mean
 from .modbus.codec import INTEGER_RANGES
 from .modbus.model import PointSpec
 
@@ -44,16 +44,6 @@ def located_direction(path: str) -> str | None:
     if match is None:
         return None
     return {"I": "in", "Q": "out", "M": "memory"}[match.group(1)]
-
-
-def did_you_mean(word: str, candidates: list[str] | Mapping[str, object]) -> str:
-    """`` (did you mean 'x'?)`` or an empty string."""
-    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
-    if not matches:
-        return ""
-    if len(matches) == 1:
-        return f" (did you mean '{matches[0]}'?)"
-    return " (did you mean " + ", ".join(f"'{m}'" for m in matches[:-1]) + f" or '{matches[-1]}'?)"
 
 
 def unknown_variable(path: str, catalog: Mapping[str, str]) -> str:
