@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .mqtt.config_reader import TableReader
+from .config_reader import FailFast, TableReader
 
 DEFAULT_PORT = 1502  # 502 needs root; SCADA masters can be pointed at any port
 DEFAULT_MEMORY_BASE = 1000
@@ -43,7 +43,7 @@ def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaC
     """Validate the ``[server]`` table of ``file`` (None: all defaults)."""
     if table is None:
         return ScadaConfig(file=file)
-    reader = TableReader(dict(table), file, "server")
+    reader = TableReader(table, "server", FailFast(file))
     allow_remote = reader.boolean("allow_remote", False)
     bind = reader.string("bind", "127.0.0.1")
     if bind != "localhost":
@@ -60,7 +60,7 @@ def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaC
     port = reader.integer("port", DEFAULT_PORT, minimum=0, maximum=65535)
     unit = reader.integer("unit", 1, minimum=0, maximum=255)
     memory_base = reader.integer("memory_base", DEFAULT_MEMORY_BASE, minimum=1, maximum=65535)
-    word_order = reader.choice("word_order", ("big", "little"), "big")
+    word_order = reader.string("word_order", "big", choices=("big", "little"))
     reader.finish()
     return ScadaConfig(
         file=file,

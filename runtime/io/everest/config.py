@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config_errors import ConfigError
+from ..config_reader import FailFast, TableReader
 from ..mqtt.config import TlsConfig, parse_tls
-from ..mqtt.config_reader import TableReader
 from ..scada_config import is_loopback
 from ..site_config_types import unknown_variable
 
@@ -95,7 +95,7 @@ class EverestConfig:
 
 def parse_everest_config(table: Mapping[str, object], file: str, catalog: Mapping[str, str]) -> EverestConfig:
     """Validate the ``[everest]`` table of ``file`` against the program's ``catalog``."""
-    reader = TableReader(dict(table), file, "everest")
+    reader = TableReader(table, "everest", FailFast(file))
     host = reader.string("host", "127.0.0.1")
     tls_reader = reader.table("tls")
     tls = parse_tls(tls_reader) if tls_reader is not None else None
@@ -132,7 +132,7 @@ def parse_everest_config(table: Mapping[str, object], file: str, catalog: Mappin
     if evse_reader is None:
         reader.fail("evse", "is required: one [everest.evse.<module id>] table per EVSE")
     evses = tuple(
-        _parse_evse(module, sub, prefix, catalog, reader.key("prefix"))
+        _parse_evse(module, sub, prefix, catalog, reader.key_of("prefix"))
         for module, sub in evse_reader.sub_tables()
     )
     if not evses:
@@ -172,7 +172,7 @@ def _parse_evse(
     module: str, reader: TableReader, prefix: str, catalog: Mapping[str, str], prefix_key: str
 ) -> EvseConfig:
     if not _TOPIC_WORD.match(module):
-        raise ConfigError(reader.file, reader.prefix, f"module id {module!r} cannot be part of an MQTT topic")
+        raise ConfigError(reader.file, reader.key, f"module id {module!r} cannot be part of an MQTT topic")
     slot: int = reader.integer("slot", minimum=0, maximum=1_000_000)
     limits_module = reader.string("limits_module", None)
     if limits_module is not None and not _TOPIC_WORD.match(limits_module):
@@ -204,7 +204,7 @@ def _parse_evse(
             key = (
                 prefix_key
                 if not any(p.casefold().startswith(prefix.casefold() + "[") for p in catalog)
-                else reader.key("slot")
+                else reader.key_of("slot")
             )
             raise ConfigError(reader.file, key, unknown_variable(wanted, catalog))
         st_type = catalog[path].strip().upper()
@@ -212,7 +212,7 @@ def _parse_evse(
         if st_type not in allowed:
             raise ConfigError(
                 reader.file,
-                reader.key("slot"),
+                reader.key_of("slot"),
                 f"{path} is {st_type}, but {field} needs {' or '.join(allowed)}",
             )
         paths[field] = path

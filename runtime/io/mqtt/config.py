@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config_errors import ConfigError
-from .config_reader import TableReader
+from ..config_reader import FailFast, TableReader
 
 STAT_NAMES = ("min", "max", "mean", "last", "energy")
 REDUCE_NAMES = ("sum", "mean", "min", "max", "count_nonzero")
@@ -207,7 +207,7 @@ def parse_tls(reader: TableReader) -> TlsConfig:
     ca_file = reader.existing_file("ca_file")
     cert_file = reader.existing_file("cert_file")
     key_file = reader.existing_file("key_file", private=True)
-    min_version = reader.choice("min_version", ("1.2", "1.3"), "1.2")
+    min_version = reader.string("min_version", "1.2", choices=("1.2", "1.3"))
     reader.finish()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
@@ -261,7 +261,7 @@ def _parse_variable(reader: TableReader, names: set[str]) -> ReportVariable:
             reader.fail("stats", f"unknown statistic {stat_name!r}; choose from {', '.join(STAT_NAMES)}")
     if len(set(stats)) != len(stats):
         reader.fail("stats", "lists a statistic twice")
-    reduce = reader.choice("reduce", REDUCE_NAMES, "sum")
+    reduce = reader.string("reduce", "sum", choices=REDUCE_NAMES)
     reader.finish()
     return ReportVariable(name, paths, tuple(stats), reduce)
 
@@ -275,7 +275,7 @@ def _parse_report(reader: TableReader | None) -> ReportConfig:
     include_scan_stats = reader.boolean("include_scan_stats", True)
     include_alarms = reader.boolean("include_alarms", True)
     names: set[str] = set()
-    variables = tuple(_parse_variable(item, names) for item in reader.table_list("variables"))
+    variables = tuple(_parse_variable(item, names) for item in reader.tables("variables"))
     reader.finish()
     return ReportConfig(period_s, variables, capacity, include_scan_stats, include_alarms)
 
@@ -307,7 +307,7 @@ def _parse_buffer(reader: TableReader | None, file: str) -> BufferConfig:
     if not os.access(existing, os.W_OK | os.X_OK):
         reader.fail("directory", f"{existing} is not writable")
     max_bytes = reader.integer("max_bytes", 64 * 1024 * 1024, minimum=64 * 1024, maximum=1 << 40)
-    fsync = reader.choice("fsync", ("always", "never"), "always")
+    fsync = reader.string("fsync", "always", choices=("always", "never"))
     has_file, has_env = reader.has("key_file"), reader.has("key_env")
     if has_file == has_env:
         reader.fail(
@@ -335,8 +335,8 @@ def _parse_buffer(reader: TableReader | None, file: str) -> BufferConfig:
 
 def _parse_command(name: str, reader: TableReader) -> CommandBinding:
     if not _NAME.match(name):
-        raise ConfigError(reader.file, reader.prefix, f"command name {name!r} must be an identifier")
-    kind = reader.choice("kind", ("frequency_watt_curve", "bool", "number"))
+        raise ConfigError(reader.file, reader.key, f"command name {name!r} must be an identifier")
+    kind = reader.string("kind", choices=("frequency_watt_curve", "bool", "number"))
     command: CommandBinding
     if kind == "frequency_watt_curve":
         command = CurveCommand(
@@ -376,7 +376,7 @@ def _parse_commands(reader: TableReader | None) -> tuple[CommandBinding, ...]:
         for path in command.input_paths():
             if path in seen:
                 raise ConfigError(
-                    reader.file, f"{reader.prefix}.{command.name}", f"{path} is already bound by {seen[path]}"
+                    reader.file, reader.key_of(command.name), f"{path} is already bound by {seen[path]}"
                 )
             seen[path] = command.name
     return commands
@@ -384,7 +384,7 @@ def _parse_commands(reader: TableReader | None) -> tuple[CommandBinding, ...]:
 
 def parse_mqtt_config(table: dict[str, object], file: str) -> BackhaulConfig:
     """Validate the ``[mqtt]`` table of ``file``; raise ``ConfigError`` naming the first bad entry."""
-    reader = TableReader(table, file, "mqtt")
+    reader = TableReader(table, "mqtt", FailFast(file))
     host = reader.string("host")
     tls_reader = reader.table("tls")
     tls = parse_tls(tls_reader) if tls_reader is not None else None
