@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config_errors import ConfigError
+from ..config_reader import SCENARIO_WORDING, FailFast, TableReader
 from .catalogue import CATALOGUE, model_fields, pick_models, random_session
 from .events import EVENTS
 from .grid import cached_trace
@@ -41,7 +42,6 @@ from .scenario import (
     TraceSpec,
     Trigger,
 )
-from .tables import TableReader
 from .traces import TRACE_FORMATS
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -104,33 +104,33 @@ def _load_file(path: Path, source: str) -> Scenario:
 
 def parse_scenario(data: dict[str, object], source: str, base_dir: Path, default_name: str = "") -> Scenario:
     """Build a ``Scenario`` from parsed TOML; relative trace paths resolve against ``base_dir``."""
-    root = TableReader(data, source)
-    head = root.table("scenario", required=True)
+    root = TableReader(data, "", FailFast(source, SCENARIO_WORDING))
+    head = root.table_or_empty("scenario", required=True)
     name = head.string("name", default_name or "scenario")
-    description = head.string("description", "")
+    description = head.string("description", "", allow_empty=True)
     duration = head.number("duration_s", positive=True)
     scan = head.number("scan_period_s", 0.01, positive=True, maximum=duration)
     seed = head.integer("seed", 0, minimum=0)
     epoch = head.integer("start_epoch_s", DEFAULT_EPOCH_S, minimum=0)
     head.finish()
 
-    grid = root.table("grid")
+    grid = root.table_or_empty("grid")
     nominal_hz = grid.number("nominal_hz", 50.0, positive=True)
     nominal_v = grid.number("nominal_voltage_v", 230.0, positive=True)
     segments = _segments(grid.tables("segments"), duration, base_dir)
     grid.finish()
 
     faults = tuple(_fault(t, nominal_v) for t in root.tables("faults"))
-    meter_table = root.table("meter")
+    meter_table = root.table_or_empty("meter")
     meter = MeterSpec(
         update_period_s=meter_table.number("update_period_s", 0.0, minimum=0.0),
         freshness_s=meter_table.number("freshness_s", 1.0, positive=True),
     )
     meter_table.finish()
-    fleet = _fleet(root.table("fleet"), seed)
-    site = _site(root.table("site"))
-    service = _service(root.table("service"))
-    criteria = _criteria(root.table("criteria"), duration, site)
+    fleet = _fleet(root.table_or_empty("fleet"), seed)
+    site = _site(root.table_or_empty("site"))
+    service = _service(root.table_or_empty("service"))
+    criteria = _criteria(root.table_or_empty("criteria"), duration, site)
     root.finish()
     return Scenario(
         name=name,
@@ -169,9 +169,9 @@ def _segments(tables: list[TableReader], duration: float, base_dir: Path) -> tup
 
 def _segment(table: TableReader, start: float, last: bool, base_dir: Path) -> Segment:
     kind = table.string("kind", choices=SEGMENT_KINDS)
-    duration = table.optional_number("duration_s", positive=True)
-    hz = table.optional_number("hz", positive=True)
-    volts = table.optional_number("voltage_v", minimum=0.0)
+    duration = table.number("duration_s", None, positive=True)
+    hz = table.number("hz", None, positive=True)
+    volts = table.number("voltage_v", None, minimum=0.0)
     sigma_hz = table.number("sigma_hz", 0.0, minimum=0.0)
     sigma_v = table.number("sigma_v", 0.0, minimum=0.0)
     to_hz: float | None = None
@@ -216,7 +216,7 @@ def _trace_spec(table: TableReader, base_dir: Path) -> TraceSpec:
         freq_col, volt_col, time_col, time_fmt = "frequency_hz", None, "time_s", "seconds"
     else:
         freq_col, volt_col, time_col, time_fmt = TRACE_FORMATS[fmt]
-    voltage_column = table.optional_string("voltage_column")
+    voltage_column = table.string("voltage_column", None)
     spec = TraceSpec(
         file=str(path),
         frequency_column=table.string("frequency_column", freq_col),
@@ -224,7 +224,7 @@ def _trace_spec(table: TableReader, base_dir: Path) -> TraceSpec:
         time_format=table.string("time_format", time_fmt),
         voltage_column=voltage_column if voltage_column is not None else volt_col,
         voltage_scale=table.number("voltage_scale", 1.0, positive=True),
-        start=table.optional_string("start"),
+        start=table.string("start", None),
         offset_s=table.number("offset_s", 0.0, minimum=0.0),
     )
     cached_trace(spec, table.file, table.key)  # fail now, naming the file, rather than at run time
@@ -244,7 +244,7 @@ def _fault(table: TableReader, nominal_v: float) -> Fault:
             end,
             target="voltage",
             voltage_v=table.number("voltage_v", 0.05 * nominal_v, minimum=0.0),
-            frequency_hz=table.optional_number("frequency_hz", minimum=0.0),
+            frequency_hz=table.number("frequency_hz", None, minimum=0.0),
         )
         table.finish()
         return collapse
@@ -258,7 +258,7 @@ def _fault(table: TableReader, nominal_v: float) -> Fault:
 # -- fleet -----------------------------------------------------------------------------------------
 def _ev_values(table: TableReader) -> tuple[str | None, dict[str, object]]:
     """The catalogue model named in ``table`` (if any) and its other EV keys, type- and range-checked."""
-    model = table.optional_string("model", choices=sorted(CATALOGUE))
+    model = table.string("model", None, choices=sorted(CATALOGUE))
     values: dict[str, object] = {}
     for key in EV_NUMBER_KEYS:
         if table.has(key):
@@ -291,7 +291,7 @@ def _ev_spec(values: dict[str, object], table: TableReader) -> EvSpec:
 def _fleet(table: TableReader, scenario_seed: int) -> FleetSpec:
     seed = table.integer("seed", scenario_seed, minimum=0)
     lag = table.number("lag_s", 1.0, minimum=0.0)
-    defaults_table = table.table("defaults")
+    defaults_table = table.table_or_empty("defaults")
     default_model, defaults = _ev_values(defaults_table)
     defaults_table.finish()
     evs: list[EvSpec] = []
@@ -334,8 +334,8 @@ def _site(table: TableReader) -> SiteSpec:
     spec = SiteSpec(
         base_load_w=table.number("base_load_w", 0.0),
         base_load_profile=profile,
-        import_limit_w=table.optional_number("import_limit_w", minimum=0.0),
-        export_limit_w=table.optional_number("export_limit_w", minimum=0.0),
+        import_limit_w=table.number("import_limit_w", None, minimum=0.0),
+        export_limit_w=table.number("export_limit_w", None, minimum=0.0),
     )
     table.finish()
     return spec
@@ -353,15 +353,15 @@ def _service(table: TableReader) -> ServiceSpec:
 def _criteria(table: TableReader, duration: float, site: SiteSpec) -> Criteria:
     trigger = None
     if table.has("trigger"):
-        t = table.table("trigger")
+        t = table.table_or_empty("trigger")
         trigger = Trigger(t.number("hz", positive=True), t.string("direction", choices=("below", "above")))
         t.finish()
     full = None
     if table.has("full_activation"):
-        f = table.table("full_activation")
+        f = table.table_or_empty("full_activation")
         full = FullActivation(
             within_s=f.number("within_s", positive=True),
-            power_w=f.optional_number("power_w"),
+            power_w=f.number("power_w", None),
             fraction=f.number("fraction", 0.9, positive=True, maximum=1.0),
         )
         f.finish()
@@ -385,7 +385,7 @@ def _criteria(table: TableReader, duration: float, site: SiteSpec) -> Criteria:
         p.finish()
     ranges = []
     for r in table.tables("ranges"):
-        low, high = r.optional_number("min"), r.optional_number("max")
+        low, high = r.number("min", None), r.number("max", None)
         check = RangeCheck(
             from_s=r.number("from_s", minimum=0.0, maximum=duration),
             to_s=r.number("to_s", duration, minimum=0.0, maximum=duration),
