@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from .config_errors import ConfigError
-from .config_reader import did_you_mean
+from .config_reader import TableReader, did_you_mean, join_key
 from .modbus.model import DEFAULT_SUNSPEC_BASES, DeviceSpec, Direction, PointSpec
 from .site_config_modbus import DeviceDraft, finish_device, parse_device, parse_sunspec_ref, sunspec_point
-from .site_config_reader import Problems, SiteConfigError, TableReader, join_key
+from .site_config_reader import Problems, SiteConfigError
 from .site_config_types import binding_problem, located_direction, unknown_variable
 
 __all__ = ["RAW_TABLES", "Binding", "SiteConfig", "SiteConfigError", "load_site_config", "parse_site_config"]
@@ -114,9 +114,9 @@ def parse_site_config(data: Mapping[str, Any], file: str, catalog: Mapping[str, 
     name = ""
     required: list[str] = []
     if site is not None:
-        name = site.text("name", "") or ""
-        site.text("description")
-        required = site.str_list("required_inputs") or []
+        name = site.string("name", "", allow_empty=True)
+        site.string("description", None, allow_empty=True)
+        required = site.string_list("required_inputs", [])
         folded = {p.casefold(): p for p in catalog}
         for path in required:
             if path.casefold() not in folded:

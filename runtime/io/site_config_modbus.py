@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, cast, get_args
 
-from .config_reader import did_you_mean
+from .config_reader import TableReader, did_you_mean
 from .modbus.codec import REGISTER_TYPES, ByteOrder, WordOrder, register_count
 from .modbus.model import (
     BIT_TABLES,
@@ -29,7 +29,7 @@ from .modbus.model import (
 )
 from .modbus.profiles import EV_FIELDS, QUASAR_CONNECTED_STATES, QUASAR_MAX_POWER_W, quasar, sunspec_der
 from .modbus.sunspec_models import MODELS
-from .site_config_reader import Problems, TableReader
+from .site_config_reader import Problems
 
 PROFILES: tuple[str, ...] = get_args(Profile)
 FREQUENCY_PLAUSIBLE = (45.0, 65.0)
@@ -91,8 +91,8 @@ def sunspec_point(name: str, key: str, ref: SunSpecRef) -> PointSpec:
 
 def _parse_point(name: str, r: TableReader, draft: DeviceDraft) -> PointSpec | None:
     ok = True
-    ref_text = r.text("sunspec")
-    direction = cast("Any", r.text("direction", "in", choices=("in", "out")))
+    ref_text = r.string("sunspec", None)
+    direction = cast("Any", r.string("direction", "in", choices=("in", "out")))
     if ref_text is not None:
         ref, why = parse_sunspec_ref(ref_text)
         if ref is None:
@@ -105,10 +105,10 @@ def _parse_point(name: str, r: TableReader, draft: DeviceDraft) -> PointSpec | N
         if direction == "out":
             point = replace(point, sunspec_sentinels=False)
     else:
-        table = cast("Table", r.text("table", "holding", choices=TABLES))
+        table = cast("Table", r.string("table", "holding", choices=TABLES))
         default_type = "bool" if table in BIT_TABLES else "uint16"
-        dtype = r.text("type", default_type, choices=sorted(REGISTER_TYPES)) or default_type
-        address = r.integer("address", required=True, minimum=0, maximum=65535)
+        dtype = r.string("type", default_type, choices=sorted(REGISTER_TYPES)) or default_type
+        address = r.integer("address", None, required=True, minimum=0, maximum=65535)
         registers = register_count(dtype)
         if dtype == "string":
             registers = r.integer("registers", 1, required=True, minimum=1, maximum=MAX_READ_REGISTERS) or 1
@@ -118,7 +118,7 @@ def _parse_point(name: str, r: TableReader, draft: DeviceDraft) -> PointSpec | N
         if address is not None and address + registers > 65536:
             r.problem("address", f"{dtype} at {address} would run past register 65535")
             ok = False
-        scale_register = r.integer("scale_register", minimum=0, maximum=65535)
+        scale_register = r.integer("scale_register", None, minimum=0, maximum=65535)
         if scale_register is not None and table in BIT_TABLES:
             r.problem("scale_register", f"a {table} cannot be scaled")
             ok = False
@@ -131,8 +131,8 @@ def _parse_point(name: str, r: TableReader, draft: DeviceDraft) -> PointSpec | N
             registers=registers,
             address=address,
             scale_register=scale_register,
-            word_order=cast("WordOrder", r.text("word_order", draft.word_order, choices=("big", "little"))),
-            byte_order=cast("ByteOrder", r.text("byte_order", draft.byte_order, choices=("big", "little"))),
+            word_order=cast("WordOrder", r.string("word_order", draft.word_order, choices=("big", "little"))),
+            byte_order=cast("ByteOrder", r.string("byte_order", draft.byte_order, choices=("big", "little"))),
         )
     finished = _point_options(point, r, draft)
     if finished is None or not ok:
@@ -145,15 +145,15 @@ def _parse_point(name: str, r: TableReader, draft: DeviceDraft) -> PointSpec | N
 
 def _point_options(point: PointSpec, r: TableReader, draft: DeviceDraft) -> PointSpec | None:
     register_table = point.table not in BIT_TABLES
-    bit = r.integer("bit", minimum=0, maximum=15)
+    bit = r.integer("bit", None, minimum=0, maximum=15)
     if bit is not None and (not register_table or point.dtype not in ("uint16", "int16")):
         r.problem("bit", "'bit' picks one bit of a 16-bit register (type 'uint16' or 'int16')")
         bit = None
-    true_values = r.int_list("true_values")
+    true_values = r.integer_list("true_values", None)
     scale = r.number("scale", 1.0)
     if scale == 0.0:
         r.problem("scale", "must not be 0")
-    poll = r.text("poll", "default") or "default"
+    poll = r.string("poll", "default") or "default"
     if poll not in draft.spec.poll_groups:
         groups = list(draft.spec.poll_groups)
         r.problem(
@@ -165,7 +165,7 @@ def _point_options(point: PointSpec, r: TableReader, draft: DeviceDraft) -> Poin
     plausible = r.range_pair("plausible")
     if plausible is not None and point.direction != "in":
         r.problem("plausible", "only applies to inputs")
-    write_function = r.integer("write_function")
+    write_function = r.integer("write_function", None)
     valid_functions = (5, 15) if point.table == "coil" else (6, 16)
     if write_function is not None and write_function not in valid_functions:
         r.problem("write_function", f"must be one of {valid_functions} for a {point.table}")
@@ -178,16 +178,16 @@ def _point_options(point: PointSpec, r: TableReader, draft: DeviceDraft) -> Poin
         r.problem("bit" if bit is not None else "true_values", "only applies to inputs")
     return replace(
         point,
-        path=r.text("bind"),
+        path=r.string("bind", None),
         bit=bit,
         true_values=frozenset(true_values) if true_values is not None else None,
         scale=scale if scale else 1.0,
         offset=r.number("offset", 0.0) or 0.0,
-        negate=r.flag("negate"),
+        negate=r.boolean("negate", False),
         plausible=plausible if plausible is not None else point.plausible,
-        sentinel=r.integer("sentinel"),
+        sentinel=r.integer("sentinel", None),
         poll_group=poll,
-        stale_ms=r.integer("stale_ms", minimum=MIN_POLL_MS, unit="ms"),
+        stale_ms=r.integer("stale_ms", None, minimum=MIN_POLL_MS, unit="ms"),
         limits=limits,
         write_function=cast("Any", write_function),
     )
@@ -195,15 +195,15 @@ def _point_options(point: PointSpec, r: TableReader, draft: DeviceDraft) -> Poin
 
 def parse_device(name: str, r: TableReader, problems: Problems) -> DeviceDraft | None:
     """Read one ``[devices.<name>]`` table; problems are collected, None if it is unusable."""
-    r.text("protocol", "modbus-tcp", choices=("modbus-tcp",))
-    host = r.text("host", required=True)
-    port = r.integer("port", required=True, minimum=1, maximum=65535)
+    r.string("protocol", "modbus-tcp", choices=("modbus-tcp",))
+    host = r.string("host", None, required=True)
+    port = r.integer("port", None, required=True, minimum=1, maximum=65535)
     unit = r.integer("unit", 1, minimum=0, maximum=255)
-    profile = cast("Profile", r.text("profile", "generic", choices=PROFILES) or "generic")
+    profile = cast("Profile", r.string("profile", "generic", choices=PROFILES) or "generic")
     timeout_ms = r.integer("timeout_ms", 500, minimum=1, maximum=60000, unit="ms") or 500
     min_poll = r.integer("min_poll_ms", MIN_POLL_MS, minimum=MIN_POLL_MS, unit="ms") or MIN_POLL_MS
     poll_ms = _poll_period(r, "poll_ms", 100, min_poll)
-    stale_ms = r.integer("stale_ms", minimum=MIN_POLL_MS, unit="ms")
+    stale_ms = r.integer("stale_ms", None, minimum=MIN_POLL_MS, unit="ms")
     groups = {"default": _group("default", poll_ms, stale_ms)}
     poll_table = r.table("poll_groups")
     if poll_table is not None:
@@ -211,9 +211,9 @@ def parse_device(name: str, r: TableReader, problems: Problems) -> DeviceDraft |
             period = _poll_period(poll_table, group_name, poll_ms, min_poll)
             groups[group_name] = _group(group_name, period, stale_ms)
     if isinstance(r.data.get("sunspec_base"), list):
-        bases_value = r.int_list("sunspec_base", minimum=0, maximum=65534)
+        bases_value = r.integer_list("sunspec_base", None, minimum=0, maximum=65534)
     else:
-        single = r.integer("sunspec_base", minimum=0, maximum=65534)
+        single = r.integer("sunspec_base", None, minimum=0, maximum=65534)
         bases_value = None if single is None else [single]
     spec = DeviceSpec(
         name=name,
@@ -228,8 +228,8 @@ def parse_device(name: str, r: TableReader, problems: Problems) -> DeviceDraft |
         comm_lost_after=r.integer("comm_lost_after", 2, minimum=1, maximum=100) or 2,
         sunspec_bases=tuple(bases_value) if bases_value else None,
         poll_groups=groups,
-        heartbeat_ms=r.integer("heartbeat_ms", minimum=MIN_POLL_MS, unit="ms"),
-        fallback_ms=r.integer("fallback_ms", minimum=1, unit="ms")
+        heartbeat_ms=r.integer("heartbeat_ms", None, minimum=MIN_POLL_MS, unit="ms"),
+        fallback_ms=r.integer("fallback_ms", None, minimum=1, unit="ms")
         if profile in ("generic", "sunspec")
         else None,
         max_block=r.integer("max_block", MAX_READ_REGISTERS, minimum=1, maximum=MAX_READ_REGISTERS)
@@ -240,8 +240,8 @@ def parse_device(name: str, r: TableReader, problems: Problems) -> DeviceDraft |
     draft = DeviceDraft(
         spec,
         min_poll,
-        word_order=cast("WordOrder", r.text("word_order", "big", choices=("big", "little"))),
-        byte_order=cast("ByteOrder", r.text("byte_order", "big", choices=("big", "little"))),
+        word_order=cast("WordOrder", r.string("word_order", "big", choices=("big", "little"))),
+        byte_order=cast("ByteOrder", r.string("byte_order", "big", choices=("big", "little"))),
     )
     if profile in _PROFILE_KEYS:
         _apply_profile(draft, r)
@@ -297,7 +297,7 @@ def _apply_profile(draft: DeviceDraft, r: TableReader) -> None:
     if spec.profile == "quasar":
         idle_s = r.integer("idle_timeout_s", 10, minimum=1, maximum=3600, unit="s") or 10
         max_power = r.number("max_power_w", QUASAR_MAX_POWER_W, minimum=0.0, maximum=32767.0)
-        states = r.int_list("connected_states", minimum=0, maximum=65535)
+        states = r.integer_list("connected_states", None, minimum=0, maximum=65535)
         setup = quasar(
             spec.key,
             idle_s,
@@ -308,10 +308,12 @@ def _apply_profile(draft: DeviceDraft, r: TableReader) -> None:
     else:
         revert_s = r.integer("revert_s", 10, minimum=1, maximum=86400, unit="s") or 10
         wset_mod = r.integer("wset_mod", 1, minimum=0, maximum=65535)
-        setup = sunspec_der(spec.key, revert_s, 1 if wset_mod is None else wset_mod, r.number("max_power_w"))
+        setup = sunspec_der(
+            spec.key, revert_s, 1 if wset_mod is None else wset_mod, r.number("max_power_w", None)
+        )
         fallback_name = "revert_s"
-    ev = r.text("ev")
-    fields = r.str_list("fields")
+    ev = r.string("ev", None)
+    fields = r.string_list("fields", None)
     available = EV_FIELDS[spec.profile]
     if fields is not None:
         for wrong in [f for f in fields if f not in available]:
