@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import importlib.resources
-import ipaddress
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from ..executor.engine import Executor
+from ..io.config_reader import is_loopback
 from .api import DashboardApi
 from .chart import ChartSampler
 from .gate import SlackGate
@@ -296,7 +296,7 @@ class DashboardServer:
             executor, self.sampler, writes_enabled=token is not None, poll_ms=poll_ms, stats_ttl_s=stats_ttl_s
         )
         self.static = _load_static()
-        self.loopback = _is_loopback(host)
+        self.loopback = is_loopback(host)
         self._requested_port = port
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -343,12 +343,3 @@ class DashboardServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
 import math
 import os
 import re
@@ -509,3 +510,13 @@ def _file_problem(path: Path, private: bool) -> str | None:
     if private and mode & 0o077:
         return f"file {path} has mode {mode:04o}; a key file must be mode 0600 (chmod 600)"
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.0.0.1``, ``::1``, ``[::1]``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

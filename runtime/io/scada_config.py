@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config_reader import FailFast, TableReader
+from .config_reader import FailFast, TableReader, is_loopback
 
 DEFAULT_PORT = 1502  # 502 needs root; SCADA masters can be pointed at any port
 DEFAULT_MEMORY_BASE = 1000
@@ -28,15 +28,6 @@ class ScadaConfig:
     memory_base: int = DEFAULT_MEMORY_BASE  # %M addresses start here in the coil and holding tables
     word_order: str = "big"  # "big": most significant register first
     allow_remote: bool = False
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaConfig:

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config_errors import ConfigError
-from ..config_reader import FailFast, TableReader
+from ..config_reader import FailFast, TableReader, is_loopback
 from ..mqtt.config import TlsConfig, parse_tls
-from ..scada_config import is_loopback
 from ..site_config_types import unknown_variable
 
 # EV_SESSION fields the driver fills, and the IEC types each may be bound to

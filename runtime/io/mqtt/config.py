@@ -8,7 +8,6 @@ See docs/mqtt.md for the full list of keys.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import ssl
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config_errors import ConfigError
-from ..config_reader import FailFast, TableReader
+from ..config_reader import FailFast, TableReader, is_loopback
 
 STAT_NAMES = ("min", "max", "mean", "last", "energy")
 REDUCE_NAMES = ("sum", "mean", "min", "max", "count_nonzero")
@@ -169,15 +168,6 @@ class BackhaulConfig:
 
     def input_paths(self) -> frozenset[str]:
         return frozenset(path for command in self.commands for path in command.input_paths())
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_path(reader: TableReader, key: str, path: str) -> str:
@@ -388,7 +378,7 @@ def parse_mqtt_config(table: dict[str, object], file: str) -> BackhaulConfig:
     host = reader.string("host")
     tls_reader = reader.table("tls")
     tls = parse_tls(tls_reader) if tls_reader is not None else None
-    if tls is None and not _is_loopback(host):
+    if tls is None and not is_loopback(host):
         reader.fail(
             "host", f"plain MQTT to {host} is not allowed: add [mqtt.tls] (only loopback may be plain)"
         )
