@@ -12,6 +12,7 @@ from typing import Any
 
 from ..compiler.program import PathError, to_json
 from ..executor.engine import Executor
+from ..io.ev_session import EV_INPUT_FIELDS
 from .chart import ChartSampler
 from .variables import quality_name
 
@@ -28,22 +29,7 @@ ROW_FIELDS = (
     "departure_time",
 )
 # EV_SESSION fields a driver fills: the worst quality among them is the slot's quality.
-QUALITY_FIELDS = (
-    "connected",
-    "bidirectional_allowed",
-    "soc_pct",
-    "min_soc_pct",
-    "target_soc_pct",
-    "departure_time",
-    "p_charge_max_w",
-    "p_charge_min_w",
-    "p_discharge_max_w",
-    "p_discharge_min_w",
-    "e_target_wh",
-    "e_min_wh",
-    "e_max_wh",
-    "p_present_w",
-)
+QUALITY_FIELDS = EV_INPUT_FIELDS
 UNBOUND = 4
 
 

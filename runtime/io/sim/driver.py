@@ -23,7 +23,8 @@ import numpy.typing as npt
 
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
 from ..config_errors import ConfigError
-from .ev_samples import DYNAMIC_FIELDS, EV_INPUT_FIELDS, EvReporter
+from ..ev_session import EV_INPUT_FIELDS, SETPOINT_FIELD
+from .ev_samples import DYNAMIC_FIELDS, EvReporter
 from .fleet_lazy import LazyFleet
 from .grid import GridModel
 from .history import HistoryRecorder, SimHistory
@@ -34,7 +35,7 @@ FloatArray = npt.NDArray[np.float64]
 
 __all__ = ["DYNAMIC_FIELDS", "EV_INPUT_FIELDS", "SETPOINT_FIELD", "SimDriver"]
 
-SETPOINT_FIELD = "p_setpoint_w"
+
 _GRID_CHUNK = 4096
 _VECTOR_SETPOINTS = 48  # from this many output values on, they are parsed with numpy
 _FILL_CELLS = 1 << 18  # history rows are filled in batches of about this many row x car values

@@ -15,26 +15,10 @@ from collections.abc import Iterable
 import numpy as np
 
 from ...executor.driver_api import Quality, Sample
+from ..ev_session import EV_INPUT_FIELDS
 from .fleet_lazy import LazyFleet
 from .scenario import Scenario
 
-# The EV_SESSION fields (stdlib/ev_session.st) the simulation fills; the ages are the executor's.
-EV_INPUT_FIELDS = (
-    "connected",
-    "bidirectional_allowed",
-    "soc_pct",
-    "min_soc_pct",
-    "target_soc_pct",
-    "departure_time",
-    "p_charge_max_w",
-    "p_charge_min_w",
-    "p_discharge_max_w",
-    "p_discharge_min_w",
-    "e_target_wh",
-    "e_min_wh",
-    "e_max_wh",
-    "p_present_w",
-)
 # Measured values: sent at every report of the car, changed or not.
 DYNAMIC_FIELDS = ("soc_pct", "e_target_wh", "e_min_wh", "e_max_wh", "p_present_w")
 STATIC_FIELDS = tuple(f for f in EV_INPUT_FIELDS if f not in DYNAMIC_FIELDS)
