@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from plcrun.executor.retain_store import decode_retain_file
@@ -31,6 +32,35 @@ def _plcrun(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
         check=False,
         timeout=timeout,
     )
+
+
+def _start(program: Path, retain: Path, *extra: str, capture: bool = False) -> subprocess.Popen[str]:
+    """plcrun run in the background (no dashboard, so no port is needed)."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plcrun.cli",
+            "run",
+            str(program),
+            "--no-dashboard",
+            "--retain",
+            str(retain),
+            *extra,
+        ],
+        stdout=output,
+        stderr=output,
+        text=True,
+    )
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def _retained(path: Path) -> int:
@@ -80,29 +110,9 @@ def test_kill_9_loses_at_most_the_last_interval(tmp_path: Path) -> None:
     program = tmp_path / "counter.st"
     program.write_text(COUNTER)
     retain = tmp_path / "counter.retain"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "plcrun.cli",
-            "run",
-            str(program),
-            "--retain",
-            str(retain),
-            "--duration",
-            "60",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    child = _start(program, retain, "--duration", "60")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if retain.exists() and _retained(retain) > 150:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the retain file never got a snapshot")
+        _wait_for(lambda: retain.exists() and _retained(retain) > 150, "a retain snapshot")
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
     finally:
@@ -130,16 +140,9 @@ def test_ctrl_c_stops_at_a_scan_boundary(tmp_path: Path) -> None:
     program = tmp_path / "counter.st"
     program.write_text(COUNTER)
     retain = tmp_path / "counter.retain"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "plcrun.cli", "run", str(program), "--no-dashboard", "--retain", str(retain)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _start(program, retain, capture=True)
     try:
-        deadline = time.monotonic() + 30
-        while not retain.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(retain.exists, "the retain file")
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=20)
     finally:
@@ -154,40 +157,17 @@ def test_sighup_swaps_in_the_edited_program_and_keeps_state(tmp_path: Path) -> N
     program = tmp_path / "counter.st"
     program.write_text(COUNTER)
     retain = tmp_path / "counter.retain"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "plcrun.cli",
-            "run",
-            str(program),
-            "--retain",
-            str(retain),
-            "--duration",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _start(program, retain, "--duration", "60", capture=True)
     try:
-        deadline = time.monotonic() + 30
-        while not (retain.exists() and _retained(retain) > 100) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(lambda: retain.exists() and _retained(retain) > 100, "a retain snapshot")
         program.write_text(COUNTER.replace("n := n + 1;", "n := n + 1000;"))
         child.send_signal(signal.SIGHUP)
-        broken = None
-        while time.monotonic() < deadline:
-            if _retained(retain) > 100_000:  # the new code adds 1000 per scan to the kept value
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the online change never took effect")
+        # the new code adds 1000 per scan to the kept value
+        _wait_for(lambda: _retained(retain) > 100_000, "the online change")
         program.write_text("PROGRAM counter VAR x : INT END_VAR END_PROGRAM")  # does not compile
         child.send_signal(signal.SIGHUP)
         broken = _retained(retain)
-        time.sleep(1.5)
-        assert _retained(retain) > broken  # the old program keeps running
+        _wait_for(lambda: _retained(retain) > broken + 2000, "the old program to go on")
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=20)
     finally:
