@@ -45,7 +45,7 @@ def hog(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-d
 def build_executor(evs: int) -> Executor:
     program = compile_file(ROOT / "programs" / "freq_response.st")
     scenario = load_with_fleet_size("quiet_grid", evs)
-    io = sim_io(program, scenario)
+    io = sim_io(program, scenario, realtime=True)
     executor = Executor(program, clock=MonotonicClock(), drivers=io.drivers, config=ExecutorConfig())
     for path, value in io.initial_writes.items():
         executor.journal.write(path, value)

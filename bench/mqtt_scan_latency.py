@@ -67,7 +67,7 @@ def main() -> None:
         "buffer": {"directory": str(work / "buffer"), "key_file": str(key)},
     }
     program = compile_file(ROOT / "programs" / "freq_response.st")
-    io = sim_io(program, load_with_fleet_size("quiet_grid", 100))
+    io = sim_io(program, load_with_fleet_size("quiet_grid", 100), realtime=True)
     alarms = AlarmBus()
     holder: dict[str, Executor] = {}
     backhaul = Backhaul(

@@ -130,7 +130,7 @@ def site_io_for(
         return config_io(program, args.config, alarms, stats.read, args.gateway_id)
     if find_site_variables(program) is None:
         return SiteIo(description="no I/O (the program has no meter or EV session variables to simulate)")
-    return sim_io(program, load_with_fleet_size(args.scenario or "quiet_grid", args.evs))
+    return sim_io(program, load_with_fleet_size(args.scenario or "quiet_grid", args.evs), realtime=True)
 
 
 class StatsBox:

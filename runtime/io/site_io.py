@@ -129,8 +129,9 @@ def scenario_parameters(
     return writes, skipped
 
 
-def sim_io(program: CompiledProgram, scenario: Scenario) -> SiteIo:
-    """The built-in simulation bound to the program by convention."""
+def sim_io(program: CompiledProgram, scenario: Scenario, *, realtime: bool = False) -> SiteIo:
+    """The built-in simulation bound to the program by convention. In ``realtime`` the simulation's
+    history keeps one scenario length (the scans never wait on a growing history)."""
     site = find_site_variables(program)
     if site is None:
         raise ConfigError(
@@ -145,7 +146,13 @@ def sim_io(program: CompiledProgram, scenario: Scenario) -> SiteIo:
             "fleet.n_evs",
             f"{scenario.n_evs} cars do not fit the program's {site.ev_slots} EV sessions ({site.ev_prefix})",
         )
-    driver = SimDriver(scenario, site.meter_paths, site.ev_prefix, scenario.n_evs if site.ev_prefix else None)
+    driver = SimDriver(
+        scenario,
+        site.meter_paths,
+        site.ev_prefix,
+        scenario.n_evs if site.ev_prefix else None,
+        max_history_rows=scenario.n_steps + 1 if realtime else None,
+    )
     writes, skipped = scenario_parameters(program, site, scenario)
     io = SiteIo([driver], writes, sim=driver)
     io.description = f"simulation '{scenario.name}' ({scenario.n_evs} EVs) bound to {site.instance}"

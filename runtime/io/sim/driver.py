@@ -38,7 +38,9 @@ __all__ = ["DYNAMIC_FIELDS", "EV_INPUT_FIELDS", "SETPOINT_FIELD", "SimDriver"]
 
 _GRID_CHUNK = 4096
 _VECTOR_SETPOINTS = 48  # from this many output values on, they are parsed with numpy
-_FILL_CELLS = 1 << 18  # history rows are filled in batches of about this many row x car values
+# History rows are filled in batches of about this many row x car values: small enough that one batch
+# (about 60 ns per value) stays well inside a real-time scan, large enough to amortise the numpy calls.
+_FILL_CELLS = 1 << 13
 _QUALITY_VALUE = {quality: float(quality) for quality in Quality}
 _NUMBER_TYPES = (int, float, np.integer, np.floating, np.bool_)
 
@@ -108,7 +110,7 @@ class SimDriver(Driver):
         # keep the whole scenario, and at least an hour of a run that goes on in real time
         keep = max_history_rows if max_history_rows is not None else max(scenario.n_steps + 1, 360_000)
         self.recorder = HistoryRecorder(scenario.n_steps + 1, scenario.n_evs, keep)
-        self._fill_batch = min(self.recorder.fill_limit, max(64, _FILL_CELLS // max(scenario.n_evs, 1)))
+        self._fill_batch = min(self.recorder.fill_limit, max(16, _FILL_CELLS // max(scenario.n_evs, 1)))
         self._t0_ns: int | None = None
         self.step_index = -1  # no state computed yet
         self._grid_chunk_start = -1
@@ -133,6 +135,8 @@ class SimDriver(Driver):
     def start(self, clock: Clock) -> None:
         if self._t0_ns is None:
             self._t0_ns = clock.now_ns()
+        if self.step_index < 0:
+            self._begin()  # the first grid chunk and state: before the first scan, not inside it
 
     def input_paths(self) -> frozenset[str]:
         paths = set(self.meter_paths.values())
