@@ -37,9 +37,9 @@ from pathlib import Path
 
 from plcrun.compiler import st_ast as A
 from plcrun.compiler.api import check_source, compile_source, read_source
+from plcrun.compiler.ast_queries import walk_exprs
 from plcrun.compiler.diagnostics import CompileError, Diagnostic, DiagnosticBag
 from plcrun.compiler.faults import describe_fault
-from plcrun.compiler.model import all_pou_calls
 from plcrun.compiler.parser import parse_source
 from plcrun.compiler.support import ScanAborted, STFault
 
@@ -125,8 +125,8 @@ def _type_names(ref: A.TypeRef | None) -> Iterator[str]:
 def pou_dependencies(pou: A.Pou, known: set[str]) -> set[str]:
     """Names of POUs of ``known`` that ``pou`` calls or declares instances of."""
     names = set()
-    for call in all_pou_calls(pou.body):
-        if isinstance(call.callee, A.Name):
+    for call in walk_exprs(pou.body):
+        if isinstance(call, A.Call) and isinstance(call.callee, A.Name):
             names.add(call.callee.name.upper())
     for block in pou.var_blocks:
         for decl in block.decls:
