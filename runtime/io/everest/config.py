@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config_errors import ConfigError
-from ..config_reader import FailFast, TableReader, is_loopback
-from ..mqtt.config import TlsConfig, parse_tls
+from ..config_reader import FailFast, TableReader
+from ..mqtt.config import TlsConfig, parse_broker
 from ..site_config_types import unknown_variable
 
 # EV_SESSION fields the driver fills, and the IEC types each may be bound to
@@ -95,14 +95,7 @@ class EverestConfig:
 def parse_everest_config(table: Mapping[str, object], file: str, catalog: Mapping[str, str]) -> EverestConfig:
     """Validate the ``[everest]`` table of ``file`` against the program's ``catalog``."""
     reader = TableReader(table, "everest", FailFast(file))
-    host = reader.string("host", "127.0.0.1")
-    tls_reader = reader.table("tls")
-    tls = parse_tls(tls_reader) if tls_reader is not None else None
-    if tls is None and not is_loopback(host):
-        reader.fail(
-            "host", f"plain MQTT to {host} is not allowed: add [everest.tls] (only loopback may be plain)"
-        )
-    port = reader.integer("port", 8883 if tls else 1883, minimum=1, maximum=65535)
+    host, tls, port = parse_broker(reader, "127.0.0.1")
     client_id = reader.string("client_id", "plcrun-everest")
     keepalive_s = reader.integer("keepalive_s", 10, minimum=2, maximum=600)
     api_type = _topic_word(reader, "api_type", "evse_manager_consumer")

@@ -186,28 +186,30 @@ class EverestSessionDriver(Driver):
             return
         now_ns = self._clock.now_ns()
         check = _CHECKS.get(message)
-        problem = ""
-        with self._lock:
-            self._counters["messages"] += 1
-            if check is None:  # heartbeat and the topics not used: the module is alive
+        if check is None:  # heartbeat and the topics not used: the module is alive
+            with self._lock:
+                self._counters["messages"] += 1
                 session.heard(now_ns)
-                return
-            doc, error = decode_json(payload)
-            if error is not None:
-                session.unusable(message, error, now_ns)
-                problem = error
-            else:
-                facts, problems = check(doc)
-                session.update(message, facts, problems, now_ns)
-                problem = "; ".join(problems.values())
-            if problem:
-                self._counters["bad_messages"] += 1
+            return
+        doc, error = decode_json(payload)
+        facts, problems = check(doc) if error is None else ({}, {})
+        problem = error if error is not None else "; ".join(problems.values())
+        # the alarm changes before the new qualities become visible, so whoever sees a point turn
+        # BAD (or GOOD again) also sees its alarm raised (or cleared)
         key = f"everest:{session.config.module}:{message}"
         if problem:
             log.warning("EVerest %s: %s", topic, problem)
             self._alarms.raise_alarm(key, "everest", f"{topic}: {problem}", Severity.WARNING)
         else:
             self._alarms.clear(key, f"{topic}: usable again")
+        with self._lock:
+            self._counters["messages"] += 1
+            if error is not None:
+                session.unusable(message, error, now_ns)
+            else:
+                session.update(message, facts, problems, now_ns)
+            if problem:
+                self._counters["bad_messages"] += 1
 
     def _on_state(self, up: bool, detail: str) -> None:
         if self._stopping.is_set():
@@ -215,6 +217,15 @@ class EverestSessionDriver(Driver):
         now_ns = self._clock.now_ns() if self._clock is not None else 0
         with self._lock:
             was_up = self._broker_up
+        # as for messages: the alarm changes before the connection state others can see
+        if up:
+            log.info("EVerest: %s", detail)
+            self._alarms.clear(ALARM_BROKER, detail)
+        else:
+            if was_up:
+                log.warning("EVerest: %s", detail)
+            self._alarms.raise_alarm(ALARM_BROKER, "everest", detail, Severity.CRITICAL)
+        with self._lock:
             self._broker_up = up
             self._detail = detail
             if up:
@@ -222,12 +233,6 @@ class EverestSessionDriver(Driver):
         if up:
             self._resend.set()
             self._recheck.set()
-            log.info("EVerest: %s", detail)
-            self._alarms.clear(ALARM_BROKER, detail)
-        else:
-            if was_up:
-                log.warning("EVerest: %s", detail)
-            self._alarms.raise_alarm(ALARM_BROKER, "everest", detail, Severity.CRITICAL)
 
     # ------------------------------------------------------------ outputs
     def _setpoint(self, evse: EvseConfig, value: object) -> float:

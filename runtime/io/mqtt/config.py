@@ -372,17 +372,24 @@ def _parse_commands(reader: TableReader | None) -> tuple[CommandBinding, ...]:
     return commands
 
 
-def parse_mqtt_config(table: dict[str, object], file: str) -> BackhaulConfig:
-    """Validate the ``[mqtt]`` table of ``file``; raise ``ConfigError`` naming the first bad entry."""
-    reader = TableReader(table, "mqtt", FailFast(file))
-    host = reader.string("host")
+def parse_broker(reader: TableReader, default_host: str | None = None) -> tuple[str, TlsConfig | None, int]:
+    """``host``, ``[<table>.tls]`` and ``port`` of an MQTT connection; plain TCP only to loopback."""
+    host = reader.string("host") if default_host is None else reader.string("host", default_host)
     tls_reader = reader.table("tls")
     tls = parse_tls(tls_reader) if tls_reader is not None else None
     if tls is None and not is_loopback(host):
         reader.fail(
-            "host", f"plain MQTT to {host} is not allowed: add [mqtt.tls] (only loopback may be plain)"
+            "host",
+            f"plain MQTT to {host} is not allowed: add [{reader.key}.tls] (only loopback may be plain)",
         )
     port = reader.integer("port", 8883 if tls else 1883, minimum=1, maximum=65535)
+    return host, tls, port
+
+
+def parse_mqtt_config(table: dict[str, object], file: str) -> BackhaulConfig:
+    """Validate the ``[mqtt]`` table of ``file``; raise ``ConfigError`` naming the first bad entry."""
+    reader = TableReader(table, "mqtt", FailFast(file))
+    host, tls, port = parse_broker(reader)
     client_id = reader.string("client_id", "plcrun-{gateway_id}")
     keepalive_s = reader.integer("keepalive_s", 30, minimum=5, maximum=3600)
     qos = reader.integer("qos", 1, minimum=0, maximum=2)
