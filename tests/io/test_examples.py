@@ -1,0 +1,33 @@
+"""The example site configurations stay valid for the shipped site program."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plcrun.compiler.api import compile_file
+from plcrun.executor.alarms import AlarmBus
+from plcrun.io.site_io import config_io
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("site*.toml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
+def test_example_site_configuration_is_valid(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLCRUN_BUFFER_KEY", "00" * 32)
+    monkeypatch.chdir(example.parent)
+    first = example.read_text().splitlines()[0]
+    named = first.removeprefix("# program:").strip() if first.startswith("# program:") else ""
+    program = compile_file(ROOT / (named or "programs/freq_response.st"))
+    io = config_io(program, str(example), AlarmBus(), dict, "example")
+    assert io.drivers, "an example should declare devices"
+    for driver in io.drivers:
+        assert driver.input_paths() | driver.output_paths()
+
+
+def test_the_examples_cover_every_part_of_a_site() -> None:
+    text = "\n".join(e.read_text() for e in EXAMPLES)
+    for table in ("[devices.", "[mqtt]", "[server]", "required_inputs"):
+        assert table in text
