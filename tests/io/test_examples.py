@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from plcrun.compiler.api import compile_file
 from plcrun.executor.alarms import AlarmBus
 from plcrun.io.site_io import config_io

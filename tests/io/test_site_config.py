@@ -66,7 +66,11 @@ def test_the_example_site_loads(tmp_path: Path) -> None:
     assert site.bindings["main.grid_hz"].device == "site-meter"
     assert site.bindings["main.evs[2].soc_pct"].device == "charger-2"
     assert site.output_paths() == {"main.evs[1].p_setpoint_w", "main.evs[2].p_setpoint_w"}
-    assert "main.charger1_state" in site.input_paths()
+    assert "main.grid_v" in site.input_paths()  # bound by name in [bindings]
+    assert (site.bindings["main.grid_v"].device, site.bindings["main.grid_v"].point) == (
+        "site-meter",
+        "voltage",
+    )
     charger = site.devices["charger-1"]
     assert charger.heartbeat_ms == 2000 and charger.fallback_ms == 10_000
     assert [w.address for w in charger.init_writes] == [81, 83, 88]
