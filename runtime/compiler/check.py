@@ -42,6 +42,7 @@ def check_program(
         pending.extend(checker.calls)
         if not pou.library:
             _unused_warnings(pou, diag)
+    decls.scope = ""
     return ProgramModel(
         types=decls.types,
         pous=decls.pous,

@@ -26,6 +26,7 @@ class BodyChecker(CallChecker):
         self.decls = decls
         self.pou = pou
         self.diag = diag
+        decls.scope = pou.name.upper() if pou is not None else ""  # for the POU's local constants
         self.loop_depth = 0
         self.library = pou.library if pou is not None else False
         self.result_var: T.VarInfo | None = None

@@ -81,6 +81,13 @@ class PouGenerator:
 
     # ------------------------------------------------------------ POU shells
     def generate(self) -> None:
+        self.decls.scope = self.pou.name.upper()
+        try:
+            self._generate()
+        finally:
+            self.decls.scope = ""
+
+    def _generate(self) -> None:
         decl: A.Pou = self.pou.decl
         self.out.line = decl.pos.line
         if self.pou.kind == "FUNCTION":
@@ -506,6 +513,7 @@ class PouGenerator:
 
 def generate_struct(decls: Declarations, struct: T.StructType, filename: str, line: int) -> GeneratedChunk:
     chunk = GeneratedChunk(struct.name, filename)
+    decls.scope = ""  # field initial values see global constants only
     out = Emitter(chunk)
     out.line = line
     values = ValueBuilder(decls)
@@ -534,6 +542,7 @@ def generate_struct(decls: Declarations, struct: T.StructType, filename: str, li
 
 def generate_globals(decls: Declarations, filename: str) -> GeneratedChunk:
     chunk = GeneratedChunk("globals", filename)
+    decls.scope = ""
     out = Emitter(chunk)
     values = ValueBuilder(decls)
     names = [f"'v_{g.name.lower()}'" for g in decls.globals.values()] + ["'_path'"]

@@ -35,7 +35,9 @@ class Declarations:
         self.type_decls: dict[str, A.TypeDecl] = {}
         self.pous: dict[str, T.PouType] = {}
         self.globals: dict[str, T.VarInfo] = {}
-        self.constants: dict[str, ConstRef] = {}
+        self.constants: dict[str, ConstRef] = {}  # global constants
+        self.local_constants: dict[str, dict[str, ConstRef]] = {}  # POU name -> its VAR CONSTANTs
+        self.scope = ""  # the POU being resolved, checked or generated ("" at global level)
         self.quality_reads: set[tuple[str, str]] = set()  # (POU name or "" for globals, variable)
         self._resolving: list[str] = []
 
@@ -228,7 +230,8 @@ class Declarations:
         if isinstance(expr, A.Paren):
             return self.const_value(expr.inner)
         if isinstance(expr, A.Name):
-            const = self.constants.get(expr.name.upper())
+            key = expr.name.upper()
+            const = self.local_constants.get(self.scope, {}).get(key) or self.constants.get(key)
             return const.value if const is not None else None
         if isinstance(expr, A.EnumLit):
             enum = self.types.get(expr.type_name.upper())
@@ -283,7 +286,12 @@ class Declarations:
                 if block.constant and init is not None:
                     value = self.const_value(init)
                     if value is not None and T.is_elementary(var_type):
-                        self.constants.setdefault(name.upper(), ConstRef(var_type, value))
+                        table = (
+                            self.constants
+                            if owner == "GLOBAL"
+                            else self.local_constants.setdefault(owner.upper(), {})
+                        )
+                        table.setdefault(name.upper(), ConstRef(var_type, value))
         return out
 
     def add_globals(self, block: A.VarBlock, library: bool = False) -> None:
@@ -301,6 +309,13 @@ class Declarations:
             self.globals[var.key] = var
 
     def _resolve_pou(self, pou: T.PouType) -> None:
+        self.scope = pou.name.upper()
+        try:
+            self._resolve_pou_in_scope(pou)
+        finally:
+            self.scope = ""
+
+    def _resolve_pou_in_scope(self, pou: T.PouType) -> None:
         decl: A.Pou = pou.decl
         if decl.return_type is not None:
             pou.return_type = self.type_ref(decl.return_type)
