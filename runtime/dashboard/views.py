@@ -14,36 +14,8 @@ from dataclasses import dataclass, field
 
 from ..compiler import st_types as T
 from ..compiler.program import CompiledProgram, PathError
+from ..io.conventions import EV_COUNT_NAMES, EV_STRUCT, FREQUENCY_NAMES, METER_STRUCT, SITE_POWER_NAMES
 from .variables import resolve
-
-EV_STRUCT = "EV_SESSION"
-METER_STRUCT = "METER_READING"
-
-# Preferred names, best first (compared lower-case).
-FREQUENCY_NAMES = (
-    "grid_hz",
-    "grid_frequency_hz",
-    "frequency_hz",
-    "grid_freq_hz",
-    "freq_hz",
-    "f_hz",
-    "grid_f_hz",
-    "grid_frequency",
-    "frequency",
-    "hz",
-)
-SITE_POWER_NAMES = (
-    "site_p_w",
-    "site_power_w",
-    "site_w",
-    "p_site_w",
-    "site_meter_w",
-    "grid_power_w",
-    "grid_p_w",
-    "meter_power_w",
-    "meter_w",
-)
-EV_COUNT_NAMES = ("n_evs", "ev_count", "num_evs", "nb_evs", "evs_count", "n_sessions", "session_count")
 
 
 class ViewError(ValueError):

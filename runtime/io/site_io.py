@@ -20,17 +20,21 @@ from ..compiler.program import CompiledProgram
 from ..executor.alarms import AlarmBus
 from ..executor.driver_api import Driver
 from .config_errors import ConfigError
+from .conventions import (
+    EV_COUNT_NAMES,
+    EV_STRUCT,
+    FREQUENCY_NAMES,
+    METER_STRUCT,
+    SITE_POWER_NAMES,
+    VOLTAGE_NAMES,
+)
 from .scada_config import ScadaConfig, parse_server_config
 from .sim.driver import SimDriver
 from .sim.scenario import Scenario
 
 log = logging.getLogger("plcrun.site")
 
-METER_NAMES = {
-    "frequency_hz": ("grid_hz", "frequency_hz", "meter_hz"),
-    "voltage_v": ("grid_v", "voltage_v", "meter_v"),
-    "power_w": ("site_w", "site_p_w", "site_power_w", "meter_w"),
-}
+METER_NAMES = {"frequency_hz": FREQUENCY_NAMES, "voltage_v": VOLTAGE_NAMES, "power_w": SITE_POWER_NAMES}
 
 
 @dataclass
@@ -62,10 +66,10 @@ def find_site_variables(program: CompiledProgram) -> SiteVariables | None:
         for var in variables.values():
             t = T.underlying(var.type)
             if isinstance(t, T.ArrayType) and isinstance(t.element, T.StructType) and len(t.dims) == 1:
-                if t.element.name.upper() == "EV_SESSION" and found.ev_prefix is None:
+                if t.element.name.upper() == EV_STRUCT and found.ev_prefix is None:
                     found.ev_prefix = f"{found.instance}.{var.name.lower()}"
                     found.ev_slots = t.dims[0][1] - t.dims[0][0] + 1
-            if isinstance(t, T.StructType) and t.name.upper() == "METER_READING" and not found.meter_paths:
+            if isinstance(t, T.StructType) and t.name.upper() == METER_STRUCT and not found.meter_paths:
                 base = f"{found.instance}.{var.name.lower()}"
                 found.meter_paths = {
                     f.lower(): f"{base}.{f.lower()}" for f in ("frequency_hz", "voltage_v", "power_w")
@@ -76,7 +80,7 @@ def find_site_variables(program: CompiledProgram) -> SiteVariables | None:
                     if name.upper() in variables:
                         found.meter_paths[channel] = f"{found.instance}.{name}"
                         break
-        for name in ("n_evs", "ev_count", "n_sessions"):
+        for name in EV_COUNT_NAMES:
             if name.upper() in variables:
                 found.ev_count_path = f"{found.instance}.{name}"
                 break
