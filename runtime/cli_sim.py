@@ -9,9 +9,7 @@ written to a folder and summarised on the terminal, or printed as JSON with ``--
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from .executor.engine import Executor, ExecutorConfig
 from .io.config_errors import ConfigError
 from .io.sim.evaluate import evaluate
 from .io.sim.scenario import Scenario
-from .io.sim.scenario_load import BUILTIN_DIR, load_scenario, parse_scenario
+from .io.sim.scenario_load import load_scenario
 from .io.sim.svg_plot import write_svg
 from .io.site_io import SiteIo, sim_io
 
@@ -30,23 +28,19 @@ def load_with_fleet_size(name: str, evs: int | None) -> Scenario:
     """A scenario, optionally with its fleet resized to ``evs`` cars (generated from the catalogue)."""
     if evs is None:
         return load_scenario(name)
-    builtin = BUILTIN_DIR / f"{name}.toml"
-    path = builtin if os.sep not in name and not name.endswith(".toml") and builtin.is_file() else Path(name)
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(str(path), "", f"cannot read the scenario: {error}") from None
-    fleet = data.setdefault("fleet", {})
-    if not isinstance(fleet, dict):
-        raise ConfigError(str(path), "fleet", "must be a table")
-    explicit = sum(int(ev.get("count", 1)) for ev in fleet.get("evs", []) if isinstance(ev, dict))
-    if evs < explicit:
-        raise ConfigError(
-            str(path), "fleet.n_evs", f"--evs {evs} is fewer than the {explicit} cars the scenario lists"
-        )
-    fleet["n_evs"] = evs
-    source = f"builtin:{name}" if path == builtin else str(path)
-    return parse_scenario(data, source, path.parent, path.stem)
+
+    def resize(data: dict[str, Any], source: str) -> None:
+        fleet = data.setdefault("fleet", {})
+        if not isinstance(fleet, dict):
+            raise ConfigError(source, "fleet", "must be a table")
+        explicit = sum(int(ev.get("count", 1)) for ev in fleet.get("evs", []) if isinstance(ev, dict))
+        if evs < explicit:
+            raise ConfigError(
+                source, "fleet.n_evs", f"--evs {evs} is fewer than the {explicit} cars the scenario lists"
+            )
+        fleet["n_evs"] = evs
+
+    return load_scenario(name, resize)
 
 
 def _progress(done: float, width: int = 40) -> None:

@@ -12,7 +12,9 @@ import itertools
 import math
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,26 +81,31 @@ def builtin_scenarios() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
 
 
-def load_scenario(path_or_name: str | os.PathLike[str]) -> Scenario:
-    """A scenario from a TOML file or a built-in name (see ``builtin_scenarios()``)."""
+def load_scenario(
+    path_or_name: str | os.PathLike[str], edit: Callable[[dict[str, Any], str], None] | None = None
+) -> Scenario:
+    """A scenario from a TOML file or a built-in name (see ``builtin_scenarios()``). ``edit(data,
+    source)`` may change the parsed TOML before it is checked (e.g. resize the fleet)."""
     text = os.fspath(path_or_name)
     builtin = BUILTIN_DIR / f"{text}.toml"
     if os.sep not in text and not text.endswith(".toml") and builtin.is_file():
-        return _load_file(builtin, f"builtin:{text}")
+        return _load_file(builtin, f"builtin:{text}", edit)
     path = Path(text)
     if not path.is_file():
         names = ", ".join(builtin_scenarios())
         raise ConfigError(text, "", f"no such scenario file or built-in name (built-in: {names})")
-    return _load_file(path, str(path))
+    return _load_file(path, str(path), edit)
 
 
-def _load_file(path: Path, source: str) -> Scenario:
+def _load_file(path: Path, source: str, edit: Callable[[dict[str, Any], str], None] | None) -> Scenario:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "", f"invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, "", f"cannot read: {exc}") from None
+    if edit is not None:
+        edit(data, source)
     return parse_scenario(data, source, path.parent, default_name=path.stem)
 
 
