@@ -8,9 +8,24 @@ from collections.abc import Callable, Mapping
 
 from plcrun.executor.driver_api import Quality, Sample
 from plcrun.io.sim import Scenario, SimDriver
+from plcrun.io.sim.scenario import EvSpec
 
 METER = {"frequency_hz": "main.grid_hz", "voltage_v": "main.grid_v", "power_w": "main.site_w"}
 PREFIX = "main.evs"
+
+# A typical bidirectional car of the fleet-model tests.
+CAR = EvSpec(
+    capacity_kwh=50.0,
+    p_charge_max_w=11000.0,
+    p_charge_min_w=4140.0,
+    p_discharge_max_w=10000.0,
+    p_discharge_min_w=4140.0,
+    bidirectional=True,
+    soc_pct=50.0,
+    min_soc_pct=30.0,
+    target_soc_pct=80.0,
+    lag_s=1.0,
+)
 
 Controller = Callable[[Mapping[str, Sample], Scenario], dict[str, float]]
 

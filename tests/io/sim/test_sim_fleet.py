@@ -10,18 +10,8 @@ import pytest
 from plcrun.io.sim.fleet import FleetModel
 from plcrun.io.sim.scenario import EvSpec, FleetSpec
 
-CAR = EvSpec(
-    capacity_kwh=50.0,
-    p_charge_max_w=11000.0,
-    p_charge_min_w=4140.0,
-    p_discharge_max_w=10000.0,
-    p_discharge_min_w=4140.0,
-    bidirectional=True,
-    soc_pct=50.0,
-    min_soc_pct=30.0,
-    target_soc_pct=80.0,
-    lag_s=1.0,
-)
+from tests.io.sim.simrig import CAR
+
 DT = 0.01
 
 
