@@ -28,6 +28,7 @@ from .executor.engine import Executor, ExecutorConfig, NothingToRun
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.watchdog import WatchdogConfig
 from .io.config_errors import ConfigError
+from .io.credentials import DASHBOARD_TOKEN, CredentialError, optional_credential_text
 from .io.scada_server import ScadaServer, ScadaServerError
 from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .io.site_io import SiteIo, config_io, find_site_variables, sim_io
@@ -201,7 +202,10 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
 def start_dashboard(executor: Executor, args: argparse.Namespace) -> DashboardServer | None:
     if args.no_dashboard:
         return None
-    token = args.token or os.environ.get("PLCRUN_TOKEN") or None
+    try:
+        token = args.token or os.environ.get("PLCRUN_TOKEN") or optional_credential_text(DASHBOARD_TOKEN)
+    except CredentialError as error:
+        raise UsageError(f"dashboard: {error}") from None
     try:
         dashboard = DashboardServer(executor, host=args.dashboard_host, port=args.dashboard_port, token=token)
         dashboard.start()
@@ -317,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST", help="dashboard address")
     run.add_argument(
-        "--token", help="allow writes and forces from the dashboard with this token (or PLCRUN_TOKEN)"
+        "--token",
+        help="allow writes and forces from the dashboard with this token (or PLCRUN_TOKEN, or the "
+        "systemd credential dashboard-token)",
     )
     run.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from .config_errors import ConfigError
+from .credentials import CredentialError, is_credential_reference, resolve_secret_path
 
 _T = TypeVar("_T")
 _N = TypeVar("_N", int, float)
@@ -314,6 +315,11 @@ class TableReader:
         text = self._string(name, default, required, None, False)
         if isinstance(text, _Absent):
             return text
+        if is_credential_reference(text):  # the file systemd put in $CREDENTIALS_DIRECTORY
+            try:
+                return Path(resolve_secret_path(text))
+            except CredentialError as error:
+                return self._report(self.key_of(name), str(error), default)
         path = Path(text).expanduser()
         return path if path.is_absolute() else Path(self.file).resolve().parent / path
 
@@ -418,7 +424,8 @@ class TableReader:
         return tuple((float(x), float(y)) for x, y in value)
 
     def path(self, name: str, default: _T = REQUIRED, *, required: bool = False) -> Path | _T:
-        """A file-system path; a relative one is relative to the configuration file's folder."""
+        """A file-system path; a relative one is relative to the configuration file's folder;
+        ``credential:NAME`` is the systemd credential NAME (``plcrun.io.credentials``)."""
         value = self._path(name, default, required)
         return default if value is _ABSENT else value
 

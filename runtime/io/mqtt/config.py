@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..config_errors import ConfigError
 from ..config_reader import FailFast, TableReader, is_loopback
+from ..credentials import MQTT_BUFFER_KEY, find_credential
 
 STAT_NAMES = ("min", "max", "mean", "last", "energy")
 REDUCE_NAMES = ("sum", "mean", "min", "max", "count_nonzero")
@@ -299,12 +300,21 @@ def _parse_buffer(reader: TableReader | None, file: str) -> BufferConfig:
     max_bytes = reader.integer("max_bytes", 64 * 1024 * 1024, minimum=64 * 1024, maximum=1 << 40)
     fsync = reader.string("fsync", "always", choices=("always", "never"))
     has_file, has_env = reader.has("key_file"), reader.has("key_env")
-    if has_file == has_env:
+    default_credential = find_credential(MQTT_BUFFER_KEY)
+    if (has_file and has_env) or not (has_file or has_env or default_credential):
         reader.fail(
-            "key_file", "give exactly one of key_file (a mode 0600 file) or key_env (a variable name)"
+            "key_file",
+            "give exactly one of key_file (a mode 0600 file or credential:NAME) or key_env (a variable "
+            f"name), or the systemd credential {MQTT_BUFFER_KEY}",
         )
     key: bytes | None
-    if has_file:
+    if not (has_file or has_env) and default_credential is not None:
+        key = parse_buffer_key(default_credential.read_bytes())
+        if key is None:
+            reader.fail(
+                "key_file", f"credential {MQTT_BUFFER_KEY} must hold 64 hex characters or 32 raw bytes"
+            )
+    elif has_file:
         key_path = reader.existing_file("key_file", private=True)
         key = parse_buffer_key(key_path.read_bytes())
         if key is None:
