@@ -18,16 +18,15 @@ from pathlib import Path
 from . import __version__
 from .cli_sim import cmd_sim, load_with_fleet_size
 from .compiler.api import check_file, compile_file
-from .compiler.diagnostics import CompileError
 from .compiler.faults import describe_fault
 from .compiler.program import CompiledProgram, ProgramState
 from .dashboard.server import DashboardServer
+from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
 from .executor.clock import MonotonicClock
-from .executor.engine import Executor, ExecutorConfig, NothingToRun
+from .executor.engine import Executor, ExecutorConfig
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.watchdog import WatchdogConfig
-from .io.config_errors import ConfigError
 from .io.credentials import DASHBOARD_TOKEN, CredentialError, optional_credential_text
 from .io.scada_server import ScadaServer, ScadaServerError
 from .io.sim.scenario_load import builtin_scenarios, load_scenario
@@ -40,10 +39,6 @@ EPILOG = """examples:
   plcrun check programs/*.st                  report mistakes, exit 1 if there are errors
   plcrun run prog.st --cycles 100 --json      100 scans in virtual time, final values as JSON
 """
-
-
-class UsageError(Exception):
-    """A problem with how plcrun was called (exit code 2)."""
 
 
 def resolve_program(name: str) -> Path:
@@ -380,15 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except UsageError as error:
-        print(f"plcrun: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except CompileError as error:
+    except PlcrunError as error:  # every expected failure: one line (or ST diagnostics), no traceback
         print(error.render(), file=sys.stderr)
-        return EXIT_ERRORS
-    except (ConfigError, NothingToRun) as error:
-        print(f"plcrun: {error}", file=sys.stderr)
-        return EXIT_ERRORS
+        return error.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (plcrun vars x.st | head)

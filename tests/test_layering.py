@@ -1,6 +1,7 @@
-"""Dependencies run one way: compiler <- executor <- io <- dashboard/cli. The executor sees drivers
-only through ``executor.driver_api``; I/O code may use the driver API, the alarm bus and the clock
-protocol of the executor, nothing else of it."""
+"""Dependencies run one way: errors <- compiler <- executor <- io <- dashboard/cli. The executor sees
+drivers only through ``executor.driver_api``; I/O code may use the driver API, the alarm bus and the
+clock protocol of the executor, nothing else of it. ``plcrun.errors`` (the exception root) imports
+nothing of plcrun, and no module imports itself back through others (no import circle)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,103 @@ def _files(subpackage: str) -> list[Path]:
     return sorted((PACKAGE / subpackage).rglob("*.py"))
 
 
+def _module(path: Path) -> str:
+    return ("plcrun." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> plcrun modules it imports (anywhere in the file, TYPE_CHECKING blocks included)."""
+    modules = {_module(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for name in _imports(path):
+            while name and name not in modules:  # "plcrun.x.y.Name" -> the module "plcrun.x.y"
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_import_circle() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_check_sees_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_every_module_is_covered_by_a_rule() -> None:
+    """A new top-level module or package must be placed in the layering (add it to a rule here)."""
+    known = {
+        "compiler",
+        "executor",
+        "io",
+        "dashboard",
+        "cli",
+        "cli_sim",
+        "errors",
+        "site",
+        "__init__",
+        "__main__",
+    }
+    for path in PACKAGE.iterdir():
+        if path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists()):
+            assert path.stem in known, f"{path.name}: which layer is it? (tests/test_layering.py)"
+
+
+def test_the_exception_root_imports_nothing_of_plcrun() -> None:
+    assert _imports(PACKAGE / "errors.py") == []
+
+
 def test_compiler_imports_nothing_else_of_plcrun() -> None:
     for path in _files("compiler"):
         for name in _imports(path):
-            assert name.startswith("plcrun.compiler"), f"{path}: imports {name}"
+            assert name.startswith(("plcrun.compiler", "plcrun.errors")), f"{path}: imports {name}"
 
 
 def test_executor_does_not_know_io_dashboard_or_cli() -> None:

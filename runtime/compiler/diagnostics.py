@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..errors import PlcrunError
+
 
 class Pos(NamedTuple):
     """A 1-based position in a source file."""
@@ -142,7 +144,7 @@ class DiagnosticBag:
         return sorted(unique.values(), key=lambda d: (d.pos.file, d.pos.line, d.pos.col, d.code))
 
 
-class CompileError(Exception):
+class CompileError(PlcrunError):
     """Raised when a source has errors; carries every diagnostic and the source texts to render them."""
 
     def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str]) -> None:
@@ -151,6 +153,8 @@ class CompileError(Exception):
         errors = [d for d in diagnostics if d.is_error]
         first = errors[0].headline() if errors else "compilation failed"
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        if errors:
+            self.file, self.line, self.column = errors[0].pos.file, errors[0].pos.line, errors[0].pos.col
         super().__init__(first + more)
 
     def render(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import calendar
 import re
 
+from ..errors import PlcrunError
+
 NS_PER = {
     "d": 86_400 * 10**9,
     "h": 3_600 * 10**9,
@@ -17,7 +19,7 @@ NS_PER = {
 _DURATION_PART = re.compile(r"([0-9][0-9_]*(?:\.[0-9]+)?)(ms|us|ns|d|h|m|s)", re.I)
 
 
-class LiteralError(ValueError):
+class LiteralError(PlcrunError, ValueError):
     """The text of a literal is malformed; the message says how."""
 
 

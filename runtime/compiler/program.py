@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from types import CodeType
 from typing import Any
 
+from ..errors import PlcrunError
 from . import st_types as T
 from .codegen_values import class_name, convert_constant
 from .diagnostics import Diagnostic
@@ -25,7 +26,7 @@ from .support import NAMESPACE, ScanContext, TaskInfo, make_f32
 _STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([-0-9, ]+)\]")
 
 
-class PathError(KeyError):
+class PathError(PlcrunError, KeyError):
     """A variable path that does not exist in the program."""
 
     def __str__(self) -> str:

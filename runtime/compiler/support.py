@@ -13,10 +13,11 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import PlcrunError
 from .literals import format_duration
 
 
-class STFault(Exception):
+class STFault(PlcrunError):
     """A runtime fault of ST code (index out of bounds, subrange violation, ...)."""
 
 

@@ -5,6 +5,7 @@ Pure functions over ``st_types``; the checker reports what they decide.
 
 from __future__ import annotations
 
+from ..errors import PlcrunError
 from . import st_types as T
 
 COMPARISONS = frozenset({"=", "<>", "<", ">", "<=", ">="})
@@ -12,7 +13,7 @@ LOGICAL = frozenset({"AND", "OR", "XOR"})
 ARITHMETIC = frozenset({"+", "-", "*", "/", "MOD", "**"})
 
 
-class TypingError(Exception):
+class TypingError(PlcrunError):
     """The operands do not fit the operator; the message says why."""
 
 

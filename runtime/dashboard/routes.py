@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from ..errors import PlcrunError
 
-class ApiError(Exception):
+
+class ApiError(PlcrunError):
     """A request the API refuses: HTTP ``status`` and a message for the caller."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:

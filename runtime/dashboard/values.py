@@ -14,13 +14,14 @@ from typing import Any
 from ..compiler import st_types as T
 from ..compiler.literals import LiteralError, parse_duration
 from ..compiler.program import coerce, to_json
+from ..errors import PlcrunError
 
 REAL_MAX = 3.4028234663852886e38
 _TRUE = ("TRUE", "1")
 _FALSE = ("FALSE", "0")
 
 
-class ValueProblem(ValueError):
+class ValueProblem(PlcrunError, ValueError):
     """A value that does not fit the variable's type; the message says why."""
 
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from ..compiler import st_types as T
 from ..compiler.program import CompiledProgram, PathError
+from ..errors import PlcrunError
 from ..io.conventions import EV_COUNT_NAMES, EV_STRUCT, FREQUENCY_NAMES, METER_STRUCT, SITE_POWER_NAMES
 from .variables import resolve
 
 
-class ViewError(ValueError):
+class ViewError(PlcrunError, ValueError):
     """An explicitly configured view path that the program does not have (or of the wrong type)."""
 
 

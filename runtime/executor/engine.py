@@ -22,32 +22,23 @@ from typing import Any
 from ..compiler.faults import describe_fault
 from ..compiler.program import CompiledProgram, ProgramState
 from ..compiler.support import ScanAborted
+from ..errors import PlcrunError
 from .alarms import AlarmBus, Severity
 from .clock import Clock, VirtualClock
+from .config import ExecutorConfig as ExecutorConfig  # re-exported: its home was here
 from .driver_api import Driver
 from .journal import Journal
 from .online_change import OnlineChangeResult, prepare_online_change
 from .process_image import ProcessImage
 from .retain_store import RetainStore
 from .scheduler import CostModel, ScanRecord, Scheduler, StopReason
-from .watchdog import RunawayMonitor, TaskState, TaskSupervisor, WatchdogConfig
+from .watchdog import RunawayMonitor, TaskState, TaskSupervisor
 
 log = logging.getLogger("plcrun.executor")
 
 
-class NothingToRun(ValueError):
+class NothingToRun(PlcrunError, ValueError):
     """The program declares no task (no PROGRAM, or a CONFIGURATION without program instances)."""
-
-
-@dataclass
-class ExecutorConfig:
-    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
-    watchdog_per_task: dict[str, WatchdogConfig] = field(default_factory=dict)
-    retain_path: str | None = None
-    retain_interval_s: float = 1.0
-    required_inputs: set[str] = field(default_factory=set)
-    safe_overrides: dict[str, object] = field(default_factory=dict)
-    loop_budget: int = 2_000_000  # WHILE/REPEAT iterations per scan before a virtual-time abort
 
 
 @dataclass

@@ -11,15 +11,13 @@ initial values. A different task configuration is refused: that needs a restart.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..compiler import st_types as T
 from ..compiler.program import CompiledProgram, ProgramState
+from .config import ExecutorConfig
 from .driver_api import Driver
 from .process_image import BindingError, ProcessImage
-
-if TYPE_CHECKING:
-    from .engine import ExecutorConfig
 
 
 @dataclass

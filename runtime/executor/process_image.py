@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..compiler.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
+from ..errors import PlcrunError
 from .driver_api import Driver, Quality, Sample
 
 log = logging.getLogger("plcrun.image")
 
 
-class BindingError(ValueError):
+class BindingError(PlcrunError, ValueError):
     """A driver names a variable the program does not have (refused before anything starts)."""
 
 

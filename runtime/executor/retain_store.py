@@ -27,13 +27,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import PlcrunError
+
 MAGIC = "PLCRUN-RETAIN"
 FORMAT_VERSION = 1
 RetainLayout = Sequence[tuple[str, str]]
 """(variable path, IEC type name) of every RETAIN variable, e.g. ``("main.energy_kwh", "LREAL")``."""
 
 
-class RetainFileError(Exception):
+class RetainFileError(PlcrunError):
     """A retain file that cannot be used; the message names the file and the problem."""
 
 

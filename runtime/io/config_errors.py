@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from ..errors import PlcrunError
 
-class ConfigError(Exception):
+
+class ConfigError(PlcrunError):
     """A configuration problem found before anything starts.
 
     ``key`` is the dotted TOML path of the offending entry, e.g. ``devices.site-meter.port``.
     """
+
+    file: str
+    key: str
 
     def __init__(self, file: str, key: str, problem: str) -> None:
         self.file = file

@@ -24,6 +24,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..errors import PlcrunError
+
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 CREDENTIAL_PREFIX = "credential:"
 DASHBOARD_TOKEN = "dashboard-token"
@@ -34,7 +36,7 @@ MAX_CREDENTIAL_BYTES = 1024 * 1024  # systemd's own limit for one credential is 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,254}$")
 
 
-class CredentialError(ValueError):
+class CredentialError(PlcrunError, ValueError):
     """A credential that was asked for cannot be read; the message says which and why."""
 
 

@@ -23,6 +23,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from ..errors import PlcrunError
 from .config_errors import ConfigError
 from .scada_config import ScadaConfig
 from .scada_map import Refusal, ScadaMap, Table, build_map
@@ -70,7 +71,7 @@ class ScadaExecutor(Protocol):
     def located_values(self) -> dict[str, object]: ...
 
 
-class ScadaServerError(RuntimeError):
+class ScadaServerError(PlcrunError, RuntimeError):
     """The server could not start (e.g. the port is taken)."""
 
 

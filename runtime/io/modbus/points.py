@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ...errors import PlcrunError
 from .codec import (
     FLOAT_TYPES,
     INTEGER_RANGES,
@@ -29,7 +30,7 @@ _INTEGER_ST = frozenset(
 )
 
 
-class PointProblem(Exception):
+class PointProblem(PlcrunError):
     """The device answered, but the value is unusable (the point goes BAD)."""
 
     def __init__(self, problem: str, detail: str = "") -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ...errors import PlcrunError
 from .codec import decode_string
 from .model import SunSpecRef
 from .sunspec_models import MODELS, SunSpecPoint, point_offset
@@ -23,7 +24,7 @@ MAX_MODELS = 64
 ReadHolding = Callable[[int, int], Sequence[int]]
 
 
-class SunSpecError(Exception):
+class SunSpecError(PlcrunError):
     """The device's SunSpec map is missing, broken or lacks a point that was asked for."""
 
 

@@ -18,6 +18,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ExceptionResponse
 
+from ...errors import PlcrunError
 from .errors import explain
 from .model import Table
 
@@ -25,11 +26,11 @@ from .model import Table
 logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
 
 
-class CommError(Exception):
+class CommError(PlcrunError):
     """No usable answer from the device."""
 
 
-class DeviceException(Exception):
+class DeviceException(PlcrunError):
     """The device answered with a Modbus exception response."""
 
     def __init__(self, code: int, device: str, unit: int, function: int, address: int, count: int) -> None:

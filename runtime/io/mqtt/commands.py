@@ -17,12 +17,13 @@ import json
 import math
 from typing import Any
 
+from ...errors import PlcrunError
 from .config import CommandBinding, CurveCommand, ValueCommand
 
 MAX_COMMAND_BYTES = 16 * 1024
 
 
-class CommandRejected(Exception):
+class CommandRejected(PlcrunError):
     """The message does not match the command's schema; ``str(error)`` says why."""
 
 

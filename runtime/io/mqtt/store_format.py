@@ -21,6 +21,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ...errors import PlcrunError
+
 MAGIC_SEGMENT = b"PLCRMQS1"
 MAGIC_STATE = b"PLCRMQT1"
 STREAM_BYTES = 16
@@ -36,7 +38,7 @@ KIND_ALARM = 2
 KINDS = (KIND_REPORT, KIND_ALARM)
 
 
-class CorruptRecord(Exception):
+class CorruptRecord(PlcrunError):
     """A record or file that fails its format or authentication check."""
 
 
