@@ -119,7 +119,8 @@ _TOKEN_RE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 
-_AFTER_IDENT_RE = re.compile(r"(?:\s+|\(\*.*?\*\)|//[^\n]*)*(:=|\.\.|:|,)", re.DOTALL)
+_COMMENT_MARK_RE = re.compile(r"\(\*|\*\)")
+_SPACE = frozenset(" \t\r\f\v\n")
 _ATTRIBUTE_RE = re.compile(r"^\s*attribute\s+'([A-Za-z_][A-Za-z0-9_]*)'\s*(?::=\s*'([^']*)')?\s*$", re.I)
 
 
@@ -252,8 +253,27 @@ class SourceScanner:
             i = end
 
     def _looks_like_case_label(self, end: int) -> bool:
-        m = _AFTER_IDENT_RE.match(self.text, end)
-        return m is not None and m.group(1) != ":="
+        """Is the identifier ending at ``end`` followed (past blanks and comments) by ':', ',' or
+        '..' but not ':='? One forward pass: no backtracking, whatever the blanks."""
+        text = self.text
+        n = len(text)
+        i = end
+        while i < n:
+            c = text[i]
+            if c in _SPACE:
+                i += 1
+            elif text.startswith("(*", i):
+                i = self._nested_comment_end(i)
+                if i < 0:
+                    return False
+            elif text.startswith("//", i):
+                newline = text.find("\n", i)
+                i = n if newline < 0 else newline
+            else:
+                break
+        if text.startswith(":=", i):
+            return False
+        return text.startswith((":", ",", ".."), i)
 
     def _starts_unsupported_block(self, word: str, end: int) -> bool:
         # STEP/TRANSITION are only SFC when they look like it ("STEP s1:", "TRANSITION FROM"),
@@ -283,31 +303,45 @@ class SourceScanner:
             return len(self.text)
         return m.end()
 
-    def _skip_nested_comment(self, start: int) -> int:
-        openers: list[int] = []
-        i = start
-        text = self.text
-        while True:
-            opening = text.find("(*", i)
-            closing = text.find("*)", i)
-            if closing < 0:
-                hint = "close it with '*)'"
-                if len(openers) > 1:
-                    inner = self.pos_at(openers[-1])
-                    hint = (
-                        f"comments nest in ST: the '(*' at line {inner.line}, column {inner.col} "
-                        "opens a comment inside this one that is never closed"
-                    )
-                self.diagnostics.error("E0002", "comment '(*' is never closed", self.pos_at(start), hint, 2)
-                return len(text)
-            if 0 <= opening < closing:
-                openers.append(opening)
-                i = opening + 2
+    def _nested_comment_end(self, start: int) -> int:
+        """Offset after the ``*)`` closing the comment opened at ``start`` (comments nest), or -1.
+
+        One left-to-right pass over the comment marks: linear in the comment's length."""
+        depth = 0
+        for mark in _COMMENT_MARK_RE.finditer(self.text, start):
+            if mark.group() == "(*":
+                depth += 1
             else:
+                depth -= 1
+                if depth == 0:
+                    return mark.end()
+        return -1
+
+    def _skip_nested_comment(self, start: int) -> int:
+        end = self._nested_comment_end(start)
+        if end >= 0:
+            return end
+        text = self.text
+        hint = "close it with '*)'"
+        inner = self._innermost_unclosed(start)
+        if inner is not None:
+            p = self.pos_at(inner)
+            hint = (
+                f"comments nest in ST: the '(*' at line {p.line}, column {p.col} "
+                "opens a comment inside this one that is never closed"
+            )
+        self.diagnostics.error("E0002", "comment '(*' is never closed", self.pos_at(start), hint, 2)
+        return len(text)
+
+    def _innermost_unclosed(self, start: int) -> int | None:
+        """The last still-open nested ``(*`` of an unclosed comment (None when only the outer one is)."""
+        openers: list[int] = []
+        for mark in _COMMENT_MARK_RE.finditer(self.text, start):
+            if mark.group() == "(*":
+                openers.append(mark.start())
+            elif openers:
                 openers.pop()
-                i = closing + 2
-                if not openers:
-                    return i
+        return openers[-1] if len(openers) > 1 else None
 
     def _pragma(self, start: int) -> int:
         text = self.text
