@@ -27,6 +27,10 @@ ROW_FIELDS = (
     "p_charge_max_w",
     "p_discharge_max_w",
     "departure_time",
+    "protocol",
+    "energy_mode",
+    "control_mode",
+    "auth_mode",
 )
 # EV_SESSION fields a driver fills: the worst quality among them is the slot's quality.
 QUALITY_FIELDS = EV_INPUT_FIELDS

@@ -19,7 +19,27 @@ EV_INPUT_FIELDS = (
     "e_target_wh",
     "e_min_wh",
     "e_max_wh",
+    "e_v2x_min_wh",
+    "e_v2x_max_wh",
     "p_present_w",
+    "protocol",
+    "energy_mode",
+    "control_mode",
+    "auth_mode",
 )
 # Written by the program and sent to the charger.
 SETPOINT_FIELD = "p_setpoint_w"
+
+
+# Codes of the INT fields (0 = unknown: the source does not say).
+PROTOCOL_DIN70121 = 1
+PROTOCOL_ISO15118_2 = 2
+PROTOCOL_ISO15118_20 = 20
+MODE_AC = 1
+MODE_DC = 2
+MODE_AC_BPT = 3
+MODE_DC_BPT = 4
+CONTROL_SCHEDULED = 1
+CONTROL_DYNAMIC = 2
+AUTH_EIM = 1
+AUTH_PNC = 2

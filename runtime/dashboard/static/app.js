@@ -304,6 +304,16 @@ function drawChart() {
 }
 
 // ------------------------------------------------------------------ EV sessions
+// How the car talks to the charger (EV_SESSION codes, stdlib/ev_session.st); 0 = not said.
+const EV_PROTOCOLS = { 1: "DIN 70121", 2: "15118-2", 20: "15118-20" };
+const EV_MODES = { 1: "AC", 2: "DC", 3: "AC BPT", 4: "DC BPT" };
+const EV_CONTROL = { 1: "scheduled", 2: "dynamic" };
+const EV_AUTH = { 1: "EIM", 2: "PnC" };
+function evLink(r) {
+  const parts = [EV_PROTOCOLS[r.protocol], EV_MODES[r.energy_mode], EV_CONTROL[r.control_mode], EV_AUTH[r.auth_mode]];
+  return parts.filter((p) => p).join(" ") || "–";
+}
+
 function renderEvs(data) {
   const table = $("ev-table");
   if (!data.available) {
@@ -324,6 +334,7 @@ function renderEvs(data) {
     el("td", {}, fmtValue(r.connected)),
     ...["soc_pct", "target_soc_pct", "min_soc_pct", "p_setpoint_w", "p_present_w", "p_charge_max_w",
       "p_discharge_max_w"].map((k) => el("td", { class: "num " + k }, fmtValue(r[k]))),
+    el("td", { class: "small link" }, evLink(r)),
     el("td", {}, qualityBadge(r.quality)),
     el("td", { class: "num" }, fmtAge(r.soc_age_s)),
   ));

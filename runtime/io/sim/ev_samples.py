@@ -15,12 +15,26 @@ from collections.abc import Iterable
 import numpy as np
 
 from ...executor.driver_api import Quality, Sample
-from ..ev_session import EV_INPUT_FIELDS
+from ..ev_session import (
+    AUTH_EIM,
+    CONTROL_DYNAMIC,
+    EV_INPUT_FIELDS,
+    MODE_DC,
+    MODE_DC_BPT,
+    PROTOCOL_ISO15118_20,
+)
 from .fleet_lazy import LazyFleet
 from .scenario import Scenario
 
-# Measured values: sent at every report of the car, changed or not.
-DYNAMIC_FIELDS = ("soc_pct", "e_target_wh", "e_min_wh", "e_max_wh", "p_present_w")
+# Measured values: sent at every report of the car, changed or not. A simulated car's V2X floor is
+# its minimum SoC, so its V2X energy requests are its minimum and maximum ones.
+DYNAMIC_FIELDS = (
+    "soc_pct", "e_target_wh", "e_min_wh", "e_max_wh", "p_present_w", "e_v2x_min_wh", "e_v2x_max_wh",
+)  # fmt: skip
+_MEASURED_INDEX = {field: index for index, field in enumerate(DYNAMIC_FIELDS[:5])} | {
+    "e_v2x_min_wh": 2,
+    "e_v2x_max_wh": 3,
+}
 STATIC_FIELDS = tuple(f for f in EV_INPUT_FIELDS if f not in DYNAMIC_FIELDS)
 _VECTOR_FROM = 8  # evaluate this many reporting cars or more with numpy
 _ZEROS = (0.0, 0.0, 0.0, 0.0, 0.0)
@@ -34,6 +48,10 @@ _DISCONNECTED: dict[str, object] = {
     "p_charge_min_w": 0.0,
     "p_discharge_max_w": 0.0,
     "p_discharge_min_w": 0.0,
+    "protocol": 0,
+    "energy_mode": 0,
+    "control_mode": 0,
+    "auth_mode": 0,
 }
 
 
@@ -57,7 +75,7 @@ class EvReporter:
         self.dynamic_fields = tuple(f for f in DYNAMIC_FIELDS if f in paths)
         self._static_paths = [paths[f] for f in self.static_fields]
         self._dynamic_paths = [paths[f] for f in self.dynamic_fields]
-        self._dynamic_index = [DYNAMIC_FIELDS.index(f) for f in self.dynamic_fields]
+        self._dynamic_index = [_MEASURED_INDEX[f] for f in self.dynamic_fields]
         self._capacity = fleet.capacity_wh.tolist()
         self._min_soc = fleet.min_soc.tolist()
         self._target_soc = fleet.target_soc.tolist()
@@ -88,6 +106,11 @@ class EvReporter:
             "p_charge_min_w": fleet.p_charge_min.item(car),
             "p_discharge_max_w": fleet.p_discharge_max.item(car) if bidirectional else 0.0,
             "p_discharge_min_w": fleet.p_discharge_min.item(car) if bidirectional else 0.0,
+            # a simulated car talks ISO 15118-20 in dynamic mode, authorised by the site (EIM)
+            "protocol": PROTOCOL_ISO15118_20,
+            "energy_mode": MODE_DC_BPT if bidirectional else MODE_DC,
+            "control_mode": CONTROL_DYNAMIC,
+            "auth_mode": AUTH_EIM,
         }
         return tuple(values[f] for f in self.static_fields)
 

@@ -89,6 +89,13 @@ def test_first_read_reports_every_path_with_session_values(three: Scenario) -> N
     assert first[ev(1, "e_min_wh")].value == pytest.approx(-0.20 * 64000)
     assert first[ev(1, "e_max_wh")].value == pytest.approx(0.50 * 64000)
     assert first[ev(1, "p_charge_min_w")].value == pytest.approx(4140.0)
+    # a simulated car's V2X energy requests are its floor and full energies; it talks -20 dynamic, EIM
+    assert first[ev(1, "e_v2x_min_wh")].value == first[ev(1, "e_min_wh")].value
+    assert first[ev(1, "e_v2x_max_wh")].value == first[ev(1, "e_max_wh")].value
+    link = ("protocol", "energy_mode", "control_mode", "auth_mode")
+    assert [first[ev(1, f)].value for f in link] == [20, 4, 2, 1]  # DC BPT
+    assert [first[ev(2, f)].value for f in link] == [20, 2, 2, 1]  # DC only
+    assert [first[ev(3, f)].value for f in link] == [0, 0, 0, 0]  # nobody there yet
     assert first[ev(2, "bidirectional_allowed")].value is False
     assert first[ev(2, "p_discharge_max_w")].value == 0.0
     assert first[ev(2, "departure_time")].value == 0  # unknown
