@@ -25,6 +25,7 @@ from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
 from .executor.clock import MonotonicClock
 from .executor.engine import Executor, ExecutorConfig
+from .executor.rt_setup import RtConfig
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.watchdog import WatchdogConfig
 from .io.credentials import DASHBOARD_TOKEN, CredentialError, optional_credential_text
@@ -173,11 +174,14 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
             scada.stop()
         raise
     source = Path(program.main_file)
+    scan_cpu = args.scan_cpu if args.scan_cpu is not None else io.runtime.scan_cpu
     session = RealtimeSession(
         executor,
         status_every_s=args.status_every,
         reload=lambda: compile_file(source),
         watch=source if args.watch else None,
+        rt_config=RtConfig(cpus=None if scan_cpu is None else frozenset({scan_cpu})),
+        require_realtime=args.require_realtime or io.runtime.require_realtime,
     )
     tasks = ", ".join(f"{t.name} every {t.interval_ns / 1e6:g} ms" for t in program.tasks)
     print(f"plcrun: running {program.main_file} ({tasks}); Ctrl-C stops", file=sys.stderr)
@@ -321,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
         "systemd credential dashboard-token)",
     )
     run.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
+    run.add_argument(
+        "--require-realtime",
+        action="store_true",
+        help="refuse to start without real-time priority (SCHED_FIFO); site file: [runtime] require_realtime",
+    )
+    run.add_argument(
+        "--scan-cpu", type=int, metavar="CPU", help="pin the scan thread to this CPU (the isolated core)"
+    )
 
     sim = sub.add_parser(
         "sim",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import resource
 import struct
@@ -28,6 +29,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+
+from ..errors import PlcrunError
 
 _MCL_CURRENT = 1
 _MCL_FUTURE = 2
@@ -106,6 +109,34 @@ class RtSession:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class RealtimeRequired(PlcrunError, RuntimeError):
+    """Real-time priority was required (``--require-realtime``) but the OS refused it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"real-time priority is required (--require-realtime / [runtime] require_realtime) but was not "
+            f"applied: {detail}. Under systemd give the service LimitRTPRIO= or CAP_SYS_NICE "
+            "(see docs/deployment.md)"
+        )
+
+
+# measures whose absence costs the scan its timing: reported as warnings, not information
+ESSENTIAL = ("sched_fifo", "mlockall")
+
+
+def log_rt_report(session: RtSession, log: logging.Logger) -> None:
+    """One line per measure: a requested real-time priority or memory lock that the OS refused is a
+    WARNING (the scan's timing is then not what the figures in docs/executor.md say)."""
+    for entry in session.items:
+        state = "applied" if entry.applied else ("not applied" if entry.requested else "off")
+        level = (
+            logging.WARNING
+            if entry.requested and not entry.applied and entry.name in ESSENTIAL
+            else logging.INFO
+        )
+        log.log(level, "real-time setup: %s: %s: %s", entry.name, state, entry.detail)
 
 
 def _libc() -> ctypes.CDLL | None:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -23,7 +23,8 @@ from ..compiler.diagnostics import CompileError
 from ..compiler.program import CompiledProgram
 from .engine import Executor
 from .gc_control import GcController, GcPolicy
-from .rt_setup import RtConfig, apply_rt_setup
+from .rt_setup import RealtimeRequired, RtConfig, apply_rt_setup, log_rt_report
+from .sd_notify import NotifySocket, ServiceNotifier, watchdog_interval_ns
 from .stats import format_ns
 
 log = logging.getLogger("plcrun.run")
@@ -53,6 +54,8 @@ class RealtimeSession:
         on_started: Callable[[], None] | None = None,
         reload: Callable[[], CompiledProgram] | None = None,
         watch: Path | None = None,
+        require_realtime: bool = False,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         self.executor = executor
         self.status_every_s = status_every_s
@@ -61,6 +64,9 @@ class RealtimeSession:
         self.on_started = on_started
         self.reload = reload
         self.watch = watch
+        self.require_realtime = require_realtime
+        self.service_env = service_env  # None: the process environment (NOTIFY_SOCKET, WATCHDOG_USEC)
+        self.notifier: ServiceNotifier | None = None
         self._stop_status = threading.Event()
         self._reloading = threading.Lock()
 
@@ -107,6 +113,25 @@ class RealtimeSession:
         while not self._stop_status.wait(self.status_every_s):
             print(status_line(self.executor), file=self.status_out, flush=True)
 
+    def _attach_notifier(self) -> ServiceNotifier | None:
+        """Under systemd (``Type=notify``): READY after the first scans, watchdog pings from the scan
+        thread while scans keep their deadlines (see ``sd_notify``)."""
+        sock = NotifySocket.from_environment(self.service_env)
+        if sock is None:
+            return None
+        executor = self.executor
+        tasks = ", ".join(f"{t.name} every {t.interval_ns / 1e6:g} ms" for t in executor.program.tasks)
+        notifier = ServiceNotifier(
+            sock,
+            executor.scheduler.stats,
+            executor.supervisors,
+            watchdog_ns=watchdog_interval_ns(self.service_env),
+            status=f"scanning {executor.program.main_file} ({tasks})",
+        )
+        executor.scheduler.add_scan_observer(notifier)
+        self.notifier = notifier
+        return notifier
+
     def run(self, duration_s: float | None = None) -> None:
         executor = self.executor
         previous = {}
@@ -116,7 +141,13 @@ class RealtimeSession:
             if self.reload is not None:
                 previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         rt = apply_rt_setup(self.rt_config)
-        log.info("real-time setup: %s", rt.summary())
+        log_rt_report(rt, log)
+        if self.require_realtime and not rt.applied("sched_fifo"):
+            rt.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            raise RealtimeRequired(rt.item("sched_fifo").detail)
+        notifier = self._attach_notifier()
         gc_controller = GcController(executor.scheduler.stats, GcPolicy())
         gc_controller.start(executor.clock.now_ns())
         executor.scheduler.add_idle_hook(gc_controller.idle)
@@ -131,9 +162,13 @@ class RealtimeSession:
             executor.run(duration_ns=None if duration_s is None else int(duration_s * 1e9))
         finally:
             self._stop_status.set()
+            if notifier is not None:
+                notifier.stopping()
             executor.shutdown()
             gc_controller.stop()
             rt.close()
+            if notifier is not None:
+                notifier.sock.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         print(status_line(executor), file=self.status_out, flush=True)

@@ -38,10 +38,26 @@ from .site_config_modbus import DeviceDraft, finish_device, parse_device, parse_
 from .site_config_reader import Problems, SiteConfigError
 from .site_config_types import binding_problem, located_direction, unknown_variable
 
-__all__ = ["RAW_TABLES", "Binding", "SiteConfig", "SiteConfigError", "load_site_config", "parse_site_config"]
+__all__ = [
+    "RAW_TABLES",
+    "Binding",
+    "RuntimeOptions",
+    "SiteConfig",
+    "SiteConfigError",
+    "load_site_config",
+    "parse_site_config",
+]
 
 # tables other parts of plcrun read; kept unchecked in SiteConfig.raw
-RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server", "everest")
+RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server", "everest", "host")
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """The ``[runtime]`` table: how the process runs on the gateway (docs/deployment.md)."""
+
+    require_realtime: bool = False  # refuse to start without SCHED_FIFO
+    scan_cpu: int | None = None  # pin the scan thread to this CPU (the isolated core)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +79,7 @@ class SiteConfig:
     bindings: Mapping[str, Binding]  # process-image path -> device point
     raw: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     required_inputs: tuple[str, ...] = ()  # inputs whose bad quality puts the outputs to safe values
+    runtime: RuntimeOptions = RuntimeOptions()
 
     @property
     def mqtt(self) -> dict[str, Any] | None:
@@ -76,6 +93,11 @@ class SiteConfig:
     def everest(self) -> dict[str, Any] | None:
         """EV sessions over MQTT in EVerest's shape (checked by plcrun.io.everest)."""
         return self.raw.get("everest")
+
+    @property
+    def host(self) -> dict[str, Any] | None:
+        """The gateway's own inputs: CPU temperature (checked by plcrun.io.host)."""
+        return self.raw.get("host")
 
     @property
     def server(self) -> dict[str, Any] | None:
@@ -122,6 +144,7 @@ def parse_site_config(data: Mapping[str, Any], file: str, catalog: Mapping[str, 
             if path.casefold() not in folded:
                 site.problem("required_inputs", f"'{path}' is not a variable of the program")
         site.finish()
+    runtime = _parse_runtime(root.table("runtime"))
     raw = {table: value for table in RAW_TABLES if (value := root.raw_table(table)) is not None}
 
     drafts: dict[str, DeviceDraft] = {}
@@ -146,7 +169,18 @@ def parse_site_config(data: Mapping[str, Any], file: str, catalog: Mapping[str, 
     resolved = _check_bindings(drafts, catalog, problems)
     specs = {name: finish_device(draft, problems) for name, draft in drafts.items()}
     problems.raise_if_any()
-    return SiteConfig(file, name, specs, resolved, raw, tuple(required))
+    return SiteConfig(file, name, specs, resolved, raw, tuple(required), runtime)
+
+
+def _parse_runtime(reader: TableReader | None) -> RuntimeOptions:
+    if reader is None:
+        return RuntimeOptions()
+    options = RuntimeOptions(
+        require_realtime=reader.boolean("require_realtime", False),
+        scan_cpu=reader.integer("scan_cpu", None, minimum=0, maximum=4095),
+    )
+    reader.finish()
+    return options
 
 
 def _bind_by_name(

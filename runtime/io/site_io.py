@@ -31,6 +31,7 @@ from .conventions import (
 from .scada_config import ScadaConfig, parse_server_config
 from .sim.driver import SimDriver
 from .sim.scenario import Scenario
+from .site_config import RuntimeOptions
 
 log = logging.getLogger("plcrun.site")
 
@@ -57,6 +58,7 @@ class SiteIo:
     scada: ScadaConfig | None = None  # the SCADA server, started once the executor exists
     description: str = ""
     warnings: list[str] = field(default_factory=list)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)  # the site file's [runtime] table
 
 
 def find_site_variables(program: CompiledProgram) -> SiteVariables | None:
@@ -173,6 +175,7 @@ def config_io(
 ) -> SiteIo:
     """Drivers of a site configuration file (validated completely; ConfigError otherwise)."""
     from .everest import EverestSessionDriver, parse_everest_config
+    from .host import HostDriver, parse_host_config
     from .modbus.driver import build_modbus_drivers
     from .mqtt import Backhaul, parse_mqtt_config
     from .site_config import load_site_config
@@ -187,5 +190,8 @@ def config_io(
         io.drivers.append(Backhaul(parse_mqtt_config(site.mqtt, path), alarms, stats_provider, gateway_id))
     if site.server is not None:
         io.scada = parse_server_config(site.server, path)
+    if site.host is not None:
+        io.drivers.append(HostDriver(parse_host_config(site.host, path, catalog), alarms))
     io.required_inputs = set(site.required_inputs)
+    io.runtime = site.runtime
     return io
