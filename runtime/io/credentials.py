@@ -26,8 +26,6 @@ from pathlib import Path
 
 from ..errors import PlcrunError
 
-from ..errors import PlcrunError
-
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 CREDENTIAL_PREFIX = "credential:"
 DASHBOARD_TOKEN = "dashboard-token"
