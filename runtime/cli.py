@@ -27,6 +27,7 @@ from .executor.clock import MonotonicClock
 from .executor.engine import Executor, ExecutorConfig
 from .executor.rt_setup import RtConfig
 from .executor.runner import RealtimeSession, write_stats_json
+from .executor.threads import use_small_stacks
 from .executor.watchdog import WatchdogConfig
 from .io.credentials import DASHBOARD_TOKEN, CredentialError, optional_credential_text
 from .io.scada_server import ScadaServer, ScadaServerError
@@ -143,6 +144,7 @@ class StatsBox:
 def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
+    use_small_stacks()  # before any thread starts: with locked memory every stack is resident
     alarms = AlarmBus()
     stats = StatsBox()
     io = site_io_for(program, args, alarms, stats)

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runtime"
-IO_MAY_USE = {"driver_api", "alarms", "clock"}
+IO_MAY_USE = {"driver_api", "alarms", "clock", "threads"}
 
 
 def _imports(path: Path) -> list[str]:

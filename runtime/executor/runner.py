@@ -26,6 +26,7 @@ from .gc_control import GcController, GcPolicy
 from .rt_setup import RealtimeRequired, RtConfig, apply_rt_setup, log_rt_report
 from .sd_notify import NotifySocket, ServiceNotifier, watchdog_interval_ns
 from .stats import format_ns
+from .threads import COMPILE_STACK_BYTES, start_thread
 
 log = logging.getLogger("plcrun.run")
 
@@ -91,7 +92,7 @@ class RealtimeSession:
             self._reloading.release()
 
     def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=self.reload_program, name="plcrun-reload", daemon=True).start()
+        start_thread(self.reload_program, "plcrun-reload", stack_bytes=COMPILE_STACK_BYTES)
 
     def _watch_loop(self) -> None:
         assert self.watch is not None
@@ -103,7 +104,8 @@ class RealtimeSession:
                 continue
             if current != last:
                 last = current
-                self.reload_program()
+                # compiling recurses deeply: on a thread with a large stack, not this small one
+                start_thread(self.reload_program, "plcrun-reload", stack_bytes=COMPILE_STACK_BYTES).join()
 
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("stopping (signal %d) at the next scan boundary", signum)
