@@ -17,6 +17,7 @@ from typing import Any
 from ..compiler.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
 from ..errors import PlcrunError
 from .driver_api import Driver, Quality, Sample
+from .input_range import Check, misfit_check
 
 log = logging.getLogger("plcrun.image")
 
@@ -34,6 +35,8 @@ class InputPoint:
     quality: Quality = Quality.UNBOUND
     stamp_ns: int = 0
     value: Any = None
+    misfit: Check | None = None  # why a value does not fit the variable's type (input_range.py)
+    rejected: str = ""  # the last misfit reported, so a value held out of range logs once
 
 
 @dataclass
@@ -84,7 +87,9 @@ class ProcessImage:
                     problems.append(f"driver '{driver.name}': {error}")
                     continue
                 root = _root_of(path)
-                binding.inputs[path] = InputPoint(path, acc, path.lower() in required, root in handled)
+                binding.inputs[path] = InputPoint(
+                    path, acc, path.lower() in required, root in handled, misfit=misfit_check(acc.type)
+                )
             for path in sorted(driver.output_paths()):
                 try:
                     binding.outputs[path] = state.accessor(path)
@@ -143,13 +148,20 @@ class ProcessImage:
                 rt.stamps[point.path] = sample.timestamp_ns
                 if sample.value is None:
                     continue
-                try:
-                    point.accessor.set(sample.value)
-                    point.value = sample.value
-                except (TypeError, ValueError, OverflowError) as error:
-                    point.quality = Quality.BAD
-                    rt.qualities[point.path] = int(Quality.BAD)
-                    log.warning("input %s: value %r rejected: %s", path, sample.value, error)
+                problem = point.misfit(sample.value) if point.misfit is not None else None
+                if problem is None:
+                    try:
+                        point.accessor.set(sample.value)
+                        point.value = sample.value
+                        point.rejected = ""
+                        continue
+                    except (TypeError, ValueError, OverflowError) as error:
+                        problem = str(error)
+                point.quality = Quality.BAD
+                rt.qualities[point.path] = int(Quality.BAD)
+                if problem != point.rejected:
+                    point.rejected = problem
+                    log.warning("input %s: value rejected (BAD): %s", path, problem)
         for point in self._guarded.get(task, ()):
             if point.quality is not Quality.GOOD:
                 unsafe = True
