@@ -42,6 +42,7 @@ from .session import EvseSession
 log = logging.getLogger("plcrun.everest")
 
 ALARM_BROKER = "everest:broker"
+_LIVENESS_CHECK_S = 0.25
 _CHECKS: dict[str, Callable[[object], tuple[Facts, Problems]]] = {
     "session_info": session_facts,
     "ev_info": ev_facts,
@@ -69,7 +70,9 @@ class EverestSessionDriver(Driver):
         self._broker_up = False
         self._up_since_ns: int | None = None
         self._detail = "not started"
-        self._counters = {"messages": 0, "bad_messages": 0, "setpoints": 0, "published": 0, "dropped": 0}
+        self._counters = dict.fromkeys(
+            ("messages", "bad_messages", "setpoints", "published", "dropped", "network_thread_restarts"), 0
+        )
         self._stale_ns = int(config.stale_after_s * 1e9)
         self._refresh_ns = int(config.refresh_s * 1e9)
         self._min_interval_ns = int(config.min_interval_s * 1e9)
@@ -174,9 +177,9 @@ class EverestSessionDriver(Driver):
     def status(self) -> DriverStatus:
         with self._lock:
             points = {path: quality for s in self._sessions for path, (_v, quality) in s.sent.items()}
-            return DriverStatus(
-                self.name, self.kind, self._broker_up, self._detail, dict(self._counters), points
-            )
+            counters = dict(self._counters)
+            counters["callback_errors"] = self._link.guard.failures
+            return DriverStatus(self.name, self.kind, self._broker_up, self._detail, counters, points)
 
     # ------------------------------------------------------------ network thread
     def _on_message(self, topic: str, payload: bytes) -> None:
@@ -281,11 +284,27 @@ class EverestSessionDriver(Driver):
             self._pending_checks = topics
         self._wake.set()
 
+    def _check_link(self) -> None:
+        """A link whose network thread ended is down: say so (alarm, COMM_LOST) and connect anew."""
+        if self._link.alive() or self._stopping.is_set():
+            return
+        reason = "the MQTT network thread ended"
+        if self._link.guard.last_error:
+            reason += f" (last callback error: {self._link.guard.last_error})"
+        log.error("EVerest: %s; reconnecting", reason)
+        self._on_state(False, f"{reason}; reconnecting")
+        with self._lock:
+            self._counters["network_thread_restarts"] += 1
+        self._link.restart()
+
     def _publish_loop(self) -> None:
         config = self.config
         while True:
-            self._wake.wait()
+            if not self._wake.wait(_LIVENESS_CHECK_S):
+                self._check_link()
+                continue
             self._wake.clear()
+            self._check_link()
             with self._out_lock:
                 setpoints, self._pending = self._pending, {}
                 checks, self._pending_checks = self._pending_checks, []

@@ -2,7 +2,9 @@
 
 paho connects in the background and reconnects with backoff; after every (re)connect the EVSE topics are
 subscribed again, and the link counts as up once the broker confirmed the subscriptions. Connection changes and messages are handed to the driver's callbacks, which run on the
-network thread and must not block.
+network thread and must not block. Every callback is guarded (``CallbackGuard``): whatever one raises
+is logged and counted and the network thread goes on. ``alive`` says whether that thread still runs;
+the driver replaces a link whose thread ended anyway (``restart``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ...executor.threads import CallbackGuard
+from ..mqtt.session import network_thread_alive
 from ..mqtt.tls import make_ssl_context
 from .config import EverestConfig
 
@@ -37,6 +41,7 @@ class BrokerLink:
         self._on_state = on_state
         self._client: mqtt.Client | None = None
         self._subscription: int | None = -1  # message id of the SUBSCRIBE of the current connection
+        self.guard = CallbackGuard("EVerest link")
 
     def start(self) -> None:
         config = self._config
@@ -50,11 +55,13 @@ class BrokerLink:
         client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
         if config.tls is not None:
             client.tls_set_context(make_ssl_context(config.tls))
-        client.on_connect = self._connected
-        client.on_connect_fail = self._connect_failed
-        client.on_disconnect = self._disconnected
-        client.on_subscribe = self._subscribed
-        client.on_message = self._message
+        guard = self.guard
+        client.suppress_exceptions = True
+        client.on_connect = guard(self._connected)
+        client.on_connect_fail = guard(self._connect_failed)
+        client.on_disconnect = guard(self._disconnected)
+        client.on_subscribe = guard(self._subscribed)
+        client.on_message = guard(self._message, "on_message")
         client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
         client.loop_start()
         self._client = client
@@ -66,6 +73,21 @@ class BrokerLink:
         self._client = None
         client.disconnect()
         client.loop_stop()
+
+    def alive(self) -> bool:
+        """Whether paho's network thread of the current client still runs (True when stopped)."""
+        client = self._client
+        return client is None or network_thread_alive(client)
+
+    def restart(self) -> None:
+        """Replace a client whose network thread ended by a new one (which connects again)."""
+        client = self._client
+        self._client = None
+        if client is not None:
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
+        self.start()
 
     def publish(self, topic: str, payload: bytes, qos: int) -> mqtt.MQTTMessageInfo | None:
         """Queue a message for paho's thread; None when there is no connection (it is dropped)."""

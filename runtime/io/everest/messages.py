@@ -15,7 +15,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..json_input import JsonRejected, loads_bounded
 from .config import EVSE_STATES
+
+MAX_MESSAGE_BYTES = 64 * 1024
 
 Facts = dict[str, object]
 Problems = dict[str, str]
@@ -29,13 +32,12 @@ _EV_NUMBERS = {  # EVInfo key -> fact
 
 
 def decode_json(payload: bytes) -> tuple[Any, str | None]:
-    """The JSON value of a payload, or why it is not JSON."""
+    """The JSON value of a payload, or why it is not JSON plcrun accepts (too large, nested too
+    deep, numbers out of range: ``json_input``)."""
     try:
-        return json.loads(payload.decode("utf-8")), None
-    except UnicodeDecodeError:
-        return None, "payload is not UTF-8 text"
-    except json.JSONDecodeError as error:
-        return None, f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        return loads_bounded(payload, max_bytes=MAX_MESSAGE_BYTES), None
+    except JsonRejected as error:
+        return None, str(error)
 
 
 def _number(doc: Mapping[str, Any], key: str) -> float | str | None:

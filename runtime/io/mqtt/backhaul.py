@@ -26,10 +26,10 @@ from typing import Any
 
 from ...executor.alarms import Alarm, AlarmBus, Severity
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
-from .commands import CommandRejected, validate_command
+from .commands import CommandRejected, ReplayGuard, validate_command
 from .config import BackhaulConfig
 from .messages import alarm_document, encode, report_document, status_document
-from .session import Connected, ConnectFailed, Disconnected, PubAck, Session
+from .session import Connected, ConnectFailed, Disconnected, NetworkThreadDied, PubAck, Session
 from .store import ForwardBuffer
 from .store_format import KIND_ALARM, KIND_REPORT, CorruptRecord
 from .window import WindowBuffer, WindowRecorder, WindowSummariser
@@ -77,6 +77,7 @@ class Backhaul(Driver):
         )
         self._summariser = WindowSummariser(report.variables)
         self._command_by_topic = {self.topics.command_topic(c.name): c for c in config.commands}
+        self._replays = ReplayGuard(wall_clock)
         self._inbox: dict[str, Sample] = {}
         self._inbox_lock = threading.Lock()
         self._status_lock = threading.Lock()
@@ -93,6 +94,7 @@ class Backhaul(Driver):
                 "commands_accepted",
                 "commands_rejected",
                 "connections",
+                "network_thread_restarts",
                 "tcp_nodelay",
                 "last_seq",
             ),
@@ -137,6 +139,8 @@ class Backhaul(Driver):
             detail = self._detail
             connected = self._connection is not None
         counters["dropped_windows"] = self._recorder.dropped_windows
+        session = self._session
+        counters["callback_errors"] = session.guard.failures if session is not None else 0
         return DriverStatus(self.name, self.kind, connected, detail, counters)
 
     # ---- life cycle ---------------------------------------------------------------------------------
@@ -209,16 +213,17 @@ class Backhaul(Driver):
         if command is None:
             return
         try:
-            values = validate_command(command, payload)
+            accepted = validate_command(command, payload)
+            self._replays.admit(accepted)
         except CommandRejected as error:
             log.warning("rejected command %r on %s: %s", command.name, topic, error)
             self._bump("commands_rejected")
             return
         now_ns = self._clock.now_ns() if self._clock is not None else 0
         with self._inbox_lock:
-            for path, value in values.items():
+            for path, value in accepted.values.items():
                 self._inbox[path] = Sample(value, Quality.GOOD, now_ns)
-        log.info("accepted command %r on %s", command.name, topic)
+        log.info("accepted command %r id %r on %s", command.name, accepted.id, topic)
         self._bump("commands_accepted")
 
     def _bump(self, name: str, by: int = 1) -> None:
@@ -298,6 +303,8 @@ class Backhaul(Driver):
             self._on_disconnected(event)
         elif isinstance(event, ConnectFailed):
             self._on_connect_failed(event)
+        elif isinstance(event, NetworkThreadDied):
+            self._on_network_thread_died(event)
 
     def _stream(self) -> str:
         assert self._buffer is not None
@@ -462,4 +469,14 @@ class Backhaul(Driver):
             self._detail = event.reason
         if changed:
             log.error("MQTT backhaul cannot connect: %s", event.reason)
+        self._alarms.raise_alarm(ALARM_CONNECTION, "mqtt", event.reason, Severity.WARNING)
+
+    def _on_network_thread_died(self, event: NetworkThreadDied) -> None:
+        if self._connection is None or event.conn_id != self._connection.conn_id:
+            return
+        self._inflight.clear()
+        with self._status_lock:
+            self._connection = None
+            self._detail = f"reconnecting: {event.reason}"
+            self._counters["network_thread_restarts"] += 1
         self._alarms.raise_alarm(ALARM_CONNECTION, "mqtt", event.reason, Severity.WARNING)

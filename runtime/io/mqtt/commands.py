@@ -9,18 +9,28 @@ offending field; a rejected message changes nothing. Schemas (docs/mqtt.md, "Com
   ``v2xBaseline``; ``baseline_w`` is optional and defaults to 0). Array elements past the last point
   repeat the last point, so the program should loop to the count it is given.
 - ``bool``: ``{"value": true}``; ``number``: ``{"value": 1234.5}`` within the configured ``min``/``max``.
+
+Every command also carries ``"id"`` (1 to 64 printable characters, unique per command) and
+``"expires"`` (UNIX time in seconds, at most ``MAX_TTL_S`` ahead). ``ReplayGuard`` refuses an expired
+command and one whose id it has already accepted, so a captured message cannot be played again.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import PlcrunError
+from ..json_input import JsonRejected, loads_bounded
 from .config import CommandBinding, CurveCommand, ValueCommand
 
 MAX_COMMAND_BYTES = 16 * 1024
+MAX_ID_CHARS = 64
+MAX_TTL_S = 3600.0
+REPLAY_MEMORY = 10_000  # unexpired command ids remembered at most
+ENVELOPE = {"id", "expires"}
 
 
 class CommandRejected(PlcrunError):
@@ -49,22 +59,14 @@ def _number(value: Any, where: str, low: float, high: float) -> float:
 
 
 def _decode(payload: bytes) -> Any:
-    if len(payload) > MAX_COMMAND_BYTES:
-        raise CommandRejected(f"message is larger than {MAX_COMMAND_BYTES} bytes")
     try:
-        return json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise CommandRejected("message is not UTF-8") from None
-    except json.JSONDecodeError as error:
-        raise CommandRejected(f"message is not valid JSON ({error})") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise CommandRejected(f"{name} is not a valid JSON number")
+        return loads_bounded(payload, max_bytes=MAX_COMMAND_BYTES)
+    except JsonRejected as error:
+        raise CommandRejected(str(error)) from None
 
 
 def _curve_values(command: CurveCommand, document: Any) -> dict[str, object]:
-    body = _object(document, "message", {"curve", "baseline_w"}, {"curve"})
+    body = _object(document, "message", {"curve", "baseline_w"} | ENVELOPE, {"curve"})
     points = body["curve"]
     if not isinstance(points, list) or not 1 <= len(points) <= command.array_length:
         raise CommandRejected(f"curve must be an array of 1 to {command.array_length} points")
@@ -101,7 +103,7 @@ def _curve_values(command: CurveCommand, document: Any) -> dict[str, object]:
 
 
 def _single_value(command: ValueCommand, document: Any) -> dict[str, object]:
-    body = _object(document, "message", {"value"}, {"value"})
+    body = _object(document, "message", {"value"} | ENVELOPE, {"value"})
     value = body["value"]
     if command.kind == "bool":
         if not isinstance(value, bool):
@@ -110,9 +112,67 @@ def _single_value(command: ValueCommand, document: Any) -> dict[str, object]:
     return {command.path: _number(value, "value", command.minimum, command.maximum)}
 
 
-def validate_command(command: CommandBinding, payload: bytes) -> dict[str, object]:
-    """The process-image values the message sets, or ``CommandRejected``."""
+@dataclass(frozen=True)
+class AcceptedCommand:
+    """A command that matches its schema: its id, expiry (UNIX s) and the values it sets."""
+
+    id: str
+    expires: float
+    values: dict[str, object]
+
+
+def _envelope(document: dict[str, Any]) -> tuple[str, float]:
+    missing = ENVELOPE - set(document)
+    if missing:
+        raise CommandRejected(f"message lacks field(s) {sorted(missing)}")
+    ident = document["id"]
+    if not isinstance(ident, str) or not 1 <= len(ident) <= MAX_ID_CHARS or not ident.isprintable():
+        raise CommandRejected(f"id must be a string of 1 to {MAX_ID_CHARS} printable characters")
+    expires = _number(document["expires"], "expires", 0.0, 1e11)
+    return ident, expires
+
+
+def validate_command(command: CommandBinding, payload: bytes) -> AcceptedCommand:
+    """The command's id, expiry and process-image values, or ``CommandRejected``."""
     document = _decode(payload)
     if isinstance(command, CurveCommand):
-        return _curve_values(command, document)
-    return _single_value(command, document)
+        values = _curve_values(command, document)
+    else:
+        values = _single_value(command, document)
+    ident, expires = _envelope(document)
+    return AcceptedCommand(ident, expires, values)
+
+
+class ReplayGuard:
+    """Admits each command id once, and only before its expiry; ``wall_clock`` gives UNIX seconds.
+
+    Ids are remembered until their command expires (at most ``MAX_TTL_S``), ``capacity`` at most:
+    when that many unexpired commands were accepted, further ones are refused until some expire."""
+
+    def __init__(
+        self, wall_clock: Callable[[], float], max_ttl_s: float = MAX_TTL_S, capacity: int = REPLAY_MEMORY
+    ) -> None:
+        self._wall_clock = wall_clock
+        self._max_ttl_s = max_ttl_s
+        self._capacity = capacity
+        self._seen: dict[str, float] = {}
+
+    def admit(self, command: AcceptedCommand) -> None:
+        now = self._wall_clock()
+        if command.expires <= now:
+            raise CommandRejected(f"command {command.id!r} expired {now - command.expires:.1f} s ago")
+        if command.expires > now + self._max_ttl_s:
+            raise CommandRejected(
+                f"command {command.id!r} expires {command.expires - now:.0f} s from now "
+                f"(at most {self._max_ttl_s:g} s ahead)"
+            )
+        if command.id in self._seen:
+            raise CommandRejected(f"command {command.id!r} was already accepted (a replay)")
+        if len(self._seen) >= self._capacity:
+            self._seen = {key: until for key, until in self._seen.items() if until > now}
+            if len(self._seen) >= self._capacity:
+                raise CommandRejected(f"{self._capacity} unexpired commands are pending: try later")
+        self._seen[command.id] = command.expires
+
+    def __len__(self) -> int:
+        return len(self._seen)

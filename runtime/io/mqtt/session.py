@@ -4,7 +4,12 @@ The session thread connects (TCP, TLS handshake, CONNECT, waiting for CONNACK) s
 errors are caught with their real cause, sets TCP_NODELAY, subscribes to the command topics, publishes
 the retained "online" status (the "offline" status is the last will), then hands the client to paho's
 network thread and tells the backhaul's worker through ``post``. When the connection drops it posts
-``Disconnected`` and retries with exponential backoff. paho's automatic reconnect is off: a new
+``Disconnected`` and retries with exponential backoff.
+
+Liveness: every callback paho runs is guarded (``CallbackGuard``: an exception is logged and counted,
+the network thread goes on), and the session thread checks every 0.1 s that paho's network thread
+is still alive; if it is not (``NetworkThreadDied``), the connection counts as lost, the worker
+raises the connection alarm and a new client connects. paho's automatic reconnect is off: a new
 connection starts from a new client, and the worker re-sends whatever was not acknowledged.
 """
 
@@ -24,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ...executor.threads import CallbackGuard
 from .config import BackhaulConfig
 from .tls import describe_connect_error, describe_lost_before_connack, make_ssl_context
 
@@ -46,6 +52,12 @@ class Disconnected:
 
 @dataclass(frozen=True)
 class ConnectFailed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class NetworkThreadDied:
+    conn_id: int
     reason: str
 
 
@@ -126,6 +138,7 @@ class Session:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="plcrun-mqtt-session", daemon=True)
         self._conn_ids = 0
+        self.guard = CallbackGuard("MQTT backhaul")
 
     def start(self) -> None:
         self._thread.start()
@@ -150,15 +163,18 @@ class Session:
         if self._ssl_context is not None:
             client.tls_set_context(self._ssl_context)
         client.will_set(self._status_topic, self._offline_payload("connection lost"), qos=1, retain=True)
-        client.on_socket_open = connection.on_socket_open
-        client.on_connect = connection.on_connect
-        client.on_disconnect = connection.on_disconnect
-        client.on_publish = connection.on_publish
-        client.on_log = connection.on_log
-        client.on_message = lambda _client, _userdata, message: self._on_message(
-            message.topic, bytes(message.payload)
-        )
+        guard = self.guard
+        client.suppress_exceptions = True  # and guarded below: paho's thread must never end
+        client.on_socket_open = guard(connection.on_socket_open)
+        client.on_connect = guard(connection.on_connect)
+        client.on_disconnect = guard(connection.on_disconnect)
+        client.on_publish = guard(connection.on_publish)
+        client.on_log = guard(connection.on_log)
+        client.on_message = guard(self._message, "on_message")
         return client
+
+    def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._on_message(message.topic, bytes(message.payload))
 
     def _connect(self, client: mqtt.Client, connection: _Connection) -> str | None:
         """Connect and wait for CONNACK on this thread; None on success, else why it failed."""
@@ -208,6 +224,14 @@ class Session:
                 if self._stopping.is_set():
                     self._disconnect(client)
                     break
+                if not network_thread_alive(client) and not connection.lost.is_set():
+                    reason = "paho's network thread ended"
+                    if self.guard.last_error:
+                        reason += f" (last callback error: {self.guard.last_error})"
+                    log.error("MQTT backhaul: %s; reconnecting", reason)
+                    self._post(NetworkThreadDied(connection.conn_id, reason))
+                    connection.lost_reason = reason
+                    break
             client.loop_stop()
             _close_socket(client)
             self._post(Disconnected(connection.conn_id, connection.lost_reason or "stopped"))
@@ -218,6 +242,13 @@ class Session:
         with contextlib.suppress(RuntimeError, ValueError):
             info.wait_for_publish(timeout=min(self._config.stop_timeout_s, 2.0))
         client.disconnect()
+
+
+def network_thread_alive(client: mqtt.Client) -> bool:
+    """Whether the thread ``loop_start`` started still runs (paho keeps it in ``_thread`` and sets
+    that to None when the thread ends)."""
+    thread = getattr(client, "_thread", None)
+    return isinstance(thread, threading.Thread) and thread.is_alive()
 
 
 def _close_socket(client: mqtt.Client) -> None:
