@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from ..errors import PlcrunError
+
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 30  # more than any 64-bit integer; a float has 17 significant digits
 
@@ -21,7 +23,7 @@ _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _OPENERS = frozenset(b"[{")
 
 
-class JsonRejected(ValueError):
+class JsonRejected(PlcrunError, ValueError):
     """The payload is not JSON plcrun accepts; ``str(error)`` says why."""
 
 
