@@ -165,6 +165,9 @@ def _point_options(point: PointSpec, r: TableReader, draft: DeviceDraft) -> Poin
     plausible = r.range_pair("plausible")
     if plausible is not None and point.direction != "in":
         r.problem("plausible", "only applies to inputs")
+    stuck_ms = r.integer("stuck_ms", None, minimum=MIN_POLL_MS, unit="ms")
+    if stuck_ms is not None and point.direction != "in":
+        r.problem("stuck_ms", "only applies to inputs")
     write_function = r.integer("write_function", None)
     valid_functions = (5, 15) if point.table == "coil" else (6, 16)
     if write_function is not None and write_function not in valid_functions:
@@ -188,6 +191,7 @@ def _point_options(point: PointSpec, r: TableReader, draft: DeviceDraft) -> Poin
         sentinel=r.integer("sentinel", None),
         poll_group=poll,
         stale_ms=r.integer("stale_ms", None, minimum=MIN_POLL_MS, unit="ms"),
+        stuck_ms=stuck_ms,
         limits=limits,
         write_function=cast("Any", write_function),
     )
@@ -210,6 +214,13 @@ def parse_device(name: str, r: TableReader, problems: Problems) -> DeviceDraft |
         for group_name, _value in poll_table.items():
             period = _poll_period(poll_table, group_name, poll_ms, min_poll)
             groups[group_name] = _group(group_name, period, stale_ms)
+    # reconnect backoff: from one poll period, doubling up to a cap (1 s: a charger back online gets
+    # its setpoint within about a second)
+    fastest = min(g.period_ms for g in groups.values())
+    reconnect_max = r.integer("reconnect_max_ms", 1000, minimum=1, unit="ms") or 1000
+    reconnect_min = r.integer("reconnect_min_ms", None, minimum=1, unit="ms") or min(fastest, reconnect_max)
+    if reconnect_min > reconnect_max:
+        r.problem("reconnect_min_ms", f"{reconnect_min} ms is above reconnect_max_ms ({reconnect_max} ms)")
     if isinstance(r.data.get("sunspec_base"), list):
         bases_value = r.integer_list("sunspec_base", None, minimum=0, maximum=65534)
     else:
@@ -223,8 +234,8 @@ def parse_device(name: str, r: TableReader, problems: Problems) -> DeviceDraft |
         unit=unit if unit is not None else 1,
         profile=profile,
         timeout_ms=timeout_ms,
-        reconnect_min_ms=r.integer("reconnect_min_ms", 100, minimum=1, unit="ms") or 100,
-        reconnect_max_ms=r.integer("reconnect_max_ms", 5000, minimum=1, unit="ms") or 5000,
+        reconnect_min_ms=reconnect_min,
+        reconnect_max_ms=reconnect_max,
         comm_lost_after=r.integer("comm_lost_after", 2, minimum=1, maximum=100) or 2,
         sunspec_bases=tuple(bases_value) if bases_value else None,
         poll_groups=groups,

@@ -359,3 +359,42 @@ def test_unreadable_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(SiteConfigError) as caught:
         load_site_config(write(tmp_path, "[devices.a]\nport = 1\n[devices.b]\nport = 2\n"), CATALOG)
     assert "2 problems in the site configuration:\n  devices.a.host: missing (required)" in str(caught.value)
+
+
+def test_reconnect_starts_at_one_poll_period_capped_at_a_second_and_stuck_detection_is_per_point(
+    tmp_path: Path,
+) -> None:
+    site = load_site_config(
+        write(
+            tmp_path,
+            METER
+            + """
+            [devices.site-meter.points.hz]
+            sunspec = "213.Hz"
+            bind = "main.grid_hz"
+            poll = "fast"
+            stuck_ms = 30000
+            [devices.site-meter.points.w]
+            sunspec = "213.W"
+            bind = "main.site_w"
+            """,
+        ),
+        CATALOG,
+    )
+    meter = site.devices["site-meter"]
+    assert (meter.reconnect_min_ms, meter.reconnect_max_ms) == (10, 1000)
+    stuck = {p.name: p.stuck_ms for p in meter.points}
+    assert stuck == {"hz": 30000, "w": None}  # off unless asked for
+    found = problems(
+        tmp_path,
+        METER
+        + """
+        reconnect_min_ms = 2000
+        [devices.site-meter.points.out]
+        address = 5
+        direction = "out"
+        stuck_ms = 100
+        """,
+    )
+    assert ("devices.site-meter.reconnect_min_ms", "2000 ms is above reconnect_max_ms (1000 ms)") in found
+    assert ("devices.site-meter.points.out.stuck_ms", "only applies to inputs") in found

@@ -176,7 +176,7 @@ class EverestSessionDriver(Driver):
 
     def status(self) -> DriverStatus:
         with self._lock:
-            points = {path: quality for s in self._sessions for path, (_v, quality) in s.sent.items()}
+            points = {path: quality for s in self._sessions for path, (_v, quality, _t) in s.sent.items()}
             counters = dict(self._counters)
             counters["callback_errors"] = self._link.guard.failures
             return DriverStatus(self.name, self.kind, self._broker_up, self._detail, counters, points)

@@ -48,14 +48,15 @@ class EvseSession:
         self.heard_ns: int | None = None
         self.dirty = False
         self.reported_liveness: Quality | None = None
-        self.sent: dict[str, tuple[object, Quality]] = {}  # path -> what the program last got
+        self.sent: dict[str, tuple[object, Quality, int | None]] = {}  # path -> what the program last got
 
     # ------------------------------------------------------------ messages (network thread)
     def heard(self, now_ns: int) -> None:
-        if self.heard_ns is None:
-            for field in self.config.inputs:
-                self.stamps[field] = now_ns
-            self.dirty = True
+        """Any message of the module, heartbeats included: EVerest publishes on change only, so a module
+        that is heard vouches for its last published state; every field is fresh as of now."""
+        for field in self.config.inputs:
+            self.stamps[field] = now_ns
+        self.dirty = True
         self.heard_ns = now_ns
 
     def update(
@@ -138,7 +139,8 @@ class EvseSession:
         return Quality.STALE if now_ns - self.heard_ns > stale_ns else Quality.GOOD
 
     def samples(self, liveness: Quality, out: dict[str, Sample]) -> None:
-        """Add the samples whose value or quality changed since the program last got them."""
+        """Add the samples whose value, quality or time (a GOOD field heard again) changed since the
+        program last got them."""
         values = self.fields() if self.heard_ns is not None else {}
         bad = self.bad_fields() if liveness is Quality.GOOD else set()
         for field, path in self.config.inputs.items():
@@ -148,10 +150,11 @@ class EvseSession:
             )
             if quality is not Quality.GOOD and path in self.sent:
                 value = self.sent[path][0]  # a value that is not GOOD keeps the last one the program had
-            key = (value, quality)
+            stamp = self.stamps.get(field, 0)
+            key = (value, quality, stamp if quality is Quality.GOOD else None)
             if self.sent.get(path) != key:
                 self.sent[path] = key
-                out[path] = Sample(value, quality, self.stamps.get(field, 0))
+                out[path] = Sample(value, quality, stamp)
         self.dirty = False
         self.reported_liveness = liveness
 

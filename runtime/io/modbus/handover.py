@@ -1,8 +1,10 @@
 """The only state the scan thread and a device thread share, behind one lock held for microseconds.
 
-Inputs: the device thread publishes samples; the scan thread swaps out the ones that changed since its
+Inputs: the device thread publishes a sample for every answer of the device (a steady value is fresh:
+its time is the time of the poll that read it); the scan thread swaps out the newest ones since its
 previous call and, on the way, turns GOOD values that were not refreshed in time into STALE ones (the
-device thread may be stuck in a slow request, so it cannot be the one to notice). Outputs: the scan
+device thread may be stuck in a slow request, so it cannot be the one to notice). A point with a
+stuck-value limit turns STALE when its value has not changed for that long although the device answers. Outputs: the scan
 thread drops in the newest values; the device thread takes the ones it has to write.
 """
 
@@ -19,9 +21,14 @@ NEVER = 2**63
 STALE_PROBLEM = "not refreshed within its freshness limit"
 
 
+def stuck_problem(limit_ms: int) -> str:
+    return f"value unchanged for {limit_ms} ms although the device answers (stuck-value detector)"
+
+
 class Handover:
     def __init__(self, inputs: Iterable[PointSpec], stale_limit_ns: Mapping[str, int]) -> None:
         self._lock = threading.Lock()
+        self._changed_ns: dict[str, int] = {}  # point name -> when its GOOD value last changed
         self._inputs = list(inputs)
         self._stale_limit_ns = dict(stale_limit_ns)
         self._pending: dict[str, Sample] = {}  # path -> newest changed sample
@@ -35,31 +42,52 @@ class Handover:
 
     # ---- inputs ---------------------------------------------------------------------------------------
     def publish(self, point: PointSpec, quality: Quality, value: object = None, problem: str = "") -> bool:
-        """Record a new state of ``point``; False when nothing changed (nothing is reported then)."""
+        """Record what the device answered for ``point``; False when its quality and problem did not change
+        (then no alarm needs to change). A GOOD answer is always handed to the scan with the time of this
+        answer, even when the value repeats: fresh means the device answered, not that the value moved."""
         now = self.clock()
         with self._lock:
             previous = self._current.get(point.name)
             if quality is Quality.GOOD:
-                if previous is not None and previous.quality is Quality.GOOD and previous.value == value:
-                    return False
+                same_value = previous is not None and previous.value == value
+                if not same_value:
+                    self._changed_ns[point.name] = now
+                elif point.stuck_ms is not None:
+                    since = self._changed_ns.setdefault(point.name, now)
+                    if now - since > point.stuck_ms * 1_000_000:
+                        return self._publish_locked(
+                            point, previous, Quality.STALE, stuck_problem(point.stuck_ms), now
+                        )
+                changed = previous is None or previous.quality is not Quality.GOOD
                 sample = Sample(value, quality, now)
-            else:
-                same = previous is not None and previous.quality is quality
-                if same and self._problems.get(point.name) == problem:
-                    return False
-                # keep the last value and its acquisition time: AGE_OF tells how old it is
-                sample = (
-                    Sample(previous.value, quality, previous.timestamp_ns)
-                    if previous is not None
-                    else Sample(default_value(point), quality, now)
-                )
-            self._current[point.name] = sample
-            if point.path is not None:
-                self._pending[point.path] = sample
-            if problem:
-                self._problems[point.name] = problem
-            else:
-                self._problems.pop(point.name, None)
+                self._current[point.name] = sample
+                if point.path is not None:
+                    self._pending[point.path] = sample
+                if changed:
+                    self._problems.pop(point.name, None)
+                return changed
+            return self._publish_locked(point, previous, quality, problem, now)
+
+    def _publish_locked(
+        self, point: PointSpec, previous: Sample | None, quality: Quality, problem: str, now: int
+    ) -> bool:
+        """A sample that is not GOOD (with the lock held): keeps the last value and its acquisition time,
+        so AGE_OF tells how old it is; reported only when quality or problem changes."""
+        same = previous is not None and previous.quality is quality
+        if same and self._problems.get(point.name) == problem:
+            return False
+        sample = (
+            Sample(previous.value, quality, previous.timestamp_ns)
+            if previous is not None
+            else Sample(default_value(point), quality, now)
+        )
+        self._current[point.name] = sample
+        if point.path is not None:
+            self._pending[point.path] = sample
+        if problem:
+            self._problems[point.name] = problem
+        else:
+            self._problems.pop(point.name, None)
         return True
 
     def refreshed(self, point: PointSpec) -> None:

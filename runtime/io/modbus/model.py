@@ -63,6 +63,7 @@ class PointSpec:
     sunspec_sentinels: bool = False  # SunSpec "not implemented" values and NaN are BAD
     poll_group: str = "default"
     stale_ms: int | None = None  # None = the poll group's default
+    stuck_ms: int | None = None  # STALE when the value has not changed for this long (None = off)
     limits: tuple[float, float] | None = None  # outputs: clamp engineering values into this range
     write_function: Literal[5, 6, 15, 16] | None = None  # None: 5/6 for one coil/register, else 15/16
 
@@ -112,8 +113,8 @@ class DeviceSpec:
     unit: int
     profile: Profile = "generic"
     timeout_ms: int = 500
-    reconnect_min_ms: int = 100
-    reconnect_max_ms: int = 5000
+    reconnect_min_ms: int = 100  # the site configuration makes it one poll period
+    reconnect_max_ms: int = 1000
     comm_lost_after: int = 2  # consecutive failed requests before the device counts as lost
     sunspec_bases: tuple[int, ...] | None = None  # None: no SunSpec discovery
     poll_groups: dict[str, PollGroupSpec] = field(default_factory=dict)

@@ -7,8 +7,9 @@ values in. The thread itself may block on the network as long as it likes; the s
 Quality: GOOD after a successful read with a usable value; BAD when the device answered but the value
 is unusable (exception response, "not implemented", NaN, implausible, broken scale factor); STALE when
 a GOOD value has not been refreshed within its poll group's freshness limit; COMM_LOST when the
-device stopped answering. A sample's timestamp is when its value was acquired: repeats of the same
-value are not new information and are not reported again.
+device stopped answering. A sample's timestamp is the time of the answer that carried it: a steady
+value is fresh as long as the device answers (a point's ``stuck_ms`` option turns a value that never
+changes STALE, for devices known to freeze their registers).
 """
 
 from __future__ import annotations

@@ -32,6 +32,12 @@ class Reading:
     fresh: bool = True
 
 
+def _quantise(value: float, resolution: float) -> float:
+    if resolution <= 0.0 or not math.isfinite(value):
+        return value
+    return round(value / resolution) * resolution
+
+
 def collapse_voltage(faults: tuple[Fault, ...], t_s: float, voltage_v: float) -> float:
     """The physical voltage at ``t_s``: the collapse value inside a voltage-collapse window."""
     for fault in faults:
@@ -96,7 +102,12 @@ class MeterModel:
         return value
 
     def update(self, step: int, t_s: float, frequency_hz: float, voltage_v: float, power_w: float) -> None:
-        """Advance to scan ``step`` at scenario time ``t_s`` with the true (physical) values."""
+        """Advance to scan ``step`` at scenario time ``t_s`` with the true (physical) values; readings are
+        quantised to the meter's register resolution (a steady grid repeats the same value)."""
+        spec = self.spec
+        frequency_hz = _quantise(frequency_hz, spec.resolution_hz)
+        voltage_v = _quantise(voltage_v, spec.resolution_v)
+        power_w = _quantise(power_w, spec.resolution_w)
         if not self._valid_from <= t_s < self._valid_to:
             self._refresh(t_s)
         due = self.every == 1 or step % self.every == 0

@@ -79,6 +79,11 @@ class Fault:
 class MeterSpec:
     update_period_s: float = 0.0  # 0 = a fresh reading every scan
     freshness_s: float = 1.0  # a frozen reading turns STALE after this
+    # register resolution of the readings, as a real meter's registers have (0 = exact): steady values
+    # repeat exactly, reading after reading
+    resolution_hz: float = 0.001
+    resolution_v: float = 0.1
+    resolution_w: float = 1.0
 
 
 @dataclass(frozen=True)

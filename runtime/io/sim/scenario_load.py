@@ -132,6 +132,9 @@ def parse_scenario(data: dict[str, object], source: str, base_dir: Path, default
     meter = MeterSpec(
         update_period_s=meter_table.number("update_period_s", 0.0, minimum=0.0),
         freshness_s=meter_table.number("freshness_s", 1.0, positive=True),
+        resolution_hz=meter_table.number("resolution_hz", 0.001, minimum=0.0),
+        resolution_v=meter_table.number("resolution_v", 0.1, minimum=0.0),
+        resolution_w=meter_table.number("resolution_w", 1.0, minimum=0.0),
     )
     meter_table.finish()
     fleet = _fleet(root.table_or_empty("fleet"), seed)

@@ -171,6 +171,12 @@ def test_silence_makes_the_points_stale_and_a_heartbeat_fresh_again(
     everest.send("evse_1", "heartbeat", 42)
     inputs.wait(lambda: inputs.samples[f"{EV1}.p_present_w"].quality is Quality.GOOD, "fresh again")
     assert "everest:evse_1:silent" not in {a.key for a in alarms.active()}
+    # the steady value is as fresh as the heartbeat that vouched for it (AGE_OF restarts from it)
+    assert inputs.samples[f"{EV1}.p_present_w"].timestamp_ns == inputs.clock.now_ns()
+    inputs.clock.advance(2 * S)
+    everest.send("evse_1", "heartbeat", 43)
+    inputs.wait(lambda: inputs.samples[f"{EV1}.soc_pct"].timestamp_ns == inputs.clock.now_ns(), "stamped")
+    assert inputs.samples[f"{EV1}.p_present_w"].value == 1000.0
 
 
 def test_a_lost_broker_is_comm_lost_and_recovers(

@@ -1,10 +1,13 @@
-"""The hand-over between device thread and scan thread, in virtual time: only changes are reported,
-bad values keep the last good value and its age, and freshness is judged on the executor's clock."""
+"""The hand-over between device thread and scan thread, in virtual time: every answer is reported with
+the time of the answer (a steady value is fresh), bad values keep the last good value and its age,
+freshness is judged on the executor's clock, and the stuck-value detector is a per-point option."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from plcrun.executor.driver_api import Quality, Sample
-from plcrun.io.modbus.handover import Handover
+from plcrun.io.modbus.handover import Handover, stuck_problem
 from plcrun.io.modbus.model import PointSpec
 
 MS = 1_000_000
@@ -26,17 +29,19 @@ def handover(clock: VirtualClock) -> Handover:
     return board
 
 
-def test_only_changes_are_reported_with_their_acquisition_time() -> None:
+def test_every_answer_is_reported_with_the_time_of_the_answer() -> None:
     clock = VirtualClock()
     board = handover(clock)
     clock.now = 5 * MS
     board.refreshed(HZ)
-    board.publish(HZ, Quality.GOOD, 50.0)
+    assert board.publish(HZ, Quality.GOOD, 50.0)
     assert board.take(clock.now) == {"main.grid_hz": Sample(50.0, Quality.GOOD, 5 * MS)}
     clock.now = 15 * MS
     board.refreshed(HZ)
-    assert not board.publish(HZ, Quality.GOOD, 50.0)  # a repeat is not new information
-    assert board.take(clock.now) == {}
+    assert not board.publish(HZ, Quality.GOOD, 50.0)  # same quality: no alarm to change ...
+    # ... but the device answered: the repeat is fresh, stamped with this poll
+    assert board.take(clock.now) == {"main.grid_hz": Sample(50.0, Quality.GOOD, 15 * MS)}
+    assert board.take(clock.now) == {}  # nothing new until the next answer
     board.publish(HZ, Quality.GOOD, 49.9)
     board.publish(HZ, Quality.GOOD, 49.8)  # two changes between scans: the scan sees the newest
     assert board.take(clock.now) == {"main.grid_hz": Sample(49.8, Quality.GOOD, 15 * MS)}
@@ -79,3 +84,36 @@ def test_outputs_report_what_changed_and_safe_values_are_forced() -> None:
     assert board.take_outputs() == ({"p": 1000.0}, set())
     assert board.set_outputs({"p": 1000.0}, force=True)
     assert board.take_outputs()[1] == {"p"}
+
+
+def test_a_steady_value_polled_for_minutes_never_turns_stale() -> None:
+    clock = VirtualClock()
+    board = handover(clock)
+    for poll in range(30_000):  # 5 minutes of 10 ms polls answering 50.0 Hz every time
+        clock.now = poll * 10 * MS
+        board.refreshed(HZ)
+        board.publish(HZ, Quality.GOOD, 50.0)
+        sample = board.take(clock.now)["main.grid_hz"]
+        assert sample.quality is Quality.GOOD and sample.timestamp_ns == clock.now
+
+
+def test_the_stuck_value_detector_is_off_by_default_and_per_point_when_on() -> None:
+    clock = VirtualClock()
+    frozen = replace(HZ, stuck_ms=200)
+    board = Handover([frozen, SOC], {"hz": 50 * MS, "soc": 1000 * MS})
+    board.clock = clock.now_ns
+    seen = []
+    for poll in range(40):
+        clock.now = poll * 10 * MS
+        board.refreshed(frozen)
+        board.publish(frozen, Quality.GOOD, 49.95)
+        seen.append(board.take(clock.now).get("main.grid_hz"))
+    assert all(s is not None and s.quality is Quality.GOOD for s in seen[:21])  # unchanged up to 200 ms
+    stuck = [s for s in seen[21:] if s is not None]
+    assert stuck == [Sample(49.95, Quality.STALE, 200 * MS)]  # reported once, with the last good time
+    assert board.problems() == {"hz": stuck_problem(200)}
+    clock.now = 500 * MS
+    board.refreshed(frozen)
+    board.publish(frozen, Quality.GOOD, 49.96)  # the value moves: GOOD again at once
+    assert board.take(clock.now) == {"main.grid_hz": Sample(49.96, Quality.GOOD, 500 * MS)}
+    assert board.problems() == {}

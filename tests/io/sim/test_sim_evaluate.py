@@ -139,7 +139,8 @@ def test_time_to_full_activation_depends_on_the_cars(scenario_from_text: Scenari
     scenario = load_scenario("ffr_ramp")
     report = evaluate(run_closed_loop(scenario, ffr_controller).history(), scenario)
     assert report.passed, report.summary()
-    assert report.metrics["trigger_time_s"] == pytest.approx(11.01)
+    # the meter's 1 mHz register resolution may move the crossing of 49.7 Hz by one scan
+    assert report.metrics["trigger_time_s"] == pytest.approx(11.01, abs=0.0101)
     assert report.metrics["time_to_full_activation_s"] == pytest.approx(0.3 * math.log(20), abs=0.02)
     text = (BUILTIN_DIR / "ffr_ramp.toml").read_text().replace("lag_s = 0.3", "lag_s = 2.0")
     slow = scenario_from_text(text, "slow")
