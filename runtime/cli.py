@@ -150,14 +150,19 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     io = site_io_for(program, args, alarms, stats)
     for warning in io.warnings:
         logging.getLogger("plcrun.site").warning("%s", warning)
+    io.set_parameters(program, args.set or [])
     config = executor_config(args)
     config.required_inputs = io.required_inputs
+    config.parameters = dict(io.parameters)
     executor = Executor(program, clock=MonotonicClock(), drivers=io.drivers, config=config, alarms=alarms)
     stats.executor = executor
     for path, value in io.initial_writes.items():
         executor.journal.write(path, value, source="site")
     if io.description:
         print(f"plcrun: I/O: {io.description}", file=sys.stderr)
+    if io.parameters:
+        shown = ", ".join(f"{path}={st_text(value)}" for path, value in io.parameters.items())
+        print(f"plcrun: parameters: {shown}", file=sys.stderr)
     scada = None
     if io.scada is not None:
         scada = ScadaServer(executor, io.scada)
@@ -238,15 +243,44 @@ def cmd_vars(args: argparse.Namespace) -> int:
     """The variables a program exposes to I/O, the dashboard and retain, with types and locations."""
     program = compile_file(resolve_program(args.program))
     rows = program.variables(leaves=args.leaves, initial=True)
+    parameters = vars_parameters(program, args)
     if args.json:
-        print(json.dumps([row.__dict__ for row in rows]))
+        out = []
+        for row in rows:
+            item = dict(row.__dict__)
+            if row.path in parameters:
+                item["parameter"] = parameters[row.path]
+            out.append(item)
+        print(json.dumps(out))
         return EXIT_OK
     for row in rows:
         flags = " ".join(f for f, on in (("RETAIN", row.retain), ("CONSTANT", row.constant)) if on)
         where = f" AT {row.location}" if row.location else ""
         safe = f" safe={row.safe_value}" if row.safe_value is not None else ""
-        print(f"{row.path}{where} : {row.type_name}  [{row.section}] {flags}{safe}".rstrip())
+        print(
+            f"{row.path}{where} : {row.type_name}  [{row.section}] {flags}{safe}{parameter_note(row.path, parameters)}".rstrip()
+        )
     return EXIT_OK
+
+
+def vars_parameters(program: CompiledProgram, args: argparse.Namespace) -> dict[str, object]:
+    """The parameters ``--config`` and ``--set`` would give the program (checked like ``run`` does)."""
+    if not args.config and not args.set:
+        return {}
+    io = config_io(program, args.config, AlarmBus(), dict, "gateway") if args.config else SiteIo()
+    io.set_parameters(program, args.set or [])
+    return io.parameters
+
+
+def st_text(value: object) -> str:
+    return ("TRUE" if value else "FALSE") if isinstance(value, bool) else str(value)
+
+
+def parameter_note(path: str, parameters: dict[str, object]) -> str:
+    if path in parameters:
+        return f"  = {st_text(parameters[path])} (parameter)"
+    elements = [f"{p[len(path) :]}={st_text(v)}" for p, v in parameters.items() if p.startswith(path + "[")]
+    return f"  = {{{', '.join(elements)}}} (parameters)" if elements else ""
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
@@ -315,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="SITE.toml", help="site configuration: real devices instead of the simulation"
     )
     run.add_argument("--scenario", metavar="NAME|FILE", help="simulation scenario (default quiet_grid)")
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="PATH=VALUE",
+        help="set a program parameter at start (repeatable; wins over the site file's [parameters])",
+    )
     run.add_argument("--evs", type=int, metavar="N", help="simulated fleet size")
     run.add_argument("--gateway-id", default="gateway", help="gateway id in MQTT reports")
     run.add_argument(
@@ -361,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     variables.add_argument("program", metavar="FILE")
     variables.add_argument("--leaves", action="store_true", help="every elementary element (arrays expanded)")
     variables.add_argument("--json", action="store_true")
+    variables.add_argument("--config", metavar="SITE.toml", help="show the site file's [parameters]")
+    variables.add_argument("--set", action="append", metavar="PATH=VALUE", help="show this parameter too")
     variables.set_defaults(func=cmd_vars)
 
     scenarios = sub.add_parser(

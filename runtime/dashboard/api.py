@@ -76,6 +76,7 @@ class DashboardApi:
             "writes_enabled": self.writes_enabled,
             "poll_ms": self.poll_ms,
             "views": self.sampler.views.to_json(),
+            "parameters": dict(self.executor.config.parameters),
         }
 
     def get_stats(self, request: Request) -> tuple[int, Any]:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..compiler.program import PathError
+from ..compiler.value_check import ValueProblem, parse_value
 from ..executor.engine import Executor
 from ..executor.watchdog import TaskState
 from .routes import ApiError
-from .values import ValueProblem, parse_value
 from .variables import canonical, kind_of, resolve
 
 SOURCE = "dashboard"

@@ -20,3 +20,6 @@ class ExecutorConfig:
     required_inputs: set[str] = field(default_factory=set)
     safe_overrides: dict[str, object] = field(default_factory=dict)
     loop_budget: int = 2_000_000  # WHILE/REPEAT iterations per scan before a virtual-time abort
+    # program parameters (path -> checked value) written at start, after RETAIN, and after every online
+    # change: the site file's [parameters] and --set (plcrun.io.site_parameters)
+    parameters: dict[str, object] = field(default_factory=dict)

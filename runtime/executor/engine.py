@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler.faults import describe_fault
-from ..compiler.program import CompiledProgram, ProgramState
+from ..compiler.program import CompiledProgram, PathError, ProgramState
 from ..compiler.support import ScanAborted
 from ..errors import PlcrunError
 from .alarms import AlarmBus, Severity
@@ -119,6 +119,7 @@ class Executor:
             return
         self._started = True
         self._open_retain()
+        self._apply_parameters(self.state)
         for driver in self.drivers:
             driver.start(self.clock)
         if not self.virtual:
@@ -351,6 +352,7 @@ class Executor:
             return
         self._pending = None
         pending.result.transfer(self.state, pending.state)
+        self._apply_parameters(pending.state)
         pending.state.rt.loop_budget = self.state.rt.loop_budget
         pending.state.rt.wall_ns = self.state.rt.wall_ns
         for name, info in self.state.task_infos.items():
@@ -364,6 +366,13 @@ class Executor:
         self._st_alarms = self._alarm_variables()
         log.info("online change applied: %s", pending.result.summary())
         pending.done.set()
+
+    def _apply_parameters(self, state: ProgramState) -> None:
+        for path, value in self.config.parameters.items():
+            try:
+                state.accessor(path).set(value)
+            except (PathError, TypeError, ValueError, OverflowError) as error:  # a changed program
+                log.warning("parameter %s = %r not applied: %s", path, value, error)
 
     # ------------------------------------------------------------ views
     def status(self) -> dict[str, Any]:

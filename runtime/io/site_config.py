@@ -19,7 +19,7 @@
 The file is checked completely before anything starts, against a catalog of the compiled program
 (every bindable process-image path with its IEC type). All problems are collected and raised together
 as one ``SiteConfigError`` (a ``ConfigError``) whose ``problems`` name file, dotted key and problem.
-The ``[mqtt]``, ``[sim]`` and ``[server]`` tables belong to other parts of plcrun and are handed on
+The ``[mqtt]``, ``[sim]``, ``[server]``, ``[everest]`` and ``[parameters]`` tables belong to other parts of plcrun and are handed on
 as raw dictionaries. docs/site-config.md describes every key.
 """
 
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 # tables other parts of plcrun read; kept unchecked in SiteConfig.raw
-RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server", "everest", "host")
+RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server", "everest", "host", "parameters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,11 @@ class SiteConfig:
     def server(self) -> dict[str, Any] | None:
         """The SCADA-facing Modbus server table (handed on unchecked for now)."""
         return self.raw.get("server")
+
+    @property
+    def parameters(self) -> dict[str, Any] | None:
+        """Program parameters by path (checked against the program by plcrun.io.site_parameters)."""
+        return self.raw.get("parameters")
 
     def input_paths(self) -> frozenset[str]:
         return frozenset(p for p, b in self.bindings.items() if b.direction == "in")

@@ -59,6 +59,30 @@ class SiteIo:
     description: str = ""
     warnings: list[str] = field(default_factory=list)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)  # the site file's [runtime] table
+    config_file: str = ""
+    parameter_entries: dict[str, object] = field(default_factory=dict)  # the site file's [parameters]
+    parameters: dict[str, object] = field(default_factory=dict)  # checked: path -> value
+
+    def fed_inputs(self) -> set[str]:
+        """Every path a driver writes into the program (a parameter there would be overwritten)."""
+        return {p for d in self.drivers for p in d.input_paths()}
+
+    def set_parameters(self, program: CompiledProgram, set_options: list[str]) -> None:
+        """Check the site file's [parameters] and the ``--set`` options against the program (the
+        command line wins); raises SiteConfigError listing every problem. Parameters replace the
+        scenario's writes of the same paths."""
+        from .site_config_reader import SiteConfigError
+        from .site_parameters import TABLE, check_parameters, set_option_entries
+
+        entries, problems = set_option_entries(set_options)
+        sources = [(self.config_file, TABLE, self.parameter_entries), ("--set", "--set", entries)]
+        values, wrong = check_parameters(program, sources, self.fed_inputs())
+        problems.extend(wrong)
+        if problems:
+            raise SiteConfigError(self.config_file or "--set", problems)
+        self.parameters = values
+        for path in values:
+            self.initial_writes.pop(path, None)
 
 
 def find_site_variables(program: CompiledProgram) -> SiteVariables | None:
@@ -182,7 +206,10 @@ def config_io(
 
     catalog = program.catalog()
     site = load_site_config(path, catalog)
-    io = SiteIo(description=f"site '{site.name}' from {path}")
+    from .site_parameters import flatten
+
+    io = SiteIo(description=f"site '{site.name}' from {path}", config_file=path)
+    io.parameter_entries = flatten(site.parameters or {})
     io.drivers.extend(build_modbus_drivers(list(site.devices.values()), alarms))
     if site.everest is not None:
         io.drivers.append(EverestSessionDriver(parse_everest_config(site.everest, path, catalog), alarms))

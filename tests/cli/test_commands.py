@@ -87,6 +87,37 @@ def test_bad_site_configuration_names_file_key_and_problem(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
+def test_parameters_show_in_vars_and_mistakes_stop_run_before_anything_starts() -> None:
+    shown = plcrun(
+        "vars",
+        "programs/freq_response.st",
+        "--config",
+        "examples/site.toml",
+        "--set",
+        "main.enable=false",
+        cwd=ROOT,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split(" :")[0]: line for line in shown.stdout.splitlines()}
+    assert lines["main.n_evs"].endswith("= 2 (parameter)")
+    assert lines["main.service"].endswith("= SVC_FCR (parameter)")
+    assert lines["main.enable"].endswith("= FALSE (parameter)")
+    wrong = plcrun(
+        "run",
+        "programs/freq_response.st",
+        "--set",
+        "main.servise=FCR",
+        "--no-dashboard",
+        "--duration",
+        "5",
+        cwd=ROOT,
+    )
+    assert wrong.returncode == 1
+    assert "--set main.servise: unknown variable 'main.servise'" in wrong.stderr
+    assert "did you mean 'main.service'" in wrong.stderr
+    assert "running" not in wrong.stderr and "Traceback" not in wrong.stderr
+
+
 def test_an_installed_program_is_found_by_its_name(tmp_path: Path) -> None:
     result = plcrun("check", "freq_response", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

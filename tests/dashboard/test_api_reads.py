@@ -202,3 +202,12 @@ def test_ev_table_shows_the_slots_in_use_with_quality() -> None:
         assert summary["connected"] == 3
         page = get(server, "/api/evs?offset=1&limit=1")
         assert [r["index"] for r in page["rows"]] == [2]
+
+
+def test_info_shows_the_site_parameters_the_program_was_started_with() -> None:
+    executor = site_executor()
+    executor.config.parameters = {"main.n_evs": 2}  # the program says 3
+    executor.run(max_scans=2)
+    with dashboard(executor) as server:
+        assert get(server, "/api/info")["parameters"] == {"main.n_evs": 2}
+        assert get(server, "/api/values?path=main.n_evs")["values"]["main.n_evs"]["value"] == 2

@@ -206,6 +206,23 @@ def test_online_change_keeps_unchanged_variables() -> None:
     assert "main.added (new)" in result.initialised
 
 
+def test_parameters_are_set_at_start_and_again_after_an_online_change() -> None:
+    parameters: dict[str, object] = {"main.x": 1000, "main.label": "site"}
+    executor = Executor(
+        compile_file(PROGRAMS / "online_v1.st"),
+        clock=VirtualClock(),
+        config=ExecutorConfig(parameters=parameters),
+    )
+    executor.run(max_scans=2)
+    assert executor.read("main.x") == 1002 and executor.read("main.label") == "site"
+    result = executor.online_change(compile_file(PROGRAMS / "online_v2.st"))
+    assert result.accepted, result.reason
+    executor.run(max_scans=1)
+    # x changed type (INT -> DINT) and would restart from its new initial value 100: the parameter wins
+    assert executor.read("main.x") == 1001
+    assert executor.read("main.label") == "site"
+
+
 def test_online_change_with_other_tasks_is_refused_and_the_old_program_keeps_running() -> None:
     executor = Executor(compile_file(PROGRAMS / "online_v1.st"), clock=VirtualClock())
     executor.run(max_scans=3)

@@ -522,6 +522,9 @@ async function start() {
     ui.pollMs = info.body.poll_ms;
     $("program").textContent = info.body.program + (info.body.virtual_time ? " (virtual time)" : "");
     $("mode").textContent = info.body.writes_enabled ? "" : "read-only (started without a token)";
+    const parameters = Object.entries(info.body.parameters || {});
+    $("parameters").replaceChildren(...(parameters.length ? parameters.map(([path, value]) =>
+      el("li", { dataset: { path } }, path + " = " + fmtValue(value))) : [el("li", { class: "muted" }, "none")]));
   }
   $("token").value = ui.token;
   showToken();

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..compiler import st_types as T
-from ..compiler.literals import LiteralError, parse_duration
-from ..compiler.program import coerce, to_json
 from ..errors import PlcrunError
+from . import st_types as T
+from .literals import LiteralError, parse_duration
+from .program import coerce, to_json
 
 REAL_MAX = 3.4028234663852886e38
 _TRUE = ("TRUE", "1")
