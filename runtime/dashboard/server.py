@@ -1,27 +1,25 @@
 """``DashboardServer``: the HTTP side of the dashboard, standard library only.
 
-A ``ThreadingHTTPServer`` on its own daemon thread serves the static page (``static/``) and the JSON
-API (``api.py``); the chart sampler runs on another daemon thread. Neither ever blocks the scan
-thread: reads go through the executor's thread-safe views, changes through its journal.
+An asyncio HTTP front (``http_front.py``: one loop thread for every connection, a pool of two worker
+threads, a connection cap, time limits on every read) serves the static page (``static/``) and the
+JSON API (``api.py``); the chart sampler runs on another daemon thread. Neither ever blocks the scan
+thread: reads go through the executor's thread-safe views, changes through its journal, and request
+work runs in the scan's slack (``gate.py``) only once the request has arrived in full.
 
 Safety: it binds 127.0.0.1 unless told otherwise. Requests that change anything need the token
-given at start, sent as ``Authorization: Bearer <token>``; without a token the dashboard is read-only
-(403). On a loopback address, requests must name a loopback host (``Host: 127.0.0.1:...`` or
+given at start (at least 16 characters), sent as ``Authorization: Bearer <token>``; without a token
+the dashboard is read-only (403), and it refuses to serve a non-loopback address at all. On a loopback address, requests must name a loopback host (``Host: 127.0.0.1:...`` or
 ``localhost``), which stops web pages of other sites from reaching it by DNS rebinding.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import importlib.resources
 import json
 import logging
 import math
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..executor.engine import Executor
@@ -29,12 +27,14 @@ from ..io.config_reader import is_loopback
 from .api import DashboardApi
 from .chart import ChartSampler
 from .gate import SlackGate
+from .http_front import HttpFront, HttpRequest, HttpResponse, Limits
 from .routes import ApiError, Request
 from .views import DashboardViews, resolve_views
 
 log = logging.getLogger("plcrun.dashboard")
 
 MAX_BODY = 64 * 1024
+MIN_TOKEN_CHARS = 16
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -82,136 +82,59 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-class _HttpServer(ThreadingHTTPServer):
-    """Keeps the open connections, so that ``close_connections`` ends kept-alive ones on stop."""
+class _Requests:
+    """What one request gets: Host and token checks, the static page or an API route, all inside
+    the slack gate (on a worker thread of the front; the front did the network I/O before)."""
 
-    daemon_threads = True
-    dashboard: DashboardServer
+    def __init__(self, dashboard: DashboardServer) -> None:
+        self.dashboard = dashboard
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        gate = self.dashboard.gate
+        gate.enter()
         try:
-            super().process_request_thread(request, client_address)
+            return self._answer(request)
         finally:
-            with self._open_lock:
-                self._open.discard(request)
+            gate.leave()
 
-    def close_connections(self) -> None:
-        with self._open_lock:
-            connections = list(self._open)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: a page polling 4 times a second reuses its connections
-    timeout = 30  # idle keep-alive connections are closed (and their threads end) after this
-    # Headers and body leave in one segment, at once: without these, Nagle's algorithm and the
-    # client's delayed ACK hold every answer back by about 40 ms.
-    wbufsize = -1
-    disable_nagle_algorithm = True
-    server_version = "plcrun-dashboard"
-
-    @property
-    def dashboard(self) -> DashboardServer:
-        return cast(_HttpServer, self.server).dashboard
-
-    def handle(self) -> None:
+    def _answer(self, request: HttpRequest) -> HttpResponse:
+        method = request.method
         try:
-            super().handle()
-        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-answer
-            self.close_connection = True
-
-    _in_gate = False
-
-    def parse_request(self) -> bool:
-        # A request has arrived: from parsing its headers to sending the answer, work in the
-        # scan thread's slack (gate.py).
-        self.dashboard.gate.enter()
-        self._in_gate = True
-        return super().parse_request()
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        finally:
-            if self._in_gate:
-                self._in_gate = False
-                self.dashboard.gate.leave()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def _handle(self, method: str) -> None:
-        try:
-            raw = self._read_body() if method != "GET" else b""
-            self._check_host()
-            url = urlsplit(self.path)
+            if method not in ("GET", "POST", "PUT", "DELETE"):
+                raise ApiError(501, f"method {method[:16]} is not supported")
+            self._check_host(request)
+            url = urlsplit(request.target)
             if method == "GET" and not url.path.startswith("/api"):
-                self._static(url.path)
-                return
+                return self._static(url.path)
             route, params = self.dashboard.api.router.match(method, url.path.rstrip("/") or "/")
-            request = Request(method, url.path, parse_qs(url.query), params)
+            api_request = Request(method, url.path, parse_qs(url.query), params)
             if route.write:
-                self._check_token()
+                self._check_token(request)
             if method != "GET":
-                request.body = self._json_body(raw)
-            status, payload = route.handler(request)
-            self._send(status, encode_json(payload), "application/json")
+                api_request.body = _json_body(request)
+            status, payload = route.handler(api_request)
+            return _page(status, encode_json(payload), "application/json")
         except ApiError as error:
-            self._send(error.status, encode_json({"error": error.message}), "application/json", error.headers)
+            return error_page(error.status, error.message, error.headers)
         except Exception as error:  # a bug must answer 500 with a message, not drop the connection
-            log.exception("dashboard request %s %s failed", method, self.path)
-            self._send(500, encode_json({"error": f"internal error: {error}"}), "application/json")
+            log.exception("dashboard request %s %s failed", method, request.target[:200])
+            return error_page(500, f"internal error: {error}")
 
-    def _read_body(self) -> bytes:
-        """The whole body, read before anything can fail, so a refused request leaves nothing
-        behind on a kept-alive connection."""
-        length_text = self.headers.get("Content-Length") or "0"
-        try:
-            length = int(length_text)
-        except ValueError:
-            self.close_connection = True
-            raise ApiError(400, f"bad Content-Length '{length_text}'") from None
-        if length > MAX_BODY or length < 0:
-            self.close_connection = True
-            raise ApiError(413, f"request body too large ({length} bytes, at most {MAX_BODY})")
-        return self.rfile.read(length) if length else b""
-
-    def _check_host(self) -> None:
+    def _check_host(self, request: HttpRequest) -> None:
         if not self.dashboard.loopback:
             return
-        host = (self.headers.get("Host") or "").strip().lower()
+        host = request.headers.get("host", "").strip().lower()
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         if name not in LOOPBACK_NAMES:
             raise ApiError(403, f"Host '{host}' refused: this dashboard answers on loopback names only")
 
-    def _check_token(self) -> None:
+    def _check_token(self, request: HttpRequest) -> None:
         token = self.dashboard.token
         if token is None:
             raise ApiError(
                 403, "the dashboard is read-only: start it with a token to allow writes and forces"
             )
-        header = self.headers.get("Authorization") or ""
+        header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise ApiError(
@@ -220,41 +143,38 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(given.strip().encode(), token.encode()):
             raise ApiError(401, "wrong token", {"WWW-Authenticate": "Bearer"})
 
-    def _json_body(self, raw: bytes) -> dict[str, Any]:
-        if not raw.strip():
-            return {}
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise ApiError(415, f"send the body as application/json (got '{content_type or 'none'}')")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ApiError(400, f"the request body is not valid JSON: {error}") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a JSON object")
-        return body
-
-    def _static(self, path: str) -> None:
+    def _static(self, path: str) -> HttpResponse:
         found = self.dashboard.static.get(path)
         if found is None:
             raise ApiError(404, f"no such page: {path}")
         data, content_type = found
-        self._send(200, data, content_type)
+        return _page(200, data, content_type)
 
-    def _send(
-        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client went away: nothing to answer
-            self.close_connection = True
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    raw = request.body
+    if not raw.strip():
+        return {}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, f"send the body as application/json (got '{content_type or 'none'}')")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ApiError(400, f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def _page(status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> HttpResponse:
+    return HttpResponse(
+        status, data, content_type, {"Cache-Control": "no-store", **SECURITY_HEADERS, **(headers or {})}
+    )
+
+
+def error_page(status: int, message: str, headers: dict[str, str] | None = None) -> HttpResponse:
+    return _page(status, encode_json({"error": message}), "application/json", headers)
 
 
 class DashboardServer:
@@ -276,9 +196,20 @@ class DashboardServer:
         views: DashboardViews | None = None,
         poll_ms: int = 250,
         stats_ttl_s: float = 0.2,
+        limits: Limits | None = None,
     ) -> None:
         if token is not None and not token.strip():
             raise ValueError("dashboard token must not be empty (use None for a read-only dashboard)")
+        if token is not None and len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"dashboard token is {len(token)} characters long; at least {MIN_TOKEN_CHARS} are needed "
+                "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
+        if token is None and not is_loopback(host):
+            raise ValueError(
+                f"refusing to serve the dashboard on {host}, which is not a loopback address, without a "
+                "token: give one (--token-file) or bind 127.0.0.1"
+            )
         if not 0 <= port <= 65535:
             raise ValueError(f"dashboard port must be in 0..65535, got {port}")
         if not 50 <= poll_ms <= 10_000:
@@ -297,15 +228,20 @@ class DashboardServer:
         )
         self.static = _load_static()
         self.loopback = is_loopback(host)
+        self.limits = limits or Limits(max_body_bytes=MAX_BODY)
         self._requested_port = port
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
+        self._front: HttpFront | None = None
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
+        if self._front is None:
             raise RuntimeError("the dashboard is not started")
-        return int(self._httpd.server_address[1])
+        return self._front.port
+
+    @property
+    def front(self) -> HttpFront | None:
+        """The HTTP front while started (its ``counters`` and ``open_connections``)."""
+        return self._front
 
     @property
     def url(self) -> str:
@@ -314,28 +250,19 @@ class DashboardServer:
 
     def start(self) -> None:
         """Bind and serve on a daemon thread; raises OSError if the port is taken."""
-        if self._httpd is not None:
+        if self._front is not None:
             return
-        httpd = _HttpServer((self.host, self._requested_port), _Handler)
-        httpd.dashboard = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="plcrun-dashboard", daemon=True
-        )
-        self._thread.start()
+        front = HttpFront(self.host, self._requested_port, _Requests(self), error_page, self.limits)
+        front.start()
+        self._front = front
         self.sampler.start()
         log.info("dashboard on %s (%s)", self.url, "writes need the token" if self.token else "read-only")
 
     def stop(self) -> None:
         self.sampler.stop()
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-            httpd.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
+        front, self._front = self._front, None
+        if front is not None:
+            front.stop()
 
     def __enter__(self) -> DashboardServer:
         self.start()

@@ -20,7 +20,7 @@ from plcrun.executor.engine import Executor
 from plcrun.io.sim import SimDriver, load_scenario
 
 PROGRAMS = Path(__file__).parent / "programs"
-TOKEN = "test-token-4f9c"
+TOKEN = "test-token-4f9c-7a21"
 METER = {"frequency_hz": "main.grid_hz", "power_w": "main.site_p_w"}
 
 
