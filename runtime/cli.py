@@ -29,7 +29,7 @@ from .executor.rt_setup import RtConfig
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.threads import use_small_stacks
 from .executor.watchdog import WatchdogConfig
-from .io.credentials import DASHBOARD_TOKEN, CredentialError, optional_credential_text
+from .io.credentials import DASHBOARD_TOKEN, CredentialError, optional_credential_text, read_secret_file
 from .io.scada_server import ScadaServer, ScadaServerError
 from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .io.site_io import SiteIo, config_io, find_site_variables, sim_io
@@ -205,13 +205,30 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     return EXIT_ERRORS if faulted else EXIT_OK
 
 
+def dashboard_token(args: argparse.Namespace) -> str | None:
+    """From --token-file, --token (visible to every local user: warned), $PLCRUN_TOKEN or the
+    systemd credential dashboard-token, in that order."""
+    if args.token and args.token_file:
+        raise UsageError("give --token-file or --token, not both")
+    if args.token:
+        logging.getLogger("plcrun.dashboard").warning(
+            "--token is visible to every local user in the process list (ps, /proc/<pid>/cmdline): "
+            "use --token-file FILE (mode 0600) or the systemd credential %s",
+            DASHBOARD_TOKEN,
+        )
+        return str(args.token)
+    try:
+        if args.token_file:
+            return read_secret_file(Path(args.token_file), "dashboard token file")
+        return os.environ.get("PLCRUN_TOKEN") or optional_credential_text(DASHBOARD_TOKEN)
+    except CredentialError as error:
+        raise UsageError(f"dashboard: {error}") from None
+
+
 def start_dashboard(executor: Executor, args: argparse.Namespace) -> DashboardServer | None:
     if args.no_dashboard:
         return None
-    try:
-        token = args.token or os.environ.get("PLCRUN_TOKEN") or optional_credential_text(DASHBOARD_TOKEN)
-    except CredentialError as error:
-        raise UsageError(f"dashboard: {error}") from None
+    token = dashboard_token(args)
     try:
         dashboard = DashboardServer(executor, host=args.dashboard_host, port=args.dashboard_port, token=token)
         dashboard.start()
@@ -222,7 +239,7 @@ def start_dashboard(executor: Executor, args: argparse.Namespace) -> DashboardSe
         ) from None
     except ValueError as error:
         raise UsageError(f"dashboard: {error}") from None
-    mode = "writes and forces with the token" if token else "read-only (give --token to allow writes)"
+    mode = "writes and forces with the token" if token else "read-only (give --token-file to allow writes)"
     print(f"plcrun: dashboard on {dashboard.url} ({mode})", file=sys.stderr)
     return dashboard
 
@@ -363,8 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST", help="dashboard address")
     run.add_argument(
         "--token",
-        help="allow writes and forces from the dashboard with this token (or PLCRUN_TOKEN, or the "
-        "systemd credential dashboard-token)",
+        help="allow writes and forces from the dashboard with this token (visible in the process list: "
+        "prefer --token-file, PLCRUN_TOKEN or the systemd credential dashboard-token)",
+    )
+    run.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="read the dashboard token from this file (mode 0600; at least 16 characters)",
     )
     run.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     run.add_argument(

@@ -11,6 +11,7 @@ Two ways in, for every secret plcrun reads:
   configuration reader does this for every path key).
 * Fixed names for secrets that have no configuration key: ``DASHBOARD_TOKEN`` (``dashboard-token``),
   read with ``read_credential_text`` when present (``find_credential``).
+* A secret in a private file named on the command line (``--token-file``): ``read_secret_file``.
 
 Names are single path components (no ``/``, no ``..``), as systemd requires. Errors are one sentence
 (``CredentialError``) for the caller to attach to its file and key.
@@ -123,6 +124,33 @@ def optional_credential_text(name: str, env: Mapping[str, str] | None = None) ->
     if find_credential(name, env) is None:
         return None
     return read_credential_text(name, env)
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """A secret kept in a file of its own (``--token-file``): UTF-8 text without its trailing line
+    break; refused when readable by group or others (``chmod 600``), empty, or larger than 1 MiB."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CredentialError(f"{what} {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise CredentialError(
+                f"{what} {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):04o}): "
+                f"chmod 600 {path}"
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CREDENTIAL_BYTES + 1)
+    except OSError as error:
+        raise CredentialError(f"{what} {path} cannot be read: {error.strerror or error}") from None
+    if len(data) > MAX_CREDENTIAL_BYTES:
+        raise CredentialError(f"{what} {path} is larger than {MAX_CREDENTIAL_BYTES} bytes")
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise CredentialError(f"{what} {path} is not UTF-8 text") from None
+    if not text.strip():
+        raise CredentialError(f"{what} {path} is empty")
+    return text
 
 
 def is_credential_reference(text: str) -> bool:
