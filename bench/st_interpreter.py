@@ -416,7 +416,8 @@ class Interpreter:
     def eval_call(self, e: A.Call, env: Env) -> Any:
         kind, target = e.ref
         if kind == "desugared":
-            return self.eval(e.desugared, env)  # type: ignore[attr-defined]
+            assert e.desugared is not None
+            return self.eval(e.desugared, env)
         if kind == "builtin":
             return self.call_builtin(e, target, env)
         if kind == "function":

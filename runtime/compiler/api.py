@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import st_ast as A
@@ -106,7 +107,7 @@ def compile_source(text: str, filename: str, use_library: bool = True) -> Compil
     return CompiledProgram(model, code, python_source, diag.sorted())
 
 
-def _struct_types(types: object) -> list[T.StructType]:
+def _struct_types(types: Iterable[T.Type]) -> list[T.StructType]:
     seen: list[T.StructType] = []
 
     def visit(t: T.Type) -> None:
@@ -119,7 +120,7 @@ def _struct_types(types: object) -> list[T.StructType]:
         elif isinstance(t, T.ArrayType):
             visit(t.element)
 
-    for t in types:  # type: ignore[attr-defined]
+    for t in types:
         visit(t)
     return seen
 

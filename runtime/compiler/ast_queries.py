@@ -1,126 +1,59 @@
 """Questions code generation asks about statement lists: which variables a loop assigns, which
-arrays its variable indexes, which members it names, whether it calls other POUs, and so on."""
+arrays its variable indexes, which members it names, whether it calls other POUs, and so on.
+
+Each is a loop over ``ast_walk.walk`` picking the node kinds it cares about."""
 
 from __future__ import annotations
 
 from . import st_ast as A
 from . import st_types as T
+from .ast_walk import walk
 from .model import VarRef
 
 
+def _is_var(e: A.Node | None, var: T.VarInfo) -> bool:
+    return isinstance(e, A.Name) and isinstance(e.ref, VarRef) and e.ref.var is var
+
+
 def assigns(body: list[A.Stmt], var: T.VarInfo) -> bool:
-    """Does a statement list assign ``var`` (directly, or by passing it as an output/in-out)?"""
-
-    def is_var(e: A.Expr | None) -> bool:
-        return isinstance(e, A.Name) and isinstance(e.ref, VarRef) and e.ref.var is var
-
-    def in_call(call: A.Call) -> bool:
-        return any(is_var(a.target) or (a.value is not None and is_var(a.value)) for a in call.args)
-
-    for s in body:
-        if isinstance(s, A.Assign) and is_var(s.target):
-            return True
-        if isinstance(s, A.CallStmt) and in_call(s.call):
-            return True
-        if isinstance(s, A.For) and (is_var(s.var) or assigns(s.body, var)):
-            return True
-        if isinstance(s, A.If):
-            if any(assigns(b, var) for _, b in s.branches) or assigns(s.else_body or [], var):
+    """Does a statement list assign ``var``: as an assignment's or FOR's target, as an output
+    (``=>``, ENO) or by passing it to a VAR_IN_OUT of any call?"""
+    for node in walk(body):
+        if isinstance(node, A.Assign | A.For):
+            if _is_var(node.target if isinstance(node, A.Assign) else node.var, var):
                 return True
-        if isinstance(s, A.Case):
-            if any(assigns(b, var) for _, b in s.elements) or assigns(s.else_body or [], var):
+        elif isinstance(node, A.Call):
+            if _is_var(node.eno, var):
                 return True
-        if isinstance(s, A.While | A.Repeat) and assigns(s.body, var):
-            return True
+            for param, arg in node.bound:
+                if _is_var(arg.target, var) or (param.section == "VAR_IN_OUT" and _is_var(arg.value, var)):
+                    return True
     return False
 
 
 def walk_exprs(body: list[A.Stmt]) -> list[A.Expr]:
-    """Every expression node in a statement list (pre-order), desugared calls included."""
-    out: list[A.Expr] = []
-
-    def expr(e: object) -> None:
-        if not isinstance(e, A.Expr):
-            return
-        out.append(e)
-        if isinstance(e, A.Binary):
-            expr(e.left)
-            expr(e.right)
-        elif isinstance(e, A.Unary):
-            expr(e.operand)
-        elif isinstance(e, A.Paren):
-            expr(e.inner)
-        elif isinstance(e, A.Member | A.BitAccess):
-            expr(e.base)
-        elif isinstance(e, A.Index):
-            expr(e.base)
-            for i in e.indices:
-                expr(i)
-        elif isinstance(e, A.Call):
-            expr(getattr(e, "desugared", None))
-            expr(e.callee)
-            for arg in e.args:
-                expr(arg.value)
-                expr(arg.target)
-
-    def stmts(items: list[A.Stmt]) -> None:
-        for s in items:
-            if isinstance(s, A.Assign):
-                expr(s.target)
-                expr(s.value)
-            elif isinstance(s, A.CallStmt):
-                expr(s.call)
-            elif isinstance(s, A.If):
-                for cond, b in s.branches:
-                    expr(cond)
-                    stmts(b)
-                stmts(s.else_body or [])
-            elif isinstance(s, A.Case):
-                expr(s.selector)
-                for _, b in s.elements:
-                    stmts(b)
-                stmts(s.else_body or [])
-            elif isinstance(s, A.For):
-                for part in (s.var, s.start, s.end, s.step):
-                    expr(part)
-                stmts(s.body)
-            elif isinstance(s, A.While | A.Repeat):
-                expr(s.cond)
-                stmts(s.body)
-
-    stmts(body)
-    return out
+    """Every expression node in a statement list (pre-order)."""
+    return [n for n in walk(body) if isinstance(n, A.Expr)]
 
 
 def calls_pous(body: list[A.Stmt]) -> bool:
     """Does the body call a function or function block (code that could see members)?"""
-    for e in walk_exprs(body):
-        if isinstance(e, A.Call) and e.ref is not None and e.ref[0] in ("fb", "function"):
+    for node in walk(body):
+        if isinstance(node, A.CallStmt):
             return True
-    return any(isinstance(s, A.CallStmt) for s in all_statements(body))
+        if isinstance(node, A.Call) and node.ref is not None and node.ref[0] in ("fb", "function"):
+            return True
+    return False
 
 
 def all_statements(body: list[A.Stmt]) -> list[A.Stmt]:
-    out: list[A.Stmt] = []
-    for s in body:
-        out.append(s)
-        if isinstance(s, A.If):
-            for _, b in s.branches:
-                out.extend(all_statements(b))
-            out.extend(all_statements(s.else_body or []))
-        elif isinstance(s, A.Case):
-            for _, b in s.elements:
-                out.extend(all_statements(b))
-            out.extend(all_statements(s.else_body or []))
-        elif isinstance(s, A.For | A.While | A.Repeat):
-            out.extend(all_statements(s.body))
-    return out
+    return [n for n in walk(body) if isinstance(n, A.Stmt)]
 
 
 def scalar_names(body: list[A.Stmt], loop_var: T.VarInfo) -> list[T.VarInfo]:
     """Elementary members and globals a loop body names (candidates to live in locals)."""
     seen: dict[int, T.VarInfo] = {}
-    for e in walk_exprs(body):
+    for e in walk(body):
         if isinstance(e, A.Name) and isinstance(e.ref, VarRef) and e.ref.scope in ("member", "global"):
             var = e.ref.var
             if var is loop_var or var.section == "VAR_IN_OUT":
@@ -131,14 +64,13 @@ def scalar_names(body: list[A.Stmt], loop_var: T.VarInfo) -> list[T.VarInfo]:
 
 
 def is_loop_index(e: A.Index, var: T.VarInfo) -> bool:
-    index = e.indices[0] if len(e.indices) == 1 else None
-    return isinstance(index, A.Name) and isinstance(index.ref, VarRef) and index.ref.var is var
+    return len(e.indices) == 1 and _is_var(e.indices[0], var)
 
 
 def index_sites(body: list[A.Stmt], var: T.VarInfo) -> list[tuple[int, int]]:
     """Bounds of the one-dimensional arrays that ``var`` indexes directly (``a[var]``) in ``body``."""
     sites = []
-    for e in walk_exprs(body):
+    for e in walk(body):
         if isinstance(e, A.Index) and is_loop_index(e, var):
             array = T.underlying(e.base.ty)
             if isinstance(array, T.ArrayType):
@@ -156,7 +88,7 @@ def stable_base(e: A.Expr) -> bool:
 def cacheable_arrays(body: list[A.Stmt], var: T.VarInfo) -> list[A.Expr]:
     """Arrays of structures or FB instances indexed by ``var``, whose element can be read once."""
     found: list[A.Expr] = []
-    for e in walk_exprs(body):
+    for e in walk(body):
         if isinstance(e, A.Index) and is_loop_index(e, var) and stable_base(e.base):
             array = T.underlying(e.base.ty)
             if isinstance(array, T.ArrayType) and isinstance(
@@ -167,13 +99,12 @@ def cacheable_arrays(body: list[A.Stmt], var: T.VarInfo) -> list[A.Expr]:
 
 
 def has_continue(body: list[A.Stmt]) -> bool:
-    for s in body:
-        if isinstance(s, A.Continue):
+    """Does the body CONTINUE its own loop (not one nested inside it)?"""
+    stack: list[A.Node] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, A.Continue):
             return True
-        if isinstance(s, A.If):
-            if any(has_continue(b) for _, b in s.branches) or has_continue(s.else_body or []):
-                return True
-        if isinstance(s, A.Case):
-            if any(has_continue(b) for _, b in s.elements) or has_continue(s.else_body or []):
-                return True
+        if isinstance(node, A.If | A.Case):
+            stack.extend(c for c in node.children() if isinstance(c, A.Stmt))
     return False

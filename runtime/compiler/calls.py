@@ -44,8 +44,8 @@ class CallChecker:
     def _take_en_eno(self, e: A.Call) -> None:
         """EN (execute only when TRUE) and ENO (TRUE when executed) are taken off the argument list;
         the code generator wraps the call with them."""
-        e.en = None  # type: ignore[attr-defined]
-        e.eno = None  # type: ignore[attr-defined]
+        e.en = None
+        e.eno = None
         kept = []
         for arg in e.args:
             key = (arg.name or "").upper()
@@ -53,14 +53,14 @@ class CallChecker:
                 t = self.expr(arg.value, T.BOOL)
                 if not T.is_bool(t) and not isinstance(t, T.ErrorType):
                     self.diag.error("E0201", f"EN must be BOOL, not {t.display}", arg.value.pos)
-                e.en = arg.value  # type: ignore[attr-defined]
+                e.en = arg.value
             elif key == "ENO" and arg.target is not None:
                 t = self.lvalue(arg.target)
                 if not T.is_bool(t) and not isinstance(t, T.ErrorType):
                     self.diag.error(
                         "E0201", f"ENO is BOOL; it cannot be stored in {t.display}", arg.target.pos
                     )
-                e.eno = arg.target  # type: ignore[attr-defined]
+                e.eno = arg.target
             else:
                 kept.append(arg)
         e.args = kept
@@ -199,7 +199,7 @@ class CallChecker:
                     e.pos,
                     pou.interface(),
                 )
-        e.bound = bound  # type: ignore[attr-defined]
+        e.bound = bound
 
     def _check_bound_arg(self, param: T.VarInfo, arg: A.Arg) -> None:
         if param.section == "VAR_OUTPUT":
@@ -291,7 +291,7 @@ class CallChecker:
                 node = values[0]
                 for value in values[1:]:
                     node = A.Binary(e.pos, op, node, value, e.pos)
-        e.desugared = node  # type: ignore[attr-defined]
+        e.desugared = node
         e.ref = ("desugared", None)
         return self.expr(node, expected)
 
@@ -436,7 +436,7 @@ class CallChecker:
         root: A.Expr = values[0]
         while isinstance(root, A.Member | A.Index):
             root = root.base
-        ref = getattr(root, "ref", None)
+        ref = root.ref if isinstance(root, A.Name | A.DirectVar) else None
         if (
             not isinstance(ref, VarRef)
             or ref.scope not in ("member", "global")
@@ -449,7 +449,7 @@ class CallChecker:
             )
             return result
         e.ref = ("builtin", B.BuiltinRef(name, result, []))
-        e.io_target = values[0]  # type: ignore[attr-defined]
+        e.io_target = values[0]
         owner = "" if ref.scope == "global" else (self.pou.name.upper() if self.pou is not None else "")
         self.decls.quality_reads.add((owner, ref.var.name.lower()))
         return result

@@ -38,7 +38,7 @@ def check_program(
             check_initializer(checker, var.type, var.init, var.pos)
             pending.extend(pou_types_in(var.type))
         checker.body(pou.decl.body)
-        pou.calls = list(checker.calls)  # type: ignore[attr-defined]
+        pou.calls = list(checker.calls)
         pending.extend(checker.calls)
         if not pou.library:
             _unused_warnings(pou, diag)

@@ -12,6 +12,7 @@ from typing import Any
 from . import builtins as B
 from . import st_ast as A
 from . import st_types as T
+from .ast_walk import NodeVisitor
 from .calls import CallChecker
 from .declarations import Declarations, did_you_mean
 from .diagnostics import DiagnosticBag
@@ -19,7 +20,7 @@ from .model import ConstRef, EnumRef, VarRef
 from .typing_rules import COMPARISONS, TypingError, assignable, binary_type
 
 
-class BodyChecker(CallChecker):
+class BodyChecker(CallChecker, NodeVisitor):
     """Checks one POU body (or the initial values of globals when ``pou`` is None)."""
 
     def __init__(self, decls: Declarations, pou: T.PouType | None, diag: DiagnosticBag) -> None:
@@ -34,7 +35,7 @@ class BodyChecker(CallChecker):
             self.result_var = T.VarInfo(
                 pou.name, pou.return_type or T.ERROR, "RESULT", pou.decl.pos, owner=pou.name
             )
-            pou.result_var = self.result_var  # type: ignore[attr-defined]
+            pou.result_var = self.result_var
         self.calls: list[T.PouType] = []
 
     # ------------------------------------------------------------ names
@@ -63,17 +64,17 @@ class BodyChecker(CallChecker):
     def _external(self, var: T.VarInfo) -> VarRef:
         glob = self.decls.globals.get(var.key)
         if glob is None:
-            if not getattr(var, "reported", False):
+            if not var.reported:
                 self.diag.error("E0108", f"VAR_EXTERNAL '{var.name}' has no matching VAR_GLOBAL", var.pos)
-                var.reported = True  # type: ignore[attr-defined]
+                var.reported = True
             return VarRef(var, "member")
-        if not T.same_type(glob.type, var.type) and not getattr(var, "reported", False):
+        if not T.same_type(glob.type, var.type) and not var.reported:
             self.diag.error(
                 "E0201",
                 f"VAR_EXTERNAL '{var.name}' is {var.type.display} but the global is {glob.type.display}",
                 var.pos,
             )
-            var.reported = True  # type: ignore[attr-defined]
+            var.reported = True
         return VarRef(glob, "global")
 
     def visible_names(self) -> list[str]:
@@ -119,42 +120,64 @@ class BodyChecker(CallChecker):
         return t
 
     def _expr(self, e: A.Expr, expected: T.Type | None) -> T.Type:
-        if isinstance(e, A.IntLit):
-            return self._typed_literal(e, T.ANY_INT_LIT)
-        if isinstance(e, A.RealLit):
-            return self._typed_literal(e, T.ANY_REAL_LIT)
-        if isinstance(e, A.BoolLit):
-            return T.BOOL
-        if isinstance(e, A.StringLit):
-            return T.StringType(max(1, len(e.value)), e.wide)
-        if isinstance(e, A.TimeLit):
-            return T.LTIME if e.type_name == "LTIME" else T.TIME
-        if isinstance(e, A.DateLit):
-            return T.ELEMENTARY[e.type_name]
-        if isinstance(e, A.EnumLit):
-            return self._enum_literal(e)
-        if isinstance(e, A.Name):
-            return self.name(e, expected)
-        if isinstance(e, A.Paren):
-            return self.expr(e.inner, expected)
-        if isinstance(e, A.Member):
-            return self.member(e)
-        if isinstance(e, A.Index):
-            return self.index(e)
-        if isinstance(e, A.BitAccess):
-            return self.bit_access(e)
-        if isinstance(e, A.DirectVar):
-            return self.direct_var(e)
-        if isinstance(e, A.Deref):
-            self.diag.error("E0007", "pointer dereference '^' is not supported", e.pos)
-            return T.ERROR
-        if isinstance(e, A.Unary):
-            return self.unary(e, expected)
-        if isinstance(e, A.Binary):
-            return self.binary(e, expected)
-        if isinstance(e, A.Call):
-            return self.call(e, expected, statement=False)
-        raise AssertionError(e)
+        t: T.Type = self.visit(e, expected)
+        return t
+
+    def generic_visit(self, node: A.Node, *args: Any) -> Any:
+        raise AssertionError(f"the checker has no rule for {type(node).__name__}")
+
+    # one visit_<Node> per expression (returns its type) and per statement
+    def visit_IntLit(self, e: A.IntLit, expected: T.Type | None) -> T.Type:
+        return self._typed_literal(e, T.ANY_INT_LIT)
+
+    def visit_RealLit(self, e: A.RealLit, expected: T.Type | None) -> T.Type:
+        return self._typed_literal(e, T.ANY_REAL_LIT)
+
+    def visit_BoolLit(self, e: A.BoolLit, expected: T.Type | None) -> T.Type:
+        return T.BOOL
+
+    def visit_StringLit(self, e: A.StringLit, expected: T.Type | None) -> T.Type:
+        return T.StringType(max(1, len(e.value)), e.wide)
+
+    def visit_TimeLit(self, e: A.TimeLit, expected: T.Type | None) -> T.Type:
+        return T.LTIME if e.type_name == "LTIME" else T.TIME
+
+    def visit_DateLit(self, e: A.DateLit, expected: T.Type | None) -> T.Type:
+        return T.ELEMENTARY[e.type_name]
+
+    def visit_EnumLit(self, e: A.EnumLit, expected: T.Type | None) -> T.Type:
+        return self._enum_literal(e)
+
+    def visit_Name(self, e: A.Name, expected: T.Type | None) -> T.Type:
+        return self.name(e, expected)
+
+    def visit_Paren(self, e: A.Paren, expected: T.Type | None) -> T.Type:
+        return self.expr(e.inner, expected)
+
+    def visit_Member(self, e: A.Member, expected: T.Type | None) -> T.Type:
+        return self.member(e)
+
+    def visit_Index(self, e: A.Index, expected: T.Type | None) -> T.Type:
+        return self.index(e)
+
+    def visit_BitAccess(self, e: A.BitAccess, expected: T.Type | None) -> T.Type:
+        return self.bit_access(e)
+
+    def visit_DirectVar(self, e: A.DirectVar, expected: T.Type | None) -> T.Type:
+        return self.direct_var(e)
+
+    def visit_Deref(self, e: A.Deref, expected: T.Type | None) -> T.Type:
+        self.diag.error("E0007", "pointer dereference '^' is not supported", e.pos)
+        return T.ERROR
+
+    def visit_Unary(self, e: A.Unary, expected: T.Type | None) -> T.Type:
+        return self.unary(e, expected)
+
+    def visit_Binary(self, e: A.Binary, expected: T.Type | None) -> T.Type:
+        return self.binary(e, expected)
+
+    def visit_Call(self, e: A.Call, expected: T.Type | None) -> T.Type:
+        return self.call(e, expected, statement=False)
 
     def _typed_literal(self, e: A.IntLit | A.RealLit, default: T.Type) -> T.Type:
         if e.type_name is None:
@@ -207,7 +230,7 @@ class BodyChecker(CallChecker):
                 hint = did_you_mean(e.name, [f.name for f in base.fields.values()])
                 self.diag.error("E0104", f"{base.name} has no field '{e.name}'", pos, hint)
                 return T.ERROR
-            e.ref = field  # type: ignore[attr-defined]
+            e.ref = field
             return field.type
         if isinstance(base, T.PouType):
             var = base.variables.get(key)
@@ -215,7 +238,7 @@ class BodyChecker(CallChecker):
                 what = "no parameter" if var is None else "no public member"
                 self.diag.error("E0104", f"{base.name} has {what} '{e.name}'", pos, base.interface())
                 return T.ERROR
-            e.ref = var  # type: ignore[attr-defined]
+            e.ref = var
             return var.type
         self.diag.error("E0104", f"{base.display} has no members; '.{e.name}' is not allowed", pos)
         return T.ERROR
@@ -261,7 +284,7 @@ class BodyChecker(CallChecker):
             candidates += list(self.pou.variables.values())
         for var in candidates:
             if var.location == e.address:
-                e.ref = VarRef(var, self.scope_of(var))  # type: ignore[attr-defined]
+                e.ref = VarRef(var, self.scope_of(var))
                 var.used = True
                 return var.type
         self.diag.error(
@@ -357,14 +380,14 @@ class BodyChecker(CallChecker):
         root = e
         while isinstance(root, A.Member | A.Index | A.BitAccess | A.Paren):
             if isinstance(root, A.Member) and isinstance(T.underlying(root.base.ty), T.PouType):
-                var = getattr(root, "ref", None)
+                var = root.ref
                 if isinstance(var, T.VarInfo) and var.section == "VAR_OUTPUT":
                     self.diag.error(
                         "E0107", f"output '{root.name}' of a function block cannot be written", e.pos
                     )
             root = root.inner if isinstance(root, A.Paren) else root.base
         if isinstance(root, A.Name | A.DirectVar):
-            ref = getattr(root, "ref", None)
+            ref = root.ref
             if isinstance(ref, VarRef):
                 ref.var.assigned = True
                 if ref.var.constant:
@@ -391,33 +414,50 @@ class BodyChecker(CallChecker):
             self.stmt(s)
 
     def stmt(self, s: A.Stmt) -> None:
-        if isinstance(s, A.Assign):
-            target = self.lvalue(s.target)
-            value = self.expr(s.value, target)
-            self.check_assignable(target, s.value, value, s.value.pos)
-        elif isinstance(s, A.CallStmt):
-            self.call(s.call, None, statement=True)
-        elif isinstance(s, A.If):
-            for cond, body in s.branches:
-                self.condition(cond, "IF")
-                self.body(body)
-            self.body(s.else_body or [])
-        elif isinstance(s, A.Case):
-            self.case(s)
-        elif isinstance(s, A.For):
-            self.for_loop(s)
-        elif isinstance(s, A.While):
-            self.condition(s.cond, "WHILE")
-            self.loop_body(s.body)
-        elif isinstance(s, A.Repeat):
-            self.loop_body(s.body)
-            self.condition(s.cond, "UNTIL")
-        elif isinstance(s, A.Exit | A.Continue):
-            if self.loop_depth == 0:
-                word = "EXIT" if isinstance(s, A.Exit) else "CONTINUE"
-                self.diag.error("E0401", f"{word} outside a loop", s.pos)
-        elif isinstance(s, A.Unsupported):
-            self.diag.error("E0007", f"{s.what} is not supported", s.pos, "use IF, CASE or loops instead")
+        self.visit(s)
+
+    def visit_Assign(self, s: A.Assign) -> None:
+        target = self.lvalue(s.target)
+        value = self.expr(s.value, target)
+        self.check_assignable(target, s.value, value, s.value.pos)
+
+    def visit_CallStmt(self, s: A.CallStmt) -> None:
+        self.call(s.call, None, statement=True)
+
+    def visit_If(self, s: A.If) -> None:
+        for cond, body in s.branches:
+            self.condition(cond, "IF")
+            self.body(body)
+        self.body(s.else_body or [])
+
+    def visit_Case(self, s: A.Case) -> None:
+        self.case(s)
+
+    def visit_For(self, s: A.For) -> None:
+        self.for_loop(s)
+
+    def visit_While(self, s: A.While) -> None:
+        self.condition(s.cond, "WHILE")
+        self.loop_body(s.body)
+
+    def visit_Repeat(self, s: A.Repeat) -> None:
+        self.loop_body(s.body)
+        self.condition(s.cond, "UNTIL")
+
+    def visit_Exit(self, s: A.Exit | A.Continue) -> None:
+        if self.loop_depth == 0:
+            word = "EXIT" if isinstance(s, A.Exit) else "CONTINUE"
+            self.diag.error("E0401", f"{word} outside a loop", s.pos)
+
+    visit_Continue = visit_Exit
+
+    def visit_Return(self, s: A.Return) -> None:
+        pass
+
+    visit_Empty = visit_Return
+
+    def visit_Unsupported(self, s: A.Unsupported) -> None:
+        self.diag.error("E0007", f"{s.what} is not supported", s.pos, "use IF, CASE or loops instead")
 
     def condition(self, cond: A.Expr, word: str) -> None:
         t = self.expr(cond, T.BOOL)
@@ -476,7 +516,7 @@ class BodyChecker(CallChecker):
                 ranges.append((low, high))
             resolved.append(ranges)
             self.body(body)
-        s.label_values = resolved  # type: ignore[attr-defined]
+        s.label_values = resolved
         self.body(s.else_body or [])
 
     def _case_value(self, e: A.Expr, selector: T.Type) -> int | None:

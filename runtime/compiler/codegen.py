@@ -23,6 +23,7 @@ from .ast_queries import (
     index_sites,
     scalar_names,
 )
+from .ast_walk import NodeVisitor
 from .builtins import wrap_code
 from .codegen_expr import ExprGen, function_returns
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, store_code
@@ -66,7 +67,7 @@ class Emitter:
         self.chunk.lines.append(("    " * self.depth + text, self.line if line is None else line))
 
 
-class PouGenerator:
+class PouGenerator(NodeVisitor):
     """Generates one POU (class or function) into a chunk."""
 
     def __init__(self, decls: Declarations, pou: T.PouType, chunk: GeneratedChunk) -> None:
@@ -164,33 +165,47 @@ class PouGenerator:
 
     def stmt(self, s: A.Stmt) -> None:
         self.out.line = s.pos.line
-        if isinstance(s, A.Assign):
-            self.assign(s.target, s.value)
-        elif isinstance(s, A.CallStmt):
-            self.call_statement(s.call)
-        elif isinstance(s, A.If):
-            self.if_statement(s)
-        elif isinstance(s, A.Case):
-            self.case(s)
-        elif isinstance(s, A.For):
-            self.for_loop(s)
-        elif isinstance(s, A.While):
-            self.while_loop(s)
-        elif isinstance(s, A.Repeat):
-            self.repeat_loop(s)
-        elif isinstance(s, A.Exit):
-            self._write_back_innermost()
-            self.out("break")
-        elif isinstance(s, A.Continue):
-            self.out("continue")
-        elif isinstance(s, A.Return):
-            for loop in self.loops:
-                if loop is not None:
-                    self.out(f"{loop[1]} = {loop[0]}")
-            for level in self.hoisted:
-                for local, source in level:
-                    self.out(f"{source} = {local}")
-            self.out("return " + self._function_result() if self.pou.kind == "FUNCTION" else "return")
+        self.visit(s)
+
+    def generic_visit(self, node: A.Node, *args: object) -> None:
+        pass  # an empty or unsupported statement (the checker reported the latter) generates nothing
+
+    def visit_Assign(self, s: A.Assign) -> None:
+        self.assign(s.target, s.value)
+
+    def visit_CallStmt(self, s: A.CallStmt) -> None:
+        self.call_statement(s.call)
+
+    def visit_If(self, s: A.If) -> None:
+        self.if_statement(s)
+
+    def visit_Case(self, s: A.Case) -> None:
+        self.case(s)
+
+    def visit_For(self, s: A.For) -> None:
+        self.for_loop(s)
+
+    def visit_While(self, s: A.While) -> None:
+        self.while_loop(s)
+
+    def visit_Repeat(self, s: A.Repeat) -> None:
+        self.repeat_loop(s)
+
+    def visit_Exit(self, s: A.Exit) -> None:
+        self._write_back_innermost()
+        self.out("break")
+
+    def visit_Continue(self, s: A.Continue) -> None:
+        self.out("continue")
+
+    def visit_Return(self, s: A.Return) -> None:
+        for loop in self.loops:
+            if loop is not None:
+                self.out(f"{loop[1]} = {loop[0]}")
+        for level in self.hoisted:
+            for local, source in level:
+                self.out(f"{source} = {local}")
+        self.out("return " + self._function_result() if self.pou.kind == "FUNCTION" else "return")
 
     def _write_back_innermost(self) -> None:
         if self.loops and self.loops[-1] is not None:
@@ -223,13 +238,13 @@ class PouGenerator:
             self.out(f"{lvalue} = {store_code(value_code, value.ty, t, value)}")
 
     def call_statement(self, call: A.Call) -> None:
-        if call.ref[0] != "fb":
+        if call.ref is None or call.ref[0] != "fb":
             code = self.x.call(call)
             self.flush_pre()
             self.out(code)
             return
-        en = getattr(call, "en", None)
-        eno = getattr(call, "eno", None)
+        en = call.en
+        eno = call.eno
         flag = None
         if en is not None:
             flag = self.x.temp("en")
@@ -253,7 +268,7 @@ class PouGenerator:
             self.flush_pre()
             self.out(f"{tmp} = {instance}")
             instance = tmp
-        bound: list[tuple[T.VarInfo, A.Arg]] = call.bound  # type: ignore[attr-defined]
+        bound = call.bound
         after: list[str] = []
         for param, arg in bound:
             slot = f"{instance}.v_{param.name.lower()}"
@@ -312,7 +327,7 @@ class PouGenerator:
         self.flush_pre()
         tmp = self.x.temp("s")
         self.out(f"{tmp} = {selector}")
-        label_values: list[list[tuple[int, int]]] = s.label_values  # type: ignore[attr-defined]
+        label_values = s.label_values
         first = True
         for (labels, body), ranges in zip(s.elements, label_values, strict=True):
             if not ranges:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from . import builtins as B
 from . import st_ast as A
 from . import st_types as T
+from .ast_walk import NodeVisitor
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, py_float, store_code
 from .model import ConstRef, EnumRef, VarRef
 
 _PY_COMPARE = {"=": "==", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 
 
-class ExprGen:
+class ExprGen(NodeVisitor):
     """Expression emitter for one POU body."""
 
     def __init__(self, pou: T.PouType | None, values: ValueBuilder) -> None:
@@ -52,7 +53,8 @@ class ExprGen:
             assert isinstance(e.ref, VarRef)
             return self.var_code(e.ref)
         if isinstance(e, A.DirectVar):
-            return self.var_code(e.ref)  # type: ignore[attr-defined]
+            assert e.ref is not None
+            return self.var_code(e.ref)
         if isinstance(e, A.Member):
             return f"{self.expr(e.base)}.v_{e.name.lower()}"
         if isinstance(e, A.Index):
@@ -63,56 +65,78 @@ class ExprGen:
 
     # ------------------------------------------------------------ expressions
     def expr(self, e: A.Expr) -> str:
-        if isinstance(e, A.IntLit):
-            if T.is_real_like(e.ty):
-                return py_float(convert_constant(e.value, e.ty))  # type: ignore[arg-type]
-            if T.is_bool(e.ty):
-                return "True" if e.value else "False"
-            return repr(e.value)
-        if isinstance(e, A.RealLit):
-            value = convert_constant(e.value, e.ty) if e.ty is T.REAL else e.value
-            return py_float(value)  # type: ignore[arg-type]
-        if isinstance(e, A.BoolLit):
+        code: str = self.visit(e)
+        return code
+
+    def generic_visit(self, node: A.Node, *args: object) -> str:
+        raise AssertionError(f"no code generation for {type(node).__name__}")
+
+    # one visit_<Node> per expression kind, returning its Python code
+    def visit_IntLit(self, e: A.IntLit) -> str:
+        if T.is_real_like(e.ty):
+            return py_float(convert_constant(e.value, e.ty))  # type: ignore[arg-type]
+        if T.is_bool(e.ty):
             return "True" if e.value else "False"
-        if isinstance(e, A.StringLit):
-            return repr(e.value)
-        if isinstance(e, A.TimeLit):
-            return repr(e.nanoseconds)
-        if isinstance(e, A.DateLit):
-            return repr(e.value)
-        if isinstance(e, A.EnumLit):
-            assert isinstance(e.ty, T.EnumType)
-            return repr(e.ty.values[e.value_name.upper()])
-        if isinstance(e, A.Name):
-            ref = e.ref
-            if isinstance(ref, VarRef):
-                if ref.var.constant and T.is_elementary(ref.var.type) and id(ref.var) not in self.aliases:
-                    value = self.values.constant(ref.var.init)
-                    if value is not None:  # a CONSTANT is inlined: no attribute read per use
-                        return literal_code(convert_constant(value, ref.var.type))
-                return self.var_code(ref)
-            if isinstance(ref, EnumRef):
-                return repr(ref.value)
-            if isinstance(ref, ConstRef):
-                return literal_code(ref.value)
-            raise AssertionError(e)
-        if isinstance(e, A.DirectVar):
-            return self.var_code(e.ref)  # type: ignore[attr-defined]
-        if isinstance(e, A.Paren):
-            return self.expr(e.inner)
-        if isinstance(e, A.Member):
-            return f"{self.expr(e.base)}.v_{e.name.lower()}"
-        if isinstance(e, A.Index):
-            return self.index(e)
-        if isinstance(e, A.BitAccess):
-            return f"((({self.expr(e.base)}) >> {e.bit}) & 1 != 0)"
-        if isinstance(e, A.Unary):
-            return self.unary(e)
-        if isinstance(e, A.Binary):
-            return self.binary(e)
-        if isinstance(e, A.Call):
-            return self.call(e)
+        return repr(e.value)
+
+    def visit_RealLit(self, e: A.RealLit) -> str:
+        value = convert_constant(e.value, e.ty) if e.ty is T.REAL else e.value
+        return py_float(value)  # type: ignore[arg-type]
+
+    def visit_BoolLit(self, e: A.BoolLit) -> str:
+        return "True" if e.value else "False"
+
+    def visit_StringLit(self, e: A.StringLit) -> str:
+        return repr(e.value)
+
+    def visit_TimeLit(self, e: A.TimeLit) -> str:
+        return repr(e.nanoseconds)
+
+    def visit_DateLit(self, e: A.DateLit) -> str:
+        return repr(e.value)
+
+    def visit_EnumLit(self, e: A.EnumLit) -> str:
+        assert isinstance(e.ty, T.EnumType)
+        return repr(e.ty.values[e.value_name.upper()])
+
+    def visit_Name(self, e: A.Name) -> str:
+        ref = e.ref
+        if isinstance(ref, VarRef):
+            if ref.var.constant and T.is_elementary(ref.var.type) and id(ref.var) not in self.aliases:
+                value = self.values.constant(ref.var.init)
+                if value is not None:  # a CONSTANT is inlined: no attribute read per use
+                    return literal_code(convert_constant(value, ref.var.type))
+            return self.var_code(ref)
+        if isinstance(ref, EnumRef):
+            return repr(ref.value)
+        if isinstance(ref, ConstRef):
+            return literal_code(ref.value)
         raise AssertionError(e)
+
+    def visit_DirectVar(self, e: A.DirectVar) -> str:
+        assert e.ref is not None
+        return self.var_code(e.ref)
+
+    def visit_Paren(self, e: A.Paren) -> str:
+        return self.expr(e.inner)
+
+    def visit_Member(self, e: A.Member) -> str:
+        return f"{self.expr(e.base)}.v_{e.name.lower()}"
+
+    def visit_Index(self, e: A.Index) -> str:
+        return self.index(e)
+
+    def visit_BitAccess(self, e: A.BitAccess) -> str:
+        return f"((({self.expr(e.base)}) >> {e.bit}) & 1 != 0)"
+
+    def visit_Unary(self, e: A.Unary) -> str:
+        return self.unary(e)
+
+    def visit_Binary(self, e: A.Binary) -> str:
+        return self.binary(e)
+
+    def visit_Call(self, e: A.Call) -> str:
+        return self.call(e)
 
     def index(self, e: A.Index) -> str:
         base_type = T.underlying(e.base.ty)
@@ -130,11 +154,10 @@ class ExprGen:
         return code
 
     def index_code(self, index: A.Expr, low: int, high: int) -> str:
-        if isinstance(index, A.IntLit) or (
-            isinstance(index, A.Unary) and isinstance(index.operand, A.IntLit)
-        ):
-            value = index.value if isinstance(index, A.IntLit) else -index.operand.value  # type: ignore[attr-defined]
-            return repr(value - low)
+        if isinstance(index, A.IntLit):
+            return repr(index.value - low)
+        if isinstance(index, A.Unary) and index.op == "-" and isinstance(index.operand, A.IntLit):
+            return repr(-index.operand.value - low)
         code = self.expr(index)
         if isinstance(index, A.Name) and isinstance(index.ref, VarRef):
             known = self.safe_index.get(id(index.ref.var))
@@ -196,22 +219,26 @@ class ExprGen:
     def call(self, e: A.Call) -> str:
         """A call as an expression. ``EN := c`` runs it only when c (the result is then the result
         type's default); ``ENO => v`` sets v to whether it ran."""
+        assert e.ref is not None
         kind, target = e.ref
-        en = getattr(e, "en", None)
-        eno = getattr(e, "eno", None)
+        en = e.en
+        eno = e.eno
         flag = None
         if en is not None:
             flag = self.temp("en")
             self.pre.append(f"{flag} = {self.expr(en)}")
         if kind == "desugared":
-            code = self.expr(e.desugared)  # type: ignore[attr-defined]
+            assert e.desugared is not None
+            code = self.expr(e.desugared)
         elif kind == "builtin":
+            assert isinstance(target, B.BuiltinRef)
             code = self.builtin(e, target)
         elif kind == "function":
+            assert isinstance(target, T.PouType)
             code = self.function_call(e, target, flag)
         else:
             raise AssertionError("function block calls are statements")
-        if flag is not None and not (kind == "function" and len(function_returns(target)) > 1):
+        if flag is not None and not (isinstance(target, T.PouType) and len(function_returns(target)) > 1):
             code = f"({code} if {flag} else {self.values.default(e.ty)})"
         if eno is not None:
             self.pre.append(f"{self.lvalue(eno)} = {flag or 'True'}")
@@ -219,7 +246,8 @@ class ExprGen:
 
     def builtin(self, e: A.Call, ref: B.BuiltinRef) -> str:
         if ref.name in ("QUALITY_OF", "AGE_OF"):
-            return B.emit_builtin(ref, [self.io_path(e.io_target)])  # type: ignore[attr-defined]
+            assert e.io_target is not None
+            return B.emit_builtin(ref, [self.io_path(e.io_target)])
         values = [a.value for a in sorted_args(e) if a.value is not None]
         codes = []
         for i, value in enumerate(values):
@@ -246,7 +274,7 @@ class ExprGen:
         return "f" + repr(head + node.name.lower() + "".join(reversed(parts)))
 
     def function_call(self, e: A.Call, pou: T.PouType, en_flag: str | None = None) -> str:
-        bound: list[tuple[T.VarInfo, A.Arg]] = e.bound  # type: ignore[attr-defined]
+        bound = e.bound
         by_param = {id(p): a for p, a in bound}
         args = []
         for param in pou.variables.values():
@@ -305,6 +333,7 @@ def function_returns(pou: T.PouType) -> list[T.VarInfo | None]:
 def sorted_args(e: A.Call) -> list[A.Arg]:
     if all(a.name is None for a in e.args):
         return e.args
-    names = B.PARAMETER_NAMES.get(e.ref[1].name if e.ref[0] == "builtin" else "", [])
+    target = e.ref[1] if e.ref is not None else None
+    names = B.PARAMETER_NAMES.get(target.name if isinstance(target, B.BuiltinRef) else "", [])
     order = {n: i for i, n in enumerate(names)}
     return sorted(e.args, key=lambda a: order.get((a.name or "").upper(), 99))

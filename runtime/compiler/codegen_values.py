@@ -11,7 +11,7 @@ from typing import Any
 
 from . import st_ast as A
 from . import st_types as T
-from .builtins import wrap_code
+from .builtins import BuiltinRef, wrap_code
 from .declarations import Declarations
 from .model import EnumRef
 
@@ -175,8 +175,8 @@ def is_binary32(e: A.Expr | None) -> bool:
     if isinstance(e, A.Name | A.Member | A.Index | A.RealLit):
         return True
     if isinstance(e, A.Call) and e.ref is not None:
-        kind = e.ref[0]
-        return kind == "function" or (kind == "builtin" and e.ref[1].source is not None)
+        kind, target = e.ref
+        return kind == "function" or (isinstance(target, BuiltinRef) and target.source is not None)
     return False
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import st_types as T
 from .diagnostics import Pos
+
+if TYPE_CHECKING:
+    from .declarations import Declarations
 
 
 @dataclass
@@ -60,12 +64,12 @@ class ProgramModel:
     sources: dict[str, str] = field(default_factory=dict)
     main_file: str = ""
     type_inits: dict[str, object] = field(default_factory=dict)
-    decls: object = None  # the checker's Declarations (symbol tables, constants) for code generation
+    decls: Declarations | None = None  # the checker's symbol tables and constants, for code generation
 
     @property
     def quality_roots(self) -> set[str]:
         """Paths of the variables whose I/O quality the program reads itself (QUALITY_OF/AGE_OF)."""
-        reads: set[tuple[str, str]] = getattr(self.decls, "quality_reads", set())
+        reads = self.decls.quality_reads if self.decls is not None else set()
         roots = {f"{self.globals_name.lower()}.{var}" for owner, var in reads if owner == ""}
         for inst in self.instances:
             roots |= {f"{inst.name.lower()}.{var}" for owner, var in reads if owner == inst.pou.name.upper()}
@@ -110,6 +114,5 @@ def _dependencies(pou: T.PouType, pous: dict[str, T.PouType]) -> list[T.PouType]
     deps: list[T.PouType] = []
     for var in pou.variables.values():
         deps.extend(pou_types_in(var.type))
-    calls: list[T.PouType] = getattr(pou, "calls", [])
-    deps.extend(calls)
+    deps.extend(pou.calls)
     return deps

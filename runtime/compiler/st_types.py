@@ -214,6 +214,7 @@ class VarInfo:
     used: bool = False
     assigned: bool = False
     owner: str = ""  # POU or struct name
+    reported: bool = False  # a problem with this declaration was reported (report it once)
 
     @property
     def key(self) -> str:
@@ -236,6 +237,9 @@ class PouType(Type):
     return_type: Type | None = None
     decl: Any = None  # the st_ast.Pou
     library: bool = False
+    # set by the checker: the POUs its body calls, and a FUNCTION's result variable
+    calls: list[PouType] = field(default_factory=list)
+    result_var: VarInfo | None = None
 
     def inputs(self) -> list[VarInfo]:
         return [v for v in self.variables.values() if v.section == "VAR_INPUT"]
