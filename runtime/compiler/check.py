@@ -53,6 +53,7 @@ def check_program(
         main_file=main_file,
         type_inits=decls.type_inits,
         decls=decls,
+        quality_reads=decls.quality_reads,
     )
 
 

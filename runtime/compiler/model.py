@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from . import st_types as T
 from .diagnostics import Pos
-
-if TYPE_CHECKING:
-    from .declarations import Declarations
 
 
 @dataclass
@@ -64,12 +60,14 @@ class ProgramModel:
     sources: dict[str, str] = field(default_factory=dict)
     main_file: str = ""
     type_inits: dict[str, object] = field(default_factory=dict)
-    decls: Declarations | None = None  # the checker's symbol tables and constants, for code generation
+    decls: object = None  # the checker's Declarations (symbol tables, constants) for code generation
+    # (POU name or "" for globals, variable) of every variable whose I/O quality the program reads
+    quality_reads: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def quality_roots(self) -> set[str]:
         """Paths of the variables whose I/O quality the program reads itself (QUALITY_OF/AGE_OF)."""
-        reads = self.decls.quality_reads if self.decls is not None else set()
+        reads = self.quality_reads
         roots = {f"{self.globals_name.lower()}.{var}" for owner, var in reads if owner == ""}
         for inst in self.instances:
             roots |= {f"{inst.name.lower()}.{var}" for owner, var in reads if owner == inst.pou.name.upper()}
