@@ -28,6 +28,8 @@ class ScadaConfig:
     memory_base: int = DEFAULT_MEMORY_BASE  # %M addresses start here in the coil and holding tables
     word_order: str = "big"  # "big": most significant register first
     allow_remote: bool = False
+    max_connections: int = 16  # more are closed at once
+    max_requests_per_s: float = 50.0  # per connection; more are answered 06 SERVER DEVICE BUSY
 
 
 def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaConfig:
@@ -52,6 +54,8 @@ def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaC
     unit = reader.integer("unit", 1, minimum=0, maximum=255)
     memory_base = reader.integer("memory_base", DEFAULT_MEMORY_BASE, minimum=1, maximum=65535)
     word_order = reader.string("word_order", "big", choices=("big", "little"))
+    max_connections = reader.integer("max_connections", 16, minimum=1, maximum=1000)
+    max_requests = reader.number("max_requests_per_s", 50.0, minimum=1.0, maximum=100_000.0)
     reader.finish()
     return ScadaConfig(
         file=file,
@@ -61,4 +65,6 @@ def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaC
         memory_base=memory_base,
         word_order=word_order,
         allow_remote=allow_remote,
+        max_connections=max_connections,
+        max_requests_per_s=max_requests,
     )

@@ -15,10 +15,12 @@ import contextvars
 import logging
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ExceptionResponse
 from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -26,6 +28,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from ..errors import PlcrunError
 from .config_errors import ConfigError
 from .scada_config import ScadaConfig
+from .scada_guard import ALLOWED_FUNCTIONS, CheckedWriteSingleCoil, TokenBucket, coil_value_problem
 from .scada_map import Refusal, ScadaMap, Table, build_map
 
 log = logging.getLogger("plcrun.scada")
@@ -89,21 +92,69 @@ def program_map(program: ScadaProgram, config: ScadaConfig) -> ScadaMap:
 
 
 class _Handler(ServerRequestHandler):
-    """pymodbus' connection handler, telling the datastore callback who the peer is."""
+    """pymodbus' connection handler: refuses connections over the cap, requests over the rate, function
+    codes outside the map and bad FC 5 values; tells the datastore callback who the peer is."""
+
+    server: _Server
+    _bucket: TokenBucket | None = None
+
+    def callback_connected(self) -> None:
+        super().callback_connected()
+        owner = self.server.owner
+        if len(self.server.active_connections) > owner.config.max_connections:
+            owner.counters["connections_refused"] += 1
+            log.warning("SCADA server: connection refused, %d open", owner.config.max_connections)
+            self.transport.close()
+            return
+        rate = owner.config.max_requests_per_s
+        self._bucket = TokenBucket(rate, max(1.0, rate), owner.clock)
 
     async def handle_request(self) -> None:
+        pdu = self.last_pdu
+        if not pdu:
+            return
+        owner = self.server.owner
         peer = "unknown"
         transport = getattr(self, "transport", None)
         if transport is not None:
             name = transport.get_extra_info("peername")
             if isinstance(name, tuple) and len(name) >= 2:
                 peer = f"{name[0]}:{name[1]}"
+        refusal: ExcCodes | None = None
+        bucket = self._bucket
+        if bucket is not None and not bucket.take():
+            owner.counters["busy"] += 1
+            refusal = ExcCodes.DEVICE_BUSY
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+                self.loop.call_later(bucket.wait_s(), _resume, transport)
+        elif pdu.function_code not in ALLOWED_FUNCTIONS:
+            owner.counters["refused"] += 1
+            owner.last_refusal = f"{peer}: function code {pdu.function_code} is not served"
+            refusal = ExcCodes.ILLEGAL_FUNCTION
+        elif coil_value_problem(pdu):
+            owner.counters["refused"] += 1
+            owner.last_refusal = f"{peer}: FC 5 value must be 0x0000 or 0xFF00"
+            refusal = ExcCodes.ILLEGAL_VALUE
+        if refusal is not None:
+            response = ExceptionResponse(pdu.function_code, refusal)
+            response.transaction_id = pdu.transaction_id
+            response.dev_id = pdu.dev_id
+            self.server_send(response, self.last_addr)  # type: ignore[no-untyped-call]
+            return
         _PEER.set(peer)
         _ECHO.set(None)
         await super().handle_request()  # type: ignore[no-untyped-call]
 
 
+def _resume(transport: asyncio.BaseTransport) -> None:
+    if not transport.is_closing():
+        transport.resume_reading()  # type: ignore[attr-defined]
+
+
 class _Server(ModbusTcpServer):
+    owner: ScadaServer
+
     def callback_new_connection(self) -> ServerRequestHandler:
         return _Handler(self, self.trace_packet, self.trace_pdu, self.trace_connect)  # type: ignore[no-untyped-call]
 
@@ -111,16 +162,19 @@ class _Server(ModbusTcpServer):
 class ScadaServer:
     """``ScadaServer(executor, config)``; ``start()``, ``stop()``, ``port`` (the actual port)."""
 
-    def __init__(self, executor: ScadaExecutor, config: ScadaConfig) -> None:
+    def __init__(
+        self, executor: ScadaExecutor, config: ScadaConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.executor = executor
         self.config = config
+        self.clock = clock
         self._program = executor.program
         self.map = program_map(self._program, config)
         for skipped in self.map.skipped:
             log.warning("SCADA server: %s is not served: %s", skipped.address, skipped.reason)
         self._sizes = dict(self.map.sizes)  # the server's tables keep the sizes they started with
         self.port = config.port
-        self.counters = {"reads": 0, "writes": 0, "refused": 0}
+        self.counters = {"reads": 0, "writes": 0, "refused": 0, "busy": 0, "connections_refused": 0}
         self.last_refusal = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: _Server | None = None
@@ -165,7 +219,12 @@ class ScadaServer:
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()
         try:
-            server = _Server(self._devices(), address=(self.config.bind, self.config.port))
+            server = _Server(
+                self._devices(),
+                address=(self.config.bind, self.config.port),
+                custom_pdu=[CheckedWriteSingleCoil],
+            )
+            server.owner = self
             await server.serve_forever(background=True)
         except (RuntimeError, OSError) as error:
             self._start_error = self._listen_problem(error)
