@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 # tables other parts of plcrun read; kept unchecked in SiteConfig.raw
-RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server", "everest", "host", "parameters")
+RAW_TABLES: tuple[str, ...] = ("mqtt", "sim", "server", "everest", "host", "parameters", "ocpp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,11 @@ class SiteConfig:
     def host(self) -> dict[str, Any] | None:
         """The gateway's own inputs: CPU temperature (checked by plcrun.io.host)."""
         return self.raw.get("host")
+
+    @property
+    def ocpp(self) -> dict[str, Any] | None:
+        """The CSMS link (checked by plcrun.io.ocpp)."""
+        return self.raw.get("ocpp")
 
     @property
     def server(self) -> dict[str, Any] | None:

@@ -202,6 +202,7 @@ def config_io(
     from .host import HostDriver, parse_host_config
     from .modbus.driver import build_modbus_drivers
     from .mqtt import Backhaul, parse_mqtt_config
+    from .ocpp import OcppDriver, parse_ocpp_config
     from .site_config import load_site_config
 
     catalog = program.catalog()
@@ -215,6 +216,8 @@ def config_io(
         io.drivers.append(EverestSessionDriver(parse_everest_config(site.everest, path, catalog), alarms))
     if site.mqtt is not None:
         io.drivers.append(Backhaul(parse_mqtt_config(site.mqtt, path), alarms, stats_provider, gateway_id))
+    if site.ocpp is not None:
+        io.drivers.append(OcppDriver(parse_ocpp_config(site.ocpp, path, catalog), alarms))
     if site.server is not None:
         io.scada = parse_server_config(site.server, path)
     if site.host is not None:

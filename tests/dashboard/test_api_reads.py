@@ -75,7 +75,7 @@ def test_variable_tree_lists_roots_then_children_on_demand() -> None:
         assert "value" not in evs  # structured nodes carry no values until expanded
         slots = get(server, "/api/variables?prefix=main.evs")["variables"]
         assert [s["path"] for s in slots] == [f"main.evs[{i}]" for i in range(1, 5)]
-        assert all(s["kind"] == "struct" and s["children"] == 23 for s in slots)
+        assert all(s["kind"] == "struct" and s["children"] == 25 for s in slots)
         fields = get(server, "/api/variables?prefix=main.evs[2]")["variables"]
         soc = next(f for f in fields if f["name"] == "soc_pct")
         assert soc["value"] == 60.0
@@ -94,7 +94,7 @@ def test_a_thousand_ev_array_is_paged_and_never_sent_whole() -> None:
         assert [v["path"] for v in page["variables"]] == [f"fleet.evs[{i}]" for i in range(991, 1001)]
         whole = get(server, "/api/variable?path=fleet.evs")
         assert whole["value"] is None
-        assert "23000 values" in whole["value_omitted"]
+        assert "25000 values" in whole["value_omitted"]
         one = get(server, "/api/variable?path=fleet.evs[1]")
         assert one["value"]["p_setpoint_w"] == 1.0
         assert len(call(server, "/api/variables?prefix=fleet.evs&limit=100000").body["error"]) > 0
