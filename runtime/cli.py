@@ -300,6 +300,19 @@ def parameter_note(path: str, parameters: dict[str, object]) -> str:
     return f"  = {{{', '.join(elements)}}} (parameters)" if elements else ""
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Host check: kernel, isolation, limits, clocks, temperatures, state, certificates, firewall."""
+    from .doctor import DEFAULT_STATE_DIRECTORY, exit_code, render, run_checks
+
+    site = Path(args.config) if args.config else None
+    if site is not None and not site.is_file():
+        raise UsageError(f"{args.config}: no such file")
+    states = [Path(d) for d in args.state_dir] or [DEFAULT_STATE_DIRECTORY]
+    checks = run_checks(Path(args.root), site_file=site, state_directories=states, scan_cpu=args.scan_cpu)
+    print(render(checks, args.json))
+    return exit_code(checks, args.strict)
+
+
 def cmd_scenarios(args: argparse.Namespace) -> int:
     for name in builtin_scenarios():
         scenario = load_scenario(name)
@@ -431,6 +444,30 @@ def build_parser() -> argparse.ArgumentParser:
         "scenarios", help="list the built-in simulation scenarios", epilog="example:\n  plcrun scenarios"
     )
     scenarios.set_defaults(func=cmd_scenarios)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check this host for running plcrun as a service (exit 1 if a check fails)",
+        epilog="examples:\n  plcrun doctor\n  plcrun doctor --config /etc/plcrun/site.toml --scan-cpu 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doctor.add_argument(
+        "--config", metavar="SITE.toml", help="check the TLS certificates this site file names"
+    )
+    doctor.add_argument(
+        "--state-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="must be writable (default /var/lib/plcrun)",
+    )
+    doctor.add_argument("--scan-cpu", type=int, metavar="CPU", help="the CPU the scan thread is pinned to")
+    doctor.add_argument(
+        "--root", default="/", metavar="DIR", help="read /proc, /sys and /etc under this folder"
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--strict", action="store_true", help="warnings fail too")
+    doctor.set_defaults(func=cmd_doctor)
     run.set_defaults(func=cmd_run)
     return parser
 
@@ -438,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    commands = {"check", "run", "sim", "vars", "scenarios", "-h", "--help", "--version"}
+    commands = {"check", "run", "sim", "vars", "scenarios", "doctor", "-h", "--help", "--version"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv.insert(0, "run")
     args = parser.parse_args(argv)

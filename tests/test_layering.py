@@ -116,6 +116,7 @@ def test_every_module_is_covered_by_a_rule() -> None:
         "cli_sim",
         "errors",
         "site",
+        "doctor",
         "__init__",
         "__main__",
     }
@@ -149,6 +150,16 @@ def test_io_sees_only_the_driver_interface_of_the_executor() -> None:
             if name.startswith("plcrun.executor."):
                 module = name.split(".")[2]
                 assert module in IO_MAY_USE, f"{path}: imports plcrun.executor.{module}"
+
+
+def test_doctor_reads_the_host_and_the_site_file_only() -> None:
+    """The host check sits beside the command line: it may use I/O helpers (thermal zones,
+    credentials), never the executor's running parts, the dashboard or the command line."""
+    for path in _files("doctor"):
+        for name in _imports(path):
+            assert not name.startswith(("plcrun.executor", "plcrun.dashboard", "plcrun.cli", "runtime")), (
+                f"{path}: {name}"
+            )
 
 
 def test_the_rules_see_imports() -> None:
