@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ..config_errors import ConfigError
 from ..config_reader import CollectAll, ConfigProblems, FailFast, TableReader, is_loopback
+from ..credentials import OCPP_PASSWORD, find_credential
 from ..mqtt.config import BufferConfig, TlsConfig, _parse_buffer, parse_tls
 from ..site_config_types import unknown_variable
 
@@ -138,7 +139,10 @@ def _password(reader: TableReader) -> str | None:
             reader.problem("password_env", f"environment variable {variable} is not set")
             return None
     else:
-        return None
+        credential = find_credential(OCPP_PASSWORD)  # the unit's LoadCredentialEncrypted=ocpp-password
+        if credential is None:
+            return None
+        text = credential.read_text(encoding="utf-8", errors="replace").strip()
     if not 16 <= len(text) <= 40:  # BasicAuthPassword: passwordString of 16..40 characters
         key = "password_file" if has_file else "password_env"
         reader.problem(key, f"the password must have 16 to 40 characters, it has {len(text)}")
@@ -201,7 +205,11 @@ def parse_ocpp_config(table: Mapping[str, object], file: str, catalog: Mapping[s
         and password is None
         and not any(k.startswith("ocpp.password") for k in (e.key for e in problems.errors))
     ):
-        reader.problem("password_file", f"security profile {profile} needs password_file or password_env")
+        reader.problem(
+            "password_file",
+            f"security profile {profile} needs password_file, password_env or the systemd credential "
+            f"{OCPP_PASSWORD}",
+        )
     if profile == 1 and host and not is_loopback(host):
         reader.problem(
             "url", f"plain ws:// to {host} is not allowed: use security_profile 2 or 3 (only loopback)"
