@@ -23,7 +23,7 @@ from ..compiler.diagnostics import CompileError
 from ..compiler.program import CompiledProgram
 from .engine import Executor
 from .gc_control import GcController, GcPolicy
-from .rt_setup import RealtimeRequired, RtConfig, apply_rt_setup, log_rt_report
+from .rt_setup import RealtimeRequired, RtConfig, RtSession, apply_rt_setup, log_rt_report
 from .sd_notify import NotifySocket, ServiceNotifier, watchdog_interval_ns
 from .stats import format_ns
 from .threads import COMPILE_STACK_BYTES, start_thread
@@ -142,23 +142,24 @@ class RealtimeSession:
                 previous[sig] = signal.signal(sig, self._handle_signal)
             if self.reload is not None:
                 previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
-        rt = apply_rt_setup(self.rt_config)
-        log_rt_report(rt, log)
-        if self.require_realtime and not rt.applied("sched_fifo"):
-            rt.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            raise RealtimeRequired(rt.item("sched_fifo").detail)
-        notifier = self._attach_notifier()
-        gc_controller = GcController(executor.scheduler.stats, GcPolicy())
-        gc_controller.start(executor.clock.now_ns())
-        executor.scheduler.add_idle_hook(gc_controller.idle)
-        status = threading.Thread(target=self._status_loop, name="plcrun-status", daemon=True)
-        status.start()
-        if self.watch is not None and self.reload is not None:
-            threading.Thread(target=self._watch_loop, name="plcrun-watch", daemon=True).start()
+        rt: RtSession | None = None
+        notifier: ServiceNotifier | None = None
+        gc_controller: GcController | None = None
         try:
+            # Every thread first, the real-time setup after: a new thread inherits its creator's
+            # SCHED_FIFO priority and CPU affinity, which belong to the scan thread alone.
             executor.start()
+            threading.Thread(target=self._status_loop, name="plcrun-status", daemon=True).start()
+            if self.watch is not None and self.reload is not None:
+                threading.Thread(target=self._watch_loop, name="plcrun-watch", daemon=True).start()
+            rt = apply_rt_setup(self.rt_config)
+            log_rt_report(rt, log)
+            if self.require_realtime and not rt.applied("sched_fifo"):
+                raise RealtimeRequired(rt.item("sched_fifo").detail)
+            notifier = self._attach_notifier()
+            gc_controller = GcController(executor.scheduler.stats, GcPolicy())
+            gc_controller.start(executor.clock.now_ns())
+            executor.scheduler.add_idle_hook(gc_controller.idle)
             if self.on_started is not None:
                 self.on_started()
             executor.run(duration_ns=None if duration_s is None else int(duration_s * 1e9))
@@ -167,8 +168,10 @@ class RealtimeSession:
             if notifier is not None:
                 notifier.stopping()
             executor.shutdown()
-            gc_controller.stop()
-            rt.close()
+            if gc_controller is not None:
+                gc_controller.stop()
+            if rt is not None:
+                rt.close()
             if notifier is not None:
                 notifier.sock.close()
             for sig, handler in previous.items():
