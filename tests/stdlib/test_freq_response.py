@@ -47,6 +47,9 @@ def total(rig: ProgramRig) -> float:
         ("SVC_DC", {"p_contracted_w": 100000.0}, 49.7, -36666.7),
         ("SVC_FFR", {"p_contracted_w": 20000.0, "trigger_hz": 49.7}, 49.69, -20000.0),
         ("SVC_LFSM", {"p_ref_w": 40000.0}, 49.5, -4800.0),
+        ("SVC_DM", {"p_contracted_w": 40000.0}, 49.85, -21000.0),  # 5 % at 0.1 Hz, 100 % at 0.2 Hz
+        ("SVC_DR", {"p_contracted_w": 20000.0}, 49.9, -20000.0 * 0.085 / 0.185),
+        ("SVC_VF_FCAS", {"p_contracted_w": 20000.0}, 49.84, -20000.0),
     ],
 )
 def test_discharge_in_the_scan_that_sees_the_step(
@@ -102,7 +105,8 @@ def test_ocpp_curve_in_the_same_scan() -> None:
 def test_safe_state_in_the_scan_that_sees_an_invalid_measurement(
     inputs: dict[str, float], alarm: str
 ) -> None:
-    rig = site("SVC_FCR", p_contracted_w=20000.0)
+    # a collapse is also a loss of grid; its recovery time is shorter than the revalidation here
+    rig = site("SVC_FCR", p_contracted_w=20000.0, lom_recover_s=0.5)
     rig.scan(grid_hz=49.8)
     assert total(rig) == pytest.approx(-20000.0, abs=0.1)
     rig.scan(inputs)
@@ -154,7 +158,14 @@ def test_sessions_dropped_from_n_evs_get_zero() -> None:
 def test_site_export_limit_holds_with_the_site_load() -> None:
     """Cars follow their setpoint at once (a closed loop through site_w): FCR asks for 44 kW of
     discharge, the site may export 30 kW and has a 5 kW load of its own."""
-    rig = site("SVC_FCR", p_contracted_w=44000.0, export_limit_w=30000.0, import_limit_w=40000.0)
+    rig = site(
+        "SVC_FCR",
+        p_contracted_w=44000.0,
+        export_limit_w=30000.0,
+        import_limit_w=40000.0,
+        site_margin_w=0.0,
+        load_trend_horizon_s=0.0,
+    )
     for hz in [49.7] * 5 + [50.3] * 5:
         present = rig.setpoints(N_CARS)
         for i, p in enumerate(present, start=1):
@@ -216,3 +227,26 @@ def test_a_bad_quality_is_safe_in_the_same_scan(quality: Quality) -> None:
     meter.feed(grid_hz=49.9)
     executor.run(max_scans=101)
     assert handed_over_total(meter) == pytest.approx(-10000.0, abs=0.1)
+
+
+def test_fcr_d_down_answers_over_frequency_only() -> None:
+    rig = site("SVC_FCR_D_DOWN", p_contracted_w=20000.0)
+    rig.scan(grid_hz=49.7)
+    assert total(rig) == 0.0
+    rig.scan(grid_hz=50.3)  # shifted line 50.1 -> 50.5 Hz: half
+    assert total(rig) == pytest.approx(10000.0, abs=0.1)
+    assert rig.get("status") == "ST_RESPONDING"
+
+
+def test_very_fast_fcas_holds_then_releases_with_hysteresis() -> None:
+    rig = site("SVC_VF_FCAS", p_contracted_w=20000.0, vf_raise_trigger_hz=49.8, vf_min_hold_s=1.0)
+    rig.scan(grid_hz=49.79)  # the trigger is a parameter
+    assert total(rig) == pytest.approx(-20000.0, abs=0.1)
+    rig.run(50, grid_hz=49.95)  # back above, but held for 1 s
+    assert total(rig) == pytest.approx(-20000.0, abs=0.1)
+    rig.run(60, grid_hz=49.805)  # past the hold, but within the 10 mHz hysteresis
+    assert total(rig) == pytest.approx(-20000.0, abs=0.1)
+    rig.scan(grid_hz=49.81)
+    assert total(rig) == 0.0
+    rig.scan(grid_hz=50.16)  # the lower service: charge
+    assert total(rig) == pytest.approx(20000.0, abs=0.1)
