@@ -19,6 +19,7 @@ from .check import check_program
 from .codegen import GeneratedChunk, PouGenerator, generate_globals, generate_struct
 from .declarations import Declarations
 from .diagnostics import CompileError, Diagnostic, DiagnosticBag, Pos, Severity
+from .limits import check_nesting, recursion_room
 from .parser import parse_source
 from .program import CompiledProgram
 
@@ -45,6 +46,8 @@ def _analyse(text: str, filename: str, use_library: bool) -> tuple[DiagnosticBag
     diag = DiagnosticBag()
     sources = {filename: text}
     unit = parse_source(text, filename, diag)
+    if not check_nesting(unit, diag):
+        return diag, None, sources
     units = [unit]
     library_files: set[str] = set()
     if use_library:
@@ -66,11 +69,17 @@ def check_source(
     text: str, filename: str, use_library: bool = True
 ) -> tuple[list[Diagnostic], dict[str, str]]:
     """Diagnostics of one source text (errors and warnings), sorted by position."""
-    diag, _, sources = _analyse(text, filename, use_library)
+    with recursion_room():
+        diag, _, sources = _analyse(text, filename, use_library)
     return diag.sorted(), sources
 
 
 def compile_source(text: str, filename: str, use_library: bool = True) -> CompiledProgram:
+    with recursion_room():
+        return _compile(text, filename, use_library)
+
+
+def _compile(text: str, filename: str, use_library: bool) -> CompiledProgram:
     diag, model, sources = _analyse(text, filename, use_library)
     if diag.has_errors or model is None:
         raise CompileError(diag.sorted(), sources)

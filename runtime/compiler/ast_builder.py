@@ -218,7 +218,7 @@ class ASTBuilder(Transformer[Token, Any]):
 
     def repeated_init(self, children: list[Any]) -> A.RepeatedInit:
         value = children[2] if not isinstance(children[2], Token) else None
-        return A.RepeatedInit(self._pos(children[0]), parse_decimal(str(children[0])), value)
+        return A.RepeatedInit(self._pos(children[0]), self._decimal(children[0]), value)
 
     def struct_init(self, children: list[Any]) -> A.StructInit:
         fields = [c for c in children if isinstance(c, tuple)]
@@ -414,7 +414,10 @@ class ASTBuilder(Transformer[Token, Any]):
         return A.Unary(self._pos(children[0]), "NOT", children[1])
 
     def paren(self, children: list[Any]) -> A.Paren:
-        return A.Paren(self._pos(children[0]), children[1])
+        inner = children[1]
+        while isinstance(inner, A.Paren):  # ((x)) is (x): no depth for redundant parentheses
+            inner = inner.inner
+        return A.Paren(self._pos(children[0]), inner)
 
     def call(self, children: list[Any]) -> A.Call:
         callee = children[0]
@@ -434,8 +437,10 @@ class ASTBuilder(Transformer[Token, Any]):
         return A.Member(children[0].pos, children[0], str(children[2]), self._pos(children[2]))
 
     def bit_access(self, children: list[Any]) -> A.BitAccess:
-        text = str(children[2]).upper().lstrip("%X")
-        return A.BitAccess(children[0].pos, children[0], int(text.replace("_", "") or "0"))
+        text = str(children[2]).upper().lstrip("%X").replace("_", "") or "0"
+        if len(text) > 3:  # no ST type has 1,000 bits; the checker reports the bit as out of range
+            text = "999"
+        return A.BitAccess(children[0].pos, children[0], int(text))
 
     def index(self, children: list[Any]) -> A.Index:
         indices = [c for c in children[1:] if isinstance(c, A.Expr)]
@@ -448,18 +453,32 @@ class ASTBuilder(Transformer[Token, Any]):
         return A.DirectVar(self._pos(children[0]), str(children[0]).upper())
 
     # ------------------------------------------------------------ literals
+    def _decimal(self, tok: Token) -> int:
+        try:
+            return parse_decimal(str(tok))
+        except LiteralError as error:
+            self._literal_error(tok, error)
+            return 0
+
+    def _real(self, tok: Token) -> float:
+        try:
+            return parse_real(str(tok))
+        except LiteralError as error:
+            self._literal_error(tok, error)
+            return 0.0
+
     def int_literal(self, children: list[Any]) -> A.IntLit:
         tok = children[0]
-        return A.IntLit(self._pos(tok), parse_decimal(str(tok)))
+        return A.IntLit(self._pos(tok), self._decimal(tok))
 
     def int_literal_plus(self, children: list[Any]) -> A.IntLit:
-        return A.IntLit(self._pos(children[0]), parse_decimal(str(children[1])))
+        return A.IntLit(self._pos(children[0]), self._decimal(children[1]))
 
     def negative_int(self, children: list[Any]) -> A.IntLit:
-        return A.IntLit(self._pos(children[0]), -parse_decimal(str(children[1])))
+        return A.IntLit(self._pos(children[0]), -self._decimal(children[1]))
 
     def negative_real(self, children: list[Any]) -> A.RealLit:
-        return A.RealLit(self._pos(children[0]), -parse_real(str(children[1])), "-" + str(children[1]))
+        return A.RealLit(self._pos(children[0]), -self._real(children[1]), "-" + str(children[1]))
 
     def based_literal(self, children: list[Any]) -> A.IntLit:
         tok = children[0]
@@ -472,7 +491,7 @@ class ASTBuilder(Transformer[Token, Any]):
 
     def real_literal(self, children: list[Any]) -> A.RealLit:
         tok = children[0]
-        return A.RealLit(self._pos(tok), parse_real(str(tok)), str(tok))
+        return A.RealLit(self._pos(tok), self._real(tok), str(tok))
 
     def true_literal(self, children: list[Any]) -> A.BoolLit:
         return A.BoolLit(self._pos(children[0]), True)

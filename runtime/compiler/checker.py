@@ -311,6 +311,26 @@ class BodyChecker(CallChecker, NodeVisitor):
         return T.ERROR
 
     def binary(self, e: A.Binary, expected: T.Type | None) -> T.Type:
+        """A chain ``a + b - c ...`` is a tree as deep as it is long: its left spine is walked with a
+        loop (innermost operator first), so only the right operands recurse."""
+        chain: list[tuple[A.Binary | A.Paren, T.Type | None]] = []
+        node: A.Expr = e
+        node_expected = expected
+        while isinstance(node, A.Binary) or (isinstance(node, A.Paren) and isinstance(node.inner, A.Binary)):
+            chain.append((node, node_expected))
+            if isinstance(node, A.Paren):
+                node = node.inner
+            else:
+                node_expected = node_expected if node.op not in COMPARISONS else None
+                node = node.left
+        t = self.expr(node, node_expected)
+        for link, link_expected in reversed(chain):
+            if isinstance(link, A.Binary):
+                t = self._binary_step(link, link_expected, t)
+            link.ty = t
+        return t
+
+    def _binary_step(self, e: A.Binary, expected: T.Type | None, left: T.Type) -> T.Type:
         if e.op == "**" and isinstance(e.left, A.Unary) and e.left.op == "-":
             self.diag.warning(
                 "W0202",
@@ -319,7 +339,6 @@ class BodyChecker(CallChecker, NodeVisitor):
                 "add parentheses to say which you mean: (-x) ** y or -(x ** y)",
             )
         operand_expected = expected if e.op not in COMPARISONS else None
-        left = self.expr(e.left, operand_expected)
         right = self.expr(e.right, left if isinstance(left, T.EnumType) else operand_expected)
         if isinstance(right, T.EnumType) and isinstance(left, T.ErrorType) and isinstance(e.left, A.Name):
             left = self.expr(e.left, right)

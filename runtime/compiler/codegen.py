@@ -26,6 +26,7 @@ from .ast_queries import (
 from .ast_walk import NodeVisitor
 from .builtins import wrap_code
 from .codegen_expr import ExprGen, function_returns
+from .codegen_flow import FlowMixin
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, store_code
 from .declarations import Declarations
 from .model import VarRef
@@ -67,7 +68,7 @@ class Emitter:
         self.chunk.lines.append(("    " * self.depth + text, self.line if line is None else line))
 
 
-class PouGenerator(NodeVisitor):
+class PouGenerator(FlowMixin, NodeVisitor):
     """Generates one POU (class or function) into a chunk."""
 
     def __init__(self, decls: Declarations, pou: T.PouType, chunk: GeneratedChunk) -> None:
@@ -79,6 +80,12 @@ class PouGenerator(NodeVisitor):
         self.loops: list[tuple[str, str] | None] = []  # per enclosing loop: (alias, lvalue) of FOR aliases
         self.split_depth = 0  # nesting of FOR loops generated in a fast and a checked version
         self.hoisted: list[list[tuple[str, str]]] = []  # per enclosing FOR: (local, member) pairs
+        locals_ = {"r_"} | {
+            "v_" + v.name.lower()
+            for v in pou.variables.values()
+            if pou.kind == "FUNCTION" or v.section == "VAR_TEMP"
+        }
+        self.init_flow(class_name(pou), locals_)
 
     # ------------------------------------------------------------ POU shells
     def generate(self) -> None:
@@ -119,6 +126,7 @@ class PouGenerator(NodeVisitor):
         out.line = decl.pos.line
         out("def _body(self):")
         out.depth += 1
+        self.start_body()
         for var in self.pou.variables.values():
             if var.section == "VAR_TEMP":
                 out.line = var.pos.line
@@ -126,6 +134,7 @@ class PouGenerator(NodeVisitor):
         self.block(decl.body)
         out.line = decl.end_pos.line
         out("return")
+        self.finish_body()
         out.depth -= 2
 
     def _function(self, decl: A.Pou) -> None:
@@ -133,6 +142,7 @@ class PouGenerator(NodeVisitor):
         params = [v for v in self.pou.variables.values() if v.section in ("VAR_INPUT", "VAR_IN_OUT")]
         out(f"def {class_name(self.pou)}({', '.join('v_' + v.name.lower() for v in params)}):")
         out.depth += 1
+        self.start_body()
         out(f"r_ = {self.values.default(self.pou.return_type or T.ERROR)}")
         for var in self.pou.variables.values():
             if var.section in ("VAR", "VAR_TEMP", "VAR_OUTPUT"):
@@ -141,6 +151,7 @@ class PouGenerator(NodeVisitor):
         self.block(decl.body)
         out.line = decl.end_pos.line
         out(f"return {self._function_result()}")
+        self.finish_body()
         out.depth -= 1
 
     def _function_result(self) -> str:
@@ -165,7 +176,10 @@ class PouGenerator(NodeVisitor):
 
     def stmt(self, s: A.Stmt) -> None:
         self.out.line = s.pos.line
-        self.visit(s)
+        if isinstance(s, A.If | A.Case | A.For | A.While | A.Repeat):
+            self.compound(s)
+        else:
+            self.visit(s)
 
     def generic_visit(self, node: A.Node, *args: object) -> None:
         pass  # an empty or unsupported statement (the checker reported the latter) generates nothing
@@ -193,10 +207,10 @@ class PouGenerator(NodeVisitor):
 
     def visit_Exit(self, s: A.Exit) -> None:
         self._write_back_innermost()
-        self.out("break")
+        self.out(self.exit_code("break"))
 
     def visit_Continue(self, s: A.Continue) -> None:
-        self.out("continue")
+        self.out(self.exit_code("continue"))
 
     def visit_Return(self, s: A.Return) -> None:
         for loop in self.loops:
@@ -205,7 +219,10 @@ class PouGenerator(NodeVisitor):
         for level in self.hoisted:
             for local, source in level:
                 self.out(f"{source} = {local}")
-        self.out("return " + self._function_result() if self.pou.kind == "FUNCTION" else "return")
+        self.out(self.return_code())
+
+    def _return_statement(self) -> str:
+        return "return " + self._function_result() if self.pou.kind == "FUNCTION" else "return"
 
     def _write_back_innermost(self) -> None:
         if self.loops and self.loops[-1] is not None:
@@ -296,63 +313,6 @@ class PouGenerator(NodeVisitor):
         self.out(f"{instance}._body()")
         for line in after:
             self.out(line)
-
-    def if_statement(self, s: A.If) -> None:
-        depth = self.out.depth
-        for i, (cond, body) in enumerate(s.branches):
-            self.out.line = cond.pos.line
-            code = self.x.expr(cond)
-            if i == 0 or not self.x.pre:
-                if i > 0:
-                    self.out.depth -= 0
-                self.flush_pre()
-                self.out(("if " if i == 0 else "elif ") + code + ":")
-            else:
-                self.out("else:")
-                self.out.depth += 1
-                self.flush_pre()
-                self.out(f"if {code}:")
-            self.out.depth += 1
-            self.block(body)
-            self.out.depth -= 1
-        if s.else_body:
-            self.out("else:")
-            self.out.depth += 1
-            self.block(s.else_body)
-            self.out.depth -= 1
-        self.out.depth = depth
-
-    def case(self, s: A.Case) -> None:
-        selector = self.x.expr(s.selector)
-        self.flush_pre()
-        tmp = self.x.temp("s")
-        self.out(f"{tmp} = {selector}")
-        label_values = s.label_values
-        first = True
-        for (labels, body), ranges in zip(s.elements, label_values, strict=True):
-            if not ranges:
-                continue
-            singles = [lo for lo, hi in ranges if lo == hi]
-            tests = []
-            if len(singles) == 1:
-                tests.append(f"{tmp} == {singles[0]}")
-            elif singles:
-                tests.append(f"{tmp} in ({', '.join(map(str, singles))})")
-            tests += [f"{lo} <= {tmp} <= {hi}" for lo, hi in ranges if lo != hi]
-            self.out.line = labels[0].pos.line if labels else s.pos.line
-            self.out(("if " if first else "elif ") + " or ".join(tests) + ":")
-            first = False
-            self.out.depth += 1
-            self.block(body)
-            self.out.depth -= 1
-        if s.else_body:
-            if first:
-                self.block(s.else_body)
-            else:
-                self.out("else:")
-                self.out.depth += 1
-                self.block(s.else_body)
-                self.out.depth -= 1
 
     def for_loop(self, s: A.For) -> None:
         ref = s.var.ref

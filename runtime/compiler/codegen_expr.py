@@ -15,6 +15,16 @@ from .model import ConstRef, EnumRef, VarRef
 
 _PY_COMPARE = {"=": "==", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 
+# Python's parser allows 200 nested parentheses and its compiler a bounded recursion: generated
+# expressions stay far below (each ST level adds at most about four levels of Python nesting).
+HOIST_HEIGHT = 12
+SPINE_CHUNK = 24
+
+
+def _is_atom(code: str) -> bool:
+    """Code whose value cannot change between now and later: a literal or a temporary."""
+    return (code.isidentifier() and code.startswith("_")) or code.lstrip("-").replace(".", "", 1).isdigit()
+
 
 class ExprGen(NodeVisitor):
     """Expression emitter for one POU body."""
@@ -24,6 +34,9 @@ class ExprGen(NodeVisitor):
         self.values = values
         self.pre: list[str] = []
         self.temp_count = 0
+        self.temps: set[str] = set()  # every temporary created (locals of the generated function)
+        self.level = 0  # nesting of the expression being generated
+        self.reach = 0  # the deepest level reached below the current expression
         self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable
         self.safe_index: dict[int, tuple[int, int]] = {}  # id(VarInfo) -> known value range of an alias
         self.element_cache: dict[
@@ -32,7 +45,9 @@ class ExprGen(NodeVisitor):
 
     def temp(self, stem: str = "t") -> str:
         self.temp_count += 1
-        return f"_{stem}{self.temp_count}"
+        name = f"_{stem}{self.temp_count}"
+        self.temps.add(name)
+        return name
 
     # ------------------------------------------------------------ variables
     def var_code(self, ref: VarRef) -> str:
@@ -65,8 +80,24 @@ class ExprGen(NodeVisitor):
 
     # ------------------------------------------------------------ expressions
     def expr(self, e: A.Expr) -> str:
+        """Python code of ``e``. A subtree more than ``HOIST_HEIGHT`` levels high is computed into a
+        temporary first (``pre``), so no generated expression nears Python's nesting limits."""
+        self.level += 1
+        outer_reach = self.reach
+        self.reach = self.level
         code: str = self.visit(e)
+        reach = self.reach
+        self.level -= 1
+        if reach - self.level > HOIST_HEIGHT:
+            code = self.hoist(code)
+            reach = self.level + 1
+        self.reach = max(outer_reach, reach)
         return code
+
+    def hoist(self, code: str) -> str:
+        tmp = self.temp()
+        self.pre.append(f"{tmp} = {code}")
+        return tmp
 
     def generic_visit(self, node: A.Node, *args: object) -> str:
         raise AssertionError(f"no code generation for {type(node).__name__}")
@@ -186,7 +217,38 @@ class ExprGen(NodeVisitor):
         return inner
 
     def binary(self, e: A.Binary) -> str:
-        left, right = self.expr(e.left), self.expr(e.right)
+        """The left spine of a chain ``a + b - c ...`` is generated with a loop; every
+        ``SPINE_CHUNK`` operators the partial result goes to a temporary (evaluated first, as the
+        standard orders it). A right operand that needs statements before it (``pre``) gets the left
+        part computed before those statements, so operands are still evaluated left to right."""
+        chain: list[A.Binary] = []
+        node: A.Expr = e
+        while True:
+            if isinstance(node, A.Binary):
+                chain.append(node)
+                node = node.left
+            elif isinstance(node, A.Paren) and isinstance(node.inner, A.Binary):
+                node = node.inner
+            else:
+                break
+        code = self.expr(node)
+        since_hoist = 0
+        for link in reversed(chain):
+            mark = len(self.pre)
+            right = self.expr(link.right)
+            if len(self.pre) > mark and not _is_atom(code):
+                tmp = self.temp()
+                self.pre.insert(mark, f"{tmp} = {code}")
+                code = tmp
+            code = self._binary_code(link, code, right)
+            since_hoist += 1
+            if since_hoist >= SPINE_CHUNK and link is not e:
+                code = self.hoist(code)
+                since_hoist = 0
+        self.reach = max(self.reach, self.level + since_hoist)
+        return code
+
+    def _binary_code(self, e: A.Binary, left: str, right: str) -> str:
         op = e.op
         lt, rt = T.underlying(e.left.ty), T.underlying(e.right.ty)
         if op in _PY_COMPARE:

@@ -246,13 +246,24 @@ class Declarations:
                 return not inner
             return None
         if isinstance(expr, A.Binary):
-            left, right = self.const_value(expr.left), self.const_value(expr.right)
-            if not isinstance(left, int | float) or not isinstance(right, int | float):
-                return None
-            try:
-                return _fold(expr.op, left, right)
-            except (ZeroDivisionError, OverflowError, ValueError):
-                return None
+            chain: list[A.Binary] = []  # the left spine, folded with a loop (a chain can be long)
+            node: Any = expr
+            while isinstance(node, A.Binary | A.Paren):
+                if isinstance(node, A.Binary):
+                    chain.append(node)
+                    node = node.left
+                else:
+                    node = node.inner
+            value = self.const_value(node)
+            for link in reversed(chain):
+                right = self.const_value(link.right)
+                if not isinstance(value, int | float) or not isinstance(right, int | float):
+                    return None
+                try:
+                    value = _fold(link.op, value, right)
+                except (ZeroDivisionError, OverflowError, ValueError):
+                    return None
+            return value
         return None
 
     def const_int(self, expr: Any) -> int | None:
@@ -498,7 +509,12 @@ class Declarations:
         return InstanceModel(prog.instance, pou, task.name, prog.pos)
 
 
+_FOLD_LIMIT = 2**128
+
+
 def _fold(op: str, left: float, right: float) -> object | None:
+    if isinstance(left, int) and isinstance(right, int) and max(abs(left), abs(right)) > _FOLD_LIMIT:
+        raise OverflowError  # far beyond any ST type: not folded (keeps folding cheap and printable)
     both_int = isinstance(left, int) and isinstance(right, int)
     if op == "+":
         return left + right

@@ -23,8 +23,31 @@ class LiteralError(PlcrunError, ValueError):
     """The text of a literal is malformed; the message says how."""
 
 
+# Our limits: a numeric literal longer than this is certainly a mistake (the widest integer, ULINT,
+# has 20 digits), and Python refuses to convert integer texts of 4,300 digits or more.
+MAX_NUMBER_TEXT = 100
+MAX_INTEGER = 2**64 - 1
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_NUMBER_TEXT:
+        raise LiteralError(
+            f"a numeric literal of {len(text)} characters is too long (at most {MAX_NUMBER_TEXT})"
+        )
+
+
+def _check_integer(value: int, text: str) -> int:
+    if abs(value) > MAX_INTEGER:
+        raise LiteralError(
+            f"{text[:30]}{'...' if len(text) > 30 else ''} does not fit in 64 bits; "
+            "write a REAL literal (e.g. 1.0E30) for larger numbers"
+        )
+    return value
+
+
 def parse_duration(text: str) -> int:
     """``T#1h2m3s4ms`` / ``TIME#-1.5s`` / ``LTIME#5us`` -> nanoseconds."""
+    _check_length(text)
     body = text.split("#", 1)[1]
     negative = body.startswith("-")
     body = body.lstrip("+-").replace("_", "")
@@ -50,22 +73,29 @@ def parse_duration(text: str) -> int:
 
 
 def parse_based(text: str) -> int:
+    _check_length(text)
     base_text, digits = text.split("#", 1)
     digits = digits.replace("_", "")
     if not digits:
         raise LiteralError(f"based literal {text!r} has no digits")
     try:
-        return int(digits, int(base_text))
+        return _check_integer(int(digits, int(base_text)), text)
+    except LiteralError:
+        raise
     except ValueError:
         raise LiteralError(f"{digits!r} is not a valid base-{base_text} number") from None
 
 
 def parse_decimal(text: str) -> int:
-    return int(text.replace("_", ""))
+    _check_length(text)
+    return _check_integer(int(text.replace("_", "")), text)
 
 
 def parse_real(text: str) -> float:
-    return float(text.replace("_", ""))
+    value = float(text.replace("_", ""))
+    if value in (float("inf"), float("-inf")):
+        raise LiteralError(f"{text[:30]} is beyond the range of LREAL")
+    return value
 
 
 def _epoch_ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: float = 0.0) -> int:
@@ -77,6 +107,7 @@ def _epoch_ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0, s
 
 def parse_date_literal(text: str) -> tuple[str, int]:
     """DATE/TOD/DT literals -> (type name, nanoseconds since the epoch or since midnight)."""
+    _check_length(text)
     prefix, body = text.split("#", 1)
     prefix = prefix.upper()
     if prefix in ("TOD", "TIME_OF_DAY", "LTOD", "LTIME_OF_DAY"):
