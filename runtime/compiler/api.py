@@ -16,7 +16,8 @@ from pathlib import Path
 from . import st_ast as A
 from . import st_types as T
 from .check import check_program
-from .codegen import GeneratedChunk, PouGenerator, generate_globals, generate_struct
+from .codegen import PouGenerator, generate_globals, generate_struct
+from .codegen_chunk import GeneratedChunk
 from .declarations import Declarations
 from .diagnostics import CompileError, Diagnostic, DiagnosticBag, Pos, Severity
 from .limits import check_nesting, recursion_room

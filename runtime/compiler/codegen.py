@@ -9,10 +9,6 @@ runtime faults point at the ST source.
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass, field
-from types import CodeType
-
 from . import st_ast as A
 from . import st_types as T
 from .ast_queries import (
@@ -25,47 +21,12 @@ from .ast_queries import (
 )
 from .ast_walk import NodeVisitor
 from .builtins import wrap_code
+from .codegen_chunk import Emitter, GeneratedChunk
 from .codegen_expr import ExprGen, function_returns
 from .codegen_flow import FlowMixin
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, store_code
 from .declarations import Declarations
 from .model import VarRef
-
-
-@dataclass
-class GeneratedChunk:
-    """Python source for one POU or type, with the ST line of every generated line."""
-
-    name: str
-    filename: str
-    lines: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def source(self) -> str:
-        return "\n".join(text for text, _ in self.lines) + "\n"
-
-    def compile(self) -> CodeType:
-        tree = ast.parse(self.source, filename=self.filename)
-        st_lines = [line for _, line in self.lines]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.stmt | ast.expr | ast.excepthandler | ast.arg | ast.keyword):
-                first = node.lineno
-                last = node.end_lineno or first
-                start = st_lines[first - 1] if 0 < first <= len(st_lines) else 0
-                end = st_lines[last - 1] if 0 < last <= len(st_lines) else start
-                node.lineno = start
-                node.end_lineno = max(start, end)
-        return compile(tree, self.filename, "exec")
-
-
-class Emitter:
-    def __init__(self, chunk: GeneratedChunk) -> None:
-        self.chunk = chunk
-        self.depth = 0
-        self.line = 0
-
-    def __call__(self, text: str, line: int | None = None) -> None:
-        self.chunk.lines.append(("    " * self.depth + text, self.line if line is None else line))
 
 
 class PouGenerator(FlowMixin, NodeVisitor):

@@ -21,7 +21,7 @@ from . import st_ast as A
 from .ast_walk import walk
 
 if TYPE_CHECKING:
-    from .codegen import Emitter
+    from .codegen_chunk import Emitter
     from .codegen_expr import ExprGen
 
 IF_CHAIN = 16  # ELSIF branches generated as one if/elif chain
