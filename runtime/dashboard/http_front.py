@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..errors import PlcrunError
 from ..executor.threads import start_thread
 
 log = logging.getLogger("plcrun.dashboard")
@@ -74,7 +75,7 @@ class HttpResponse:
     close: bool = False
 
 
-class BadRequest(Exception):
+class BadRequest(PlcrunError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -28,6 +28,8 @@ from ocpp.exceptions import (
 )
 from ocpp.messages import Call, CallError, CallResult, unpack, validate_payload
 
+from ...errors import PlcrunError
+
 log = logging.getLogger("plcrun.ocpp")
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
@@ -39,7 +41,7 @@ class Connection(Protocol):
     async def recv(self) -> str | bytes: ...
 
 
-class CallFailed(Exception):
+class CallFailed(PlcrunError):
     """The CSMS answered a request with a CallError, or no valid answer came in time."""
 
     def __init__(self, action: str, text: str, code: str = "") -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ...errors import PlcrunError
+
 STATION_MAX = "ChargingStationMaxProfile"
 EXTERNAL = "ChargingStationExternalConstraints"
 TX_DEFAULT = "TxDefaultProfile"
@@ -55,7 +57,7 @@ def format_time(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class ProfileError(ValueError):
+class ProfileError(PlcrunError, ValueError):
     """A charging profile the station cannot accept (the reason goes into statusInfo)."""
 
 
