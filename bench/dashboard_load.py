@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> None:
     meter = {"frequency_hz": "site.grid_hz", "power_w": "site.site_p_w"}
     driver = SimDriver(scenario, meter, "site.evs", args.evs, max_history_rows=10_000)
     executor = Executor(program, clock=MonotonicClock(), drivers=[driver])
-    server = DashboardServer(executor, port=0, token="bench")
+    server = DashboardServer(executor, port=0, token="bench-token-0123456789")
     server.gate.enabled = not args.no_gate
     server.start()
     server.sampler.stop()

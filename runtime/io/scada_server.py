@@ -40,6 +40,7 @@ _TABLE_OF_FUNCTION = {
 }  # fmt: skip
 _READ_BACK_AFTER_WRITE = frozenset({5, 6, 23})  # requests whose answer shows what was just written
 _START_TIMEOUT_S = 10.0
+_REFUSAL_LOG_INTERVAL_S = 10.0
 
 # Set per request on the handler's task: who is asking, and what this request just wrote.
 _PEER: contextvars.ContextVar[str] = contextvars.ContextVar("scada_peer", default="unknown")
@@ -102,8 +103,7 @@ class _Handler(ServerRequestHandler):
         super().callback_connected()
         owner = self.server.owner
         if len(self.server.active_connections) > owner.config.max_connections:
-            owner.counters["connections_refused"] += 1
-            log.warning("SCADA server: connection refused, %d open", owner.config.max_connections)
+            owner.refuse_connection()
             self.transport.close()
             return
         rate = owner.config.max_requests_per_s
@@ -175,6 +175,8 @@ class ScadaServer:
         self._sizes = dict(self.map.sizes)  # the server's tables keep the sizes they started with
         self.port = config.port
         self.counters = {"reads": 0, "writes": 0, "refused": 0, "busy": 0, "connections_refused": 0}
+        self._refusal_logged_at = -_REFUSAL_LOG_INTERVAL_S
+        self._refusals_logged = 0
         self.last_refusal = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: _Server | None = None
@@ -295,6 +297,19 @@ class ScadaServer:
         self._overlay_echo(function_code, address, words)
         registers[address - block_start : address - block_start + count] = words
         return None
+
+    def refuse_connection(self) -> None:
+        """Count a connection over the cap; log at most every 10 s (a flood must not flood the log)."""
+        self.counters["connections_refused"] += 1
+        now = self.clock()
+        if now - self._refusal_logged_at >= _REFUSAL_LOG_INTERVAL_S:
+            refused = self.counters["connections_refused"] - self._refusals_logged
+            self._refusal_logged_at, self._refusals_logged = now, self.counters["connections_refused"]
+            log.warning(
+                "SCADA server: %d connection(s) refused since the last report (%d open at most)",
+                refused,
+                self.config.max_connections,
+            )
 
     def _write(
         self, smap: ScadaMap, table: Table, function_code: int, address: int, values: list[int] | list[bool]

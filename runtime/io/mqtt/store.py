@@ -5,8 +5,16 @@ the gateway loses a record that was written.
 Write path (worker thread only): ``next_seq`` → ``append`` (one ``os.write`` per record, so a killed
 process leaves whole records in the page cache) → ``commit`` (group commit: fsync per policy, enforce
 the size bound, then write the counters in ``state.bin`` atomically). Records are AES-256-GCM sealed
-(see ``store_format``). Opening the buffer authenticates every record and checks the counters; files
-that fail are moved to ``quarantine/`` and listed in ``problems`` — never loaded silently.
+(see ``store_format``). Opening the buffer authenticates every record and checks the counters; a
+record that fails is copied to ``quarantine/`` on its own and its segment rewritten without it (the
+other records of the segment stay pending); a file that is not a segment of this buffer, or a
+``state.bin`` that fails, is moved there whole. Everything quarantined is listed in ``problems`` —
+never loaded silently.
+
+Compaction: delivered records do not stay on disk until their segment fills. Once the counters that
+mark them delivered are persisted, a segment whose delivered bytes reach ``compact_bytes`` and
+outweigh its pending ones is rewritten with only the pending records (the active segment, when
+everything in it is delivered, is simply cut back to its header).
 
 Size bound: when the files exceed ``max_bytes``, the oldest segment holding reports is rewritten without
 its reports (alarms stay); only when alarms alone exceed the bound are the oldest alarms dropped.
@@ -29,6 +37,7 @@ from .store_format import (
     SEGMENT_HEADER_BYTES,
     STREAM_BYTES,
     CorruptRecord,
+    DamagedRange,
     StoreState,
     decode_record,
     decode_state,
@@ -45,6 +54,7 @@ log = logging.getLogger("plcrun.mqtt.buffer")
 
 STATE_FILE = "state.bin"
 QUARANTINE_DIR = "quarantine"
+COMPACT_BYTES = 64 * 1024
 _CACHE_LIMIT_BYTES = 4 * 1024 * 1024
 _quarantine_counter = itertools.count()
 
@@ -77,8 +87,16 @@ class PendingRecord:
 class ForwardBuffer:
     """One buffer directory. Not thread-safe: the backhaul's worker thread is its only user."""
 
-    def __init__(self, directory: Path, key: bytes, max_bytes: int, fsync: str = "always") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        key: bytes,
+        max_bytes: int,
+        fsync: str = "always",
+        compact_bytes: int = COMPACT_BYTES,
+    ) -> None:
         self.directory = directory
+        self.compact_bytes = compact_bytes
         self.max_bytes = max_bytes
         self.durable = fsync == "always"
         self.segment_bytes = min(max(max_bytes // 16, 16 * 1024), 4 * 1024 * 1024)
@@ -103,13 +121,25 @@ class ForwardBuffer:
         log.error("store-and-forward buffer %s: %s", self.directory, text)
         self.problems.append(text)
 
-    def _quarantine(self, path: Path, reason: str) -> None:
+    def _quarantine_target(self, name: str) -> Path:
         target_dir = self.directory / QUARANTINE_DIR
         target_dir.mkdir(mode=0o700, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        target = target_dir / f"{stamp}-{next(_quarantine_counter)}-{path.name}"
+        return target_dir / f"{stamp}-{next(_quarantine_counter)}-{name}"
+
+    def _quarantine(self, path: Path, reason: str) -> None:
+        target = self._quarantine_target(path.name)
         os.replace(path, target)
         self._problem(f"{path.name}: {reason}; moved to {target}")
+
+    def _quarantine_range(self, path: Path, data: bytes, damage: DamagedRange) -> None:
+        """Copy one damaged record's bytes to quarantine (the segment is rewritten without them)."""
+        target = self._quarantine_target(f"{path.stem}-at-{damage.offset}.bin")
+        write_file_atomically(target, data[damage.offset : damage.offset + damage.size], self.durable)
+        self._problem(
+            f"{path.name}: {damage.reason} ({damage.size} bytes at offset {damage.offset}); "
+            f"that record moved to {target}, the rest of the file kept"
+        )
 
     def _open(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -137,6 +167,7 @@ class ForwardBuffer:
         state = self._state
         previous_seq = 0
         torn: list[tuple[_Segment, int, int]] = []
+        damaged: list[_Segment] = []
         for path in paths:
             try:
                 scanned = scan_segment(path, self._cipher, state.stream)
@@ -145,6 +176,10 @@ class ForwardBuffer:
             except CorruptRecord as error:
                 self._quarantine(path, str(error))
                 continue
+            if scanned.damaged:
+                data = path.read_bytes()
+                for damage in scanned.damaged:
+                    self._quarantine_range(path, data, damage)
             segment = _Segment(path, scanned.complete_bytes + scanned.torn_bytes)
             for found in scanned.records:
                 previous_seq = found.seq
@@ -156,6 +191,8 @@ class ForwardBuffer:
                 torn.append((segment, scanned.complete_bytes, scanned.torn_bytes))
             self._segments.append(segment)
             self._total_bytes += segment.size
+            if scanned.damaged:
+                damaged.append(segment)
         committed = sum(1 for seq in self._pending if seq <= state.last_seq)
         if committed < state.pending:
             self._problem(
@@ -169,6 +206,14 @@ class ForwardBuffer:
             os.truncate(segment.path, keep)
             self._total_bytes -= segment.size - keep
             segment.size = keep
+        for segment in damaged:
+            if segment.records:
+                self._rewrite(segment)  # without the damaged bytes, so the next open is clean
+            else:
+                segment.close()
+                segment.path.unlink()
+                self._segments.remove(segment)
+                self._total_bytes -= segment.size
         state.last_seq = max(state.last_seq, previous_seq)
         self._next_seq = state.last_seq + 1
         if self._segments and self._segments[-1].size < self.segment_bytes:
@@ -263,8 +308,27 @@ class ForwardBuffer:
             self._rewrite(segment)
         if not self._state_dirty:  # every forgotten record is on record as forgotten
             self._delete_delivered_segments()
+            self._compact()
         self._records_dirty = False
         return dropped
+
+    def _compact(self) -> None:
+        """Rewrite segments whose delivered records take ``compact_bytes`` or more and outweigh the
+        pending ones; cut an active segment with nothing pending back to its header."""
+        for segment in list(self._segments):
+            live = sum(record.size for record in segment.records.values())
+            dead = segment.size - SEGMENT_HEADER_BYTES - live
+            if dead < self.compact_bytes or dead < live:
+                continue
+            if segment is self._active and not segment.records and self._active_fd is not None:
+                os.ftruncate(self._active_fd, SEGMENT_HEADER_BYTES)  # delivered: a crash may keep them
+                segment.close()
+                segment.size = SEGMENT_HEADER_BYTES
+                self._total_bytes -= dead
+                continue
+            if segment is self._active:
+                self._close_active()
+            self._rewrite(segment)
 
     def _write_state(self) -> None:
         state = self._state

@@ -75,23 +75,69 @@ class ScannedRecord:
     size: int
 
 
+@dataclass(frozen=True)
+class DamagedRange:
+    """Bytes of a segment that do not form a usable record (moved to quarantine by the caller)."""
+
+    offset: int
+    size: int
+    reason: str
+
+
 @dataclass
 class ScannedSegment:
     records: list[ScannedRecord]
     complete_bytes: int  # where the last complete record ends
     torn_bytes: int  # bytes after it that do not form a whole record (0 normally)
+    damaged: list[DamagedRange]  # records that failed their checks, each skipped on its own
 
 
 def segment_header(stream: bytes) -> bytes:
     return MAGIC_SEGMENT + stream
 
 
+def _record_at(data: bytes, offset: int, cipher: AESGCM, stream: bytes, previous: int) -> ScannedRecord:
+    """The authenticated record starting at ``offset``, or ``CorruptRecord`` saying why not."""
+    if len(data) - offset < _RECORD_HEADER.size:
+        raise CorruptRecord("record shorter than its header")
+    length, seq, kind = _RECORD_HEADER.unpack_from(data, offset)
+    if length < TAG_BYTES or length > MAX_RECORD_BYTES or kind not in KINDS:
+        raise CorruptRecord(f"bad record header at offset {offset}")
+    end = offset + RECORD_OVERHEAD + length
+    if end > len(data):
+        raise CorruptRecord(f"record at offset {offset} runs past the end of the file")
+    decoded_seq, _, _ = decode_record(cipher, stream, data[offset:end])
+    if decoded_seq <= previous:
+        raise CorruptRecord(f"sequence number {decoded_seq} at offset {offset} does not increase")
+    return ScannedRecord(seq, kind, offset, end - offset)
+
+
+def _next_record(data: bytes, start: int, cipher: AESGCM, stream: bytes, previous: int) -> int | None:
+    """The first offset from ``start`` where an authentic record begins (resynchronising after
+    damage: header fields are checked before any decryption is tried)."""
+    last = len(data) - RECORD_OVERHEAD - TAG_BYTES
+    for offset in range(start, last + 1):
+        length, seq, kind = _RECORD_HEADER.unpack_from(data, offset)
+        if kind not in KINDS or seq <= previous or not TAG_BYTES <= length <= MAX_RECORD_BYTES:
+            continue
+        if offset + RECORD_OVERHEAD + length > len(data):
+            continue
+        try:
+            _record_at(data, offset, cipher, stream, previous)
+        except CorruptRecord:
+            continue
+        return offset
+    return None
+
+
 def scan_segment(path: Path, cipher: AESGCM, stream: bytes) -> ScannedSegment:
     """Read and authenticate every record of a segment file.
 
-    Raises ``CorruptRecord`` for a wrong header, a record that fails authentication or whose fields
-    are out of range, or sequence numbers that do not increase. A file that ends in the middle of a
-    record is returned with ``torn_bytes > 0`` so the caller can report and cut it.
+    Raises ``CorruptRecord`` only for a file that is not a segment of this buffer (header, stream id).
+    A record that fails authentication, has fields out of range or a sequence number that does not
+    increase is listed in ``damaged`` and skipped: the scan resumes at the next authentic record, so
+    one damaged record costs only itself. A file that ends in the middle of a record is returned with
+    ``torn_bytes > 0`` so the caller can report and cut it.
     """
     data = path.read_bytes()
     if len(data) < SEGMENT_HEADER_BYTES or data[: len(MAGIC_SEGMENT)] != MAGIC_SEGMENT:
@@ -99,24 +145,34 @@ def scan_segment(path: Path, cipher: AESGCM, stream: bytes) -> ScannedSegment:
     if data[len(MAGIC_SEGMENT) : SEGMENT_HEADER_BYTES] != stream:
         raise CorruptRecord("segment belongs to another buffer (stream id differs)")
     records: list[ScannedRecord] = []
+    damaged: list[DamagedRange] = []
     offset = SEGMENT_HEADER_BYTES
     previous = 0
     while offset < len(data):
-        if len(data) - offset < _RECORD_HEADER.size:
-            break
-        length, seq, kind = _RECORD_HEADER.unpack_from(data, offset)
-        if length < TAG_BYTES or length > MAX_RECORD_BYTES or kind not in KINDS:
-            raise CorruptRecord(f"bad record header at offset {offset}")
-        end = offset + RECORD_OVERHEAD + length
-        if end > len(data):
-            break
-        decoded_seq, _, _ = decode_record(cipher, stream, data[offset:end])
-        if decoded_seq <= previous:
-            raise CorruptRecord(f"sequence number {decoded_seq} at offset {offset} does not increase")
-        previous = decoded_seq
-        records.append(ScannedRecord(seq, kind, offset, end - offset))
-        offset = end
-    return ScannedSegment(records, offset, len(data) - offset)
+        try:
+            found = _record_at(data, offset, cipher, stream, previous)
+        except CorruptRecord as error:
+            resume = _next_record(data, offset + 1, cipher, stream, previous)
+            if resume is None:
+                if _looks_torn(data, offset):
+                    break  # the last record was being written: a torn tail, not damage
+                resume = len(data)
+            damaged.append(DamagedRange(offset, resume - offset, str(error)))
+            offset = resume
+            continue
+        records.append(found)
+        previous = found.seq
+        offset += found.size
+    return ScannedSegment(records, offset, len(data) - offset, damaged)
+
+
+def _looks_torn(data: bytes, offset: int) -> bool:
+    """A record cut short by a crash: a plausible header whose record runs past the end."""
+    if len(data) - offset < _RECORD_HEADER.size:
+        return True
+    length, _seq, kind = _RECORD_HEADER.unpack_from(data, offset)
+    plausible = TAG_BYTES <= length <= MAX_RECORD_BYTES and kind in KINDS
+    return plausible and offset + RECORD_OVERHEAD + length > len(data)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import logging
 import os
 import queue
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from plcrun.io.mqtt import Backhaul
+from plcrun.io.mqtt.store_format import NONCE_BYTES, SEGMENT_HEADER_BYTES
 
 from tests.io.mqtt.rig import GATEWAY, FakeClock, load_config, wait_until, write_site_config
 from tests.support.mosquitto import Mosquitto, MqttProbe, free_port
@@ -149,7 +151,17 @@ def test_sigkill_while_buffering_then_restart_loses_nothing(tmp_path: Path, rig)
             probe.close()
 
 
-def test_tampered_buffer_is_detected_reported_and_not_loaded(
+def record_seqs(segment: bytes) -> list[int]:
+    """The sequence numbers of a segment's records (format: docs/mqtt.md, "Buffer format")."""
+    offset, seqs = SEGMENT_HEADER_BYTES, []
+    while offset < len(segment):
+        length, seq = struct.unpack_from(">IQ", segment, offset)
+        seqs.append(seq)
+        offset += 13 + NONCE_BYTES + length
+    return seqs
+
+
+def test_tampered_record_is_detected_reported_and_not_loaded(
     tmp_path: Path, broker, probe, rig, caplog
 ) -> None:
     offline = load_config(write_site_config(tmp_path / "site", free_port()))  # nobody listens there
@@ -160,6 +172,7 @@ def test_tampered_buffer_is_detected_reported_and_not_loaded(
     segments = sorted(offline.buffer.directory.glob("seg-*.log"))
     assert len(segments) == 1
     data = bytearray(segments[0].read_bytes())
+    written = record_seqs(bytes(data))
     data[len(data) // 2] ^= 0x01  # one bit inside a record's ciphertext
     segments[0].write_bytes(bytes(data))
 
@@ -170,11 +183,16 @@ def test_tampered_buffer_is_detected_reported_and_not_loaded(
     assert integrity and segments[0].name in integrity[0].message
     assert "fails authentication" in integrity[0].message
     assert any(segments[0].name in r.getMessage() for r in caplog.records)
-    assert list((offline.buffer.directory / "quarantine").glob(f"*{segments[0].name}"))
-    assert not segments[0].exists()
-    # the alarm reaches the cloud; nothing from the tampered file is published
+    # only the altered record is quarantined; the other records of its segment are still sent
+    (quarantined,) = (offline.buffer.directory / "quarantine").glob(f"*{segments[0].stem}-at-*.bin")
+    lost_seq = struct.unpack_from(">Q", quarantined.read_bytes(), 4)[0]
+    assert segments[0].exists()
+    assert wait_until(lambda: restarted.status().counters["pending"] == 0)
     assert wait_until(lambda: any(r["type"] == "alarm" for r in records(probe)))
     published = records(probe)
-    assert [r["alarm"]["key"] for r in published if r["type"] == "alarm"] == ["mqtt:buffer_integrity"]  # type: ignore[index]
-    assert not [r for r in published if r["type"] == "report"]
-    assert restarted.status().counters["pending"] == 0
+    alarm_keys = [r["alarm"]["key"] for r in published if r["type"] == "alarm"]  # type: ignore[index]
+    assert "mqtt:buffer_integrity" in alarm_keys  # and the offline phase's alarms, kept in the buffer
+    sent = {int(r["seq"]) for r in published}  # type: ignore[arg-type]
+    assert lost_seq not in sent
+    assert set(written) - sent == {lost_seq}  # every other record of the altered segment arrives
+    assert any(r["type"] == "report" for r in published)

@@ -76,7 +76,7 @@ def test_nothing_readable_on_disk_and_a_fresh_nonce_per_record(tmp_path: Path) -
     assert os.stat(segment).st_mode & 0o077 == 0
 
 
-def test_flipped_bit_is_detected_and_the_segment_quarantined(tmp_path: Path) -> None:
+def test_flipped_bit_quarantines_that_record_only(tmp_path: Path) -> None:
     buffer = ForwardBuffer(tmp_path, KEY, 64 * 1024)  # 16 KiB segments: several files
     fill(buffer, 300)
     buffer.close()
@@ -85,17 +85,60 @@ def test_flipped_bit_is_detected_and_the_segment_quarantined(tmp_path: Path) -> 
     victim = segments[1]
     offset, size, seq = split_records(victim)[2]
     data = bytearray(victim.read_bytes())
+    damaged = bytes(data[offset : offset + size])
     data[offset + size - 20] ^= 0x80
     victim.write_bytes(bytes(data))
 
     reopened = ForwardBuffer(tmp_path, KEY, 64 * 1024)
-    assert any(victim.name in p and f"seq {seq} fails authentication" in p for p in reopened.problems)
-    assert any("missing" in p for p in reopened.problems)  # the count in state.bin no longer matches
-    assert not victim.exists() and list((tmp_path / "quarantine").glob(f"*{victim.name}"))
-    victim_seqs = {s for _, _, s in split_records(next((tmp_path / "quarantine").glob(f"*{victim.name}")))}
-    loaded = set(reopened.pending_seqs())
-    assert loaded and not loaded & victim_seqs  # nothing from the altered file, the rest intact
-    assert loaded | victim_seqs == set(range(1, 301))
+    assert any(
+        victim.name in p and f"seq {seq} fails authentication" in p and "the rest of the file kept" in p
+        for p in reopened.problems
+    )
+    assert any("1 committed record(s)" in p and "missing" in p for p in reopened.problems)
+    (quarantined,) = (tmp_path / "quarantine").glob(f"*{victim.stem}-at-{offset}.bin")
+    assert len(quarantined.read_bytes()) == size and quarantined.read_bytes() != damaged  # the altered bytes
+    assert reopened.pending_seqs() == [s for s in range(1, 301) if s != seq]  # every other record kept
+    assert all(reopened.read(reopened.get(s)) == payload(s) for s in (seq - 1, seq + 1))  # type: ignore[arg-type]
+    reopened.close()
+    again = ForwardBuffer(tmp_path, KEY, 64 * 1024)  # the segment was rewritten without the record
+    assert again.problems == [] and len(again.pending_seqs()) == 299
+
+
+def test_a_damaged_length_field_costs_one_record(tmp_path: Path) -> None:
+    buffer = ForwardBuffer(tmp_path, KEY, 1 << 20)
+    fill(buffer, 6)
+    buffer.close()
+    (segment,) = tmp_path.glob("seg-*.log")
+    data = bytearray(segment.read_bytes())
+    offset = split_records(segment)[2][0]
+    struct.pack_into(">I", data, offset, 0xFFFFFF)  # record 3 claims to run past the end of the file
+    segment.write_bytes(bytes(data))
+    reopened = ForwardBuffer(tmp_path, KEY, 1 << 20)
+    assert reopened.pending_seqs() == [1, 2, 4, 5, 6]
+    assert any(
+        "runs past the end of the file" in p and "the rest of the file kept" in p for p in reopened.problems
+    )
+
+
+def test_delivered_records_are_compacted_away(tmp_path: Path) -> None:
+    buffer = ForwardBuffer(tmp_path, KEY, 1 << 20, compact_bytes=2048)  # 64 KiB segments
+    fill(buffer, 40)  # about 6 KiB in the active segment
+    (segment,) = tmp_path.glob("seg-*.log")
+    for seq in range(1, 41):
+        buffer.ack(seq)
+    buffer.commit(persist_acks=True)
+    assert segment.stat().st_size == SEGMENT_HEADER_BYTES  # all delivered: cut back to the header
+    fill(buffer, 40)  # 41..80
+    for seq in range(41, 71):
+        buffer.ack(seq)
+    buffer.commit(persist_acks=True)
+    left = split_records(segment)
+    assert [s for _, _, s in left] == list(range(71, 81))  # only what is pending stays on disk
+    assert buffer.total_bytes == segment.stat().st_size
+    buffer.close()
+    reopened = ForwardBuffer(tmp_path, KEY, 1 << 20)
+    assert reopened.problems == [] and reopened.pending_seqs() == list(range(71, 81))
+    assert reopened.read(reopened.get(75)) == payload(75)  # type: ignore[arg-type]
 
 
 def test_record_moved_to_another_sequence_number_fails(tmp_path: Path) -> None:
