@@ -29,7 +29,13 @@ from .executor.rt_setup import RtConfig
 from .executor.runner import RealtimeSession, write_stats_json
 from .executor.threads import use_small_stacks
 from .executor.watchdog import WatchdogConfig
-from .io.credentials import DASHBOARD_TOKEN, CredentialError, optional_credential_text, read_secret_file
+from .io.credentials import (
+    DASHBOARD_TOKEN,
+    RETAIN_KEY,
+    CredentialError,
+    optional_credential_text,
+    read_secret_file,
+)
 from .io.scada_server import ScadaServer, ScadaServerError
 from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .io.site_io import SiteIo, config_io, find_site_variables, sim_io
@@ -115,7 +121,36 @@ def executor_config(args: argparse.Namespace) -> ExecutorConfig:
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return ExecutorConfig(watchdog=watchdog, retain_path=args.retain)
+    return ExecutorConfig(watchdog=watchdog, retain_path=args.retain, retain_key=retain_key(args))
+
+
+def retain_key(args: argparse.Namespace) -> bytes | None:
+    """The retain file's MAC key: --retain-key-file, else the systemd credential retain-key, else none.
+    64 hexadecimal characters, or 32 or more raw bytes."""
+    try:
+        if args.retain_key_file:
+            path = Path(args.retain_key_file)
+            text = read_secret_file(path, "retain key file")
+            where = str(path)
+        else:
+            found = optional_credential_text(RETAIN_KEY)
+            if found is None:
+                return None
+            text, where = found, f"credential '{RETAIN_KEY}'"
+    except CredentialError as error:
+        raise UsageError(f"retain: {error}") from None
+    stripped = text.strip()
+    if len(stripped) == 64:
+        try:
+            return bytes.fromhex(stripped)
+        except ValueError:
+            pass
+    key = text.encode()
+    if len(key) < 32:
+        raise UsageError(
+            f"retain: {where} holds {len(key)} bytes; give 64 hex characters or 32 or more bytes"
+        )
+    return key
 
 
 def site_io_for(
@@ -355,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     run.add_argument("--stats-json", metavar="PATH", help="write the final scan statistics as JSON")
     run.add_argument("--retain", metavar="PATH", help="file for RETAIN variables (restored at start)")
+    run.add_argument(
+        "--retain-key-file",
+        metavar="FILE",
+        help="MAC key of the retain file (mode 0600; 64 hex characters), else the credential retain-key",
+    )
     run.add_argument("--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period")
     run.add_argument(
         "--watchdog-factor",

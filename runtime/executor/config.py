@@ -16,6 +16,7 @@ class ExecutorConfig:
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     watchdog_per_task: dict[str, WatchdogConfig] = field(default_factory=dict)
     retain_path: str | None = None
+    retain_key: bytes | None = None  # MAC key of the retain file (retain_store.py), 32+ bytes
     retain_interval_s: float = 1.0
     required_inputs: set[str] = field(default_factory=set)
     safe_overrides: dict[str, object] = field(default_factory=dict)

@@ -311,7 +311,12 @@ class Executor:
         self._retain_paths = [path for path, _ in layout]
         if not layout or self.config.retain_path is None:
             return
-        store = RetainStore(Path(self.config.retain_path), self.program.layout_hash(layout), layout)
+        store = RetainStore(
+            Path(self.config.retain_path),
+            self.program.layout_hash(layout),
+            layout,
+            key=self.config.retain_key,
+        )
         loaded = store.load()
         for message in loaded.messages:
             log.info("retain: %s", message)

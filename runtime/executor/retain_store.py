@@ -13,12 +13,19 @@ good one under ``<path>.bak``. A file starts with one header line
 the layout itself (list of [path, type]), a sequence number, the wall time and the values. ``load``
 checks the header and checksum, falls back to the backup when the main file is damaged, and refuses
 values written for a different layout with a message saying what changed.
+
+A checksum finds damage, not forgery: anyone who can write the file can recompute it. With a ``key``
+(32 or more bytes: ``plcrun run --retain-key-file`` or the systemd credential ``retain-key``) the
+header carries ``hmac-sha256=<hex>`` instead, a MAC of the body under that key; a store with a key
+accepts only files with a MAC that verifies, and a store without one refuses keyed files (it cannot
+check them). Files are written mode 0600: RETAIN values are the plant's state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import threading
@@ -31,6 +38,8 @@ from ..errors import PlcrunError
 
 MAGIC = "PLCRUN-RETAIN"
 FORMAT_VERSION = 1
+MIN_KEY_BYTES = 32
+FILE_MODE = 0o600
 RetainLayout = Sequence[tuple[str, str]]
 """(variable path, IEC type name) of every RETAIN variable, e.g. ``("main.energy_kwh", "LREAL")``."""
 
@@ -70,7 +79,13 @@ class RetainImage:
     written_wall: float
 
 
-def encode_retain_file(image: RetainImage) -> bytes:
+def _digest(body: bytes, key: bytes | None) -> str:
+    if key is None:
+        return "sha256=" + hashlib.sha256(body).hexdigest()
+    return "hmac-sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def encode_retain_file(image: RetainImage, key: bytes | None = None) -> bytes:
     body = json.dumps(
         {
             "layout_hash": image.layout_hash,
@@ -81,12 +96,13 @@ def encode_retain_file(image: RetainImage) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-    header = f"{MAGIC} {FORMAT_VERSION} sha256={hashlib.sha256(body).hexdigest()} length={len(body)}\n"
+    header = f"{MAGIC} {FORMAT_VERSION} {_digest(body, key)} length={len(body)}\n"
     return header.encode() + body
 
 
-def decode_retain_file(data: bytes, filename: str) -> RetainImage:
-    """Check and decode; raises ``RetainFileError`` naming ``filename`` and what is wrong."""
+def decode_retain_file(data: bytes, filename: str, key: bytes | None = None) -> RetainImage:
+    """Check and decode; raises ``RetainFileError`` naming ``filename`` and what is wrong. With a
+    ``key`` only a file whose MAC verifies under it is accepted."""
     newline = data.find(b"\n")
     if newline < 0:
         raise RetainFileError(f"{filename}: no header line (empty or truncated file)")
@@ -95,8 +111,18 @@ def decode_retain_file(data: bytes, filename: str) -> RetainImage:
         raise RetainFileError(f"{filename}: not a plcrun retain file (header {data[:40]!r})")
     if fields[1] != str(FORMAT_VERSION):
         raise RetainFileError(f"{filename}: version {fields[1]} unsupported (expected {FORMAT_VERSION})")
-    if not fields[2].startswith("sha256=") or not fields[3].startswith("length="):
+    keyed = fields[2].startswith("hmac-sha256=")
+    if not (keyed or fields[2].startswith("sha256=")) or not fields[3].startswith("length="):
         raise RetainFileError(f"{filename}: malformed header {data[:newline]!r}")
+    if key is not None and not keyed:
+        raise RetainFileError(
+            f"{filename}: written without a key (its checksum can be forged) while a retain key is "
+            "configured: refused"
+        )
+    if key is None and keyed:
+        raise RetainFileError(
+            f"{filename}: written with a retain key, but none is configured: cannot check it"
+        )
     body = data[newline + 1 :]
     try:
         length = int(fields[3][len("length=") :])
@@ -104,7 +130,11 @@ def decode_retain_file(data: bytes, filename: str) -> RetainImage:
         raise RetainFileError(f"{filename}: malformed length in header {fields[3]!r}") from None
     if len(body) != length:
         raise RetainFileError(f"{filename}: truncated: body has {len(body)} bytes, header says {length}")
-    if hashlib.sha256(body).hexdigest() != fields[2][len("sha256=") :]:
+    if not hmac.compare_digest(_digest(body, key).encode(), fields[2].encode()):
+        if keyed:
+            raise RetainFileError(
+                f"{filename}: MAC mismatch (the file is corrupt, forged or from another key)"
+            )
         raise RetainFileError(f"{filename}: checksum mismatch (the file is corrupt)")
     try:
         document = json.loads(body)
@@ -158,7 +188,11 @@ class RetainStore:
         min_interval_s: float = 1.0,
         retry_interval_s: float = 5.0,
         wall_clock: Callable[[], float] = time.time,
+        key: bytes | None = None,
     ) -> None:
+        if key is not None and len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"the retain key has {len(key)} bytes; at least {MIN_KEY_BYTES} are needed")
+        self.key = key
         self.path = Path(path)
         self.backup_path = self.path.with_name(self.path.name + ".bak")
         self._tmp_path = self.path.with_name(self.path.name + ".tmp")
@@ -194,7 +228,7 @@ class RetainStore:
             return None
         except OSError as error:
             raise RetainFileError(f"{path}: cannot read: {error.strerror}") from None
-        return decode_retain_file(data, str(path))
+        return decode_retain_file(data, str(path), self.key)
 
     def load(self) -> RetainLoad:
         messages: list[str] = []
@@ -324,7 +358,7 @@ class RetainStore:
         image = RetainImage(dict(values), self.layout_hash, self.layout, self._seq, self._wall_clock())
         written = False
         try:
-            data = encode_retain_file(image)
+            data = encode_retain_file(image, self.key)
         except (TypeError, ValueError):  # not retried: the same snapshot would fail again
             self.last_error = f"{self.path}: not written: {_unserialisable(values)}"
         else:
@@ -355,8 +389,9 @@ class RetainStore:
         self._commit()
 
     def _write_temp(self, data: bytes) -> None:
-        fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
+            os.fchmod(fd, FILE_MODE)  # a leftover temporary file keeps its old mode otherwise
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -379,9 +414,12 @@ class RetainStore:
         except FileNotFoundError:
             return
         except OSError:  # no hard links on this file system: copy
-            self._backup_tmp_path.write_bytes(self.path.read_bytes())
-            with open(self._backup_tmp_path, "rb") as copy:
-                os.fsync(copy.fileno())
+            fd = os.open(self._backup_tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            try:
+                os.write(fd, self.path.read_bytes())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(self._backup_tmp_path, self.backup_path)
 
     def _commit(self) -> None:

@@ -32,6 +32,7 @@ CREDENTIAL_PREFIX = "credential:"
 DASHBOARD_TOKEN = "dashboard-token"
 MQTT_BUFFER_KEY = "mqtt-buffer-key"
 OCPP_PASSWORD = "ocpp-password"
+RETAIN_KEY = "retain-key"  # MAC key of the retain file (plcrun run --retain-key-file otherwise)
 MAX_CREDENTIAL_BYTES = 1024 * 1024  # systemd's own limit for one credential is 1 MiB
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,254}$")

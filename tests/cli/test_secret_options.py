@@ -1,5 +1,6 @@
-"""Where plcrun run takes the dashboard token from: a private --token-file, --token (warned: visible
-in the process list), $PLCRUN_TOKEN or the systemd credential; and the refusals, each one line."""
+"""Where plcrun run takes its secrets from. The dashboard token: a private --token-file, --token
+(warned: visible in the process list), $PLCRUN_TOKEN or the systemd credential; the retain key:
+--retain-key-file or the credential retain-key. And the refusals, each one line."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from plcrun.cli import dashboard_token
+from plcrun.cli import dashboard_token, retain_key
 from plcrun.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +20,7 @@ TOKEN = "file-token-8d1e5a77c2"
 
 
 def args(**given: object) -> argparse.Namespace:
-    return argparse.Namespace(**{"token": None, "token_file": None, **given})
+    return argparse.Namespace(**{"token": None, "token_file": None, "retain_key_file": None, **given})
 
 
 def token_file(path: Path, text: str = TOKEN + "\n", mode: int = 0o600) -> Path:
@@ -74,3 +75,18 @@ def test_run_refuses_a_short_token_and_a_public_address_without_one(tmp_path: Pa
         )
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_retain_key_from_a_file_or_the_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert retain_key(args()) is None
+    hex_key = token_file(tmp_path / "retain.key", "ab" * 32 + "\n")
+    assert retain_key(args(retain_key_file=str(hex_key))) == bytes([0xAB]) * 32
+    short = token_file(tmp_path / "short.key", "0123456789\n")
+    with pytest.raises(UsageError, match="holds 10 bytes; give 64 hex characters or 32 or more bytes"):
+        retain_key(args(retain_key_file=str(short)))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    token_file(tmp_path / "retain-key", "k" * 40, mode=0o400)
+    assert retain_key(args()) == b"k" * 40
