@@ -24,13 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plcrun.cli_sim import load_with_fleet_size  # noqa: E402
 from plcrun.compiler.api import compile_file  # noqa: E402
-from plcrun.executor.clock import MonotonicClock  # noqa: E402
-from plcrun.executor.engine import Executor, ExecutorConfig  # noqa: E402
+from plcrun.executor.engine import Executor  # noqa: E402
 from plcrun.executor.gc_control import GcController, GcPolicy  # noqa: E402
 from plcrun.executor.rt_setup import RtConfig, apply_rt_setup  # noqa: E402
-from plcrun.io.site_io import sim_io  # noqa: E402
+from plcrun.site import SiteRuntime  # noqa: E402
 
 PERIOD_NS = 10_000_000
 
@@ -44,12 +42,7 @@ def hog(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-d
 
 def build_executor(evs: int) -> Executor:
     program = compile_file(ROOT / "programs" / "freq_response.st")
-    scenario = load_with_fleet_size("quiet_grid", evs)
-    io = sim_io(program, scenario, realtime=True)
-    executor = Executor(program, clock=MonotonicClock(), drivers=io.drivers, config=ExecutorConfig())
-    for path, value in io.initial_writes.items():
-        executor.journal.write(path, value)
-    return executor
+    return SiteRuntime.build(program, scenario="quiet_grid", evs=evs).executor
 
 
 def plcrun_block(executor: Executor, seconds: float) -> tuple[list[int], int, int]:

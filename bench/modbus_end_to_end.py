@@ -23,11 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from plcrun.compiler.api import compile_file  # noqa: E402
-from plcrun.executor.alarms import AlarmBus  # noqa: E402
-from plcrun.executor.clock import MonotonicClock  # noqa: E402
-from plcrun.executor.engine import Executor, ExecutorConfig  # noqa: E402
 from plcrun.executor.rt_setup import RtConfig, apply_rt_setup  # noqa: E402
-from plcrun.io.site_io import config_io  # noqa: E402
+from plcrun.site import SiteRuntime  # noqa: E402
 
 from tests.support.modbus_devices import QUASAR, ModbusPeer  # noqa: E402
 
@@ -79,11 +76,7 @@ def main() -> None:
         site = Path("/tmp") / f"plcrun-e2e-{meter.port}.toml"
         site.write_text(SITE.format(meter=meter.port, charger=charger.port))
         program = compile_file(ROOT / "bench" / "programs" / "e2e_setpoint.st")
-        alarms = AlarmBus()
-        io = config_io(program, str(site), alarms, dict, "bench")
-        executor = Executor(
-            program, clock=MonotonicClock(), drivers=io.drivers, config=ExecutorConfig(), alarms=alarms
-        )
+        executor = SiteRuntime.build(program, config=str(site), gateway_id="bench").executor
 
         def scan_thread() -> None:
             rt = apply_rt_setup(RtConfig())
@@ -120,7 +113,7 @@ def main() -> None:
         thread.join(5)
         executor.shutdown()
         stats = executor.scheduler.stats.task("DEFAULT")
-        polls = {d.name: d.status().counters for d in io.drivers}
+        polls = {d.name: d.status().counters for d in executor.drivers}
     values = np.array(latencies, dtype=np.float64) / SCAN_NS
     print(f"steps {args.steps}, arrived {len(latencies)}, missing {missing}")
     print(

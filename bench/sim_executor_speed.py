@@ -19,20 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plcrun.cli_sim import load_with_fleet_size  # noqa: E402
 from plcrun.compiler.api import compile_file  # noqa: E402
 from plcrun.executor.clock import VirtualClock  # noqa: E402
 from plcrun.executor.engine import Executor  # noqa: E402
-from plcrun.io.site_io import sim_io  # noqa: E402
+from plcrun.site import SiteRuntime  # noqa: E402
 
 
 def build(evs: int) -> Executor:
     program = compile_file(ROOT / "programs" / "freq_response.st")
-    io = sim_io(program, load_with_fleet_size("quiet_grid", evs))
-    executor = Executor(program, clock=VirtualClock(), drivers=io.drivers)
-    for path, value in io.initial_writes.items():
-        executor.journal.write(path, value)
-    return executor
+    return SiteRuntime.build(program, scenario="quiet_grid", evs=evs, clock=VirtualClock()).executor
 
 
 def speed(evs: int, seconds: float) -> float:

@@ -10,24 +10,21 @@ import argparse
 import importlib.resources
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
-from .cli_sim import cmd_sim, load_with_fleet_size
+from .cli_sim import cmd_sim
 from .compiler.api import check_file, compile_file
-from .compiler.faults import describe_fault
-from .compiler.program import CompiledProgram, ProgramState
-from .dashboard.server import DashboardServer
+from .compiler.program import CompiledProgram
 from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
-from .executor.clock import MonotonicClock
-from .executor.engine import Executor, ExecutorConfig
-from .executor.rt_setup import RtConfig
-from .executor.runner import RealtimeSession, write_stats_json
-from .executor.threads import use_small_stacks
+from .executor.config import ExecutorConfig
+from .executor.runner import write_stats_json
 from .executor.watchdog import WatchdogConfig
 from .io.credentials import (
     DASHBOARD_TOKEN,
@@ -36,9 +33,9 @@ from .io.credentials import (
     optional_credential_text,
     read_secret_file,
 )
-from .io.scada_server import ScadaServer, ScadaServerError
 from .io.sim.scenario_load import builtin_scenarios, load_scenario
-from .io.site_io import SiteIo, config_io, find_site_variables, sim_io
+from .io.site_io import SiteIo, config_io
+from .site import DashboardOptions, SiteRuntime, run_cycles
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -92,16 +89,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_realtime(program, args)
     if args.cycles < 0:
         raise UsageError("--cycles must be 0 or more")
-    state = program.new_state()
-    try:
-        run_cycles(state, args.cycles)
-    except Exception as error:  # a runtime fault of the ST program, reported with its ST line
-        fault = describe_fault(error, program.sources)
-        print(f"plcrun: {fault}", file=sys.stderr)
+    return cmd_cycles(program, args)
+
+
+def cmd_cycles(program: CompiledProgram, args: argparse.Namespace) -> int:
+    """N scans per task on the executor in virtual time, no I/O; the final values as JSON."""
+    result = run_cycles(program, args.cycles, executor_config(args))
+    for task, message in result.faults.items():
+        print(f"plcrun: task {task} faulted: {message}", file=sys.stderr)
+    if result.faults:
         return EXIT_ERRORS
     if args.json:
-        print(json.dumps(state.snapshot(), allow_nan=False))
+        print(json.dumps(json_safe(result.values), allow_nan=False))
     return EXIT_OK
+
+
+def json_safe(value: Any) -> Any:
+    """JSON has no infinity: +/-infinity become the strings "inf" / "-inf" (NaN is already null)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def cmd_sim_args(args: argparse.Namespace) -> int:
@@ -153,91 +164,58 @@ def retain_key(args: argparse.Namespace) -> bytes | None:
     return key
 
 
-def site_io_for(
-    program: CompiledProgram, args: argparse.Namespace, alarms: AlarmBus, stats: StatsBox
-) -> SiteIo:
-    """The devices of ``--config``, or the built-in simulation (``--scenario``, default quiet_grid)."""
-    if args.config:
-        if args.scenario:
-            raise UsageError("--config and --scenario exclude each other")
-        return config_io(program, args.config, alarms, stats.read, args.gateway_id)
-    if find_site_variables(program) is None:
-        return SiteIo(description="no I/O (the program has no meter or EV session variables to simulate)")
-    return sim_io(program, load_with_fleet_size(args.scenario or "quiet_grid", args.evs), realtime=True)
-
-
-class StatsBox:
-    """Late binding of the statistics provider: the backhaul is built before the executor."""
-
-    def __init__(self) -> None:
-        self.executor: Executor | None = None
-
-    def read(self) -> dict[str, object]:
-        return {} if self.executor is None else self.executor.scheduler.stats.to_json()
-
-
 def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
-    use_small_stacks()  # before any thread starts: with locked memory every stack is resident
-    alarms = AlarmBus()
-    stats = StatsBox()
-    io = site_io_for(program, args, alarms, stats)
-    for warning in io.warnings:
-        logging.getLogger("plcrun.site").warning("%s", warning)
-    io.set_parameters(program, args.set or [])
-    config = executor_config(args)
-    config.required_inputs = io.required_inputs
-    config.parameters = dict(io.parameters)
-    executor = Executor(program, clock=MonotonicClock(), drivers=io.drivers, config=config, alarms=alarms)
-    stats.executor = executor
-    for path, value in io.initial_writes.items():
-        executor.journal.write(path, value, source="site")
-    if io.description:
-        print(f"plcrun: I/O: {io.description}", file=sys.stderr)
-    if io.parameters:
-        shown = ", ".join(f"{path}={st_text(value)}" for path, value in io.parameters.items())
-        print(f"plcrun: parameters: {shown}", file=sys.stderr)
-    scada = None
-    if io.scada is not None:
-        scada = ScadaServer(executor, io.scada)
-        try:
-            scada.start()
-        except ScadaServerError as error:
-            raise UsageError(str(error)) from None
-        print(
-            f"plcrun: SCADA Modbus server on {io.scada.bind}:{scada.port} (unit {io.scada.unit})",
-            file=sys.stderr,
-        )
-    try:
-        dashboard = start_dashboard(executor, args)
-    except UsageError:
-        if scada is not None:
-            scada.stop()
-        raise
-    source = Path(program.main_file)
-    scan_cpu = args.scan_cpu if args.scan_cpu is not None else io.runtime.scan_cpu
-    session = RealtimeSession(
-        executor,
-        status_every_s=args.status_every,
-        reload=lambda: compile_file(source),
-        watch=source if args.watch else None,
-        rt_config=RtConfig(cpus=None if scan_cpu is None else frozenset({scan_cpu})),
-        require_realtime=args.require_realtime or io.runtime.require_realtime,
+    if args.config and args.scenario:
+        raise UsageError("--config and --scenario exclude each other")
+    dashboard = (
+        None
+        if args.no_dashboard
+        else DashboardOptions(args.dashboard_host, args.dashboard_port, dashboard_token(args))
     )
+    site = SiteRuntime.build(
+        program,
+        config=args.config,
+        scenario=args.scenario,
+        evs=args.evs,
+        set_options=args.set,
+        executor_config=executor_config(args),
+        dashboard=dashboard,
+        gateway_id=args.gateway_id,
+    )
+    print(f"plcrun: I/O: {site.description}", file=sys.stderr)
+    if site.io.parameters:
+        shown = ", ".join(f"{path}={st_text(value)}" for path, value in site.io.parameters.items())
+        print(f"plcrun: parameters: {shown}", file=sys.stderr)
     tasks = ", ".join(f"{t.name} every {t.interval_ns / 1e6:g} ms" for t in program.tasks)
-    print(f"plcrun: running {program.main_file} ({tasks}); Ctrl-C stops", file=sys.stderr)
-    try:
-        session.run(args.duration)
-    finally:
-        if dashboard is not None:
-            dashboard.stop()
-        if scada is not None:
-            scada.stop()
+
+    def started() -> None:
+        for line in site.started:
+            if line.startswith("dashboard on") and dashboard is not None:
+                mode = (
+                    "writes and forces with the token"
+                    if dashboard.token
+                    else "read-only (give --token-file to allow writes)"
+                )
+                line = f"{line} ({mode})"
+            print(f"plcrun: {line}", file=sys.stderr)
+        print(f"plcrun: running {program.main_file} ({tasks}); Ctrl-C stops", file=sys.stderr)
+
+    site.run_realtime(
+        args.duration,
+        status_every_s=args.status_every,
+        watch=args.watch,
+        scan_cpu=args.scan_cpu,
+        require_realtime=args.require_realtime,
+        on_started=started,
+    )
     if args.stats_json:
-        write_stats_json(executor, args.stats_json)
-    faulted = [name for name, sup in executor.supervisors.items() if sup.faults]
-    return EXIT_ERRORS if faulted else EXIT_OK
+        try:
+            write_stats_json(site.executor, args.stats_json)
+        except OSError as error:
+            raise UsageError(f"--stats-json {args.stats_json}: {error.strerror}") from None
+    return EXIT_ERRORS if site.faulted else EXIT_OK
 
 
 def dashboard_token(args: argparse.Namespace) -> str | None:
@@ -258,37 +236,6 @@ def dashboard_token(args: argparse.Namespace) -> str | None:
         return os.environ.get("PLCRUN_TOKEN") or optional_credential_text(DASHBOARD_TOKEN)
     except CredentialError as error:
         raise UsageError(f"dashboard: {error}") from None
-
-
-def start_dashboard(executor: Executor, args: argparse.Namespace) -> DashboardServer | None:
-    if args.no_dashboard:
-        return None
-    token = dashboard_token(args)
-    try:
-        dashboard = DashboardServer(executor, host=args.dashboard_host, port=args.dashboard_port, token=token)
-        dashboard.start()
-    except OSError as error:
-        raise UsageError(
-            f"dashboard: cannot listen on {args.dashboard_host}:{args.dashboard_port}: {error.strerror}; "
-            "choose another --dashboard-port or use --no-dashboard"
-        ) from None
-    except ValueError as error:
-        raise UsageError(f"dashboard: {error}") from None
-    mode = "writes and forces with the token" if token else "read-only (give --token-file to allow writes)"
-    print(f"plcrun: dashboard on {dashboard.url} ({mode})", file=sys.stderr)
-    return dashboard
-
-
-def run_cycles(state: ProgramState, cycles: int) -> None:
-    """N scans of every task in virtual time: scan k of a task runs at k * its interval; at equal
-    times the higher priority (lower number) runs first."""
-    schedule = sorted(
-        (k * task.interval_ns, task.priority, index, task.name)
-        for index, task in enumerate(state.program.tasks)
-        for k in range(cycles)
-    )
-    for now, _, _, name in schedule:
-        state.run_task_scan(name, now)
 
 
 def cmd_vars(args: argparse.Namespace) -> int:
@@ -319,7 +266,11 @@ def vars_parameters(program: CompiledProgram, args: argparse.Namespace) -> dict[
     """The parameters ``--config`` and ``--set`` would give the program (checked like ``run`` does)."""
     if not args.config and not args.set:
         return {}
-    io = config_io(program, args.config, AlarmBus(), dict, "gateway") if args.config else SiteIo()
+    io = (
+        config_io(program, args.config, AlarmBus(), dict, "gateway", realtime=False)
+        if args.config
+        else SiteIo()
+    )
     io.set_parameters(program, args.set or [])
     return io.parameters
 

@@ -11,36 +11,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from .compiler.program import CompiledProgram
 from .executor.clock import VirtualClock
 from .executor.engine import Executor, ExecutorConfig
-from .io.config_errors import ConfigError
 from .io.sim.evaluate import evaluate
 from .io.sim.scenario import Scenario
-from .io.sim.scenario_load import load_scenario
+from .io.sim.scenario_load import load_with_fleet_size
 from .io.sim.svg_plot import write_svg
 from .io.site_io import SiteIo, sim_io
-
-
-def load_with_fleet_size(name: str, evs: int | None) -> Scenario:
-    """A scenario, optionally with its fleet resized to ``evs`` cars (generated from the catalogue)."""
-    if evs is None:
-        return load_scenario(name)
-
-    def resize(data: dict[str, Any], source: str) -> None:
-        fleet = data.setdefault("fleet", {})
-        if not isinstance(fleet, dict):
-            raise ConfigError(source, "fleet", "must be a table")
-        explicit = sum(int(ev.get("count", 1)) for ev in fleet.get("evs", []) if isinstance(ev, dict))
-        if evs < explicit:
-            raise ConfigError(
-                source, "fleet.n_evs", f"--evs {evs} is fewer than the {explicit} cars the scenario lists"
-            )
-        fleet["n_evs"] = evs
-
-    return load_scenario(name, resize)
 
 
 def _progress(done: float, width: int = 40) -> None:

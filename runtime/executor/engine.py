@@ -128,15 +128,20 @@ class Executor:
             self._monitor.start(threading.get_ident())
             self.state.rt.wall_ns = self.clock.now_ns
 
-    def run(self, duration_ns: int | None = None, max_scans: int | None = None) -> StopReason:
-        """Run scans (on the calling thread) until ``duration_ns`` passed, ``max_scans`` or ``stop()``."""
+    def run(
+        self, duration_ns: int | None = None, max_scans: int | None = None, scans_per_task: int | None = None
+    ) -> StopReason:
+        """Run scans (on the calling thread) until ``duration_ns`` passed, ``max_scans`` scans ran,
+        every task ran ``scans_per_task`` scans, or ``stop()``."""
         self.start()
         until = None
         if duration_ns is not None:
             until = self.clock.now_ns() + duration_ns
         self._scan_thread = threading.get_ident()
         try:
-            return self.scheduler.run(until_ns=until, max_scans=max_scans, stop_event=self._stop)
+            return self.scheduler.run(
+                until_ns=until, max_scans=max_scans, stop_event=self._stop, scans_per_task=scans_per_task
+            )
         finally:
             self._scan_thread = None
 

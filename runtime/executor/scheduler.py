@@ -174,10 +174,12 @@ class Scheduler:
         until_ns: int | None = None,
         max_scans: int | None = None,
         stop_event: threading.Event | None = None,
+        scans_per_task: int | None = None,
     ) -> StopReason:
         """Run scans until the clock reaches ``until_ns`` (scans released at or after it are not run),
-        ``max_scans`` scans ran in this call, or ``stop_event`` is set. Exceptions from a scan or hook
-        propagate; the schedule then continues where it was at the next ``run``."""
+        ``max_scans`` scans ran in this call, every task ran ``scans_per_task`` scans in this call (a
+        task that has is not run again; returns ``MAX_SCANS``), or ``stop_event`` is set. Exceptions
+        from a scan or hook propagate; the schedule then continues where it was at the next ``run``."""
         if not self._tasks:
             raise RuntimeError("the scheduler has no tasks")
         if max_scans is not None and max_scans < 0:
@@ -186,15 +188,21 @@ class Scheduler:
         if self._epoch_ns is None:
             self._start_schedule(clock.now_ns())
         scans = 0
+        active = list(self._tasks)
+        first_index = {task.name: task.scan_index for task in active}
         while True:
             if stop_event is not None and stop_event.is_set():
                 return StopReason.STOPPED
             if max_scans is not None and scans >= max_scans:
                 return StopReason.MAX_SCANS
+            if scans_per_task is not None:
+                active = [t for t in active if t.scan_index - first_index[t.name] < scans_per_task]
+                if not active:
+                    return StopReason.MAX_SCANS
             now = clock.now_ns()
-            task = self._due_task(now)
+            task = self._due_task(now, active)
             if task is None:
-                wake_ns = min(t.next_release_ns for t in self._tasks)
+                wake_ns = min(t.next_release_ns for t in active)
                 if until_ns is not None and wake_ns >= until_ns:
                     if not clock.sleep_until(until_ns, stop_event):
                         return StopReason.STOPPED
@@ -219,9 +227,9 @@ class Scheduler:
         for task in self._tasks:
             task.next_release_ns = epoch + task.offset_ns
 
-    def _due_task(self, now_ns: int) -> Task | None:
+    def _due_task(self, now_ns: int, tasks: list[Task]) -> Task | None:
         best: Task | None = None
-        for task in self._tasks:
+        for task in tasks:
             if task.next_release_ns > now_ns:
                 continue
             if best is None or (task.priority, task.next_release_ns, task.order) < (

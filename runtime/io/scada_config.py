@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config_reader import FailFast, TableReader, is_loopback
+from .config_reader import FailFast, ProblemPolicy, TableReader, is_loopback
 
 DEFAULT_PORT = 1502  # 502 needs root; SCADA masters can be pointed at any port
 DEFAULT_MEMORY_BASE = 1000
@@ -32,11 +32,13 @@ class ScadaConfig:
     max_requests_per_s: float = 50.0  # per connection; more are answered 06 SERVER DEVICE BUSY
 
 
-def parse_server_config(table: Mapping[str, object] | None, file: str) -> ScadaConfig:
+def parse_server_config(
+    table: Mapping[str, object] | None, file: str, problems: ProblemPolicy | None = None
+) -> ScadaConfig:
     """Validate the ``[server]`` table of ``file`` (None: all defaults)."""
     if table is None:
         return ScadaConfig(file=file)
-    reader = TableReader(table, "server", FailFast(file))
+    reader = TableReader(table, "server", problems or FailFast(file))
     allow_remote = reader.boolean("allow_remote", False)
     bind = reader.string("bind", "127.0.0.1")
     if bind != "localhost":

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, cast, get_args
 
+from .config_reader import ProblemPolicy as Problems  # the site file's collect-all policy
 from .config_reader import TableReader, did_you_mean
 from .modbus.codec import REGISTER_TYPES, ByteOrder, WordOrder, register_count
 from .modbus.model import (
@@ -29,7 +30,6 @@ from .modbus.model import (
 )
 from .modbus.profiles import EV_FIELDS, QUASAR_CONNECTED_STATES, QUASAR_MAX_POWER_W, quasar, sunspec_der
 from .modbus.sunspec_models import MODELS
-from .site_config_reader import Problems
 
 PROFILES: tuple[str, ...] = get_args(Profile)
 FREQUENCY_PLAUSIBLE = (45.0, 65.0)

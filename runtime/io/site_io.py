@@ -1,5 +1,6 @@
-"""Assembles a site's I/O for a compiled program: the built-in simulation, or the devices of a site
-configuration (Modbus meters and chargers, EVerest sessions, the MQTT backhaul, the SCADA server).
+"""A site's I/O for a compiled program (``SiteIo``): the drivers of a site file or the built-in
+simulation, both through the driver registry (``plcrun.io.registry``), plus the site's parameters
+and runtime options. ``plcrun.site.SiteRuntime`` turns it into a running site.
 
 The simulation binds itself to the program by convention (documented in programs/README.md): the
 first program instance with an ``ARRAY OF EV_SESSION`` gets the fleet, and its variables
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..compiler import st_types as T
 from ..compiler.program import CompiledProgram
@@ -28,10 +29,12 @@ from .conventions import (
     SITE_POWER_NAMES,
     VOLTAGE_NAMES,
 )
-from .scada_config import ScadaConfig, parse_server_config
 from .sim.driver import SimDriver
 from .sim.scenario import Scenario
 from .site_config import RuntimeOptions
+
+if TYPE_CHECKING:
+    from .registry import DriverType, Service
 
 log = logging.getLogger("plcrun.site")
 
@@ -55,7 +58,7 @@ class SiteIo:
     initial_writes: dict[str, object] = field(default_factory=dict)
     required_inputs: set[str] = field(default_factory=set)
     sim: SimDriver | None = None
-    scada: ScadaConfig | None = None  # the SCADA server, started once the executor exists
+    services: list[Service] = field(default_factory=list)  # started once the executor exists
     description: str = ""
     warnings: list[str] = field(default_factory=list)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)  # the site file's [runtime] table
@@ -159,9 +162,9 @@ def scenario_parameters(
     return writes, skipped
 
 
-def sim_io(program: CompiledProgram, scenario: Scenario, *, realtime: bool = False) -> SiteIo:
-    """The built-in simulation bound to the program by convention. In ``realtime`` the simulation's
-    history keeps one scenario length (the scans never wait on a growing history)."""
+def check_sim_fits(program: CompiledProgram, scenario: Scenario) -> SiteVariables:
+    """The program's meter and EV-session variables for the simulation (ConfigError if it has none,
+    or too few EV sessions for the scenario's fleet)."""
     site = find_site_variables(program)
     if site is None:
         raise ConfigError(
@@ -176,6 +179,13 @@ def sim_io(program: CompiledProgram, scenario: Scenario, *, realtime: bool = Fal
             "fleet.n_evs",
             f"{scenario.n_evs} cars do not fit the program's {site.ev_slots} EV sessions ({site.ev_prefix})",
         )
+    return site
+
+
+def sim_io(program: CompiledProgram, scenario: Scenario, *, realtime: bool = False) -> SiteIo:
+    """The built-in simulation bound to the program by convention. In ``realtime`` the simulation's
+    history keeps one scenario length (the scans never wait on a growing history)."""
+    site = check_sim_fits(program, scenario)
     driver = SimDriver(
         scenario,
         site.meter_paths,
@@ -196,32 +206,63 @@ def config_io(
     alarms: AlarmBus,
     stats_provider: Callable[[], Mapping[str, Any]],
     gateway_id: str,
+    *,
+    realtime: bool = True,
+    drivers: Mapping[str, DriverType[Any]] | None = None,
 ) -> SiteIo:
-    """Drivers of a site configuration file (validated completely; ConfigError otherwise)."""
-    from .everest import EverestSessionDriver, parse_everest_config
-    from .host import HostDriver, parse_host_config
-    from .modbus.driver import build_modbus_drivers
-    from .mqtt import Backhaul, parse_mqtt_config
-    from .ocpp import OcppDriver, parse_ocpp_config
+    """Drivers of a site configuration file, through the driver registry (every table and binding
+    checked first; SiteConfigError lists every problem)."""
+    from .registry import BuildContext, build_wiring, registered
     from .site_config import load_site_config
-
-    catalog = program.catalog()
-    site = load_site_config(path, catalog)
     from .site_parameters import flatten
 
-    io = SiteIo(description=f"site '{site.name}' from {path}", config_file=path)
-    io.parameter_entries = flatten(site.parameters or {})
-    io.drivers.extend(build_modbus_drivers(list(site.devices.values()), alarms))
-    if site.everest is not None:
-        io.drivers.append(EverestSessionDriver(parse_everest_config(site.everest, path, catalog), alarms))
-    if site.mqtt is not None:
-        io.drivers.append(Backhaul(parse_mqtt_config(site.mqtt, path), alarms, stats_provider, gateway_id))
-    if site.ocpp is not None:
-        io.drivers.append(OcppDriver(parse_ocpp_config(site.ocpp, path, catalog), alarms))
-    if site.server is not None:
-        io.scada = parse_server_config(site.server, path)
-    if site.host is not None:
-        io.drivers.append(HostDriver(parse_host_config(site.host, path, catalog), alarms))
-    io.required_inputs = set(site.required_inputs)
-    io.runtime = site.runtime
+    registry = registered() if drivers is None else drivers
+    site = load_site_config(path, program.catalog(), registry, program)
+    context = BuildContext(path, program, alarms, stats_provider, gateway_id, realtime)
+    wiring = build_wiring(site.checked, context, registry)
+    io = SiteIo(
+        drivers=wiring.drivers,
+        initial_writes=wiring.initial_writes,
+        required_inputs=wiring.required_inputs | set(site.required_inputs),
+        services=wiring.services,
+        description="; ".join([f"site '{site.name}' from {path}", *wiring.descriptions]),
+        warnings=wiring.warnings,
+        runtime=site.runtime,
+        config_file=path,
+    )
+    io.parameter_entries = flatten(dict(site.parameters or {}))
     return io
+
+
+def simulation_io(
+    program: CompiledProgram,
+    scenario: str | None,
+    evs: int | None,
+    *,
+    realtime: bool = True,
+    drivers: Mapping[str, DriverType[Any]] | None = None,
+) -> SiteIo:
+    """The built-in simulation through the registry's ``sim`` driver, as if a site file said
+    ``[sim] scenario = ..., evs = ...``."""
+    from .registry import BuildContext, SiteContext, build_wiring, check_tables, registered
+    from .site_config_reader import Problems
+
+    registry = registered() if drivers is None else drivers
+    table: dict[str, Any] = {"scenario": scenario or "quiet_grid"}
+    if evs is not None:
+        table["evs"] = evs
+    source = scenario or "quiet_grid"
+    problems = Problems(source)
+    checked = check_tables(
+        {"sim": table}, SiteContext(source, program.catalog(), problems, program), registry
+    )
+    problems.raise_if_any()
+    wiring = build_wiring(checked, BuildContext(source, program, AlarmBus(), realtime=realtime), registry)
+    return SiteIo(
+        drivers=wiring.drivers,
+        initial_writes=wiring.initial_writes,
+        required_inputs=wiring.required_inputs,
+        services=wiring.services,
+        description="; ".join(wiring.descriptions),
+        warnings=wiring.warnings,
+    )

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from plcrun.compiler.api import compile_file
-from plcrun.executor.alarms import AlarmBus
-from plcrun.io.site_io import config_io
+from plcrun.executor.clock import VirtualClock
+from plcrun.site import SiteRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("site*.toml"))
@@ -20,9 +20,9 @@ def test_example_site_configuration_is_valid(example: Path, monkeypatch: pytest.
     first = example.read_text().splitlines()[0]
     named = first.removeprefix("# program:").strip() if first.startswith("# program:") else ""
     program = compile_file(ROOT / (named or "programs/freq_response.st"))
-    io = config_io(program, str(example), AlarmBus(), dict, "example")
-    assert io.drivers, "an example should declare devices"
-    for driver in io.drivers:
+    site = SiteRuntime.build(program, config=str(example), clock=VirtualClock(), gateway_id="example")
+    assert site.executor.drivers, "an example should declare devices"
+    for driver in site.executor.drivers:
         assert driver.input_paths() | driver.output_paths()
 
 

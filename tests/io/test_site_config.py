@@ -97,11 +97,16 @@ def test_the_der_example_loads(tmp_path: Path) -> None:
     assert site.bindings["%ID1"].device == "plc" and site.devices["plc"].unit == 3
 
 
-def test_foreign_tables_are_handed_on_unchecked(tmp_path: Path) -> None:
-    text = METER + '[mqtt]\nhost = "127.0.0.1"\nanything = [1, 2]\n[sim]\nseed = 3\n[server]\nport = 1502\n'
-    site = load_site_config(write(tmp_path, text), CATALOG)
-    assert site.mqtt == {"host": "127.0.0.1", "anything": [1, 2]}
-    assert site.sim == {"seed": 3} and site.server == {"port": 1502}
+def test_every_table_is_checked_by_the_driver_that_owns_it(tmp_path: Path) -> None:
+    text = (
+        METER
+        + '[mqtt]\nhost = "127.0.0.1"\nanything = [1, 2]\n[sim]\nseed = 3\n[server]\nport = 1502\n[bogus]\n'
+    )
+    with pytest.raises(SiteConfigError) as caught:
+        load_site_config(write(tmp_path, text), CATALOG)
+    keys = {p.key for p in caught.value.problems}
+    assert {"mqtt.buffer", "sim.seed", "bogus"} <= keys
+    assert not any(k.startswith("server") for k in keys)
 
 
 def test_all_problems_are_reported_together(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config_errors import ConfigError
-from ..config_reader import FailFast, TableReader
+from ..config_reader import FailFast, ProblemPolicy, TableReader
 from ..mqtt.config import TlsConfig, parse_broker
 from ..site_config_types import unknown_variable
 
@@ -92,9 +92,15 @@ class EverestConfig:
         return f"everest_api/1/{api_type or self.api_type}/{module}/{direction}/{message}"
 
 
-def parse_everest_config(table: Mapping[str, object], file: str, catalog: Mapping[str, str]) -> EverestConfig:
-    """Validate the ``[everest]`` table of ``file`` against the program's ``catalog``."""
-    reader = TableReader(table, "everest", FailFast(file))
+def parse_everest_config(
+    table: Mapping[str, object],
+    file: str,
+    catalog: Mapping[str, str],
+    problems: ProblemPolicy | None = None,
+) -> EverestConfig:
+    """Validate the ``[everest]`` table of ``file`` against the program's ``catalog`` (fail-fast,
+    or collecting into ``problems``)."""
+    reader = TableReader(table, "everest", problems or FailFast(file))
     host, tls, port = parse_broker(reader, "127.0.0.1")
     client_id = reader.string("client_id", "plcrun-everest")
     keepalive_s = reader.integer("keepalive_s", 10, minimum=2, maximum=600)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config_errors import ConfigError
-from ..config_reader import FailFast, TableReader, is_loopback
+from ..config_reader import FailFast, ProblemPolicy, TableReader, is_loopback
 from ..credentials import MQTT_BUFFER_KEY, find_credential
 
 STAT_NAMES = ("min", "max", "mean", "last", "energy")
@@ -396,9 +397,12 @@ def parse_broker(reader: TableReader, default_host: str | None = None) -> tuple[
     return host, tls, port
 
 
-def parse_mqtt_config(table: dict[str, object], file: str) -> BackhaulConfig:
-    """Validate the ``[mqtt]`` table of ``file``; raise ``ConfigError`` naming the first bad entry."""
-    reader = TableReader(table, "mqtt", FailFast(file))
+def parse_mqtt_config(
+    table: Mapping[str, object], file: str, problems: ProblemPolicy | None = None
+) -> BackhaulConfig:
+    """Validate the ``[mqtt]`` table of ``file``; raise ``ConfigError`` naming the first bad entry
+    (or, with a collect-all ``problems`` policy, collect what can be collected)."""
+    reader = TableReader(table, "mqtt", problems or FailFast(file))
     host, tls, port = parse_broker(reader)
     client_id = reader.string("client_id", "plcrun-{gateway_id}")
     keepalive_s = reader.integer("keepalive_s", 30, minimum=5, maximum=3600)

@@ -423,3 +423,22 @@ def _criteria(table: TableReader, duration: float, site: SiteSpec) -> Criteria:
     )
     table.finish()
     return criteria
+
+
+def load_with_fleet_size(name: str, evs: int | None) -> Scenario:
+    """A scenario, optionally with its fleet resized to ``evs`` cars (generated from the catalogue)."""
+    if evs is None:
+        return load_scenario(name)
+
+    def resize(data: dict[str, Any], source: str) -> None:
+        fleet = data.setdefault("fleet", {})
+        if not isinstance(fleet, dict):
+            raise ConfigError(source, "fleet", "must be a table")
+        explicit = sum(int(ev.get("count", 1)) for ev in fleet.get("evs", []) if isinstance(ev, dict))
+        if evs < explicit:
+            raise ConfigError(
+                source, "fleet.n_evs", f"--evs {evs} is fewer than the {explicit} cars the scenario lists"
+            )
+        fleet["n_evs"] = evs
+
+    return load_scenario(name, resize)
