@@ -26,6 +26,7 @@ class CallChecker:
     diag: DiagnosticBag
     pou: T.PouType | None
     calls: list[T.PouType]
+    call_sites: list[tuple[T.PouType, Any]]  # every POU called (functions and FB instances) and where
 
     # provided by BodyChecker
     def expr(self, e: A.Expr, expected: T.Type | None = None) -> T.Type:
@@ -104,6 +105,7 @@ class CallChecker:
             self._check_args_loosely(e)
             return T.ERROR
         e.ref = ("fb", instance_type)
+        self.call_sites.append((instance_type, e.pos))
         self._bind_fb_args(e, instance_type)
         if not statement:
             self.diag.error(
@@ -136,6 +138,8 @@ class CallChecker:
         if self.pou is not None and pou.name.upper() == self.pou.name.upper():
             self.diag.error("E0110", f"function '{pou.name}' calls itself; recursion is not allowed", e.pos)
         e.ref = ("function", pou)
+        if self.pou is None or pou is not self.pou:  # calling itself is reported above
+            self.call_sites.append((pou, e.pos))
         if pou not in self.calls:
             self.calls.append(pou)
         params = [v for v in pou.variables.values() if v.section in ("VAR_INPUT", "VAR_IN_OUT", "VAR_OUTPUT")]

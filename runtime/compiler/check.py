@@ -10,6 +10,7 @@ from .checker import BodyChecker
 from .declarations import Declarations
 from .diagnostics import DiagnosticBag
 from .model import EnumRef, ProgramModel, pou_types_in
+from .pou_rules import check_safe_values, report_recursion
 
 
 def check_program(
@@ -24,6 +25,7 @@ def check_program(
         check_initializer(init_checker, var.type, var.init, var.pos)
 
     checked: set[str] = set()
+    call_sites: dict[str, list[tuple[T.PouType, Any]]] = {}
     pending = [p for p in decls.pous.values() if not p.library]
     pending += [i.pou for i in instances]
     pending += [p for v in decls.globals.values() for p in pou_types_in(v.type)]
@@ -39,10 +41,13 @@ def check_program(
             pending.extend(pou_types_in(var.type))
         checker.body(pou.decl.body)
         pou.calls = list(checker.calls)
+        call_sites[key] = checker.call_sites
         pending.extend(checker.calls)
         if not pou.library:
             _unused_warnings(pou, diag)
     decls.scope = ""
+    report_recursion(decls.pous, call_sites, main_file, diag)
+    check_safe_values(decls, diag)
     return ProgramModel(
         types=decls.types,
         pous=decls.pous,

@@ -37,6 +37,7 @@ class BodyChecker(CallChecker, NodeVisitor):
             )
             pou.result_var = self.result_var
         self.calls: list[T.PouType] = []
+        self.call_sites: list[tuple[T.PouType, Any]] = []
 
     # ------------------------------------------------------------ names
     def scope_of(self, var: T.VarInfo) -> str:

@@ -378,7 +378,9 @@ class Declarations:
                     return False
                 seen.add(key)
                 return any(
-                    contains(v.type, target, seen) for v in t.variables.values() if v.section != "VAR_IN_OUT"
+                    contains(v.type, target, seen)
+                    for v in t.variables.values()
+                    if v.section not in _REFERENCES
                 )
             return False
 
@@ -386,7 +388,7 @@ class Declarations:
             if pou.kind != "FUNCTION_BLOCK":
                 continue
             for var in pou.variables.values():
-                if var.section != "VAR_IN_OUT" and contains(var.type, key, set()):
+                if var.section not in _REFERENCES and contains(var.type, key, set()):
                     self.diag.error(
                         "E0110", f"function block '{pou.name}' contains an instance of itself", var.pos
                     )
@@ -510,6 +512,8 @@ class Declarations:
 
 
 _FOLD_LIMIT = 2**128
+# Sections that refer to an instance living elsewhere rather than containing one.
+_REFERENCES = ("VAR_IN_OUT", "VAR_EXTERNAL")
 
 
 def _fold(op: str, left: float, right: float) -> object | None:

@@ -41,6 +41,8 @@ CODES: dict[str, str] = {
     "E0006": "inline C code is not supported",
     "E0007": "unsupported construct",
     "E0008": "source file cannot be read",
+    "E0009": "nested too deeply",
+    "E0010": "invalid identifier",
     # declarations and names (E01xx)
     "E0101": "unknown identifier",
     "E0102": "duplicate declaration",

@@ -119,6 +119,9 @@ _TOKEN_RE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 
+# IEC 61131-3: a letter, or '_' and a letter or digit, then letters and digits with at most one '_'
+# between them (so no '__' and no '_' at the end).
+_IEC_IDENTIFIER = re.compile(r"(?:[A-Za-z]|_[A-Za-z0-9])(?:_?[A-Za-z0-9])*\Z")
 _COMMENT_MARK_RE = re.compile(r"\(\*|\*\)")
 _SPACE = frozenset(" \t\r\f\v\n")
 _ATTRIBUTE_RE = re.compile(r"^\s*attribute\s+'([A-Za-z_][A-Za-z0-9_]*)'\s*(?::=\s*'([^']*)')?\s*$", re.I)
@@ -236,10 +239,13 @@ class SourceScanner:
                     continue
                 elif upper in CONTEXTUAL_KEYWORDS and _accepts(parser_state, upper):
                     yield self._token(upper, value, i, end)
-                elif _accepts(parser_state, "CASE_LABEL") and self._looks_like_case_label(end):
-                    yield self._token("CASE_LABEL", value, i, end)
                 else:
-                    yield self._token("IDENT", value, i, end)
+                    if "_" in value and not _IEC_IDENTIFIER.match(value):
+                        self._invalid_identifier(value, i)
+                    if _accepts(parser_state, "CASE_LABEL") and self._looks_like_case_label(end):
+                        yield self._token("CASE_LABEL", value, i, end)
+                    else:
+                        yield self._token("IDENT", value, i, end)
                 i = end
                 continue
             self.offset = end
@@ -251,6 +257,17 @@ class SourceScanner:
                 self.diagnostics.error("E0005", f"literal {value!r} has no value after '#'", self.pos_at(i))
             yield self._token(_LITERAL_KINDS[kind or ""], value, i, end)
             i = end
+
+    def _invalid_identifier(self, value: str, start: int) -> None:
+        where = "ends with '_'" if value.endswith("_") else "has two underscores in a row"
+        fixed = re.sub("_+", "_", value).strip("_") or "x"
+        self.diagnostics.error(
+            "E0010",
+            f"'{value}' is not an IEC 61131-3 identifier: it {where}",
+            self.pos_at(start),
+            f"use single underscores between letters or digits, e.g. '{fixed}'",
+            len(value),
+        )
 
     def _looks_like_case_label(self, end: int) -> bool:
         """Is the identifier ending at ``end`` followed (past blanks and comments) by ':', ',' or

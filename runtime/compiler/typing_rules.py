@@ -141,6 +141,8 @@ def assignable(target: T.Type, value: T.Type) -> str:
     t, v = T.underlying(target), T.underlying(value)
     if isinstance(t, T.PouType):
         return "function block instances cannot be assigned"
+    if isinstance(v, T.PouType):
+        return f"{value.display} is a function block instance, not a value; read one of its outputs"
     if isinstance(t, T.ArrayType) or isinstance(v, T.ArrayType):
         if isinstance(t, T.ArrayType) and isinstance(v, T.ArrayType) and T.same_type(t, v):
             return "ok"

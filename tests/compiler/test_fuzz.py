@@ -4,6 +4,7 @@ exception; identifiers, strings and pragmas never reach Python."""
 from __future__ import annotations
 
 import keyword
+import re
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -86,18 +87,19 @@ PYTHON_NAMES = sorted(
     | {"__import__", "__builtins__", "__class__", "_G", "_rt", "_f32", "r_", "v_x", "S_POINT", "_range"}
 )
 ST_RESERVED = {"AND", "OR", "NOT", "FOR", "IF", "ELSE", "WHILE", "RETURN", "CONTINUE", "FALSE", "TRUE", "IN"}
+IEC_IDENTIFIER = re.compile(r"(?:[A-Za-z]|_[A-Za-z0-9])(?:_?[A-Za-z0-9])*\Z")
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.sampled_from([n for n in PYTHON_NAMES if n.upper() not in ST_RESERVED]),
+    st.sampled_from([n for n in PYTHON_NAMES if n.upper() not in ST_RESERVED and IEC_IDENTIFIER.match(n)]),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
 )
 def test_identifiers_and_strings_stay_data(name: str, payload: str) -> None:
     quoted = "'" + payload.replace("$", "$$").replace("'", "$'") + "'"
     source = (
-        f"{{attribute 'safe' := 'x\"); import os; (\"'}}\n"
-        f"PROGRAM prog\nVAR\n  {name} : INT := 7;\n  s : STRING(100) := {quoted};\n"
+        f"PROGRAM prog\nVAR\n  {name} : INT := 7;\n"
+        f"  {{attribute 'safe' := 'x\"); import os; (\"'}}\n  s : STRING(100) := {quoted};\n"
         f"  copy : STRING(100);\nEND_VAR\n{{ import os }}\n"
         f"{name} := {name} + 1;\ncopy := s;\nEND_PROGRAM\n"
     )
@@ -107,6 +109,13 @@ def test_identifiers_and_strings_stay_data(name: str, payload: str) -> None:
     assert values[name] == 8
     assert values["copy"] == payload
     assert set(program.new_state().namespace["__builtins__"]) == {"__build_class__"}
+
+
+def test_python_dunder_names_are_not_st_identifiers() -> None:
+    for name in sorted(n for n in PYTHON_NAMES if not IEC_IDENTIFIER.match(n)):
+        source = f"PROGRAM p VAR {name} : INT; END_VAR {name} := 1; END_PROGRAM"
+        diagnostics, _ = check_source(source, "dunder.st")
+        assert {d.code for d in diagnostics if d.is_error} == {"E0010"}, name
 
 
 def test_c_code_in_pragmas_is_refused() -> None:
