@@ -9,16 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from plcrun.cli import run_cycles
 from plcrun.compiler.api import check_source, compile_source
 from plcrun.compiler.limits import MAX_NESTING
+from plcrun.site import run_cycles
 
 
 def _run(text: str, cycles: int = 1) -> dict[str, Any]:
-    program = compile_source(text, "big.st")
-    state = program.new_state()
-    run_cycles(state, cycles)
-    values: dict[str, Any] = state.snapshot()["p"]
+    result = run_cycles(compile_source(text, "big.st"), cycles)
+    assert result.faults == {}
+    values: dict[str, Any] = result.values["p"]
     return values
 
 
