@@ -1,0 +1,193 @@
+# mypy: ignore-errors
+# (runs inside the SECC process, against the iso15118 package, which plcrun's environment lacks)
+"""The SECC process: one ISO 15118 SECC per configured EVSE, all in one asyncio loop sharing one EXI
+codec (one JVM), talking to plcrun over the socket given as ``--fd`` (protocol: ``wire.py``).
+
+Started by plcrun (``plcrun.io.iso15118.process``) as
+``<secc venv>/bin/python <this file> --fd N --config FILE``; it imports only the standard library, its
+siblings and the iso15118 package. It ends when plcrun says ``quit`` or closes the socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+
+import wire
+from pki_check import check_pki
+
+log = logging.getLogger("plcrun.secc")
+
+
+class Link:
+    """The socket to plcrun: lines out (never blocking the loop), checked lines in."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.dropped = 0
+
+    def emit(self, message: dict) -> None:
+        try:
+            self.writer.write(wire.encode(message))
+        except (ValueError, RuntimeError, OSError) as exc:  # too long, or plcrun went away
+            self.dropped += 1
+            log.warning("not sent to plcrun: %s", exc)
+
+
+def _env_file(directory: str, evse: dict, config: dict) -> str:
+    """The package reads its settings from an env file: one per EVSE."""
+    lines = {
+        "NETWORK_INTERFACE": evse["iface"],
+        "PROTOCOLS": ",".join(evse["protocols"]),
+        "AUTH_MODES": ",".join(evse["auth_modes"]),
+        "SECC_ENFORCE_TLS": "True" if evse["tls"] else "False",
+        "FREE_CHARGING_SERVICE": "False",
+        "ALLOW_CERT_INSTALL_SERVICE": "False",
+        "PKI_PATH": config["pki_path"].rstrip("/") + "/",
+        "ENABLE_TLS_1_3": "True" if config["tls_1_3"] else "False",
+        "MESSAGE_LOG_JSON": "False",
+        "MESSAGE_LOG_EXI": "False",
+        "LOG_LEVEL": config["log_level"],
+    }
+    path = os.path.join(directory, f"{evse['id']}.env")
+    with open(path, "w") as f:
+        f.writelines(f"{key}={value}\n" for key, value in lines.items())
+    return path
+
+
+async def _check_tls(link: Link, config: dict, tls_evses: list[dict], forever: bool) -> set[str]:
+    """Alarms for the PKI; returns the EVSEs that may not start (TLS asked for, PKI unusable)."""
+    raised: dict[str, set[str]] = {}
+    while True:
+        problems, warnings = check_pki(config["pki_path"], config["tls_1_3"])
+        for evse in tls_evses:
+            keys = raised.setdefault(evse["id"], set())
+            now = {f"certificate:{i}": f"TLS refused on {evse['iface']}: {p}" for i, p in enumerate(problems)}
+            now |= {f"certificate-expiry:{i}": w for i, w in enumerate(warnings)}
+            for key, text in now.items():
+                link.emit({"t": "alarm", "evse": evse["id"], "key": key, "raise": True, "text": text})
+            for key in keys - set(now):
+                link.emit({"t": "alarm", "evse": evse["id"], "key": key, "raise": False, "text": "resolved"})
+            raised[evse["id"]] = set(now)
+        if not forever:
+            return {evse["id"] for evse in tls_evses} if problems else set()
+        await asyncio.sleep(config["recheck_s"])
+
+
+async def run(config: dict, fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=wire.MAX_LINE)
+    link = Link(writer)
+    evses = config["evses"]
+    ids = frozenset(e["id"] for e in evses)
+    link.emit({"t": "hello", "version": wire.VERSION, "evses": sorted(ids)})
+
+    # the package is imported only now: its import starts nothing, but takes a while
+    from evse_controller import PlcrunEVSEController
+    from iso15118.secc import SECCHandler
+    from iso15118.secc.controller.interface import ServiceStatus
+    from iso15118.secc.secc_settings import Config
+    from iso15118.shared.exificient_exi_codec import ExificientEXICodec
+
+    logging.getLogger().setLevel(config["log_level"])  # the package's import reset it to its own
+    tls_evses = [e for e in evses if e["tls"]]
+    refused = await _check_tls(link, config, tls_evses, forever=False) if tls_evses else set()
+    codec = ExificientEXICodec()
+    directory = tempfile.mkdtemp(prefix="plcrun-secc-")
+    controllers = {}
+    tasks = []
+    for evse in evses:
+        if evse["id"] in refused:
+            link.emit(
+                {
+                    "t": "state",
+                    "evse": evse["id"],
+                    "up": False,
+                    "detail": "not started: TLS material unusable",
+                }
+            )
+            continue
+        secc_config = Config()
+        secc_config.load_envs(_env_file(directory, evse, config))
+        controller = PlcrunEVSEController(evse, link.emit)
+        await controller.set_status(ServiceStatus.STARTING)
+        controllers[evse["id"]] = controller
+        handler = SECCHandler(exi_codec=codec, evse_controller=controller, config=secc_config)
+        tasks.append(asyncio.create_task(_serve(link, evse, handler)))
+    if tls_evses:
+        tasks.append(asyncio.create_task(_check_tls(link, config, tls_evses, forever=True)))
+    try:
+        await _commands(reader, link, ids, controllers)
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(TimeoutError, OSError):
+            await asyncio.wait_for(writer.drain(), 1.0)
+
+
+async def _serve(link: Link, evse: dict, handler) -> None:
+    link.emit({"t": "state", "evse": evse["id"], "up": True, "detail": f"SECC listening on {evse['iface']}"})
+    try:
+        await handler.start(evse["iface"])
+        detail = "SECC stopped"
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("SECC on %s failed", evse["iface"])
+        detail = f"SECC on {evse['iface']} failed: {type(exc).__name__}: {str(exc)[:200]}"
+    link.emit({"t": "state", "evse": evse["id"], "up": False, "detail": detail})
+
+
+async def _commands(reader: asyncio.StreamReader, link: Link, ids: frozenset, controllers: dict) -> None:
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError:
+            return  # plcrun closed the socket
+        except asyncio.LimitOverrunError as exc:
+            await reader.readexactly(exc.consumed)  # drop the over-long line's bytes
+            log.warning("dropped a line longer than %d bytes from plcrun", wire.MAX_LINE)
+            continue
+        doc, why = wire.decode(line)
+        message, why = wire.check_to_secc(doc, ids) if doc is not None else (None, why)
+        if message is None:
+            log.warning("dropped a message from plcrun: %s", why)
+            continue
+        if message["t"] == "quit":
+            return
+        controller = controllers.get(message["evse"])
+        if controller is not None:
+            controller.command(message["w"], message["command"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args()
+    with open(args.config) as f:
+        config = json.load(f)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=config.get("log_level", "WARNING"),
+        format="%(asctime)s secc %(levelname)s %(name)s: %(message)s",
+    )
+    logging.Formatter.converter = time.gmtime
+    # the car drops the session when a charge-loop answer takes over 0.5 s: run ahead of best effort
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, config.get("nice", 0))
+    except OSError as exc:
+        log.warning("cannot set the SECC process's nice value to %s: %s", config.get("nice"), exc)
+    asyncio.run(run(config, args.fd))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""A test V2G PKI made by the tests (ECDSA P-256, SHA-256, like ISO 15118-2): V2G root -> CPO sub-CA 1
+-> CPO sub-CA 2 -> SECC leaf, written in the iso15118 package's layout under ``<dir>/iso15118_2/``."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+PASSWORD = b"plcrun-test"
+DAY = datetime.timedelta(days=1)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "plcrun test"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+        ]
+    )
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    ca: bool,
+    start: datetime.datetime,
+    end: datetime.datetime,
+) -> x509.Certificate:
+    issuer_name, issuer_key = issuer if issuer is not None else (_name(subject), key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+    else:
+        usage = x509.KeyUsage(True, False, True, False, True, False, False, False, False)
+    builder = builder.add_extension(usage, critical=True)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def make_pki(directory: Path, leaf_expired: bool = False) -> Path:
+    """Write the PKI; with ``leaf_expired`` the SECC leaf certificate ended yesterday."""
+    now = datetime.datetime.now(datetime.UTC)
+    certs = directory / "iso15118_2" / "certs"
+    keys = directory / "iso15118_2" / "private_keys"
+    certs.mkdir(parents=True, exist_ok=True)
+    keys.mkdir(parents=True, exist_ok=True)
+    chain: list[x509.Certificate] = []
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None
+    root = None
+    for common_name in ("V2GRootCA", "CPOSubCA1", "CPOSubCA2", "SECCCert"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = common_name == "SECCCert"
+        end = now - DAY if leaf and leaf_expired else now + 365 * DAY
+        start = now - 30 * DAY
+        cert = _cert(common_name, key, issuer, not leaf, start, end)
+        if root is None:
+            root = cert
+        else:
+            chain.insert(0, cert)
+        issuer = (cert.subject, key)
+    assert root is not None and issuer is not None
+    pem = serialization.Encoding.PEM
+    (certs / "v2gRootCACert.pem").write_bytes(root.public_bytes(pem))
+    (certs / "v2gRootCACert.der").write_bytes(root.public_bytes(serialization.Encoding.DER))
+    (certs / "cpoCertChain.pem").write_bytes(b"".join(c.public_bytes(pem) for c in chain))
+    (certs / "seccLeafCert.pem").write_bytes(chain[0].public_bytes(pem))
+    (keys / "seccLeaf.key").write_bytes(
+        issuer[1].private_bytes(
+            pem,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.BestAvailableEncryption(PASSWORD),
+        )
+    )
+    (keys / "seccLeafPassword.txt").write_bytes(PASSWORD + b"\n")
+    return directory
