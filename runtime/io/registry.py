@@ -46,6 +46,7 @@ BUILTIN: dict[str, str] = {
     "sim": "plcrun.io.sim.site:DRIVER",
     "host": "plcrun.io.host.site:DRIVER",
     "ocpp": "plcrun.io.ocpp.site:DRIVER",
+    "iso15118": "plcrun.io.iso15118.site:DRIVER",
 }
 
 # tables of the site file that belong to no driver (read by plcrun.io.site_config)

@@ -1,6 +1,7 @@
 """ISO 15118 sessions with the cars (plcrun as the SECC): EV data into EV_SESSION records, setpoints out
 as the SECC's charge-loop targets. The SECCs run in a separate process with their own Python
-environment (``secc/``, which imports only the standard library and the iso15118 package). See
+environment (``secc_process/``, files run by that Python, not a package of plcrun: they import only
+the standard library, the iso15118 package and ``wire.py``). See
 docs/iso15118.md.
 
 The site-configuration loader calls ``parse_iso15118_config``; the executor sees ``Iso15118Driver``.

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config_errors import ConfigError
-from ..config_reader import FailFast, TableReader
-from ..ev_session import EV_INPUT_FIELDS, SETPOINT_FIELD
+from ..config_reader import FailFast, ProblemPolicy, TableReader
+from ..ev_session import SETPOINT_FIELD
 from ..site_config_types import unknown_variable
+from .wire import EV_FIELDS
 
 DEFAULT_PYTHON = "/opt/plcrun-iso15118/bin/python"
 PYTHON_ENV = "PLCRUN_ISO15118_PYTHON"  # overrides the default SECC interpreter
@@ -37,7 +38,7 @@ FIELD_TYPES: dict[str, tuple[str, ...]] = {
     else _INT
     if field in ("protocol", "energy_mode", "control_mode", "auth_mode")
     else _REAL
-    for field in EV_INPUT_FIELDS
+    for field in EV_FIELDS  # the EV_SESSION input fields an SECC can fill (all of them)
 }
 _IFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")  # a Linux interface name
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -109,10 +110,14 @@ class Iso15118Config:
 
 
 def parse_iso15118_config(
-    table: Mapping[str, object], file: str, catalog: Mapping[str, str]
+    table: Mapping[str, object],
+    file: str,
+    catalog: Mapping[str, str],
+    problems: ProblemPolicy | None = None,
 ) -> Iso15118Config:
-    """Validate the ``[iso15118]`` table of ``file`` against the program's ``catalog``."""
-    reader = TableReader(table, "iso15118", FailFast(file))
+    """Validate the ``[iso15118]`` table of ``file`` against the program's ``catalog`` (fail-fast
+    unless ``problems`` collects)."""
+    reader = TableReader(table, "iso15118", problems or FailFast(file))
     python = reader.string("python", os.environ.get(PYTHON_ENV, DEFAULT_PYTHON))
     if not Path(python).is_file():
         reader.fail(
@@ -187,7 +192,7 @@ def _parse_evse(
     max_voltage_v = reader.number("max_voltage_v", 500.0, minimum=1.0, maximum=1500.0)
     min_voltage_v = reader.number("min_voltage_v", 150.0, minimum=0.0, maximum=max_voltage_v)
     nominal_voltage_v = reader.number("nominal_voltage_v", 400.0, minimum=1.0, maximum=1500.0)
-    fields = list(reader.string_list("fields", (*EV_INPUT_FIELDS, SETPOINT_FIELD)))
+    fields = list(reader.string_list("fields", (*FIELD_TYPES, SETPOINT_FIELD)))
     for field in fields:
         if field not in FIELD_TYPES and field != SETPOINT_FIELD:
             reader.fail("fields", f"{field!r} is not a field the driver fills ({', '.join(FIELD_TYPES)})")

@@ -18,20 +18,21 @@ import logging
 import math
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ...executor.alarms import AlarmBus, Severity
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
 from .config import EvseConfig, Iso15118Config
-from .process import SeccProcess
-from .secc import wire
+from .process import WORKER, SeccProcess
+from .wire import EV_FIELDS
 
 log = logging.getLogger("plcrun.iso15118")
 ALARM_PROCESS = "iso15118:process"
 REFRESH_NS = 1_000_000_000  # setpoints go out again at least this often
 _ZERO: dict[str, object] = {
     field: False if kind == "bool" else 0 if kind == "int" else 0.0
-    for field, (kind, _low, _high) in wire.EV_FIELDS.items()
+    for field, (kind, _low, _high) in EV_FIELDS.items()
 }
 
 
@@ -64,7 +65,7 @@ class Iso15118Driver(Driver):
     name = "iso15118"
     kind = "iso15118"
 
-    def __init__(self, config: Iso15118Config, alarms: AlarmBus) -> None:
+    def __init__(self, config: Iso15118Config, alarms: AlarmBus, worker: Path = WORKER) -> None:
         self.config = config
         self._alarms = alarms
         self._clock: Clock | None = None
@@ -79,7 +80,7 @@ class Iso15118Driver(Driver):
         self._last_sent: dict[str, tuple[float, str, int]] = {}
         self._bad_setpoint: set[str] = set()
         self._resend = threading.Event()
-        self.process = SeccProcess(config, self._on_message, self._on_down, self._on_garbage)
+        self.process = SeccProcess(config, self._on_message, self._on_down, self._on_garbage, worker)
 
     # ------------------------------------------------------------ Driver interface
     def input_paths(self) -> frozenset[str]:

@@ -1,10 +1,10 @@
 """The SECC process as plcrun sees it: started with its own Python (the SECC environment), one unix
-socket pair between us, JSON lines both ways (``secc/wire.py``), restarted after ``restart_s`` when it
+socket pair between us, JSON lines both ways (``wire.py``), restarted after ``restart_s`` when it
 ends on its own.
 
 ``SeccProcess(config, on_message, on_down)``: ``start()``, ``send(message)`` (never blocks: the line is
 queued for the writer thread), ``stop()``. ``on_message(message)`` runs on the reader thread with a
-message already checked by ``wire.check_from_secc``; ``on_down(reason)`` when the process ends.
+message already checked by ``check_from_secc``; ``on_down(reason)`` when the process ends.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import Iso15118Config
-from .secc import wire
+from .wire import MAX_LINE, check_from_secc, decode, encode
 
 log = logging.getLogger("plcrun.iso15118")
-WORKER = Path(__file__).with_name("secc") / "worker.py"
+# not a package: its modules import the iso15118 package, which plcrun's environment does not have
+WORKER = Path(__file__).with_name("secc_process") / "worker.py"
 
 
 # The EXI codec's JVM on a small gateway: one GC thread, the quick compiler only, a small heap
@@ -45,8 +46,10 @@ class SeccProcess:
         on_message: Callable[[dict[str, Any]], None],
         on_down: Callable[[str], None],
         on_garbage: Callable[[str], None],
+        worker: Path = WORKER,
     ) -> None:
         self.config = config
+        self.worker = worker
         self._on_message = on_message
         self._on_down = on_down
         self._on_garbage = on_garbage
@@ -97,7 +100,7 @@ class SeccProcess:
 
     def send(self, message: dict[str, Any]) -> bool:
         try:
-            line = wire.encode(message)
+            line = encode(message)
         except ValueError:
             return False
         with self._lock:
@@ -110,7 +113,7 @@ class SeccProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [
             self.config.python,
-            str(WORKER),
+            str(self.worker),
             "--fd",
             str(theirs.fileno()),
             "--config",
@@ -166,13 +169,13 @@ class SeccProcess:
             while True:
                 end = buffer.find(b"\n")
                 if end < 0:
-                    if len(buffer) > wire.MAX_LINE:
-                        self._on_garbage(f"a line longer than {wire.MAX_LINE} bytes: dropped")
+                    if len(buffer) > MAX_LINE:
+                        self._on_garbage(f"a line longer than {MAX_LINE} bytes: dropped")
                         buffer = b""
                     break
                 line, buffer = buffer[: end + 1], buffer[end + 1 :]
-                doc, why = wire.decode(line)
-                message, why = wire.check_from_secc(doc, self._evses) if doc is not None else (None, why)
+                doc, why = decode(line)
+                message, why = check_from_secc(doc, self._evses) if doc is not None else (None, why)
                 if message is None:
                     self._on_garbage(why)
                     continue

@@ -1,7 +1,7 @@
 # mypy: ignore-errors
 # (runs inside the SECC process, against the iso15118 package, which plcrun's environment lacks)
 """The SECC process: one ISO 15118 SECC per configured EVSE, all in one asyncio loop sharing one EXI
-codec (one JVM), talking to plcrun over the socket given as ``--fd`` (protocol: ``wire.py``).
+codec (one JVM), talking to plcrun over the socket given as ``--fd`` (protocol: ``../wire.py``).
 
 Started by plcrun (``plcrun.io.iso15118.process``) as
 ``<secc venv>/bin/python <this file> --fd N --config FILE``; it imports only the standard library, its
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -20,9 +21,22 @@ import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-import wire
 from pki_check import check_pki
+
+
+def _load_wire():
+    """The line protocol is plcrun's module ``plcrun.io.iso15118.wire``: load it from its file."""
+    spec = importlib.util.spec_from_file_location(
+        "plcrun_wire", Path(__file__).resolve().parent.parent / "wire.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+wire = _load_wire()
 
 log = logging.getLogger("plcrun.secc")
 

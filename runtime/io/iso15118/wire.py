@@ -1,5 +1,5 @@
-"""The line protocol between plcrun and its SECC process (standard library only: the SECC process
-imports this file as a sibling module, plcrun as ``plcrun.io.iso15118.secc.wire``).
+"""The line protocol between plcrun and its SECC process (standard library only: the SECC process,
+which has no plcrun installed, loads this file by its path; plcrun imports it as usual).
 
 One JSON object per line, UTF-8, at most ``MAX_LINE`` bytes including the newline, over a unix
 socket pair. Every object has ``"t"`` (its kind). Each side checks every message it receives with
