@@ -10,8 +10,14 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-from st_rig import BIDI_CAR, ProgramRig
+from plcrun.compiler.api import compile_file
+from plcrun.executor.clock import VirtualClock
+from plcrun.executor.engine import Executor, ExecutorConfig
+from plcrun.io.sim.scenario_load import parse_scenario
+from plcrun.io.site_io import sim_io
+from st_rig import BIDI_CAR, PROGRAMS, ProgramRig
 
 TRACE = Path("/work/shared/traces/toledo_2025-04-28.csv")
 SCANS_PER_ROW = 200
@@ -94,3 +100,37 @@ def test_ffr_triggers_only_on_the_real_dip() -> None:
                 triggered_at.append(clock)
     # the oscillations of +-0.03 Hz and the NaN row at 12:31:00 do not trigger; 48.556 Hz does
     assert triggered_at == ["12:33:20"]
+
+
+def test_simulated_trace_reaches_the_safe_state_within_two_scans() -> None:
+    """The trace played by the simulation (resampled to 10 ms) into freq_response.st with its
+    default parameters and a nominal voltage left at 230 V while the trace reads 27 kV (so only the
+    loss-of-grid detection, relative to the recent voltage, can see the collapse): FCR discharges
+    at the dip and every setpoint is 0 W from the scan after the first sample of the dead network
+    (below 47.5 Hz or under half the voltage)."""
+    rows()  # skips without the trace
+    car = {"model": "midsize_bidi", "count": 4, "soc_pct": 60.0, "min_soc_pct": 30.0, "target_soc_pct": 80.0}
+    trace = {"kind": "trace", "file": str(TRACE), "format": "toledo", "start": "28-Apr-2025 12:33:00"}
+    data: dict[str, object] = {
+        "scenario": {"name": "toledo", "duration_s": 60.0},
+        "grid": {"nominal_voltage_v": 230.0, "segments": [trace]},
+        "fleet": {"evs": [car]},
+        "service": {"name": "fcr", "p_contracted_w": 20000.0, "baseline_w": 0.0},
+    }
+    scenario = parse_scenario(data, "toledo-test", TRACE.parent)
+    program = compile_file(PROGRAMS / "freq_response.st")
+    io = sim_io(program, scenario)
+    executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
+    for path, value in io.initial_writes.items():
+        executor.journal.write(path, value, source="scenario")
+    executor.run(duration_ns=scenario.duration_ns)
+    assert io.sim is not None
+    history = io.sim.history()
+    executor.shutdown()
+    with np.errstate(invalid="ignore"):
+        dead = (
+            (history.meter_hz < 47.5) | (history.voltage_v < 0.5 * 27000.0) | ~np.isfinite(history.meter_hz)
+        )
+    first_dead = int(np.flatnonzero(dead & (history.t_s > 18.0))[0])
+    assert history.setpoint_w[:first_dead].min() < -15000.0  # it discharged at the dip
+    assert np.all(history.setpoint_w[first_dead + 1 :] == 0.0)

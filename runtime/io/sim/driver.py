@@ -222,6 +222,7 @@ class SimDriver(Driver):
             floor_discharge_requests=counters.floor_discharge_requests,
             min_soc_pct=fleet.min_soc.copy(),
             final_soc_pct=counters.soc_pct,
+            lowest_soc_pct=np.where(np.isfinite(fleet.lowest_soc), fleet.lowest_soc, np.nan),
         )
 
     # -- Setpoints -----------------------------------------------------------------------------

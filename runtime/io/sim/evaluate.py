@@ -16,12 +16,22 @@ Definitions (one history row = one scan period, so "scans" below are rows):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ...executor.driver_api import Quality
 from .history import SimHistory
+from .report_data import (
+    availability_pct,
+    floor_margins,
+    reversals,
+    service_baseline_w,
+    service_energy,
+    total_variation,
+    worst_site_excursion,
+)
 from .scenario import Criteria, Scenario
 
 Number = float | int | None
@@ -51,6 +61,7 @@ class SimReport:
     source: str
     checks: list[CheckResult] = field(default_factory=list)
     metrics: dict[str, Number] = field(default_factory=dict)
+    service: str = "none"
 
     @property
     def passed(self) -> bool:
@@ -60,6 +71,7 @@ class SimReport:
         return {
             "scenario": self.scenario,
             "source": self.source,
+            "service": self.service,
             "passed": self.passed,
             "checks": [check.to_json() for check in self.checks],
             "metrics": {key: _clean(value) for key, value in self.metrics.items()},
@@ -160,6 +172,13 @@ def _site_checks(history: SimHistory, scenario: Scenario, report: SimReport) -> 
         limits = f"import <= {site.import_limit_w}, export <= {site.export_limit_w} W (+{tol:g})"
         detail = f"{int(over.sum())} scans over, worst by {excess:.0f} W" if over.any() else ""
         report.checks.append(CheckResult("site_limits_held", not over.any(), excess, limits, detail))
+    worst = worst_site_excursion(history, scenario)
+    report.metrics["site_limit_worst_excursion_w"] = worst
+    if criteria.max_site_excursion_w is not None:
+        ok = worst is not None and worst <= criteria.max_site_excursion_w
+        detail = "" if worst is None or worst > 0 else f"inside by {-worst:.0f} W at the closest"
+        limit = f"<= {criteria.max_site_excursion_w:g} W"
+        report.checks.append(CheckResult("site_limit_worst_excursion_w", ok, worst, limit, detail))
 
 
 def _floor_checks(history: SimHistory, criteria: Criteria, report: SimReport) -> None:
@@ -174,6 +193,40 @@ def _floor_checks(history: SimHistory, criteria: Criteria, report: SimReport) ->
     if criteria.no_discharge_below_floor:
         detail = "scans x cars asking a car at its floor to discharge" if requests else ""
         report.checks.append(CheckResult("no_discharge_below_floor", requests == 0, requests, "0", detail))
+    margins = floor_margins(history)
+    discharged = (history.energy_discharged_wh > 1e-6) & np.isfinite(margins)
+    lowest = float(margins[discharged].min()) if discharged.any() else None
+    report.metrics["floor_margin_min_pct"] = lowest
+    if criteria.min_floor_margin_pct is not None:
+        limit = f">= {criteria.min_floor_margin_pct:g} % (cars that discharged)"
+        ok = lowest is None or lowest >= criteria.min_floor_margin_pct
+        detail = "no car discharged" if lowest is None else ""
+        report.checks.append(CheckResult("floor_margin_min_pct", ok, lowest, limit, detail))
+
+
+def _chatter_checks(history: SimHistory, criteria: Criteria, report: SimReport) -> None:
+    check = criteria.chatter
+    tolerance = check.tolerance_w if check is not None else criteria.response_tolerance_w
+    mask = np.ones(len(history), dtype=np.bool_)
+    if check is not None:
+        mask = (history.t_s >= check.from_s - 1e-9) & (history.t_s <= check.to_s + 1e-9)
+    setpoint = history.setpoint_w[mask]
+    count = reversals(setpoint, tolerance)
+    variation = total_variation(setpoint)
+    report.metrics["setpoint_reversals"] = count
+    report.metrics["setpoint_total_variation_w"] = variation
+    if check is None:
+        return
+    window = f"{check.from_s:g}..{check.to_s:g}s"
+    if check.max_reversals is not None:
+        limit = f"<= {check.max_reversals} (moves back > {tolerance:g} W)"
+        report.checks.append(
+            CheckResult(f"setpoint_reversals[{window}]", count <= check.max_reversals, count, limit)
+        )
+    if check.max_total_variation_w is not None:
+        ok = variation <= check.max_total_variation_w
+        limit = f"<= {check.max_total_variation_w:g} W"
+        report.checks.append(CheckResult(f"setpoint_total_variation_w[{window}]", ok, variation, limit))
 
 
 def _point_and_range_checks(history: SimHistory, criteria: Criteria, report: SimReport) -> None:
@@ -207,9 +260,10 @@ def _point_and_range_checks(history: SimHistory, criteria: Criteria, report: Sim
             report.checks.append(CheckResult(name, True, spread, limit))
 
 
-def evaluate(history: SimHistory, scenario: Scenario) -> SimReport:
-    """Metrics of the run and one pass/fail result per criterion of the scenario."""
-    report = SimReport(scenario.name, scenario.source)
+def evaluate(history: SimHistory, scenario: Scenario, status: Sequence[str] | None = None) -> SimReport:
+    """Metrics of the run and one pass/fail result per criterion of the scenario. ``status``: the
+    program's status in every row, when it was recorded (for the availability)."""
+    report = SimReport(scenario.name, scenario.source, service=scenario.service.name)
     dt = history.scan_period_s
     report.metrics["rows"] = len(history)
     report.metrics["simulated_s"] = float(history.t_s[-1]) if len(history) else 0.0
@@ -224,5 +278,11 @@ def evaluate(history: SimHistory, scenario: Scenario) -> SimReport:
     _activation_checks(history, criteria, report)
     _site_checks(history, scenario, report)
     _floor_checks(history, criteria, report)
+    _chatter_checks(history, criteria, report)
     _point_and_range_checks(history, criteria, report)
+    raise_wh, lower_wh = service_energy(history, scenario)
+    report.metrics["service_baseline_w"] = service_baseline_w(scenario)
+    report.metrics["service_energy_raise_wh"] = raise_wh
+    report.metrics["service_energy_lower_wh"] = lower_wh
+    report.metrics["availability_pct"] = availability_pct(history, status)
     return report

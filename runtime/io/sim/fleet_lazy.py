@@ -126,6 +126,7 @@ class LazyFleet(FleetParams):
         self.discharged0 = np.zeros(n)
         self.below0 = np.zeros(n)
         self.requests0 = np.zeros(n, dtype=np.int64)
+        self.lowest_soc = np.full(n, np.inf)  # per car, over the history rows it was connected in
         self._requesting: BoolArray = np.zeros(n, dtype=np.bool_)  # each step counts a floor request
         self._under: BoolArray = np.zeros(n, dtype=np.bool_)  # under the V2X floor (minus tolerance)
         self.valid_until: IntArray = np.full(n, NEVER, dtype=np.int64)
@@ -306,6 +307,7 @@ class LazyFleet(FleetParams):
         gap = anchors.power0[cars] - target
         energy = (target * k * self.dt_s + gap * self._tau[cars] * (1.0 - a)) / 3600.0
         soc = anchors.soc0[cars] + energy / self.capacity_wh[cars] * 100.0
+        self.lowest_soc[cars] = np.minimum(self.lowest_soc[cars], soc.min(axis=0))
         return soc.mean(axis=1), soc.min(axis=1), count
 
     def _power_rows(self, anchors: _Anchors, steps: IntArray) -> FloatArray:
@@ -344,6 +346,7 @@ class LazyFleet(FleetParams):
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(connected, soc, 0.0).sum(axis=1) / count
         low = np.where(connected, soc, np.inf).min(axis=1)
+        self.lowest_soc = np.minimum(self.lowest_soc, np.where(connected, soc, np.inf).min(axis=0))
         mean = np.where(count > 0, mean, math.nan)
         low = np.where(count > 0, low, math.nan)
         if len(power_steps):

@@ -62,6 +62,7 @@ class SimHistory:
     floor_discharge_requests: npt.NDArray[np.int64]
     min_soc_pct: FloatArray  # per car: the V2X floor
     final_soc_pct: FloatArray
+    lowest_soc_pct: FloatArray  # per car: the lowest SoC of any row it was connected in (NaN: never)
 
     def series(self, quantity: str) -> FloatArray:
         value = getattr(self, quantity)

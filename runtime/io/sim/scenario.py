@@ -177,6 +177,18 @@ class RangeCheck:
 
 
 @dataclass(frozen=True)
+class ChatterCheck:
+    """Setpoint chatter in ``[from_s, to_s]``: reversals of the total setpoint (a move back by more
+    than ``tolerance_w`` from the last extreme counts one) and its total variation (sum of |change|)."""
+
+    from_s: float
+    to_s: float
+    tolerance_w: float
+    max_reversals: int | None
+    max_total_variation_w: float | None
+
+
+@dataclass(frozen=True)
 class Criteria:
     trigger: Trigger | None = None
     max_latency_scans: int | None = None
@@ -186,6 +198,9 @@ class Criteria:
     no_discharge_below_floor: bool = False
     site_limits_held: bool = False
     site_limit_tolerance_w: float = 0.0
+    max_site_excursion_w: float | None = None  # worst excursion beyond a site limit, W
+    min_floor_margin_pct: float | None = None  # every bidirectional car's lowest SoC above its floor by this
+    chatter: ChatterCheck | None = None
     points: tuple[PointCheck, ...] = ()
     ranges: tuple[RangeCheck, ...] = ()
 

@@ -29,6 +29,7 @@ from .scenario import (
     QUANTITIES,
     SEGMENT_KINDS,
     SERVICE_NAMES,
+    ChatterCheck,
     Criteria,
     EvSpec,
     Fault,
@@ -382,6 +383,24 @@ def _criteria(table: TableReader, duration: float, site: SiteSpec) -> Criteria:
     site_held = table.boolean("site_limits_held", False)
     if site_held and site.import_limit_w is None and site.export_limit_w is None:
         table.fail("site_limits_held", "no site.import_limit_w or site.export_limit_w to hold")
+    excursion = table.number("max_site_excursion_w", None, minimum=0.0)
+    if excursion is not None and site.import_limit_w is None and site.export_limit_w is None:
+        table.fail("max_site_excursion_w", "no site.import_limit_w or site.export_limit_w to measure against")
+    chatter = None
+    if table.has("chatter"):
+        c = table.table_or_empty("chatter")
+        chatter = ChatterCheck(
+            from_s=c.number("from_s", 0.0, minimum=0.0, maximum=duration),
+            to_s=c.number("to_s", duration, minimum=0.0, maximum=duration),
+            tolerance_w=c.number("tolerance_w", 100.0, minimum=0.0),
+            max_reversals=c.integer("max_reversals", minimum=0) if c.has("max_reversals") else None,
+            max_total_variation_w=c.number("max_total_variation_w", None, minimum=0.0),
+        )
+        if chatter.to_s < chatter.from_s:
+            c.fail("to_s", f"must not be before from_s ({chatter.from_s:g})")
+        if chatter.max_reversals is None and chatter.max_total_variation_w is None:
+            c.fail("max_reversals", "give max_reversals, max_total_variation_w or both")
+        c.finish()
     points = []
     for p in table.tables("points"):
         points.append(
@@ -418,6 +437,9 @@ def _criteria(table: TableReader, duration: float, site: SiteSpec) -> Criteria:
         no_discharge_below_floor=table.boolean("no_discharge_below_floor", False),
         site_limits_held=site_held,
         site_limit_tolerance_w=table.number("site_limit_tolerance_w", 0.0, minimum=0.0),
+        max_site_excursion_w=excursion,
+        min_floor_margin_pct=table.number("min_floor_margin_pct", None),
+        chatter=chatter,
         points=tuple(points),
         ranges=tuple(ranges),
     )

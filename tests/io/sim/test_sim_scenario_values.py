@@ -67,7 +67,53 @@ def ieee1547(f: float, p: Params, history: np.ndarray) -> float:
     return num(p, "baseline_w") - pu * num(p, "p_rated_w")
 
 
+def opt(params: Params, key: str, default: float) -> float:
+    return num(params, key) if key in params else default
+
+
+def shifted(dev: float, band: float, full: float) -> float:
+    return math.copysign(min(1.0, max(0.0, abs(dev) - band) / (full - band)), dev)
+
+
+def fcr_d_down(f: float, p: Params, history: np.ndarray) -> float:
+    dev = f - num(p, "f_nominal_hz")
+    share = max(0.0, shifted(dev, opt(p, "deadband_hz", 0.1), opt(p, "full_at_hz", 0.5)))
+    return num(p, "baseline_w") + num(p, "p_contracted_w") * share
+
+
+def dm(f: float, p: Params, history: np.ndarray) -> float:
+    defaults = {"deadband_hz": 0.015, "knee_hz": 0.1, "knee_pct": 5.0, "full_at_hz": 0.2}
+    return dc(f, {**defaults, **p}, history)
+
+
+def dr(f: float, p: Params, history: np.ndarray) -> float:
+    dev = f - num(p, "f_nominal_hz")
+    share = shifted(dev, opt(p, "deadband_hz", 0.015), opt(p, "full_at_hz", 0.2))
+    return num(p, "baseline_w") + num(p, "p_contracted_w") * share
+
+
+def vf_fcas(f: float, p: Params, history: np.ndarray) -> float:
+    """Switched: full from a trigger crossing, released after the hold once back inside by 10 mHz."""
+    raise_hz, lower_hz = opt(p, "vf_raise_trigger_hz", 49.85), opt(p, "vf_lower_trigger_hz", 50.15)
+    hold_rows = round(opt(p, "vf_min_hold_s", 1.0) / 0.01)
+    state, since = 0, 0
+    for row, hz in enumerate(history.tolist()):
+        if (state < 0 and hz >= raise_hz + 0.01 and row - since >= hold_rows) or (
+            state > 0 and hz <= lower_hz - 0.01 and row - since >= hold_rows
+        ):
+            state = 0
+        if hz < raise_hz and state >= 0:
+            state, since = -1, row
+        elif hz > lower_hz and state <= 0:
+            state, since = 1, row
+    return num(p, "baseline_w") + num(p, "p_contracted_w") * state
+
+
 REFERENCE: dict[str, Callable[[float, Params, np.ndarray], float]] = {
+    "fcr_d_down": fcr_d_down,
+    "dm": dm,
+    "dr": dr,
+    "vf_fcas": vf_fcas,
     "fcr": fcr,
     "dc": dc,
     "lfsm": lfsm,
