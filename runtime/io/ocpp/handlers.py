@@ -130,7 +130,11 @@ def make_handlers(st: Any) -> dict[str, Handler]:
         if p.get("evseId"):
             return _rejected("UnsupportedRequest", "only the whole station can be reset")
         st.counters["resets"] = st.counters.get("resets", 0) + 1
-        st.request_reconnect("RemoteReset")  # a new connection and BootNotification; sessions go on
+
+        async def restart() -> None:  # a new connection and BootNotification; the sessions go on
+            st.request_reconnect("RemoteReset")
+
+        _later(restart())
         return {"status": "Accepted"}
 
     async def trigger_message(p: Mapping[str, Any]) -> dict[str, Any]:

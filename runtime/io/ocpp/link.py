@@ -51,6 +51,7 @@ async def open_link(config: OcppConfig, context: ssl.SSLContext | None) -> Clien
         "open_timeout": min(config.response_timeout_s, 30.0),
         "ping_interval": 20,
         "ping_timeout": 20,
+        "close_timeout": 1.0,  # stopping the driver never waits long on a silent CSMS
     }
     if context is not None:
         options["ssl"] = context

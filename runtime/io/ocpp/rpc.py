@@ -27,6 +27,7 @@ from ocpp.exceptions import (
     NotImplementedError as OcppNotImplemented,
 )
 from ocpp.messages import Call, CallError, CallResult, unpack, validate_payload
+from websockets.exceptions import ConnectionClosed
 
 from ...errors import PlcrunError
 
@@ -80,18 +81,23 @@ class Rpc:
         self._waiting: tuple[str, asyncio.Future[Any]] | None = None
         self._known = known_actions(version)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False  # set when the session ends: no new requests
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one request and return the response payload (``CallFailed`` otherwise)."""
         message = Call(str(uuid.uuid4()), action, payload)
         await validate_payload(message, self.version)  # our own bug, if it fails: raised as is
         async with self._lock:
+            if self.closed:
+                raise CallFailed(action, "the link is closing", "Closed")
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._waiting = (message.unique_id, future)
             try:
                 await self.connection.send(message.to_json())
                 self.counters["sent"] = self.counters.get("sent", 0) + 1
-                answer = await asyncio.wait_for(future, self.timeout_s)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                async with asyncio.timeout(self.timeout_s):
+                    answer = await future
             except TimeoutError:
                 raise CallFailed(action, f"no answer within {self.timeout_s:g} s", "Timeout") from None
             finally:
@@ -152,6 +158,14 @@ class Rpc:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, message: Call) -> None:
+        try:
+            await self._answer(message)
+        except (ConnectionClosed, OSError):
+            log.info("OCPP: link closed before the answer to %s went out", message.action)
+        except Exception:  # guarded: never an unretrieved task exception on the network thread
+            log.exception("OCPP: answering %s failed", message.action)
+
+    async def _answer(self, message: Call) -> None:
         handler = self.handlers.get(message.action)
         try:
             if handler is None:

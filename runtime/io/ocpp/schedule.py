@@ -10,6 +10,8 @@ Rules (OCPP 2.x Part 2, "stacking" and "combining purposes"):
   ``ChargingStationExternalConstraints`` and the transaction purpose. ``dischargeLimit`` (2.1, <= 0)
   combines the same way on magnitudes; operation mode, setpoint, curve and baseline (2.1) come from
   the transaction purpose. ``ChargingOnly`` forbids discharging, ``Idle`` forbids both directions.
+- EVSE 0 is the station's total: only the station purposes limit it; the station-wide
+  ``TxDefaultProfile`` (on EVSE 0) gives its operation mode, setpoint, curve and baseline.
 
 Times are seconds since the epoch (UTC). Amperes become watts as A x voltage x phases.
 """
@@ -318,14 +320,15 @@ class ProfileSet:
             transaction = _leading(tx_default_evse, t, tx_start, ctx)
         if transaction is None:
             transaction = _leading(tx_default_all, t, tx_start, ctx)
-        leading.append(transaction)
+        if evse_id:  # EVSE 0: the station's total; TxDefault limits (per EVSE) do not bound it
+            leading.append(transaction)
         charge = min((v.charge_w for v in leading if v is not None), default=NO_LIMIT)
         discharge = min((v.discharge_w for v in leading if v is not None), default=NO_LIMIT)
         if transaction is None:
             return Values(charge, discharge)
-        if transaction.mode == "Idle":
+        if evse_id and transaction.mode == "Idle":
             charge, discharge = 0.0, 0.0
-        elif transaction.mode == "ChargingOnly":
+        elif evse_id and transaction.mode == "ChargingOnly":
             discharge = 0.0
         return Values(
             charge,

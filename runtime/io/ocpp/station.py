@@ -267,6 +267,7 @@ class Station:
                 if error is not None and not isinstance(error, ConnectionClosed):
                     log.error("OCPP receiver stopped: %r", error)
         finally:
+            rpc.closed = True
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -284,6 +285,8 @@ class Station:
                     "BootNotification", {"chargingStation": station, "reason": self._boot_reason}
                 )
             except CallFailed as error:
+                if error.code == "Closed":
+                    raise
                 log.warning("OCPP boot: %s", error)
                 await asyncio.sleep(c.boot_retry_s)
                 continue
@@ -319,7 +322,7 @@ class Station:
         self._wake_sender.set()
 
     async def _outbox_loop(self, rpc: Rpc) -> None:
-        while True:
+        while not rpc.closed:
             action, payload = await self._outbox.get()
             try:
                 await rpc.call(action, payload)
@@ -329,7 +332,7 @@ class Station:
                     self.request_reconnect("PowerUp")
 
     async def _heartbeat_loop(self, rpc: Rpc) -> None:
-        while True:
+        while not rpc.closed:
             await asyncio.sleep(self.model.number("OCPPCommCtrlr", "HeartbeatInterval", 300))
             await self.heartbeat(rpc)
 
@@ -343,7 +346,7 @@ class Station:
     async def _sender_loop(self, rpc: Rpc) -> None:
         """Deliver queued transaction events oldest first; one at a time, acknowledged durably."""
         assert self.store is not None
-        while True:
+        while not rpc.closed:
             pending = self.store.pending()
             if not pending:
                 self._wake_sender.clear()
@@ -357,7 +360,7 @@ class Station:
             try:
                 await rpc.call(action, payload)
             except CallFailed as error:
-                if error.code in ("Timeout", "Invalid"):
+                if error.code in ("Timeout", "Invalid", "Closed"):
                     log.warning("OCPP queued %s: %s; retried after reconnect", action, error)
                     self.request_reconnect("PowerUp")
                     return
