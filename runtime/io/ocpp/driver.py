@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 
 from ...executor.alarms import AlarmBus, Severity
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
+from ...executor.threads import start_thread
 from .config import OcppConfig
 from .schedule import MODES, Values
 from .station import LinkState, Plan, Station
@@ -83,8 +84,7 @@ class OcppDriver(Driver):
     def start(self, clock: Clock) -> None:
         self._clock = clock
         self._wall_offset = self._wall_clock() - clock.now_ns() / 1e9
-        self._thread = threading.Thread(target=self._run, name="plcrun-ocpp", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "plcrun-ocpp")
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
