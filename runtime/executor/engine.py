@@ -13,6 +13,7 @@ as fast as the CPU allows, deterministic).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,17 @@ log = logging.getLogger("plcrun.executor")
 
 class NothingToRun(PlcrunError, ValueError):
     """The program declares no task (no PROGRAM, or a CONFIGURATION without program instances)."""
+
+
+_PLACEHOLDER = re.compile(r"\[([A-Za-z_][A-Za-z0-9_]*)\]")
+
+
+def _fill(text: str, fields: list[tuple[str, Any]]) -> str:
+    for name, accessor in fields:
+        value = accessor.get()
+        shown = f"{value:.0f}" if isinstance(value, float) else str(value)
+        text = text.replace("[" + name + "]", shown)
+    return text
 
 
 @dataclass
@@ -222,7 +234,9 @@ class Executor:
 
     def _alarm_variables(self) -> list[list[Any]]:
         """BOOL variables declared with ``{attribute 'alarm' := 'text'}``: [path, accessor, text,
-        severity, last value]. Severity: a text starting with 'warning:' or 'info:' (else critical)."""
+        severity, last value, placeholders, last message]. Severity: a text starting with 'warning:'
+        or 'info:' (else critical). ``[name]`` in the text shows the value of the variable ``name`` of
+        the same instance (e.g. ``short by [p_shortfall_w] W``); the message follows it while active."""
         found: list[list[Any]] = []
         for desc in self.program.variables(leaves=True):
             text = desc.attributes.get("alarm")
@@ -232,19 +246,31 @@ class Executor:
             for name, level in (("warning:", Severity.WARNING), ("info:", Severity.INFO)):
                 if text.lower().startswith(name):
                     severity, text = level, text[len(name) :].strip()
-            found.append([desc.path, self.state.accessor(desc.path), text or desc.path, severity, False])
+            text = text or desc.path
+            owner = desc.path.rpartition(".")[0]
+            fields: list[tuple[str, Any]] = []
+            for name in _PLACEHOLDER.findall(text):
+                try:
+                    fields.append((name, self.state.accessor(f"{owner}.{name.lower()}")))
+                except PathError:
+                    continue
+            found.append([desc.path, self.state.accessor(desc.path), text, severity, False, fields, ""])
         return found
 
     def _check_st_alarms(self) -> None:
         for entry in self._st_alarms:
-            path, accessor, text, severity, last = entry
+            path, accessor, text, severity, last, fields, shown = entry
             now = bool(accessor.get())
-            if now == last:
+            if now == last and not (now and fields):
                 continue
             entry[4] = now
             if now:
-                self.alarms.raise_alarm(f"st:{path}", "program", text, severity)
+                message = _fill(text, fields) if fields else text
+                if message != shown:
+                    entry[6] = message
+                    self.alarms.raise_alarm(f"st:{path}", "program", message, severity)
             else:
+                entry[6] = ""
                 self.alarms.clear(f"st:{path}")
 
     def _publish_located(self) -> None:

@@ -35,8 +35,8 @@ PROFILES: tuple[str, ...] = get_args(Profile)
 FREQUENCY_PLAUSIBLE = (45.0, 65.0)
 _SUNSPEC_REF = re.compile(r"^(\d+)\.([A-Za-z_][A-Za-z0-9_]*)$")
 _PROFILE_KEYS = {
-    "quasar": ("ev", "fields", "idle_timeout_s", "max_power_w", "connected_states"),
-    "sunspec-der": ("ev", "fields", "revert_s", "wset_mod", "max_power_w"),
+    "quasar": ("ev", "fields", "idle_timeout_s", "max_power_w", "connected_states", "bidirectional_allowed"),
+    "sunspec-der": ("ev", "fields", "revert_s", "wset_mod", "max_power_w", "bidirectional_allowed"),
 }
 _ALL_PROFILE_KEYS = sorted({k for keys in _PROFILE_KEYS.values() for k in keys})
 
@@ -51,6 +51,8 @@ class DeviceDraft:
     byte_order: ByteOrder = "big"
     fallback_key: str | None = None  # the key that set the device's fallback timer
     points: list[PointSpec] = field(default_factory=list)
+    # EV session fields the device cannot report, set once from the site file (path -> value, key)
+    session_values: dict[str, tuple[object, str | None]] = field(default_factory=dict)
 
     def point(self, name: str) -> PointSpec | None:
         return next((p for p in self.points if p.name == name), None)
@@ -324,6 +326,13 @@ def _apply_profile(draft: DeviceDraft, r: TableReader) -> None:
         )
         fallback_name = "revert_s"
     ev = r.string("ev", None)
+    # neither device says whether the car and its contract allow discharging: the site file does
+    # (both are bidirectional chargers, so by default they may)
+    explicit = r.has("bidirectional_allowed")
+    bidirectional = r.boolean("bidirectional_allowed", True)
+    if ev is not None:  # key None: the default, skipped when the program's record lacks the field
+        key = r.key_of("bidirectional_allowed") if explicit else None
+        draft.session_values[f"{ev}.bidirectional_allowed"] = (bidirectional, key)
     fields = r.string_list("fields", None)
     available = EV_FIELDS[spec.profile]
     if fields is not None:
@@ -335,7 +344,10 @@ def _apply_profile(draft: DeviceDraft, r: TableReader) -> None:
     for point in setup.points:
         path = f"{ev}.{point.name}" if ev is not None and point.name in selected else None
         draft.points.append(replace(point, path=path, key=r.key_of("ev") if path else point.key))
-    draft.spec = replace(spec, init_writes=setup.init_writes, fallback_ms=setup.fallback_ms)
+    age_path = f"{ev}.setpoint_age" if ev is not None and "p_setpoint_w" in selected else None
+    draft.spec = replace(
+        spec, init_writes=setup.init_writes, fallback_ms=setup.fallback_ms, setpoint_age_path=age_path
+    )
     draft.fallback_key = r.key_of(fallback_name)
 
 

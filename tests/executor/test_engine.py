@@ -302,12 +302,15 @@ def test_bool_variables_declared_as_alarms_raise_and_clear_them() -> None:
     executor.run(max_scans=4)
     active = alarms.active()
     assert [(a.key, a.message, a.severity) for a in active] == [
-        ("st:watcher.low_frequency", "frequency event: grid frequency below 49.8 Hz", Severity.CRITICAL)
+        ("st:watcher.low_frequency", "frequency event: grid frequency below 49.8 Hz", Severity.CRITICAL),
+        ("st:watcher.deep", "100 mHz below 49.8 Hz ([unknown] stays)", Severity.WARNING),  # the value shows
     ]
     executor.run(max_scans=3)
     assert [(a.key, a.severity) for a in alarms.active()] == [("st:watcher.high_frequency", Severity.WARNING)]
     assert seen == [
         ("st:watcher.low_frequency", True),
+        ("st:watcher.deep", True),
         ("st:watcher.low_frequency", False),
         ("st:watcher.high_frequency", True),
+        ("st:watcher.deep", False),
     ]

@@ -71,6 +71,8 @@ def test_numbers_booleans_enumerations_arrays_and_dotted_keys(
         "main.p_contracted_w": 5000.0,
         "main.deadband_hz": 0.02,
     }
+    # the Quasar profile's default for the sessions (the [parameters] entry replaces the one of evs[1])
+    assert io.initial_writes == {"main.evs[2].bidirectional_allowed": True}
 
 
 def test_every_mistake_is_reported_with_file_key_and_problem(

@@ -250,3 +250,41 @@ def test_very_fast_fcas_holds_then_releases_with_hysteresis() -> None:
     assert total(rig) == 0.0
     rig.scan(grid_hz=50.16)  # the lower service: charge
     assert total(rig) == pytest.approx(20000.0, abs=0.1)
+# --------------------------------------------------------------------------- lost sessions
+@pytest.mark.parametrize("lost", [Quality.BAD, Quality.STALE, Quality.COMM_LOST])
+def test_a_lost_session_leaves_the_allocation_in_the_scan_that_sees_it_and_rejoins(lost: Quality) -> None:
+    """4 cars of 11 kW, FCR 40 kW: at 49.8 Hz every car gives 10 kW. Car 3's charger stops being heard:
+    in that very scan its setpoint is 0 W and the others share its part within their 11 kW; the
+    shortfall (40 - 33 = 7 kW) is reported. When it is GOOD again it takes its share back."""
+    rig = site("SVC_FCR", p_contracted_w=40000.0)
+    rig.scan(grid_hz=49.8)
+    assert rig.setpoints(N_CARS) == pytest.approx([-10000.0] * 4, abs=0.1)
+    assert rig.get("p_shortfall_w") == 0.0 and not rig.get("alarm_fleet_short")
+    qualities = rig.state.rt.qualities
+    qualities["main.evs[3].connected"] = int(lost)
+    rig.scan(grid_hz=49.8)
+    setpoints = rig.setpoints(N_CARS)
+    assert setpoints[2] == 0.0
+    assert [setpoints[i] for i in (0, 1, 3)] == pytest.approx([-11000.0] * 3, abs=0.1)
+    assert rig.get("n_lost") == 1
+    assert rig.get("p_shortfall_w") == pytest.approx(7000.0)
+    assert rig.get("alarm_fleet_short")
+    assert rig.get("evs[3].connected") is True  # the input keeps what the charger said
+    qualities["main.evs[3].connected"] = int(Quality.GOOD)
+    rig.scan(grid_hz=49.8)
+    assert rig.setpoints(N_CARS) == pytest.approx([-10000.0] * 4, abs=0.1)
+    assert not rig.get("alarm_fleet_short") and rig.get("n_lost") == 0
+
+
+def test_the_shortfall_alarm_says_by_how_many_watts() -> None:
+    executor = Executor(compile_file(PROGRAMS / "freq_response.st"), clock=VirtualClock())
+    for i in range(1, 3):
+        for name, value in BIDI_CAR.items():
+            executor.journal.write(f"main.evs[{i}].{name}", value)
+    for name, value in {"n_evs": 2, "service": "SVC_FCR", "p_contracted_w": 25000.0}.items():
+        executor.journal.write(f"main.{name}", value)
+    executor.run(max_scans=2)
+    active = {a.key: a.message for a in executor.alarms.active()}
+    assert active["st:main.alarm_fleet_short"] == (
+        "the fleet falls short of the contracted response by 3000 W (0 sessions lost)"
+    )

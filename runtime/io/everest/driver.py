@@ -78,7 +78,8 @@ class EverestSessionDriver(Driver):
         self._min_interval_ns = int(config.min_interval_s * 1e9)
         self._publishing = [evse for evse in config.evses if evse.output is not None]
         # scan thread only
-        self._last_sent: dict[str, tuple[float, int]] = {}
+        self._last_sent: dict[str, tuple[float, int]] = {}  # module -> (power, when sent or refreshed)
+        self._last_change: dict[str, int] = {}  # module -> when a changed setpoint was last sent
         self._last_check_ns: int | None = None
         self._bad_setpoints: set[str] = set()  # modules whose setpoint alarm is raised
         # hand-over to the publisher thread
@@ -147,6 +148,7 @@ class EverestSessionDriver(Driver):
         if self._resend.is_set():  # (re)connected: send every setpoint again now
             self._resend.clear()
             self._last_sent.clear()
+            self._last_change.clear()
         queued = False
         for evse in self._publishing:
             value = values.get(evse.output) if evse.output is not None else None
@@ -155,10 +157,15 @@ class EverestSessionDriver(Driver):
             power = self._setpoint(evse, value)
             last = self._last_sent.get(evse.module)
             if last is not None:
-                age = now_ns - last[1]
-                changed = power != last[0] and age >= self._min_interval_ns
-                if not changed and age < self._refresh_ns:
+                if power != last[0]:
+                    # the rate limit counts real changes only: a refresh never holds a change back
+                    if now_ns - self._last_change.get(evse.module, -(2**62)) < self._min_interval_ns:
+                        continue
+                    self._last_change[evse.module] = now_ns
+                elif now_ns - last[1] < self._refresh_ns:
                     continue
+            else:
+                self._last_change[evse.module] = now_ns
             self._last_sent[evse.module] = (power, now_ns)
             queued = self._queue_setpoint(evse, power) or queued
         if queued:

@@ -10,6 +10,7 @@ the driver replaces a link whose thread ended anyway (``restart``).
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,6 +43,7 @@ class BrokerLink:
         self._client: mqtt.Client | None = None
         self._subscription: int | None = -1  # message id of the SUBSCRIBE of the current connection
         self.guard = CallbackGuard("EVerest link")
+        self.nodelay = False  # TCP_NODELAY is set on the current socket
 
     def start(self) -> None:
         config = self._config
@@ -62,6 +64,7 @@ class BrokerLink:
         client.on_disconnect = guard(self._disconnected)
         client.on_subscribe = guard(self._subscribed)
         client.on_message = guard(self._message, "on_message")
+        client.on_socket_open = guard(self._socket_open)
         client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
         client.loop_start()
         self._client = client
@@ -100,6 +103,15 @@ class BrokerLink:
         return info
 
     # ------------------------------------------------------------ paho callbacks (network thread)
+    def _socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # setpoints are small messages that must leave at once: without TCP_NODELAY the second EVSE's
+        # message waits for the ACK of the first one (Nagle), tens of ms
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.nodelay = bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        except (OSError, AttributeError) as error:
+            log.warning("EVerest: cannot set TCP_NODELAY: %s", error)
+
     def _connected(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ...executor.alarms import AlarmBus
-from ...executor.driver_api import Clock, Driver, DriverStatus, Sample
+from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
 from .model import DeviceSpec
 from .sunspec import SunSpecMap
 from .worker import DeviceWorker
@@ -24,13 +24,24 @@ class ModbusDeviceDriver(Driver):
         self.spec = spec
         self.name = spec.name
         self._worker = DeviceWorker(spec, alarms)
-        self._inputs = frozenset(p.path for p in spec.inputs() if p.path is not None)
+        self._age_path = spec.setpoint_age_path
+        self._setpoint_path = next(
+            (p.path for p in spec.outputs() if p.name == "p_setpoint_w" and p.path is not None), None
+        )
+        inputs = {p.path for p in spec.inputs() if p.path is not None}
+        if self._age_path is not None and self._setpoint_path is not None:
+            inputs.add(self._age_path)
+        else:
+            self._age_path = None
+        self._inputs = frozenset(inputs)
+        self._started_ns: int | None = None
         self._outputs_by_path: dict[str, list[str]] = {}
         for point in spec.outputs():
             if point.path is not None:
                 self._outputs_by_path.setdefault(point.path, []).append(point.name)
 
     def start(self, clock: Clock) -> None:
+        self._started_ns = clock.now_ns()
         self._worker.start(clock.now_ns)
 
     def stop(self) -> None:
@@ -44,7 +55,15 @@ class ModbusDeviceDriver(Driver):
         return frozenset(self._outputs_by_path)
 
     def read_inputs(self, now_ns: int) -> Mapping[str, Sample]:
-        return self._worker.take_samples(now_ns)
+        samples = self._worker.take_samples(now_ns)
+        if self._age_path is not None and self._setpoint_path is not None:
+            # setpoint_age: how long ago the charger last accepted a setpoint (since start if never)
+            written = self.last_written(self._setpoint_path)
+            since = written[1] if written is not None else self._started_ns
+            if since is not None:
+                samples = dict(samples)
+                samples[self._age_path] = Sample(max(0, now_ns - since), Quality.GOOD, now_ns)
+        return samples
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
         self._worker.set_outputs(self._by_point(values))

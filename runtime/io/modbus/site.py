@@ -10,7 +10,7 @@ twice. ``build`` returns one ``ModbusDeviceDriver`` per device.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config_reader import TableReader, did_you_mean, join_key
@@ -36,6 +36,9 @@ class Binding:
 class ModbusSite:
     devices: Mapping[str, DeviceSpec]
     bindings: Mapping[str, Binding]  # process-image path -> device point
+    # EV session fields a charger profile cannot read from the device (bidirectional_allowed), written
+    # once before the first scan; a [parameters] entry of the same path wins
+    session_values: Mapping[str, object] = field(default_factory=dict)
 
 
 def check(tables: Mapping[str, Any], site: SiteContext) -> ModbusSite | None:
@@ -57,14 +60,49 @@ def check(tables: Mapping[str, Any], site: SiteContext) -> ModbusSite | None:
         for path, target in bindings.items():
             _bind_by_name(path, target, bindings.key_of(path), drafts, bindings)
     resolved = _check_bindings(drafts, site.catalog, site)
-    specs = {name: finish_device(draft, problems) for name, draft in drafts.items()}
-    return ModbusSite(specs, resolved)
+    session_values = _session_values(drafts, site.catalog, site)
+    specs = {
+        name: _with_setpoint_age(finish_device(draft, problems), site.catalog)
+        for name, draft in drafts.items()
+    }
+    return ModbusSite(specs, resolved, session_values)
 
 
 def build(config: ModbusSite, context: BuildContext) -> Wiring:
     drivers = build_modbus_drivers(list(config.devices.values()), context.alarms)
     described = ", ".join(config.devices) or "none"
-    return Wiring(drivers=list(drivers), descriptions=[f"Modbus devices: {described}"] if drivers else [])
+    return Wiring(
+        drivers=list(drivers),
+        initial_writes=dict(config.session_values),
+        descriptions=[f"Modbus devices: {described}"] if drivers else [],
+    )
+
+
+def _with_setpoint_age(spec: DeviceSpec, catalog: Mapping[str, str]) -> DeviceSpec:
+    """A charger profile keeps ``<ev>.setpoint_age`` when the program's record has that TIME field."""
+    path = spec.setpoint_age_path
+    if path is None:
+        return spec
+    found = _catalog_lookup(path, catalog, {p.casefold(): p for p in catalog if p.endswith("setpoint_age")})
+    if found is None or catalog[found].upper() != "TIME":
+        return replace(spec, setpoint_age_path=None)
+    return replace(spec, setpoint_age_path=found)
+
+
+def _session_values(
+    drafts: dict[str, DeviceDraft], catalog: Mapping[str, str], site: SiteContext
+) -> dict[str, object]:
+    folded = {p.casefold(): p for p in catalog}
+    values: dict[str, object] = {}
+    for draft in drafts.values():
+        for path, (value, key) in draft.session_values.items():
+            found = _catalog_lookup(path, catalog, folded)
+            if found is None:
+                if key is not None:  # None: the profile's default, for a record without the field
+                    site.problems.add(key, unknown_variable(path, catalog))
+            else:
+                values[found] = value
+    return values
 
 
 DRIVER = DriverType("modbus", ("devices", "bindings"), check, build, "Modbus TCP meters and chargers")

@@ -91,8 +91,13 @@ def test_refresh_and_rate_limit_follow_the_scans_in_virtual_time(
         driver.write_outputs(t * MS, {SETPOINT: 2000.0})
     assert queued() == 3  # refreshed at 2.1 s; the next one is due at 4.1 s
     assert everest.probe.wait_for(lambda: everest.limits("limits_1")[-1:] and _setpoint(everest) == 2000.0)
+    driver.write_outputs(4100 * MS, {SETPOINT: 2000.0})  # a refresh ...
+    driver.write_outputs(4110 * MS, {SETPOINT: -3000.0})  # ... never holds back a real change
+    assert queued() == 5
+    assert everest.probe.wait_for(lambda: _setpoint(everest) == -3000.0)
+    assert driver._link.nodelay  # small setpoint messages leave at once (no Nagle delay)
     # a non-finite setpoint is never sent: 0 W goes out instead, with an alarm
-    driver.write_outputs(3 * S, {SETPOINT: math.nan})
+    driver.write_outputs(4300 * MS, {SETPOINT: math.nan})
     assert everest.probe.wait_for(lambda: _setpoint(everest) == 0.0)
 
 

@@ -183,3 +183,38 @@ def test_unreachable_charger_reports_comm_lost(start_driver: DriverFactory, alar
     assert inputs.latest["main.evs[1].connected"].value is False  # a typed default, never None
     assert any("cannot connect to 127.0.0.1" in a.message for a in alarms.active())
     driver.write_outputs(0, {SETPOINT: 1000.0})  # does not block, does not raise
+
+
+def test_the_quasar_keeps_setpoint_age_and_the_site_file_says_whether_cars_may_discharge(
+    start_driver: DriverFactory,
+) -> None:
+    from plcrun.io.site_config import parse_site_config
+
+    catalog = CATALOG | {
+        "main.evs[1].setpoint_age": "TIME",
+        "main.evs[1].bidirectional_allowed": "BOOL",
+        "main.evs[2].setpoint_age": "TIME",
+        "main.evs[2].bidirectional_allowed": "BOOL",
+    }
+    with ModbusPeer("charger") as charger:
+        tables = {
+            "charger-1": quasar_table(charger.port),
+            "charger-2": quasar_table(charger.port, ev="main.evs[2]", bidirectional_allowed=False),
+        }
+        site = parse_site_config({"devices": tables}, "site.toml", catalog)
+        # the Quasar cannot tell whether the car and its contract allow discharging: the site file does
+        assert site.checked["modbus"].session_values == {
+            "main.evs[1].bidirectional_allowed": True,
+            "main.evs[2].bidirectional_allowed": False,
+        }
+        driver = start_driver(site.devices["charger-1"])
+        assert site.devices["charger-1"].setpoint_age_path == "main.evs[1].setpoint_age"
+        assert "main.evs[1].setpoint_age" in driver.input_paths()
+        inputs = Inputs(driver)
+        inputs.wait("main.evs[1].connected", good(True))
+        driver.write_outputs(0, {SETPOINT: -2000.0})
+        wait_for(lambda: driver.last_written(SETPOINT) is not None)
+        written = driver.last_written(SETPOINT)
+        assert written is not None and written[0] == -2000.0
+        age = driver.read_inputs(written[1] + 7_000_000)["main.evs[1].setpoint_age"]
+        assert age.value == 7_000_000 and age.quality is Quality.GOOD  # 7 ms since the charger took it

@@ -1,0 +1,83 @@
+"""A site commissioned from its site file, against device peers that behave like the field: the shipped
+freq_response.st with examples/site.toml (parameters included) on a SunSpec meter that answers every
+poll with the same steady values, and two Quasar chargers; one charger is lost and comes back.
+
+Real time (the Modbus threads poll real sockets); the test waits for conditions, it never asserts on
+wall-clock durations."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from plcrun.compiler.api import compile_file
+from plcrun.executor.engine import Executor
+from plcrun.site import SiteRuntime
+
+from tests.support.modbus_devices import QUASAR, ModbusPeer, from_s16, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def site_file(tmp_path: Path, meter: int, charger1: int, charger2: int) -> Path:
+    """examples/site.toml as shipped, on the peers' ports."""
+    text = (ROOT / "examples" / "site.toml").read_text()
+    text = text.replace("port = 15020", f"port = {meter}").replace("port = 15021", f"port = {charger1}")
+    text = text.replace("port = 15022", f"port = {charger2}")
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    return path
+
+
+@contextmanager
+def running_site(config: Path) -> Iterator[Executor]:
+    """The composition root builds the site as ``plcrun run`` does; the scans run on a thread."""
+    site = SiteRuntime.build(compile_file(ROOT / "programs" / "freq_response.st"), config=str(config))
+    site.start()
+    thread = threading.Thread(target=site.executor.run, name="site-scan", daemon=True)
+    thread.start()
+    try:
+        yield site.executor
+    finally:
+        site.executor.stop()
+        thread.join(timeout=10)
+        site.stop()
+
+
+def setpoint(charger: ModbusPeer) -> int:
+    return from_s16(charger.registers(QUASAR["setpoint"])[0])
+
+
+def test_a_steady_meter_keeps_the_site_responding_and_a_lost_charger_is_reallocated(tmp_path: Path) -> None:
+    with (
+        ModbusPeer("meter") as meter,
+        ModbusPeer("charger") as charger1,
+        ModbusPeer("charger") as charger2,
+    ):
+        meter.set_meter(hz=50.0, watts=0.0, volts=230.0)  # and it stays so: registers that repeat
+        with running_site(site_file(tmp_path, meter.port, charger1.port, charger2.port)) as site:
+            # a meter answering every poll with the same values is fresh: the site leaves its safe state
+            wait_for(lambda: site.read("main.status") == "ST_NORMAL", 20.0)
+            assert site.read("main.n_evs") == 2 and site.read("main.service") == "SVC_FCR"
+            assert site.read("main.evs[1].bidirectional_allowed") is True  # the profile's default
+
+            meter.set_meter(hz=49.8)  # full FCR response: 10 kW of discharge, 5 kW per car
+            wait_for(lambda: setpoint(charger1) == -5000 and setpoint(charger2) == -5000, 10.0)
+
+            charger2.kill()  # lost: its share goes to charger 1 (within its 7.4 kW) and the gap is told
+            wait_for(lambda: setpoint(charger1) == -7400, 10.0)
+            assert site.read("main.n_lost") == 1
+            alarms = {a.key: a.message for a in site.alarms.active()}
+            assert alarms["st:main.alarm_fleet_short"] == (
+                "the fleet falls short of the contracted response by 2600 W (1 sessions lost)"
+            )
+            assert "modbus:charger-2:comm" in alarms
+            # the meter keeps repeating 49.800 Hz: still valid, still responding
+            assert site.read("main.status") == "ST_RESPONDING"
+
+            charger2.restart()  # back: it rejoins, both at 5 kW again
+            wait_for(lambda: setpoint(charger1) == -5000 and setpoint(charger2) == -5000, 10.0)
+            wait_for(lambda: "st:main.alarm_fleet_short" not in {a.key for a in site.alarms.active()}, 5.0)
+            assert site.read("main.alarm_measurement") is False
