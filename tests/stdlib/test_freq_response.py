@@ -250,6 +250,8 @@ def test_very_fast_fcas_holds_then_releases_with_hysteresis() -> None:
     assert total(rig) == 0.0
     rig.scan(grid_hz=50.16)  # the lower service: charge
     assert total(rig) == pytest.approx(20000.0, abs=0.1)
+
+
 # --------------------------------------------------------------------------- lost sessions
 @pytest.mark.parametrize("lost", [Quality.BAD, Quality.STALE, Quality.COMM_LOST])
 def test_a_lost_session_leaves_the_allocation_in_the_scan_that_sees_it_and_rejoins(lost: Quality) -> None:
