@@ -6,6 +6,7 @@ from the unit's limits alone (no capability), with writable-and-executable memor
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import resource
 import shlex
@@ -22,6 +23,7 @@ from plcrun.io.credentials import DASHBOARD_TOKEN, MQTT_BUFFER_KEY, OCPP_PASSWOR
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "plcrun.service"
+ISO15118_DROP_IN = ROOT / "deploy" / "systemd" / "iso15118.conf"
 MAX_EXPOSURE = 2.0
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(
@@ -63,16 +65,77 @@ def test_verify_finds_nothing(tmp_path: Path) -> None:
     assert "Failed to parse resource value" in analyze("verify", "--man=no", str(broken)).stderr
 
 
-@needs_analyze
-def test_offline_security_exposure_is_at_most_2(tmp_path: Path) -> None:
-    result = analyze("security", "--offline=true", str(installed_unit(tmp_path)))
+def exposure(unit: Path) -> float:
+    result = analyze("security", "--offline=true", str(unit))
     match = re.search(r"Overall exposure level for plcrun\.service: (\d+\.\d)", result.stdout)
     assert match is not None, result.stdout + result.stderr
-    exposure = float(match.group(1))
-    assert exposure <= MAX_EXPOSURE, result.stdout
+    return float(match.group(1))
+
+
+@needs_analyze
+def test_the_iso15118_drop_in(tmp_path: Path) -> None:
+    """The unit with the ISO 15118 drop-in (its settings read after the unit's, as systemd merges a
+    drop-in): still verified clean, still exposure <= 2.0, and the JVM-hostile setting is off."""
+    merged = installed_unit(tmp_path, UNIT.read_text() + "\n" + ISO15118_DROP_IN.read_text())
+    result = analyze("verify", "--man=no", str(merged))
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+    assert exposure(merged) <= MAX_EXPOSURE
+    review = analyze("security", "--offline=true", str(merged)).stdout
+    assert re.search(r"✗ MemoryDenyWriteExecute=", review)
+
+
+def test_the_jvm_needs_the_drop_in() -> None:
+    """Why the drop-in exists: the JVM of the SECC's EXI codec does not start under
+    MemoryDenyWriteExecute, and does under the unit's /proc restriction (ProcSubset=pid)."""
+    java = shutil.which("java")
+    if java is None or not _mdwe_supported():
+        pytest.skip("needs java (.ci/run installs it for ISO 15118) and PR_SET_MDWE")
+    denied = subprocess.run(
+        [java, "-version"],
+        preexec_fn=lambda: ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) and None,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert denied.returncode != 0
+    assert _in_private_proc([java, "-version"]).returncode == 0
+
+
+def _in_private_proc(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``command`` with /proc showing only its own processes, as ProcSubset=pid and
+    ProtectProc=invisible give the service (a new mount and PID namespace; needs root)."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare for a private /proc")
+    script = (
+        'mount -t proc -o subset=pid,hidepid=invisible proc /proc && test ! -e /proc/meminfo && exec "$@"'
+    )
+    return subprocess.run(
+        [unshare, "--mount", "--pid", "--fork", "sh", "-c", script, "sh", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_plcrun_runs_with_only_its_own_processes_in_proc(tmp_path: Path) -> None:
+    result = _in_private_proc(
+        [str(PLCRUN), "run", "programs/freq_response.st", "--no-dashboard", "--duration", "1"]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(r"fast: \d+ scans, .*, running", result.stderr), result.stderr
+
+
+@needs_analyze
+def test_offline_security_exposure_is_at_most_2(tmp_path: Path) -> None:
+    measured = exposure(installed_unit(tmp_path))
+    assert measured <= MAX_EXPOSURE
     threshold = analyze("security", "--offline=true", f"--threshold={int(MAX_EXPOSURE * 10)}", str(UNIT))
     assert threshold.returncode == 0
-    print(f"systemd-analyze security --offline=true: exposure {exposure}")
+    print(f"systemd-analyze security --offline=true: exposure {measured}")
 
 
 def test_the_unit_agrees_with_plcrun() -> None:
