@@ -1,9 +1,9 @@
 """``plcrun sim``: run a program against a simulation scenario in virtual time and report.
 
 The executor runs the scenario's duration as fast as the CPU allows (deterministic); a progress bar
-goes to stderr; the report (frequency, site power and fleet SoC as an SVG picture, activation latency
-in scans, time to full activation, energy, SoC floors and site limits, pass/fail per criterion) is
-written to a folder and summarised on the terminal, or printed as JSON with ``--json``.
+goes to stderr; the report (plcrun.io.sim.report_files: JSON, the time series and the cars as CSV,
+the picture, an HTML page) is written to a folder and summarised on the terminal, or printed as JSON
+with ``--json``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from pathlib import Path
 from .compiler.program import CompiledProgram
 from .executor.clock import VirtualClock
 from .executor.engine import Executor, ExecutorConfig
+from .executor.scheduler import ScanRecord
 from .io.sim.evaluate import evaluate
+from .io.sim.report_files import write_report
 from .io.sim.scenario import Scenario
 from .io.sim.scenario_load import load_with_fleet_size
-from .io.sim.svg_plot import write_svg
-from .io.site_io import SiteIo, sim_io
+from .io.site_io import SiteIo, find_site_variables, sim_io
 
 
 def _progress(done: float, width: int = 40) -> None:
@@ -33,10 +34,20 @@ def _progress(done: float, width: int = 40) -> None:
 
 
 def run_simulation(
-    program: CompiledProgram, scenario: Scenario, *, show_progress: bool
+    program: CompiledProgram, scenario: Scenario, *, show_progress: bool, status: list[str] | None = None
 ) -> tuple[Executor, SiteIo]:
+    """Run the scenario; ``status``: filled with the program's ``status`` after every scan, when it
+    has one (for the report's availability)."""
     io = sim_io(program, scenario)
     executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
+    site = find_site_variables(program)
+    status_path = f"{site.instance}.status" if site is not None else ""
+    if status is not None and program.leaf(status_path) is not None:
+
+        def record(_scan: ScanRecord) -> None:
+            status.append(str(executor.read(status_path)))
+
+        executor.scheduler.add_scan_observer(record)
     for path, value in io.initial_writes.items():
         executor.journal.write(path, value, source="scenario")
     total = scenario.duration_ns
@@ -56,27 +67,23 @@ def cmd_sim(
     program: CompiledProgram, scenario_name: str, evs: int | None, as_json: bool, out_dir: str | None
 ) -> int:
     scenario = load_with_fleet_size(scenario_name, evs)
-    executor, io = run_simulation(program, scenario, show_progress=not as_json)
+    status: list[str] = []
+    executor, io = run_simulation(program, scenario, show_progress=not as_json, status=status)
     for warning in io.warnings:
         print(f"plcrun: {warning}", file=sys.stderr)
     assert io.sim is not None
     history = io.sim.history()  # before shutdown: the safe state written at the end is not part of the run
     executor.shutdown()
-    report = evaluate(history, scenario)
+    report = evaluate(history, scenario, status or None)
     faults = {name: sup.fault_message for name, sup in executor.supervisors.items() if sup.faults}
     folder = Path(out_dir or f"sim-report-{scenario.name}")
-    folder.mkdir(parents=True, exist_ok=True)
-    picture = folder / "report.svg"
-    write_svg(history, picture, f"{Path(program.main_file).name}: {scenario.name}")
-    data = report.to_json()
-    data["faults"] = faults
-    data["picture"] = str(picture)
-    (folder / "report.json").write_text(json.dumps(data, indent=2, allow_nan=False, default=str))
+    title = f"{Path(program.main_file).name}: {scenario.name}"
+    data = write_report(folder, title, scenario, history, report, status, faults)
     if as_json:
         print(json.dumps(data, allow_nan=False, default=str))
     else:
         print(report.summary())
         for task, message in faults.items():
             print(f"task {task} faulted: {message}")
-        print(f"report: {folder / 'report.json'}, picture: {picture}")
+        print(f"report: {data['html']}, picture: {data['picture']}, time series: {data['series_csv']}")
     return 0 if report.passed and not faults else 1

@@ -134,5 +134,10 @@ def test_sim_runs_a_scenario_and_writes_a_report(tmp_path: Path) -> None:
     assert report["passed"] is True
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["activation_latency_scans"]["value"] <= 1
-    assert (out / "report.svg").read_text().startswith("<svg")
+    picture = Path(report["picture"])
+    assert picture.parent == out and picture.suffix in (".png", ".svg") and picture.stat().st_size > 1000
+    series = Path(report["series_csv"]).read_text().splitlines()
+    assert series[0].startswith("t_s,grid_hz,meter_hz") and series[0].endswith(",status")
+    assert len(series) > 9000  # 90 s of 10 ms rows
+    assert "fcr_static" in Path(report["html"]).read_text()
     assert json.loads((out / "report.json").read_text())["passed"] is True
