@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cli_devices import add_devices_parser, duration
 from .cli_sim import cmd_sim
 from .compiler.api import check_file, compile_file
 from .compiler.program import CompiledProgram
@@ -338,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("program", metavar="FILE")
     run.add_argument("--cycles", type=int, help="run N scans per task in virtual time, no I/O")
     run.add_argument("--json", action="store_true", help="print the final variable values as JSON")
-    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    run.add_argument("--duration", type=duration, metavar="TIME", help="stop after 20, 20s, 5m or 1h")
     run.add_argument("--stats-json", metavar="PATH", help="write the final scan statistics as JSON")
     run.add_argument("--retain", metavar="PATH", help="file for RETAIN variables (restored at start)")
     run.add_argument(
@@ -435,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scenarios", help="list the built-in simulation scenarios", epilog="example:\n  plcrun scenarios"
     )
     scenarios.set_defaults(func=cmd_scenarios)
+    add_devices_parser(sub)
 
     doctor = sub.add_parser(
         "doctor",
@@ -466,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    commands = {"check", "run", "sim", "vars", "scenarios", "doctor", "-h", "--help", "--version"}
+    commands = {"check", "run", "sim", "vars", "scenarios", "doctor", "devices", "-h", "--help", "--version"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv.insert(0, "run")
     args = parser.parse_args(argv)

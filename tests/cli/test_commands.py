@@ -64,7 +64,11 @@ def test_scenarios_lists_the_builtin_ones() -> None:
             ["run", "programs/freq_response.st", "--config", "nowhere.toml"],
             "nowhere.toml: cannot read the file",
         ),
-        (["run", "programs/freq_response.st", "--duration", "-1"], "--duration must be positive"),
+        (["run", "programs/freq_response.st", "--duration", "-1"], "a duration must be positive"),
+        (
+            ["run", "programs/freq_response.st", "--duration", "5x"],
+            "'5x' is not a duration: write e.g. 20, 20s, 5m or 1h",
+        ),
     ],
 )
 def test_mistakes_give_one_clear_line(args: list[str], message: str) -> None:
