@@ -111,13 +111,18 @@ class SiteRuntime:
         site_io.set_parameters(program, set_options or [])
         executor_config = executor_config or ExecutorConfig()
         executor_config.required_inputs |= site_io.required_inputs
-        executor_config.parameters = {**executor_config.parameters, **site_io.parameters}
+        # the drivers' start-up values (a scenario's service and site limits) are parameters too:
+        # written at start after RETAIN and again after an online change, never through the journal
+        # (which records what operators and the cloud wrote); [parameters] and --set win
+        executor_config.parameters = {
+            **site_io.initial_writes,
+            **executor_config.parameters,
+            **site_io.parameters,
+        }
         executor = Executor(
             program, clock=clock, drivers=site_io.drivers, config=executor_config, alarms=alarms
         )
         holder.append(executor)
-        for path, value in site_io.initial_writes.items():
-            executor.journal.write(path, value, source="site")
         for warning in site_io.warnings:
             log.warning("%s", warning)
         return cls(program, executor, site_io, dashboard=dashboard)

@@ -1,5 +1,6 @@
 """The dashboard tests' site: the ev_site.st program with the built-in simulation as its driver
-(meter and three EV sessions), in virtual or real time, and small HTTP helpers (urllib)."""
+(meter and three EV sessions), built by the composition root (``plcrun.site.SiteRuntime``) in
+virtual or real time, and small HTTP helpers (urllib)."""
 
 from __future__ import annotations
 
@@ -17,18 +18,20 @@ from plcrun.compiler.api import compile_file
 from plcrun.dashboard import DashboardServer, DashboardViews
 from plcrun.executor.clock import MonotonicClock, VirtualClock
 from plcrun.executor.engine import Executor
-from plcrun.io.sim import SimDriver, load_scenario
+from plcrun.site import SiteRuntime
 
 PROGRAMS = Path(__file__).parent / "programs"
 TOKEN = "test-token-4f9c-7a21"
-METER = {"frequency_hz": "main.grid_hz", "power_w": "main.site_p_w"}
+
+
+def site_runtime(virtual: bool = True, program: str = "ev_site.st") -> SiteRuntime:
+    clock = VirtualClock() if virtual else MonotonicClock()
+    scenario = str(PROGRAMS / "site_scenario.toml")
+    return SiteRuntime.build(compile_file(PROGRAMS / program), scenario=scenario, clock=clock)
 
 
 def site_executor(virtual: bool = True, program: str = "ev_site.st") -> Executor:
-    scenario = load_scenario(str(PROGRAMS / "site_scenario.toml"))
-    driver = SimDriver(scenario, METER, "main.evs", 4, max_history_rows=2_000)
-    clock = VirtualClock() if virtual else MonotonicClock()
-    return Executor(compile_file(PROGRAMS / program), clock=clock, drivers=[driver])
+    return site_runtime(virtual, program).executor
 
 
 @contextmanager

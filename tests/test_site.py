@@ -1,0 +1,105 @@
+"""The composition root: a site is built and run without the command line, its parts start and stop
+in order, and a part that fails to start leaves nothing running."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plcrun.compiler.api import compile_file
+from plcrun.errors import PlcrunError
+from plcrun.executor.clock import VirtualClock
+from plcrun.io.registry import BuildContext, DriverType, SiteContext, Wiring, registered
+from plcrun.site import SiteRuntime
+
+ROOT = Path(__file__).resolve().parent.parent
+PLANT = ROOT / "tests" / "executor" / "programs" / "plant.st"
+
+
+class Recorder:
+    """A service that notes what it saw of the executor when started and stopped."""
+
+    name = "recorder"
+
+    def __init__(self, log: list[str], fail: bool) -> None:
+        self.log, self.fail = log, fail
+
+    def start(self, executor: Any) -> str:
+        self.log.append(f"start: drivers started={executor._started}")
+        if self.fail:
+            raise PlcrunError("recorder: cannot listen")
+        return "recorder ready"
+
+    def stop(self) -> None:
+        self.log.append("stop")
+
+
+def recorder_driver(log: list[str]) -> DriverType[dict[str, Any]]:
+    def check(tables: Mapping[str, Any], site: SiteContext) -> dict[str, Any] | None:
+        reader = site.reader(tables, "recorder")
+        if reader is None:
+            return None
+        fail = reader.boolean("fail", False)
+        reader.finish()
+        return {"fail": fail}
+
+    def build(config: dict[str, Any], context: BuildContext) -> Wiring:
+        return Wiring(services=[Recorder(log, config["fail"])])
+
+    return DriverType("recorder", ("recorder",), check, build)
+
+
+def test_the_simulated_site_runs_without_the_command_line() -> None:
+    program = compile_file(ROOT / "programs" / "freq_response.st")
+    site = SiteRuntime.build(program, scenario="quiet_grid", evs=12, clock=VirtualClock())
+    assert "simulation 'quiet_grid' (12 EVs)" in site.description
+    with site:
+        site.executor.run(max_scans=200)
+        assert 49.9 < site.executor.read("main.grid_hz") < 50.1
+        assert site.executor.read("main.n_evs") == 12  # the scenario's fleet size, a start-up parameter
+        stats = site.executor.scheduler.stats.task(program.tasks[0].name)
+        assert stats.scans == 200
+    assert site.faulted == {}
+
+
+def logged_shutdown(site: SiteRuntime, log: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    shutdown = site.executor.shutdown
+
+    def noted() -> None:
+        log.append("executor shutdown")
+        shutdown()
+
+    monkeypatch.setattr(site.executor, "shutdown", noted)
+
+
+def test_services_start_after_the_executor_and_stop_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+    drivers = {**registered(), "recorder": recorder_driver(log)}
+    config = tmp_path / "site.toml"
+    config.write_text("[recorder]\n")
+    site = SiteRuntime.build(compile_file(PLANT), config=str(config), clock=VirtualClock(), drivers=drivers)
+    logged_shutdown(site, log, monkeypatch)
+    with site:
+        assert site.started == ["recorder ready"]
+        site.run_cycles(3)
+        log.append("ran")
+    assert log == ["start: drivers started=True", "ran", "stop", "executor shutdown"]
+
+
+def test_a_part_that_fails_to_start_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+    drivers = {**registered(), "recorder": recorder_driver(log)}
+    config = tmp_path / "site.toml"
+    config.write_text("[recorder]\nfail = true\n")
+    site = SiteRuntime.build(compile_file(PLANT), config=str(config), clock=VirtualClock(), drivers=drivers)
+    logged_shutdown(site, log, monkeypatch)
+    with pytest.raises(PlcrunError, match="cannot listen"):
+        site.start()
+    # the failed service is not stopped (it never ran); the executor is shut down (outputs safe)
+    assert log == ["start: drivers started=True", "executor shutdown"]
