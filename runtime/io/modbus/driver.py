@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ...executor.alarms import AlarmBus
+from ...executor.clock import REAL_TIME, WorkerTime
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
 from .model import DeviceSpec
 from .sunspec import SunSpecMap
@@ -20,10 +21,12 @@ from .worker import DeviceWorker
 class ModbusDeviceDriver(Driver):
     kind = "modbus-tcp"
 
-    def __init__(self, spec: DeviceSpec, alarms: AlarmBus | None = None) -> None:
+    def __init__(
+        self, spec: DeviceSpec, alarms: AlarmBus | None = None, worker_time: WorkerTime = REAL_TIME
+    ) -> None:
         self.spec = spec
         self.name = spec.name
-        self._worker = DeviceWorker(spec, alarms)
+        self._worker = DeviceWorker(spec, alarms, worker_time)
         self._age_path = spec.setpoint_age_path
         self._setpoint_path = next(
             (p.path for p in spec.outputs() if p.name == "p_setpoint_w" and p.path is not None), None

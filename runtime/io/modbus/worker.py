@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ...executor.alarms import AlarmBus, Severity
+from ...executor.clock import REAL_TIME, WorkerTime
 from ...executor.driver_api import DriverStatus, Quality, Sample
 from .codec import decode, encode
 from .errors import GATEWAY_EXCEPTIONS, POINT_EXCEPTIONS
@@ -65,12 +65,15 @@ class _Group:
 class DeviceWorker:
     """Owns the connection to one device and the thread that uses it."""
 
-    def __init__(self, spec: DeviceSpec, alarms: AlarmBus | None = None) -> None:
+    def __init__(
+        self, spec: DeviceSpec, alarms: AlarmBus | None = None, worker_time: WorkerTime = REAL_TIME
+    ) -> None:
         self.spec = spec
+        self._time = worker_time  # schedules polls, retries, backoff and heartbeats; tests inject ManualTime
         self._alarms = alarms
         self._source = f"modbus:{spec.name}"
         self._transport = ModbusTransport(spec.name, spec.host, spec.port, spec.unit, spec.timeout_ms / 1000)
-        self._clock: Callable[[], int] = time.monotonic_ns
+        self._clock: Callable[[], int] = worker_time.now_ns
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -180,7 +183,7 @@ class DeviceWorker:
                 if connecting:  # no connection (or no answer while setting it up): back off
                     self._transport.close()
                     self._declare_lost(str(exc))
-                    self._wake.wait(backoff_ms / 1000)
+                    self._time.wait(self._wake, backoff_ms / 1000)
                     backoff_ms = min(backoff_ms * 2, self.spec.reconnect_max_ms)
                 else:  # a request failed on a working connection: reconnect at once
                     self._request_failed(exc)
@@ -189,7 +192,7 @@ class DeviceWorker:
                 log.exception("device '%s': unexpected error", self.spec.name)
                 self._transport.close()
                 self._declare_lost(f"internal error: {type(exc).__name__}: {exc}")
-                self._wake.wait(self.spec.reconnect_max_ms / 1000)
+                self._time.wait(self._wake, self.spec.reconnect_max_ms / 1000)
                 continue
             self._wait_until_due()
         self._flush_on_stop()
@@ -197,7 +200,7 @@ class DeviceWorker:
     def _flush_on_stop(self) -> None:
         if self._transport.connected and self._handover.has_dirty():
             try:
-                self._write_outputs(time.monotonic_ns())
+                self._write_outputs(self._time.now_ns())
             except CommError as exc:
                 log.warning("device '%s': safe values not written before stop: %s", self.spec.name, exc)
         self._transport.close()
@@ -239,7 +242,7 @@ class DeviceWorker:
         return words
 
     def _wait_until_due(self) -> None:
-        now = time.monotonic_ns()
+        now = self._time.now_ns()
         due = [g.due_ns for g in self._groups if g.blocks]
         heartbeat = self.spec.heartbeat_ms
         if heartbeat is not None:
@@ -247,7 +250,7 @@ class DeviceWorker:
             due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in wanted]
         due += [retry for _problem, retry in self._bad_items.values()]
         due.append(now + 1000 * _MS)
-        self._wake.wait(max(0, min(due) - now) / 1e9)
+        self._time.wait(self._wake, max(0, min(due) - now) / 1e9)
 
     # ---- connecting ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -274,7 +277,7 @@ class DeviceWorker:
         self._init_writes()
         self._bad_items.clear()
         self._replan()
-        now = time.monotonic_ns()
+        now = self._time.now_ns()
         for group in self._groups:
             group.due_ns = now
         self._handover.redo()
@@ -357,7 +360,7 @@ class DeviceWorker:
 
     # ---- one pass of work ---------------------------------------------------------------------------------
     def _cycle(self) -> None:
-        now = time.monotonic_ns()
+        now = self._time.now_ns()
         self._write_outputs(now)
         for group in self._groups:
             if group.due_ns <= now:
@@ -390,7 +393,7 @@ class DeviceWorker:
         self._counters["polls"] += 1
         if replan:
             self._replan()
-        now = time.monotonic_ns()
+        now = self._time.now_ns()
         for point in group.points:
             self._evaluate(point, values, failed, now)
 
@@ -411,7 +414,7 @@ class DeviceWorker:
         return found
 
     def _mark_bad(self, item: Item, message: str) -> None:
-        self._bad_items[item] = (message, time.monotonic_ns() + self.spec.retry_bad_ms * _MS)
+        self._bad_items[item] = (message, self._time.now_ns() + self.spec.retry_bad_ms * _MS)
 
     def _retry_bad_items(self, now: int) -> None:
         recovered = False
