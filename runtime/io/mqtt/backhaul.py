@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ...executor.alarms import Alarm, AlarmBus, Severity
+from ...executor.clock import REAL_TIME, WorkerTime
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
 from .commands import CommandRejected, ReplayGuard, validate_command
 from .config import BackhaulConfig
@@ -62,8 +63,10 @@ class Backhaul(Driver):
         gateway_id: str,
         *,
         wall_clock: Callable[[], float] = time.time,
+        worker_time: WorkerTime = REAL_TIME,
     ) -> None:
         self.config = config
+        self._worker_time = worker_time  # the session's reconnect backoff
         self.gateway_id = gateway_id
         self.topics = config.topics.resolve(gateway_id)
         self._alarms = alarms
@@ -177,6 +180,7 @@ class Backhaul(Driver):
             command_topics=list(self._command_by_topic),
             on_message=self._on_command,
             post=self._events.put,
+            worker_time=self._worker_time,
         )
         self._detail = f"connecting to {self.config.host}:{self.config.port}"
         self._worker = threading.Thread(target=self._run, name="plcrun-mqtt-worker", daemon=True)

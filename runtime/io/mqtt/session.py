@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ...executor.clock import REAL_TIME, WorkerTime
 from ...executor.threads import CallbackGuard
 from .config import BackhaulConfig
 from .tls import describe_connect_error, describe_lost_before_connack, make_ssl_context
@@ -125,8 +126,10 @@ class Session:
         command_topics: Sequence[str],
         on_message: Callable[[str, bytes], None],
         post: Callable[[object], None],
+        worker_time: WorkerTime = REAL_TIME,
     ) -> None:
         self._config = config
+        self._time = worker_time  # the reconnect backoff; tests step it with ManualTime
         self._client_id = client_id
         self._status_topic = status_topic
         self._online_payload = online_payload
@@ -212,7 +215,7 @@ class Session:
             if error is not None:
                 if not self._stopping.is_set():
                     self._post(ConnectFailed(error))
-                    self._stopping.wait(delay)
+                    self._time.wait(self._stopping, delay)
                     delay = min(delay * 2, self._config.reconnect_max_s)
                 continue
             delay = self._config.reconnect_min_s
