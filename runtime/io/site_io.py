@@ -21,6 +21,7 @@ from ..compiler.program import CompiledProgram
 from ..executor.alarms import AlarmBus
 from ..executor.driver_api import Driver
 from .config_errors import ConfigError
+from .config_reader import did_you_mean
 from .conventions import (
     EV_COUNT_NAMES,
     EV_STRUCT,
@@ -135,8 +136,9 @@ def scenario_parameters(
 
     service = scenario.service
     service_var = variables.get(f"{site.instance}.service")
-    if service.name and service.name != "none" and service_var is not None:
-        writes[service_var.path] = f"SVC_{service.name.upper()}"
+    enum = service_enum(program, site)
+    if service.name and service.name != "none" and service_var is not None and enum is not None:
+        writes[service_var.path] = service_names(enum).get(service.name.lower(), service.name)
     for key, value in service.params.items():
         if key == "v2x_freq_watt_curve" and isinstance(value, list):
             points = [p for p in value if isinstance(p, list | tuple) and len(p) == 2]
@@ -179,7 +181,40 @@ def check_sim_fits(program: CompiledProgram, scenario: Scenario) -> SiteVariable
             "fleet.n_evs",
             f"{scenario.n_evs} cars do not fit the program's {site.ev_slots} EV sessions ({site.ev_prefix})",
         )
+    check_service(program, site, scenario)
     return site
+
+
+def service_enum(program: CompiledProgram, site: SiteVariables) -> T.EnumType | None:
+    """The enumeration of the program's ``service`` variable (GRID_SERVICE in the shipped programs):
+    the one source of the service names a scenario may choose (``SVC_<NAME>``)."""
+    for inst in program.instances:
+        if inst.name.lower() == site.instance:
+            var = inst.pou.variables.get("SERVICE")
+            t = T.underlying(var.type) if var is not None else None
+            return t if isinstance(t, T.EnumType) else None
+    return None
+
+
+def service_names(enum: T.EnumType) -> dict[str, str]:
+    """Scenario spelling (``fcr_d``) -> enumeration value (``SVC_FCR_D``)."""
+    return {key[4:].lower(): enum.spelling.get(key, key) for key in enum.values if key.startswith("SVC_")}
+
+
+def check_service(program: CompiledProgram, site: SiteVariables, scenario: Scenario) -> None:
+    """A scenario's ``[service] name`` must be a value of the program's service enumeration."""
+    name = scenario.service.name
+    enum = service_enum(program, site)
+    if not name or name == "none" or enum is None:
+        return
+    names = service_names(enum)
+    if name.lower() not in names:
+        raise ConfigError(
+            scenario.source,
+            "service.name",
+            f"unknown service '{name}': the program's {enum.name} has {', '.join(sorted(names))}"
+            f"{did_you_mean(name.lower(), list(names))}",
+        )
 
 
 def sim_io(program: CompiledProgram, scenario: Scenario, *, realtime: bool = False) -> SiteIo:

@@ -13,21 +13,6 @@ from dataclasses import dataclass, field
 SEGMENT_KINDS = ("const", "steps", "ramp", "noise", "trace", "event")
 FAULT_KINDS = ("stale", "nan", "scale", "comm_lost", "voltage_collapse")
 FAULT_TARGETS = ("frequency", "voltage", "power", "all")
-SERVICE_NAMES = (
-    "none",
-    "fcr",
-    "dc",
-    "ffr",
-    "fcr_d",
-    "fcr_n",
-    "lfsm",
-    "ieee1547",
-    "ocpp",
-    "fcr_d_down",
-    "dm",
-    "dr",
-    "vf_fcas",
-)
 QUANTITIES = (
     "grid_hz",
     "meter_hz",

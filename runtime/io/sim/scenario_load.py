@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,6 @@ from .scenario import (
     FAULT_TARGETS,
     QUANTITIES,
     SEGMENT_KINDS,
-    SERVICE_NAMES,
     ChatterCheck,
     Criteria,
     EvSpec,
@@ -352,10 +352,16 @@ def _site(table: TableReader) -> SiteSpec:
     return spec
 
 
+_SERVICE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
 def _service(table: TableReader) -> ServiceSpec:
     if not table.data:
         return ServiceSpec()
-    name = table.string("name", choices=SERVICE_NAMES)
+    # any identifier here; the program's GRID_SERVICE enumeration decides which exist (site_io)
+    name = table.string("name")
+    if not _SERVICE_NAME.match(name):
+        table.problem("name", f"'{name}' is not a service name (letters, digits and _, e.g. 'fcr')")
     params = {key: value for key, value in table.data.items() if key != "name"}
     return ServiceSpec(name, params)
 

@@ -190,7 +190,7 @@ BAD_CASES = [
         "fleet.n_evs",
         "less than the 3 cars",
     ),
-    (H + "[service]\nname = 'fcr2'\n", "service.name", "unknown value 'fcr2'"),
+    (H + "[service]\nname = 'fcr 2'\n", "service.name", "'fcr 2' is not a service name"),
     (
         H + "[criteria]\nmax_latency_scans = 1\n",
         "criteria.max_latency_scans",
@@ -245,3 +245,28 @@ def test_invalid_toml_and_unknown_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="built-in: ce_2019_01_10") as error:
         load_scenario("no_such_scenario")
     assert error.value.file == "no_such_scenario"
+
+
+def test_service_names_come_from_the_programs_enumeration(
+    tmp_path: Path, scenario_from_text: ScenarioFactory
+) -> None:
+    """One source of truth: GRID_SERVICE in the ST program. Every SVC_<NAME> is a scenario service
+    (no Python list to keep in step), and a name it lacks is refused when the simulation is bound."""
+    from plcrun.compiler.api import compile_file
+    from plcrun.io.site_io import check_sim_fits, find_site_variables, service_enum, service_names
+
+    program = compile_file(ROOT / "programs" / "freq_response.st")
+    site = find_site_variables(program)
+    assert site is not None
+    enum = service_enum(program, site)
+    assert enum is not None and enum.name.upper() == "GRID_SERVICE"
+    names = service_names(enum)
+    assert names["fcr_d_down"] == "SVC_FCR_D_DOWN" and names["vf_fcas"] == "SVC_VF_FCAS"
+    assert len(names) == len(enum.values)
+    for builtin in builtin_scenarios():
+        check_sim_fits(program, load_scenario(builtin))  # every shipped scenario names one of them
+    with pytest.raises(ConfigError) as error:
+        check_sim_fits(program, scenario_from_text(H + "[service]\nname = 'fcr2'\n", "typo"))
+    assert error.value.key == "service.name"
+    assert "unknown service 'fcr2': the program's GRID_SERVICE has" in error.value.problem
+    assert "did you mean 'fcr'" in error.value.problem
