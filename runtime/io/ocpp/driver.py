@@ -1,33 +1,38 @@
 """The OCPP station as an executor ``Driver``: the scan thread only swaps snapshots.
 
+- The station (websocket, schema validation, store) runs in a process of its own (``child.py``), so
+  that it never holds the scan's interpreter lock; a bridge thread of the driver passes messages.
 - ``write_outputs`` (scan thread, every scan): every ``snapshot_interval_s`` the EV session fields of
-  the configured EVSEs are copied into one immutable snapshot and handed to the station by a single
-  attribute assignment (no lock, no wake-up syscall).
-- ``read_inputs`` (scan thread, every scan): the station publishes a precomputed ``Plan`` (composite
-  schedules for the next hour) by attribute assignment; the scan compares the wall time with the next
-  change of the plan and emits samples only when a value changes, so a scan without change costs a
-  couple of comparisons. A new plan (new profile, curve, transaction) is picked up at the next scan.
-- The station runs in its own thread with its own asyncio loop; the local frequency response never
-  waits on it (the program reads the meter itself; profiles stay valid offline).
+  the configured EVSEs are copied into one immutable snapshot and handed to the bridge by a single
+  attribute assignment (no lock, no system call on the scan thread).
+- ``read_inputs`` (scan thread, every scan): the station sends a precomputed ``Plan`` (composite
+  schedules for the next hour); the scan compares the wall time with the next change of the plan and
+  emits samples only when a value changes, so a scan without change costs a couple of comparisons.
+  A new plan (new profile, curve, transaction) is picked up at the next scan.
+- The local frequency response never waits on the station (the program reads the meter itself;
+  profiles stay valid offline).
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import contextlib
 import logging
 import math
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ...executor.alarms import AlarmBus, Severity
+from ...executor.clock import VirtualClock
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
 from ...executor.threads import start_thread
+from .child import child_main
 from .config import OcppConfig
 from .schedule import MODES, Values
-from .station import LinkState, Plan, Station
+from .station import LinkState, Plan
 from .transactions import Session
 
 log = logging.getLogger("plcrun.ocpp")
@@ -64,9 +69,12 @@ class OcppDriver(Driver):
         self._last_snapshot_ns: int | None = None
         self._energy: dict[int, list[float]] = {}  # scan thread: integrated energy per EVSE
         self._link = LinkState()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.station = Station(config, self.wall, self._publish_plan, self._on_link)
+        self._counters: dict[str, int] = {}
+        self._snapshot: tuple[float, dict[int, Session]] | None = None  # scan thread -> bridge
+        self._bridge: threading.Thread | None = None
+        self._process: Any = None
+        self._conn: Any = None
+        self._stopping = threading.Event()
         self.plans_applied = 0
 
     # ------------------------------------------------------------ Driver interface
@@ -84,28 +92,66 @@ class OcppDriver(Driver):
     def start(self, clock: Clock) -> None:
         self._clock = clock
         self._wall_offset = self._wall_clock() - clock.now_ns() / 1e9
-        self._thread = start_thread(self._run, "plcrun-ocpp")
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_end = context.Pipe(duplex=True)
+        real_time = not isinstance(clock, VirtualClock)
+        level = logging.getLogger("plcrun").getEffectiveLevel()
+        self._process = context.Process(
+            target=child_main,
+            args=(self.config, child_end, real_time, self.wall(), level),
+            name="plcrun-ocpp",
+            daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+        self._link.detail = f"connecting to {self.config.host}:{self.config.port}"
+        self._bridge = start_thread(self._bridge_loop, "plcrun-ocpp-bridge")
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self.station.run())
-        except Exception:  # guarded: the scan goes on without the CSMS
-            log.exception("OCPP station stopped")
-            self._link.detail = "station stopped after an internal error (see the log)"
-        finally:
-            loop.close()
+    def _bridge_loop(self) -> None:
+        """Snapshots to the station, plans and state back (guarded: the scan goes on regardless)."""
+        sent: object = None
+        conn = self._conn
+        while not self._stopping.is_set():
+            try:
+                snapshot = self._snapshot
+                if snapshot is not None and snapshot is not sent:
+                    conn.send(("snapshot", snapshot[0], snapshot[1]))
+                    sent = snapshot
+                if conn.poll(self.config.snapshot_interval_s):
+                    self._on_message(conn.recv())
+            except (EOFError, OSError):
+                if not self._stopping.is_set():
+                    self._link = LinkState(detail="the OCPP station process ended (see the log)")
+                    self._on_link(self._link)
+                return
+            except Exception:
+                log.exception("OCPP bridge: message handling failed")
+
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "plan":
+            self._plan = message[1]
+        elif kind == "link":
+            self._on_link(message[1])
+        elif kind == "status":
+            self._counters = message[1]
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if thread is None:
+        process = self._process
+        if process is None:
             return
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.station.stop)
-        thread.join(10)
-        self._thread = None
+        with contextlib.suppress(OSError, EOFError, BrokenPipeError):
+            self._conn.send(("stop",))
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+        self._stopping.set()
+        if self._bridge is not None:
+            self._bridge.join(5)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        self._process = None
         self._alarms.clear(ALARM_LINK)
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
@@ -132,7 +178,7 @@ class OcppDriver(Driver):
             energy[2] = float(present) if ok else 0.0  # type: ignore[arg-type]
             session.charged_wh, session.discharged_wh = energy[0], energy[1]
             sessions[evse] = session
-        self.station.snapshot = (self.wall(), sessions)
+        self._snapshot = (self.wall(), sessions)
 
     def read_inputs(self, now_ns: int) -> Mapping[str, Sample]:
         plan = self._plan
@@ -192,15 +238,9 @@ class OcppDriver(Driver):
 
     def status(self) -> DriverStatus:
         link = self._link
-        counters = dict(link.counters)
-        if self.station.store is not None:
-            counters["queue_pending"] = self.station.store.queue.pending_count
-        return DriverStatus(self.name, self.kind, link.accepted, link.detail, counters)
+        return DriverStatus(self.name, self.kind, link.accepted, link.detail, dict(self._counters))
 
-    # ------------------------------------------------------------ network thread → scan thread
-    def _publish_plan(self, plan: Plan) -> None:
-        self._plan = plan
-
+    # ------------------------------------------------------------ bridge thread
     def _on_link(self, link: LinkState) -> None:
         self._link = link
         try:

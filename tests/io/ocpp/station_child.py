@@ -18,8 +18,7 @@ from rig import Site, make_config  # noqa: E402
 
 
 def pending(site: Site) -> int:
-    store = site.driver.station.store
-    return -1 if store is None else store.queue.pending_count
+    return site.driver.status().counters.get("queue_pending", -1)
 
 
 def main() -> None:
@@ -38,14 +37,15 @@ def main() -> None:
             site.scan()
             time.sleep(0.01)
     site.session(2, connected=True, p_present_w=5000.0, soc_pct=50.0)
-    counters = site.driver.station.counters
-    site.scan_until(
-        lambda: pending(site) == 0 and counters.get("delivered", 0) >= 3, timeout=30, pause_s=0.005
-    )
+
+    def delivered() -> int:
+        return int(site.driver.status().counters.get("delivered", 0))
+
+    site.scan_until(lambda: pending(site) == 0 and delivered() >= 3, timeout=30, pause_s=0.005)
     print("DELIVERED", flush=True)
-    before = counters.get("delivered", 0)
+    before = delivered()
     site.session(2, connected=False, p_present_w=0.0)
-    site.scan_until(lambda: counters.get("delivered", 0) > before, timeout=30, pause_s=0.005)
+    site.scan_until(lambda: delivered() > before and pending(site) == 0, timeout=30, pause_s=0.005)
     print("DONE", flush=True)
     site.close()
 

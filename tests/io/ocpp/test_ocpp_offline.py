@@ -32,7 +32,7 @@ def test_a_csms_outage_queues_events_and_delivers_them_in_order(csms: Csms, star
     csms.wait_for("StatusNotification", count=2)
     site.session(1, connected=True, p_present_w=7000.0, soc_pct=50.0)
     # answered (a request in flight when the link drops is sent again: the CSMS sees its seqNo twice)
-    site.scan_until(lambda: site.driver.station.counters.get("delivered") == 1)
+    site.scan_until(lambda: site.driver.status().counters.get("delivered") == 1)
     csms.stop()
     site.scan_until(lambda: not site.driver.status().connected)
     site.session(2, connected=True, p_present_w=3000.0, soc_pct=20.0)
