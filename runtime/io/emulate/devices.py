@@ -77,7 +77,7 @@ class EmulatedDevice:
         self.last_message = clock()
         self.requests = 0
         self.writes: list[tuple[int, int, int]] = []  # (perf_counter_ns at receipt, address, value)
-        self.answers: list[tuple[int, int]] = []  # (perf_counter_ns after the answer's delay, address)
+        self.answers: list[tuple[int, int, int]] = []  # (perf_counter_ns when answered, address, count)
 
     def define(self, start: int, values: list[int]) -> None:
         self.ranges.append((start, len(values)))
@@ -119,7 +119,7 @@ class EmulatedDevice:
         with self.lock:
             for i in range(count):
                 registers[address + i - start] = self.holding.get(address + i, 0)
-            self.answers.append((time.perf_counter_ns(), address))
+            self.answers.append((time.perf_counter_ns(), address, count))
             del self.answers[:-100_000]
         return None
 
@@ -153,6 +153,11 @@ class SunSpecMeter(EmulatedDevice):
         self._set203("Hz_SF", s16(-2))  # 10 mHz steps: an int16 cannot hold 50000 mHz
         self._set203("W_SF", 0)
         self.next_update = 0.0
+        self.updated_ns = 0  # perf_counter_ns of the last register update that changed the frequency
+
+    @property
+    def frequency_address(self) -> int:
+        return self._address(213, "Hz")
 
     def _address(self, model_id: int, point: str) -> int:
         return self.base + self.offsets[model_id] + MODELS[model_id].points[point].offset
@@ -181,7 +186,11 @@ class SunSpecMeter(EmulatedDevice):
                 return
             self.next_update = now + self.update_s
             h = self.holding
-            h[self._address(213, "Hz")], h[self._address(213, "Hz") + 1] = float_registers(round(hz, 3))
+            at = self._address(213, "Hz")
+            registers = float_registers(round(hz, 3))
+            if (h[at], h[at + 1]) != registers:
+                self.updated_ns = time.perf_counter_ns()
+            h[at], h[at + 1] = registers
             h[self._address(213, "W")], h[self._address(213, "W") + 1] = float_registers(round(watts))
             h[self._address(213, "PhV")], h[self._address(213, "PhV") + 1] = float_registers(round(volts, 1))
             h[self._address(203, "Hz")] = s16(hz * 100)

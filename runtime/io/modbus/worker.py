@@ -375,6 +375,8 @@ class DeviceWorker:
         failed: dict[Item, str] = {}
         replan = False
         for block in group.blocks:
+            if self._handover.has_dirty():  # a new setpoint goes before the rest of the poll
+                self._write_outputs(time.monotonic_ns())
             try:
                 words = self._read(block)
             except DeviceException as exc:
