@@ -376,7 +376,7 @@ class DeviceWorker:
         replan = False
         for block in group.blocks:
             if self._handover.has_dirty():  # a new setpoint goes before the rest of the poll
-                self._write_outputs(time.monotonic_ns())
+                self._write_outputs(self._time.now_ns())
             try:
                 words = self._read(block)
             except DeviceException as exc:
