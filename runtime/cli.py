@@ -168,8 +168,6 @@ def retain_key(args: argparse.Namespace) -> bytes | None:
 def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
-    if args.config and args.scenario:
-        raise UsageError("--config and --scenario exclude each other")
     dashboard = (
         None
         if args.no_dashboard
@@ -368,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch", action="store_true", help="online change when the file is saved (SIGHUP does it too)"
     )
     run.add_argument(
-        "--config", metavar="SITE.toml", help="site configuration: real devices instead of the simulation"
+        "--config",
+        metavar="SITE.toml",
+        help="site configuration (with --scenario: simulate what its devices do not feed)",
     )
     run.add_argument("--scenario", metavar="NAME|FILE", help="simulation scenario (default quiet_grid)")
     run.add_argument(

@@ -37,6 +37,7 @@ from .executor.rt_setup import RtConfig
 from .executor.runner import RealtimeSession
 from .executor.threads import use_small_stacks
 from .io.registry import DriverType, Service
+from .io.sim.scenario_load import load_with_fleet_size
 from .io.site_io import SiteIo, config_io, find_site_variables, simulation_io
 
 log = logging.getLogger("plcrun.site")
@@ -86,12 +87,11 @@ class SiteRuntime:
         gateway_id: str = "gateway",
         drivers: Mapping[str, DriverType[Any]] | None = None,
     ) -> SiteRuntime:
-        """The site of ``config`` (a site file), else the simulation (``scenario``, default
+        """The site of ``config`` (a site file; with ``scenario`` too, the simulation feeds what its
+        devices do not), else the simulation (``scenario``, default
         quiet_grid, when the program has simulation variables), else no I/O; ``io=False`` forces no
         I/O. ``set_options`` are ``PATH=VALUE`` parameters (``--set``, winning over the site file's
         ``[parameters]``). Raises ``ConfigError`` (every problem of the file) before anything is built."""
-        if config is not None and scenario is not None:
-            raise UsageError("a site configuration and a simulation scenario exclude each other")
         clock = clock or MonotonicClock()
         realtime = not isinstance(clock, VirtualClock)
         alarms = AlarmBus()
@@ -104,6 +104,8 @@ class SiteRuntime:
             site_io = config_io(
                 program, config, alarms, stats, gateway_id, realtime=realtime, drivers=drivers
             )
+            if scenario is not None:  # a mixed site: the simulation feeds what the devices do not
+                site_io.add_simulation(program, load_with_fleet_size(scenario, evs), realtime=realtime)
         elif io and (scenario is not None or find_site_variables(program) is not None):
             site_io = simulation_io(program, scenario, evs, realtime=realtime, drivers=drivers)
         else:

@@ -12,7 +12,8 @@ names before the first scan.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,20 @@ class SiteIo:
         self.parameters = values
         for path in values:
             self.initial_writes.pop(path, None)
+
+    def add_simulation(self, program: CompiledProgram, scenario: Scenario, *, realtime: bool) -> None:
+        """A mixed site: the simulation feeds what the devices do not (a real meter with simulated
+        cars, or the reverse). The site file's own initial values win over the scenario's."""
+        sim = sim_io(program, scenario, realtime=realtime, fed=self.fed_inputs())
+        self.drivers.extend(sim.drivers)
+        self.sim = sim.sim
+        self.initial_writes = {**sim.initial_writes, **self.initial_writes}
+        self.description = f"{self.description}; {sim.description}"
+        self.warnings.extend(sim.warnings)
+
+
+def _slot_of(prefix: str, path: str) -> re.Match[str] | None:
+    return re.match(re.escape(prefix) + r"\[(\d+)\]\.", path)
 
 
 def find_site_variables(program: CompiledProgram) -> SiteVariables | None:
@@ -217,20 +232,47 @@ def check_service(program: CompiledProgram, site: SiteVariables, scenario: Scena
         )
 
 
-def sim_io(program: CompiledProgram, scenario: Scenario, *, realtime: bool = False) -> SiteIo:
+def sim_io(
+    program: CompiledProgram,
+    scenario: Scenario,
+    *,
+    realtime: bool = False,
+    fed: Collection[str] = (),
+) -> SiteIo:
     """The built-in simulation bound to the program by convention. In ``realtime`` the simulation's
-    history keeps one scenario length (the scans never wait on a growing history)."""
+    history keeps one scenario length (the scans never wait on a growing history). ``fed``: paths
+    that devices already feed (a mixed site): the simulation leaves those meter channels alone and
+    puts its cars in the EV sessions after the last one a device fills."""
     site = check_sim_fits(program, scenario)
+    meter_paths = {channel: path for channel, path in site.meter_paths.items() if path not in fed}
+    first = 1
+    if site.ev_prefix:
+        taken = [int(m.group(1)) for p in fed if (m := _slot_of(site.ev_prefix, p)) is not None]
+        first = max(taken, default=0) + 1
+        if first - 1 + scenario.n_evs > site.ev_slots:
+            raise ConfigError(
+                scenario.source,
+                "fleet.n_evs",
+                f"{scenario.n_evs} simulated cars after the {first - 1} sessions the devices fill do not fit "
+                f"the program's {site.ev_slots} EV sessions ({site.ev_prefix})",
+            )
     driver = SimDriver(
         scenario,
-        site.meter_paths,
+        meter_paths,
         site.ev_prefix,
         scenario.n_evs if site.ev_prefix else None,
+        first_index=first,
         max_history_rows=scenario.n_steps + 1 if realtime else None,
     )
     writes, skipped = scenario_parameters(program, site, scenario)
+    if site.ev_count_path is not None and site.ev_count_path in writes:
+        writes[site.ev_count_path] = first - 1 + scenario.n_evs
     io = SiteIo([driver], writes, sim=driver)
     io.description = f"simulation '{scenario.name}' ({scenario.n_evs} EVs) bound to {site.instance}"
+    if fed:
+        cars = f"cars in sessions {first}..{first - 1 + scenario.n_evs}" if site.ev_prefix else "no cars"
+        meter = ", ".join(sorted(meter_paths)) or "no meter channel"
+        io.description = f"simulation '{scenario.name}' for what the devices do not feed: {meter}; {cars}"
     io.warnings = [f"scenario parameter '{name}' has no program variable; ignored" for name in skipped]
     return io
 

@@ -81,3 +81,56 @@ def test_a_steady_meter_keeps_the_site_responding_and_a_lost_charger_is_realloca
             wait_for(lambda: setpoint(charger1) == -5000 and setpoint(charger2) == -5000, 10.0)
             wait_for(lambda: "st:main.alarm_fleet_short" not in {a.key for a in site.alarms.active()}, 5.0)
             assert site.read("main.alarm_measurement") is False
+
+
+def test_a_mixed_site_takes_the_meter_from_the_device_and_the_cars_from_the_simulation(
+    tmp_path: Path,
+) -> None:
+    with ModbusPeer("meter") as meter:
+        meter.set_meter(hz=49.8, watts=0.0, volts=230.0)
+        config = tmp_path / "meter-only.toml"
+        text = (ROOT / "examples" / "site.toml").read_text().replace("port = 15020", f"port = {meter.port}")
+        head, _, rest = text.partition("# Two bidirectional DC chargers.")
+        config.write_text(head + rest[rest.index("# The program's parameters") :])
+        site = SiteRuntime.build(
+            compile_file(ROOT / "programs" / "freq_response.st"),
+            config=str(config),
+            scenario="quiet_grid",
+            set_options=["main.n_evs=10"],
+        )
+        sim = site.io.sim
+        assert sim is not None
+        assert "main.grid_hz" not in sim.input_paths()  # the device's
+        assert "main.evs[1].soc_pct" in sim.input_paths() and "main.evs[10].soc_pct" in sim.input_paths()
+        site.start()
+        thread = threading.Thread(target=site.executor.run, name="mixed-scan", daemon=True)
+        thread.start()
+        try:
+            # the real meter's 49.8 Hz drives the full FCR response (10 kW) onto the simulated cars
+            wait_for(lambda: site.executor.read("main.status") == "ST_RESPONDING", 20.0)
+            wait_for(lambda: abs(site.executor.read("main.p_total_w") + 10000.0) < 1.0, 10.0)
+        finally:
+            site.executor.stop()
+            thread.join(10)
+            site.stop()
+
+
+def test_the_reverse_mix_puts_simulated_cars_after_the_chargers(tmp_path: Path) -> None:
+    config = site_file(tmp_path, 15020, 15021, 15022)
+    text = config.read_text()
+    head, _, rest = text.partition("# The site meter:")
+    config.write_text(
+        head
+        + rest[rest.index("# Two bidirectional DC chargers.") :].replace(
+            '"main.grid_v" = "site-meter.voltage"', ""
+        )
+    )
+    site = SiteRuntime.build(
+        compile_file(ROOT / "programs" / "freq_response.st"), config=str(config), scenario="quiet_grid"
+    )
+    sim = site.io.sim
+    assert sim is not None
+    assert {"main.grid_hz", "main.site_w"} <= sim.input_paths()  # the simulated meter
+    assert "main.evs[2].soc_pct" not in sim.input_paths()  # charger-2's session
+    assert "main.evs[3].soc_pct" in sim.input_paths() and "main.evs[12].soc_pct" in sim.input_paths()
+    assert "cars in sessions 3..12" in site.description
