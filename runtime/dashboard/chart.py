@@ -16,7 +16,7 @@ from typing import Any
 
 from ..compiler.program import PathError
 from ..executor.engine import Executor
-from .gate import SlackGate
+from ..executor.slack_gate import SlackGate
 from .views import ResolvedViews
 
 SERIES = ("t_s", "grid_hz", "site_w", "ev_present_w", "ev_setpoint_w", "ev_connected")

@@ -5,7 +5,8 @@ limit (each with its stack, resident when memory is locked) and read request hea
 inside the scan's slack gate, so one half-open request (``GET / HTTP/1.1`` and nothing more) stalled
 every other client. Here:
 
-- one loop thread reads and writes every connection; a request is handed to the pool of
+- one loop thread reads and writes every connection, in the scan's slack (it holds the slack gate
+  while it runs and leaves it while it waits for the network: ``threads.GatedSelector``); a request is handed to the pool of
   ``workers`` threads (``handle``, which enters the slack gate) only once its head and body are
   complete, and its answer is written back by the loop;
 - at most ``max_connections`` connections: the next one is answered 503 and closed at once; the
@@ -24,12 +25,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import selectors
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import PlcrunError
-from ..executor.threads import start_thread
+from ..executor.threads import Gate, GatedSelector, start_thread
 
 log = logging.getLogger("plcrun.dashboard")
 
@@ -89,9 +91,16 @@ class HttpFront:
     """Serves ``handle`` on ``host:port`` (see the module docstring); ``start``/``stop``."""
 
     def __init__(
-        self, host: str, port: int, handle: Handler, error_page: ErrorPage, limits: Limits | None = None
+        self,
+        host: str,
+        port: int,
+        handle: Handler,
+        error_page: ErrorPage,
+        limits: Limits | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.host = host
+        self._gate = gate
         self.limits = limits or Limits()
         self._requested_port = port
         self._handle = handle
@@ -136,7 +145,12 @@ class HttpFront:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        if self._gate is not None:  # the loop's own Python work waits for the scan's slack too
+            loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(
+                GatedSelector(selectors.DefaultSelector(), self._gate)
+            )
+        else:
+            loop = asyncio.new_event_loop()
         self._loop = loop
         try:
             loop.run_until_complete(self._main())

@@ -4,7 +4,7 @@ An asyncio HTTP front (``http_front.py``: one loop thread for every connection, 
 threads, a connection cap, time limits on every read) serves the static page (``static/``) and the
 JSON API (``api.py``); the chart sampler runs on another daemon thread. Neither ever blocks the scan
 thread: reads go through the executor's thread-safe views, changes through its journal, and request
-work runs in the scan's slack (``gate.py``) only once the request has arrived in full.
+work runs in the scan's slack (``executor/slack_gate.py``) only once the request has arrived in full.
 
 Safety: it binds 127.0.0.1 unless told otherwise. Requests that change anything need the token
 given at start (at least 16 characters), sent as ``Authorization: Bearer <token>``; without a token
@@ -23,10 +23,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..executor.engine import Executor
+from ..executor.slack_gate import SlackGate
 from ..io.config_reader import is_loopback
 from .api import DashboardApi
 from .chart import ChartSampler
-from .gate import SlackGate
 from .http_front import HttpFront, HttpRequest, HttpResponse, Limits
 from .routes import ApiError, Request
 from .views import DashboardViews, resolve_views
@@ -197,6 +197,7 @@ class DashboardServer:
         poll_ms: int = 250,
         stats_ttl_s: float = 0.2,
         limits: Limits | None = None,
+        gate: SlackGate | None = None,
     ) -> None:
         if token is not None and not token.strip():
             raise ValueError("dashboard token must not be empty (use None for a read-only dashboard)")
@@ -219,7 +220,7 @@ class DashboardServer:
         self.token = token
         self.views = views or DashboardViews()
         resolved = resolve_views(executor.program, self.views)
-        self.gate = SlackGate(executor)
+        self.gate = gate if gate is not None else executor.slack_gate()
         self.sampler = ChartSampler(
             executor, resolved, self.views.sample_hz, self.views.chart_seconds, self.gate
         )
@@ -252,7 +253,9 @@ class DashboardServer:
         """Bind and serve on a daemon thread; raises OSError if the port is taken."""
         if self._front is not None:
             return
-        front = HttpFront(self.host, self._requested_port, _Requests(self), error_page, self.limits)
+        front = HttpFront(
+            self.host, self._requested_port, _Requests(self), error_page, self.limits, gate=self.gate
+        )
         front.start()
         self._front = front
         self.sampler.start()

@@ -33,6 +33,7 @@ from .online_change import OnlineChangeResult, prepare_online_change
 from .process_image import ProcessImage
 from .retain_store import RetainStore
 from .scheduler import CostModel, ScanRecord, Scheduler, StopReason
+from .slack_gate import SlackGate
 from .watchdog import RunawayMonitor, TaskState, TaskSupervisor
 
 log = logging.getLogger("plcrun.executor")
@@ -96,6 +97,8 @@ class Executor:
         self._stop = threading.Event()
         self._monitor: RunawayMonitor | None = None
         self._retain: RetainStore | None = None
+        self._slack_gate: SlackGate | None = None
+        self._gate_lock = threading.Lock()
         self._retain_paths: list[str] = []
         self._last_retain_ns = 0
         self._started = False
@@ -282,6 +285,14 @@ class Executor:
     def located_values(self) -> dict[str, object]:
         """Values of the located variables (%I, %Q, %M) as of the end of the last scan; any thread."""
         return self._located
+
+    def slack_gate(self) -> SlackGate:
+        """The one gate through which other threads' work (dashboard, SCADA server) waits for this
+        executor's slack (slack_gate.py); made on first use."""
+        with self._gate_lock:
+            if self._slack_gate is None:
+                self._slack_gate = SlackGate(self)
+            return self._slack_gate
 
     def request_stats_reset(self) -> None:
         """Reset the scan statistics at the next scan boundary (safe from any thread)."""

@@ -12,15 +12,21 @@ callback raises ends that thread for good (paho's network thread: no more messag
 acknowledgements, while the client still looks connected). ``guarded`` wraps a callback so that
 an exception is logged with its traceback, counted, and handed to ``on_error``, and the thread
 lives on.
+
+Gated event loops: ``GatedSelector`` wraps an asyncio loop's selector so that the loop thread holds
+a ``Gate`` (``slack_gate.SlackGate``) while it runs Python (callbacks, protocols, parsing) and leaves
+it while it waits in ``select``: a network flood is then worked off in the scan's slack instead of
+taking the interpreter when the scan thread wakes up.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import selectors
 import threading
-from collections.abc import Callable
-from typing import ParamSpec
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, Protocol
 
 log = logging.getLogger("plcrun.threads")
 
@@ -87,3 +93,50 @@ class CallbackGuard:
 def _short(error: BaseException) -> str:
     text = str(error)
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+class Gate(Protocol):
+    def enter(self) -> None: ...
+
+    def leave(self) -> None: ...
+
+
+class GatedSelector(selectors.BaseSelector):
+    """A selector that leaves ``gate`` while waiting and enters it when events are ready; use it as
+    ``asyncio.SelectorEventLoop(GatedSelector(selectors.DefaultSelector(), gate))``."""
+
+    def __init__(self, inner: selectors.BaseSelector, gate: Gate) -> None:
+        self._inner = inner
+        self._gate = gate
+        self._held = False
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self._held:
+            self._held = False
+            self._gate.leave()
+        try:
+            return self._inner.select(timeout)
+        finally:
+            self._gate.enter()
+            self._held = True
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.get_key(fileobj)
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._inner.get_map()
+
+    def close(self) -> None:
+        if self._held:
+            self._held = False
+            self._gate.leave()
+        self._inner.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import selectors
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from ..errors import PlcrunError
+from ..executor.threads import Gate, GatedSelector
 from .config_errors import ConfigError
 from .scada_config import ScadaConfig
 from .scada_guard import ALLOWED_FUNCTIONS, CheckedWriteSingleCoil, TokenBucket, coil_value_problem
@@ -73,6 +75,8 @@ class ScadaExecutor(Protocol):
     def journal(self) -> ScadaJournal: ...
 
     def located_values(self) -> dict[str, object]: ...
+
+    def slack_gate(self) -> Gate: ...
 
 
 class ScadaServerError(PlcrunError, RuntimeError):
@@ -163,9 +167,14 @@ class ScadaServer:
     """``ScadaServer(executor, config)``; ``start()``, ``stop()``, ``port`` (the actual port)."""
 
     def __init__(
-        self, executor: ScadaExecutor, config: ScadaConfig, clock: Callable[[], float] = time.monotonic
+        self,
+        executor: ScadaExecutor,
+        config: ScadaConfig,
+        clock: Callable[[], float] = time.monotonic,
+        gate: Gate | None = None,
     ) -> None:
         self.executor = executor
+        self._gate = gate if gate is not None else executor.slack_gate()
         self.config = config
         self.clock = clock
         self._program = executor.program
@@ -211,7 +220,12 @@ class ScadaServer:
         self._thread = None
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        if self._gate is not None:  # requests are worked off in the scan's slack
+            loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(
+                GatedSelector(selectors.DefaultSelector(), self._gate)
+            )
+        else:
+            loop = asyncio.new_event_loop()
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 
 from dashboard_site import site_executor, wait_for
-from plcrun.dashboard.gate import MARGIN_NS, SlackGate
 from plcrun.executor.clock import VirtualClock
 from plcrun.executor.engine import Executor
+from plcrun.executor.slack_gate import MARGIN_NS, SlackGate
 
 MS = 1_000_000
 

@@ -77,3 +77,48 @@ def test_a_guarded_callback_that_raises_is_logged_counted_and_reported(caplog) -
     assert guard.failures == 1 and errors == ["on_message: maximum recursion depth exceeded"]
     assert guard.last_error == "on_message: RecursionError: maximum recursion depth exceeded"
     assert "test link: on_message raised (the thread goes on)" in caplog.text
+
+
+class RecordingGate:
+    def __init__(self) -> None:
+        self.held = False
+        self.entries = 0
+
+    def enter(self) -> None:
+        assert not self.held
+        self.held = True
+        self.entries += 1
+
+    def leave(self) -> None:
+        assert self.held
+        self.held = False
+
+
+def test_a_gated_loop_runs_its_callbacks_inside_the_gate_and_waits_outside() -> None:
+    import asyncio
+    import selectors
+    import socket
+
+    from plcrun.executor.threads import GatedSelector
+
+    gate = RecordingGate()
+    loop = asyncio.SelectorEventLoop(GatedSelector(selectors.DefaultSelector(), gate))
+    seen: list[bool] = []
+
+    async def main() -> None:
+        reader_sock, writer_sock = socket.socketpair()
+        reader, _writer = await asyncio.open_connection(sock=reader_sock)
+        for chunk in (b"a", b"b", b"c"):
+            loop.call_later(0.01, writer_sock.send, chunk)
+            seen.append(gate.held)  # our code runs with the gate held
+            assert await reader.read(1) == chunk
+            seen.append(gate.held)
+        writer_sock.close()
+        _writer.close()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert seen == [True] * 6
+    assert gate.entries >= 4 and not gate.held  # entered after every wait, left when the loop closed

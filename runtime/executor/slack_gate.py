@@ -1,4 +1,4 @@
-"""Keeps the dashboard's Python work out of the scan thread's way.
+"""Keeps Python work of other threads (dashboard, SCADA server) out of the scan thread's way.
 
 Python runs one thread at a time (the GIL). A dashboard thread that is busy when the scan thread
 wakes up for its next release delays the scan by up to the GIL switch interval (0.5-5 ms), and one
@@ -11,13 +11,20 @@ nothing is due (the next release minus a margin for the clock's spin-wait) and w
 threads. A dashboard thread enters the gate before its work: at once if enough quiet time is left,
 otherwise at the next hook call. One thread works at a time. When no scan has happened for a
 while (executor stopped, or overloaded without slack) or in virtual time, the gate stays open.
+
+One gate serves an executor (``Executor.slack_gate()``), shared by the dashboard and the SCADA server,
+so their threads also take turns among themselves. An asyncio loop uses it through
+``threads.GatedSelector``: the loop holds the gate while it runs callbacks and leaves it while it
+waits in ``select``.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from ..executor.engine import Executor
+if TYPE_CHECKING:
+    from .engine import Executor
 
 MARGIN_NS = 1_500_000  # the clock spins for the last 1 ms before a release; keep clear of it
 MIN_SLOT_NS = 1_000_000  # enter only with at least this much quiet time left
