@@ -9,8 +9,9 @@ every other client. Here:
   while it runs and leaves it while it waits for the network: ``threads.GatedSelector``); a request is handed to the pool of
   ``workers`` threads (``handle``, which enters the slack gate) only once its head and body are
   complete, and its answer is written back by the loop;
-- at most ``max_connections`` connections: the next one is answered 503 and closed at once; the
-  listen backlog is ``backlog``;
+- at most ``max_connections`` connections; when full, a new connection takes the place of the one
+  that has waited longest without sending a whole request head (slow or idle), and only when every
+  connection is busy with a request is it answered 503 and closed; the listen backlog is ``backlog``;
 - time limits: ``idle_timeout_s`` for a kept-alive connection to start its next request,
   ``head_timeout_s`` for the whole request head once its first byte arrived, ``body_timeout_s`` for
   the body, ``write_timeout_s`` for a client to take the answer; a head over ``max_head_bytes`` is
@@ -106,8 +107,9 @@ class HttpFront:
         self._handle = handle
         self._error_page = error_page
         self.port = 0
-        self.counters = {"connections": 0, "refused": 0, "timeouts": 0, "requests": 0}
+        self.counters = {"connections": 0, "refused": 0, "evicted": 0, "timeouts": 0, "requests": 0}
         self._open: set[asyncio.StreamWriter] = set()
+        self._stalled: dict[asyncio.StreamWriter, None] = {}  # waiting for a request head, oldest first
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -183,6 +185,14 @@ class HttpFront:
 
     # ------------------------------------------------------------ one connection (loop thread)
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._open) >= self.limits.max_connections and self._stalled:
+            # full: make room by closing the connection that has waited longest without sending a
+            # whole request head (slow or idle clients), so a slowloris cannot lock out real clients
+            victim = next(iter(self._stalled))
+            del self._stalled[victim]
+            self._open.discard(victim)
+            victim.close()
+            self.counters["evicted"] += 1
         if len(self._open) >= self.limits.max_connections:
             self.counters["refused"] += 1
             refusal = self._error_page(503, f"too many connections (at most {self.limits.max_connections})")
@@ -204,6 +214,7 @@ class HttpFront:
             pass  # the client went away
         finally:
             self._open.discard(writer)
+            self._stalled.pop(writer, None)
             writer.close()
 
     async def _one_request(
@@ -211,6 +222,7 @@ class HttpFront:
     ) -> bool:
         """Read, answer; True to keep the connection for another request."""
         limits = self.limits
+        self._stalled[writer] = None  # evictable until its request head is complete
         try:
             first = await asyncio.wait_for(reader.read(1), limits.idle_timeout_s)
         except TimeoutError:
@@ -227,6 +239,7 @@ class HttpFront:
                 raise BadRequest(
                     408, f"request head not complete within {limits.head_timeout_s:g} s"
                 ) from None
+            self._stalled.pop(writer, None)
             request, keep_alive = _parse_head(first + rest, peer)
             length = _content_length(request.headers, limits.max_body_bytes)
             if length:
