@@ -21,10 +21,28 @@ waits in ``select``.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .engine import Executor
+from .clock import Clock
+
+
+class _IdleHooks(Protocol):
+    def add_idle_hook(self, hook: Callable[[int, int], None]) -> None: ...
+
+
+class GatedExecutor(Protocol):
+    """What the gate needs of ``engine.Executor`` (which makes its gate: ``Executor.slack_gate()``)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def virtual(self) -> bool: ...
+
+    @property
+    def scheduler(self) -> _IdleHooks: ...
+
 
 MARGIN_NS = 1_500_000  # the clock spins for the last 1 ms before a release; keep clear of it
 MIN_SLOT_NS = 1_000_000  # enter only with at least this much quiet time left
@@ -33,7 +51,7 @@ MAX_WAIT_S = 0.1  # never hold a request back longer than this
 
 
 class SlackGate:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: GatedExecutor) -> None:
         self._clock = executor.clock
         self.enabled = not executor.virtual
         self._changed = threading.Condition(threading.Lock())
