@@ -69,9 +69,13 @@ def test_connections_are_capped_slow_ones_make_room_and_no_thread_is_started_per
         assert front_.counters["evicted"] == 1 and front_.open_connections <= 8
         assert answer(slow[0]) == b""  # the oldest slow client was closed to make room
         # eight connections busy with requests leave no room: the next one is refused with 503
+        wait_for(lambda: front_.open_connections == 7, what="the real clients to be gone")
         stack.enter_context(raw(server, b"G"))
         wait_for(lambda: front_.open_connections == 8, what="8 open connections again")
-        front_._stalled.clear()  # as if all eight were inside their requests
+        cleared = threading.Event()
+        assert front_._loop is not None  # as if all eight were inside their requests:
+        front_._loop.call_soon_threadsafe(lambda: (front_._stalled.clear(), cleared.set()))
+        assert cleared.wait(5)
         refused = answer(
             stack.enter_context(raw(server, b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
         )
