@@ -270,6 +270,8 @@ def test_a_lost_session_leaves_the_allocation_in_the_scan_that_sees_it_and_rejoi
     assert [setpoints[i] for i in (0, 1, 3)] == pytest.approx([-11000.0] * 3, abs=0.1)
     assert rig.get("n_lost") == 1
     assert rig.get("p_shortfall_w") == pytest.approx(7000.0)
+    assert not rig.get("alarm_fleet_short")  # told once it lasts fleet_short_delay_s (3 s)
+    rig.run(300, grid_hz=49.8)
     assert rig.get("alarm_fleet_short")
     assert rig.get("evs[3].connected") is True  # the input keeps what the charger said
     qualities["main.evs[3].connected"] = int(Quality.GOOD)
@@ -285,8 +287,20 @@ def test_the_shortfall_alarm_says_by_how_many_watts() -> None:
             executor.journal.write(f"main.evs[{i}].{name}", value)
     for name, value in {"n_evs": 2, "service": "SVC_FCR", "p_contracted_w": 25000.0}.items():
         executor.journal.write(f"main.{name}", value)
-    executor.run(max_scans=2)
+    executor.run(max_scans=302)
     active = {a.key: a.message for a in executor.alarms.active()}
     assert active["st:main.alarm_fleet_short"] == (
         "the fleet falls short of the contracted response by 3000 W (0 sessions lost)"
     )
+
+
+def test_a_start_is_a_warm_up_not_an_alarm_and_a_meter_that_never_comes_is() -> None:
+    rig = ProgramRig("freq_response.st")
+    rig.set(n_evs=0)
+    rig.run(50)  # no meter sample yet: safe, but no alarm
+    assert rig.get("status") == "ST_SAFE_MEASUREMENT"
+    assert not rig.get("alarm_measurement") and not rig.get("alarm_loss_of_grid")
+    rig.run(960)  # 10 s without a valid measurement: now it is an alarm
+    assert rig.get("alarm_measurement")
+    rig.run(200, NOMINAL)
+    assert rig.get("status") == "ST_NORMAL" and not rig.get("alarm_measurement")
