@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from plcrun.compiler.api import compile_source
-from plcrun.compiler.program import ProgramState
+from plcrun.state.program import ProgramState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from st_interpreter import Interpreter

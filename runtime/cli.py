@@ -21,7 +21,6 @@ from . import __version__
 from .cli_devices import add_devices_parser, duration
 from .cli_sim import cmd_sim
 from .compiler.api import check_file, compile_file
-from .compiler.program import CompiledProgram
 from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
 from .executor.config import ExecutorConfig
@@ -37,6 +36,7 @@ from .io.credentials import (
 from .io.sim.scenario_load import builtin_scenarios, load_scenario
 from .io.site_io import SiteIo, config_io
 from .site import DashboardOptions, SiteRuntime, run_cycles
+from .state.program import CompiledProgram
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 

@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-from .compiler.program import CompiledProgram
 from .executor.clock import VirtualClock
 from .executor.engine import Executor, ExecutorConfig
 from .executor.scheduler import ScanRecord
@@ -21,6 +20,7 @@ from .io.sim.report_files import write_report
 from .io.sim.scenario import Scenario
 from .io.sim.scenario_load import load_with_fleet_size
 from .io.site_io import SiteIo, find_site_variables, sim_io
+from .state.program import CompiledProgram
 
 
 def _progress(done: float, width: int = 40) -> None:

@@ -26,7 +26,6 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from .compiler.api import compile_file
-from .compiler.program import CompiledProgram
 from .dashboard.server import DashboardServer
 from .errors import UsageError
 from .executor.alarms import AlarmBus
@@ -39,6 +38,7 @@ from .executor.threads import use_small_stacks
 from .io.registry import DriverType, Service
 from .io.sim.scenario_load import load_with_fleet_size
 from .io.site_io import SiteIo, config_io, find_site_variables, simulation_io
+from .state.program import CompiledProgram
 
 log = logging.getLogger("plcrun.site")
 

@@ -39,9 +39,9 @@ from plcrun.compiler import st_ast as A
 from plcrun.compiler.api import check_source, compile_source, read_source
 from plcrun.compiler.ast_queries import walk_exprs
 from plcrun.compiler.diagnostics import CompileError, Diagnostic, DiagnosticBag
-from plcrun.compiler.faults import describe_fault
 from plcrun.compiler.parser import parse_source
-from plcrun.compiler.support import ScanAborted, STFault
+from plcrun.state.faults import describe_fault
+from plcrun.state.support import ScanAborted, STFault
 
 DEFAULT_CORPUS = Path("/work/shared/corpora/oscat")
 OUTSIDE = "<outside any POU>"

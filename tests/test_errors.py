@@ -15,7 +15,7 @@ from plcrun.errors import PlcrunError, UsageError
 from plcrun.io.config_errors import ConfigError
 
 # control signals, not errors: ST code must not be able to catch them
-NOT_ERRORS = {"plcrun.compiler.support.ScanAborted"}
+NOT_ERRORS = {"plcrun.state.support.ScanAborted"}
 
 
 def _exception_classes() -> list[type[BaseException]]:

@@ -109,6 +109,7 @@ def test_every_module_is_covered_by_a_rule() -> None:
     """A new top-level module or package must be placed in the layering (add it to a rule here)."""
     known = {
         "compiler",
+        "state",
         "executor",
         "io",
         "dashboard",
@@ -131,9 +132,31 @@ def test_the_exception_root_imports_nothing_of_plcrun() -> None:
 
 
 def test_compiler_imports_nothing_else_of_plcrun() -> None:
+    """The compiler produces a ``plcrun.state.program.CompiledProgram``; nothing else outside it."""
     for path in _files("compiler"):
         for name in _imports(path):
-            assert name.startswith(("plcrun.compiler", "plcrun.errors")), f"{path}: imports {name}"
+            assert name.startswith(("plcrun.compiler", "plcrun.errors", "plcrun.state")), f"{path}: {name}"
+
+
+# what the runtime state model may use of the compiler: its published type model and diagnostics
+COMPILER_PUBLISHED = {"st_types", "model", "diagnostics", "literals", "codegen_values", "api"}
+
+
+def test_the_state_model_uses_only_the_compilers_published_model() -> None:
+    for path in _files("state"):
+        for name in _imports(path):
+            assert name.startswith(("plcrun.state", "plcrun.errors", "plcrun.compiler")), f"{path}: {name}"
+            if name.startswith("plcrun.compiler."):
+                assert name.split(".")[2] in COMPILER_PUBLISHED - {"api"}, f"{path}: {name}"
+
+
+def test_the_executor_does_not_reach_into_compiler_internals() -> None:
+    """Program state, accessors and the scan context come from plcrun.state; of the compiler the
+    executor sees its type model, its diagnostics and compile_file (online change), nothing else."""
+    for path in _files("executor"):
+        for name in _imports(path):
+            if name.startswith("plcrun.compiler."):
+                assert name.split(".")[2] in COMPILER_PUBLISHED, f"{path}: {name}"
 
 
 def test_executor_does_not_know_io_dashboard_or_cli() -> None:
@@ -165,5 +188,5 @@ def test_doctor_reads_the_host_and_the_site_file_only() -> None:
 
 def test_the_rules_see_imports() -> None:
     imported = _imports(PACKAGE / "executor" / "engine.py")
-    assert "plcrun.compiler.program" in imported
+    assert "plcrun.state.program" in imported
     assert "plcrun.executor.driver_api" in imported

@@ -13,6 +13,7 @@ import importlib.resources
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..state.program import CompiledProgram
 from . import st_ast as A
 from . import st_types as T
 from .check import check_program
@@ -22,7 +23,6 @@ from .declarations import Declarations
 from .diagnostics import CompileError, Diagnostic, DiagnosticBag, Pos, Severity
 from .limits import check_nesting, recursion_room
 from .parser import parse_source
-from .program import CompiledProgram
 
 
 @functools.lru_cache(maxsize=1)

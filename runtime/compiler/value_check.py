@@ -12,9 +12,9 @@ import math
 from typing import Any
 
 from ..errors import PlcrunError
+from ..state.program import coerce, to_json
 from . import st_types as T
 from .literals import LiteralError, parse_duration
-from .program import coerce, to_json
 
 REAL_MAX = 3.4028234663852886e38
 _TRUE = ("TRUE", "1")

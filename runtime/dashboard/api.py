@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..compiler.program import PathError
 from ..executor.engine import Executor
+from ..state.program import PathError
 from .chart import ChartSampler
 from .commands import Commands
 from .evs import evs_view

@@ -14,9 +14,9 @@ import threading
 from collections import deque
 from typing import Any
 
-from ..compiler.program import PathError
 from ..executor.engine import Executor
 from ..executor.slack_gate import SlackGate
+from ..state.program import PathError
 from .views import ResolvedViews
 
 SERIES = ("t_s", "grid_hz", "site_w", "ev_present_w", "ev_setpoint_w", "ev_connected")

@@ -14,10 +14,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..compiler.program import PathError
 from ..compiler.value_check import ValueProblem, parse_value
 from ..executor.engine import Executor
 from ..executor.watchdog import TaskState
+from ..state.program import PathError
 from .routes import ApiError
 from .variables import canonical, kind_of, resolve
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..compiler.program import PathError, to_json
 from ..executor.engine import Executor
 from ..io.ev_session import EV_INPUT_FIELDS
+from ..state.program import PathError, to_json
 from .chart import ChartSampler
 from .variables import quality_name
 

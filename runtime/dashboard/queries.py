@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..compiler.program import to_json
 from ..executor.driver_api import Quality
 from ..executor.engine import Executor
+from ..state.program import to_json
 
 PROBLEM_LIMIT = 50
 

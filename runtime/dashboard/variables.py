@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compiler import st_types as T
-from ..compiler.program import CompiledProgram, PathError, ProgramState, to_json
+from ..state.program import CompiledProgram, PathError, ProgramState, to_json
 
 _STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([-0-9, ]+)\]")
 HIDDEN_SECTIONS = ("VAR_TEMP", "VAR_EXTERNAL", "VAR_IN_OUT")

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..compiler import st_types as T
-from ..compiler.program import CompiledProgram, PathError
 from ..errors import PlcrunError
 from ..io.conventions import EV_COUNT_NAMES, EV_STRUCT, FREQUENCY_NAMES, METER_STRUCT, SITE_POWER_NAMES
+from ..state.program import CompiledProgram, PathError
 from .variables import resolve
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compiler.faults import describe_fault
-from ..compiler.program import CompiledProgram, PathError, ProgramState
-from ..compiler.support import ScanAborted
 from ..errors import PlcrunError
+from ..state.faults import describe_fault
+from ..state.program import CompiledProgram, PathError, ProgramState
+from ..state.support import ScanAborted
 from .alarms import AlarmBus, Severity
 from .clock import Clock, VirtualClock
 from .config import ExecutorConfig as ExecutorConfig  # re-exported: its home was here

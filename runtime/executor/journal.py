@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from ..compiler.program import PathError, ProgramState
+from ..state.program import PathError, ProgramState
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..compiler import st_types as T
-from ..compiler.program import CompiledProgram, ProgramState
+from ..state.program import CompiledProgram, ProgramState
 from .config import ExecutorConfig
 from .driver_api import Driver
 from .process_image import BindingError, ProcessImage

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..compiler.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
 from ..errors import PlcrunError
+from ..state.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
 from .driver_api import Driver, Quality, Sample
 from .input_range import Check, misfit_check
 

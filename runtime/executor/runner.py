@@ -20,7 +20,7 @@ from types import FrameType
 from typing import TextIO
 
 from ..compiler.diagnostics import CompileError
-from ..compiler.program import CompiledProgram
+from ..state.program import CompiledProgram
 from .engine import Executor
 from .gc_control import GcController, GcPolicy
 from .rt_setup import RealtimeRequired, RtConfig, RtSession, apply_rt_setup, log_rt_report

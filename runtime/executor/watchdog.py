@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..compiler.support import ScanAborted
+from ..state.support import ScanAborted
 from .scheduler import ScanRecord
 
 

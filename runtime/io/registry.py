@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..compiler.program import CompiledProgram, PathError, ProgramState
 from ..errors import PlcrunError
 from ..executor.alarms import AlarmBus
 from ..executor.driver_api import Driver
+from ..state.program import CompiledProgram, PathError, ProgramState
 from .config_reader import CollectAll, ProblemPolicy, TableReader, did_you_mean
 from .site_config_types import located_direction, unknown_variable
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compiler.program import CompiledProgram
+from ..state.program import CompiledProgram
 from .config_errors import ConfigError
 from .config_reader import TableReader
 from .modbus.model import DeviceSpec

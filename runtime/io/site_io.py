@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..compiler import st_types as T
-from ..compiler.program import CompiledProgram
 from ..executor.alarms import AlarmBus
 from ..executor.driver_api import Driver
+from ..state.program import CompiledProgram
 from .config_errors import ConfigError
 from .config_reader import did_you_mean
 from .conventions import (

@@ -24,8 +24,8 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from ..compiler import st_types as T
-from ..compiler.program import CompiledProgram, PathError, ProgramState
 from ..compiler.value_check import ValueProblem, parse_value
+from ..state.program import CompiledProgram, PathError, ProgramState
 from .config_errors import ConfigError
 from .config_reader import did_you_mean
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from plcrun.compiler.api import compile_file
-from plcrun.compiler.program import CompiledProgram
 from plcrun.executor.alarms import AlarmBus
 from plcrun.io.site_config import SiteConfigError
 from plcrun.io.site_io import SiteIo, config_io
 from plcrun.io.site_parameters import set_option_entries
+from plcrun.state.program import CompiledProgram
 
 ROOT = Path(__file__).resolve().parents[2]
 

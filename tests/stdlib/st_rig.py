@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from plcrun.compiler.api import compile_file, compile_source
-from plcrun.compiler.program import CompiledProgram, ProgramState
+from plcrun.state.program import CompiledProgram, ProgramState
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = REPO / "programs"

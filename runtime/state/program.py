@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from types import CodeType
 from typing import Any
 
+from ..compiler import st_types as T
+from ..compiler.codegen_values import class_name, convert_constant
+from ..compiler.diagnostics import Diagnostic
+from ..compiler.literals import format_duration
+from ..compiler.model import InstanceModel, ProgramModel, TaskModel
 from ..errors import PlcrunError
-from . import st_types as T
-from .codegen_values import class_name, convert_constant
-from .diagnostics import Diagnostic
-from .literals import format_duration
-from .model import InstanceModel, ProgramModel, TaskModel
 from .support import NAMESPACE, ScanContext, TaskInfo, make_f32
 
 _STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([-0-9, ]+)\]")
@@ -316,7 +316,7 @@ def coerce(value: Any, t: T.Type) -> Any:
     if T.is_real_like(u):
         return convert_constant(float(value), u)
     if isinstance(u, T.ElementaryType) and u.kind in ("time", "date") and isinstance(value, str):
-        from .literals import parse_duration
+        from ..compiler.literals import parse_duration
 
         return parse_duration(value if "#" in value else "T#" + value)
     if isinstance(value, float):

@@ -13,8 +13,8 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..compiler.literals import format_duration
 from ..errors import PlcrunError
-from .literals import format_duration
 
 
 class STFault(PlcrunError):
