@@ -477,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
+        force=True,  # main may run more than once in a process (tests): log to this call's stderr
     )
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -140,6 +140,7 @@ class SiteRuntime:
         if self._is_started:
             return
         self._is_started = True
+        complete = False
         try:
             self.executor.start()
             for service in self.io.services:
@@ -148,9 +149,10 @@ class SiteRuntime:
             if self.dashboard_options is not None:
                 self.dashboard = _start_dashboard(self.executor, self.dashboard_options)
                 self.started.append(f"dashboard on {self.dashboard.url}")
-        except BaseException:
-            self.stop()
-            raise
+            complete = True
+        finally:
+            if not complete:  # whatever stopped the start (a PlcrunError, Ctrl-C): undo what ran
+                self.stop()
 
     def stop(self) -> None:
         """Dashboard and services first (they read the executor), then the executor's shutdown."""

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from plcrun.compiler.api import check_source
+
+from tests.support.cli import run_cli
 
 HERE = Path(__file__).parent / "diagnostics"
 CASES = sorted(HERE.glob("*.st"))
@@ -23,9 +24,7 @@ def test_golden_diagnostics(case: Path) -> None:
 
 
 def _plcrun(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "plcrun.cli", *args], capture_output=True, text=True, check=False
-    )
+    return run_cli(*args)  # in this process: check and run --cycles are not real-time commands
 
 
 def test_check_exit_codes(tmp_path: Path) -> None:
