@@ -15,6 +15,7 @@ import pytest
 from plcrun.doctor import Status, exit_code, render, run_checks
 
 from tests.support.certs import CertAuthority
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = """Limit                     Soft Limit           Hard Limit           Units
@@ -229,20 +230,12 @@ def test_cli_with_a_fake_root_and_strict(tmp_path: Path) -> None:
         governors=[],
         temps_mc=[40000],
     )
-    command = [sys.executable, "-m", "plcrun.cli", "doctor", "--root", str(root), "--scan-cpu", "1"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    command = ["doctor", "--root", str(root), "--scan-cpu", "1"]
+    result = run_cli(*command, cwd=ROOT)  # in this process (test_on_this_machine runs the real command)
     # the firewall cannot be seen from a fake root (nft lists this machine): a warning, exit 0
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS  kernel              6.6.30-rt30, PREEMPT_RT" in result.stdout
-    strict = subprocess.run(
-        [*command, "--strict"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+    strict = run_cli(*command, "--strict", cwd=ROOT)
     assert strict.returncode == (1 if "WARN" in strict.stdout else 0)
-    missing = subprocess.run(
-        [*command, "--config", str(tmp_path / "nope.toml")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    missing = run_cli(*command, "--config", str(tmp_path / "nope.toml"), cwd=ROOT)
     assert missing.returncode == 2 and "nope.toml: no such file" in missing.stderr
