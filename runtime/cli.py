@@ -94,8 +94,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cycles(program: CompiledProgram, args: argparse.Namespace) -> int:
-    """N scans per task on the executor in virtual time, no I/O; the final values as JSON."""
-    result = run_cycles(program, args.cycles, executor_config(args))
+    """N scans per task on the executor in virtual time, no I/O; the final values as JSON. A fault
+    is reported once, here, not also by the executor's and the alarm bus's log lines."""
+    quiet = [logging.getLogger(name) for name in ("plcrun.executor", "plcrun.alarm")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        result = run_cycles(program, args.cycles, executor_config(args))
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     for task, message in result.faults.items():
         print(f"plcrun: task {task} faulted: {message}", file=sys.stderr)
     if result.faults:
