@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,9 +176,9 @@ class Station:
         self.offline_since = self.wall()
         self.rebuild_plan()
         background = [
-            asyncio.create_task(self._snapshot_loop()),
-            asyncio.create_task(self._plan_loop()),
-            asyncio.create_task(self._sample_loop()),
+            asyncio.create_task(_guarded(self._snapshot_loop)),
+            asyncio.create_task(_guarded(self._plan_loop)),
+            asyncio.create_task(_guarded(self._sample_loop)),
         ]
         delay = self.config.reconnect_min_s
         try:
@@ -255,9 +255,9 @@ class Station:
                 self._on_link(self.link)
                 self.rebuild_plan()
                 tasks += [
-                    asyncio.create_task(self._heartbeat_loop(rpc)),
-                    asyncio.create_task(self._sender_loop(rpc)),
-                    asyncio.create_task(self._outbox_loop(rpc)),
+                    asyncio.create_task(_guarded(lambda: self._heartbeat_loop(rpc))),
+                    asyncio.create_task(_guarded(lambda: self._sender_loop(rpc))),
+                    asyncio.create_task(_guarded(lambda: self._outbox_loop(rpc))),
                 ]
                 for evse in range(1, self.config.evses + 1):
                     self.send_live("StatusNotification", self.tracker.status(evse, self.wall()))
@@ -445,6 +445,19 @@ class Station:
                     for action, payload in self.tracker.aligned_meter_values(now):
                         self.send_live(action, payload)
                 next_aligned = (math.floor(now / aligned) + 1) * aligned
+
+
+async def _guarded(loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop; a bug in it is logged and the loop starts again (never dies silently)."""
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("OCPP: %s failed; restarted in 1 s", getattr(loop, "__name__", "a loop"))
+            await asyncio.sleep(1.0)
 
 
 _MEASURED = (

@@ -191,3 +191,20 @@ def test_a_local_frequency_curve_from_the_csms_discharges_on_a_dip(site: tuple[S
     assert scans <= 2, "the discharge setpoint must be written within 2 scans of the dip"
     assert run.total_w() == pytest.approx(-4250.0, abs=2.0)
     assert float(run.read("main.evs[1].p_setpoint_w")) < 0 and float(run.read("main.evs[2].p_setpoint_w")) < 0
+
+
+def test_a_central_setpoint_from_the_csms_sets_the_cars_total(site: tuple[SiteRun, Csms]) -> None:
+    run, csms = site
+    run.scans(200)
+    run.until(lambda: csms.station is not None and bool(csms.of("StatusNotification")))
+    period = {"operationMode": "CentralSetpoint", "setpoint": -6000.0, "dischargeLimit": -2500.0}
+    assert csms.request(tx_default(20, 0, period)).status == "Accepted"
+    run.scans(2)
+    assert run.read("main.ocpp_mode") == 3 and run.read("main.ocpp_setpoint_w") == -6000.0
+    # each EVSE may discharge 2500 W: the program asks for -6000 W, the allocation gives -5000 W
+    assert run.read("main.evs[1].p_limit_discharge_w") == 2500.0
+    assert run.total_w() == pytest.approx(-5000.0, abs=1.0)
+    assert csms.request(call.ClearChargingProfile(charging_profile_id=20)).status == "Accepted"
+    run.scans(2)
+    assert run.read("main.ocpp_mode") == 0
+    assert run.total_w() == pytest.approx(14000.0, abs=1.0)  # back to the program's own baseline
