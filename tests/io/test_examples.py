@@ -16,6 +16,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("site*.toml"))
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
 def test_example_site_configuration_is_valid(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLCRUN_BUFFER_KEY", "00" * 32)
+    monkeypatch.setenv("PLCRUN_OCPP_PASSWORD", "example-password-0123")
     monkeypatch.chdir(example.parent)
     first = example.read_text().splitlines()[0]
     named = first.removeprefix("# program:").strip() if first.startswith("# program:") else ""
@@ -28,5 +29,5 @@ def test_example_site_configuration_is_valid(example: Path, monkeypatch: pytest.
 
 def test_the_examples_cover_every_part_of_a_site() -> None:
     text = "\n".join(e.read_text() for e in EXAMPLES)
-    for table in ("[devices.", "[mqtt]", "[server]", "required_inputs"):
+    for table in ("[devices.", "[mqtt]", "[server]", "[ocpp]", "required_inputs"):
         assert table in text
