@@ -2,9 +2,10 @@
 
 - The station (websocket, schema validation, store) runs in a process of its own (``child.py``), so
   that it never holds the scan's interpreter lock; a bridge thread of the driver passes messages.
-- ``write_outputs`` (scan thread, every scan): every ``snapshot_interval_s`` the EV session fields of
-  the configured EVSEs are copied into one immutable snapshot and handed to the bridge by a single
-  attribute assignment (no lock, no system call on the scan thread).
+- ``write_outputs`` (scan thread, every scan): every ``snapshot_interval_s`` the output values the
+  image hands over (a new dict each scan) are appended to a deque by reference (no copy, no lock, no
+  system call on the scan thread); the bridge integrates energy over every one of them in executor
+  time and sends the latest session fields to the station.
 - ``read_inputs`` (scan thread, every scan): the station sends a precomputed ``Plan`` (composite
   schedules for the next hour); the scan compares the wall time with the next change of the plan and
   emits samples only when a value changes, so a scan without change costs a couple of comparisons.
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import logging
 import math
@@ -67,10 +69,14 @@ class OcppDriver(Driver):
         self._emitted: dict[str, object] = {}
         self._snapshot_every_ns = int(config.snapshot_interval_s * 1e9)
         self._last_snapshot_ns: int | None = None
-        self._energy: dict[int, list[float]] = {}  # scan thread: integrated energy per EVSE
+        self._energy: dict[int, list[float]] = {}  # bridge thread: integrated energy per EVSE
         self._link = LinkState()
         self._counters: dict[str, int] = {}
-        self._snapshot: tuple[float, dict[int, Session]] | None = None  # scan thread -> bridge
+        # scan thread -> bridge: (executor ns, wall s, the image's output values), bounded
+        self._handover: collections.deque[tuple[int, float, Mapping[str, object]]] = collections.deque(
+            maxlen=10_000
+        )
+        self._energy_ns: int | None = None  # bridge thread
         self._bridge: threading.Thread | None = None
         self._process: Any = None
         self._conn: Any = None
@@ -109,14 +115,12 @@ class OcppDriver(Driver):
 
     def _bridge_loop(self) -> None:
         """Snapshots to the station, plans and state back (guarded: the scan goes on regardless)."""
-        sent: object = None
         conn = self._conn
         while not self._stopping.is_set():
             try:
-                snapshot = self._snapshot
-                if snapshot is not None and snapshot is not sent:
+                snapshot = self._sessions()
+                if snapshot is not None:
                     conn.send(("snapshot", snapshot[0], snapshot[1]))
-                    sent = snapshot
                 if conn.poll(self.config.snapshot_interval_s):
                     self._on_message(conn.recv())
             except (EOFError, OSError):
@@ -159,26 +163,40 @@ class OcppDriver(Driver):
         if last is not None and now_ns - last < self._snapshot_every_ns:
             return
         self._last_snapshot_ns = now_ns
-        dt_h = 0.0 if last is None else (now_ns - last) / 3.6e12
+        # the image builds a new dict every scan: keep the reference, the bridge does the rest
+        self._handover.append((now_ns, self.wall(), values))
+
+    def _sessions(self) -> tuple[float, dict[int, Session]] | None:
+        """Bridge thread: integrate energy over every handed-over snapshot, return the latest sessions."""
+        latest = None
+        while self._handover:
+            now_ns, wall, values = self._handover.popleft()
+            last = self._energy_ns
+            dt_h = 0.0 if last is None else (now_ns - last) / 3.6e12
+            self._energy_ns = now_ns
+            for evse, fields in self.config.session_paths.items():
+                energy = self._energy.setdefault(evse, [0.0, 0.0, 0.0])  # charged, discharged, last power
+                if energy[2] > 0:
+                    energy[0] += energy[2] * dt_h
+                else:
+                    energy[1] -= energy[2] * dt_h
+                present = values.get(fields.get("p_present_w", ""))
+                ok = bool(values.get(fields["connected"])) and isinstance(present, float | int)
+                energy[2] = float(present) if ok and math.isfinite(present) else 0.0  # type: ignore[arg-type]
+            latest = (wall, values)
+        if latest is None:
+            return None
         sessions: dict[int, Session] = {}
         for evse, fields in self.config.session_paths.items():
             session = Session()
             for name, path in fields.items():
-                value = values.get(path)
+                value = latest[1].get(path)
                 if value is not None:
                     setattr(session, name, value)
-            energy = self._energy.setdefault(evse, [0.0, 0.0, 0.0])  # charged, discharged, last power
-            power = energy[2]
-            if power > 0:
-                energy[0] += power * dt_h
-            else:
-                energy[1] -= power * dt_h
-            present = session.p_present_w
-            ok = session.connected and isinstance(present, float | int) and math.isfinite(present)
-            energy[2] = float(present) if ok else 0.0  # type: ignore[arg-type]
+            energy = self._energy[evse]
             session.charged_wh, session.discharged_wh = energy[0], energy[1]
             sessions[evse] = session
-        self._snapshot = (self.wall(), sessions)
+        return latest[0], sessions
 
     def read_inputs(self, now_ns: int) -> Mapping[str, Sample]:
         plan = self._plan

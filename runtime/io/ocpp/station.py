@@ -202,8 +202,8 @@ class Station:
                     self.link.connected = self.link.accepted = False
                     self.offline_since = self.wall()
                     self.link.detail = "disconnected"
+                    self.rebuild_plan()  # before the link news: whoever sees "offline" has the offline plan
                     self._on_link(self.link)
-                    self.rebuild_plan()
                 if not self._stopping.is_set():
                     await self._sleep(self.config.reconnect_min_s)
         finally:
@@ -252,8 +252,8 @@ class Station:
                 self.link.accepted = True
                 self.offline_since = None
                 self.link.detail = f"online: {self.config.host}:{self.config.port} (OCPP {version})"
-                self._on_link(self.link)
                 self.rebuild_plan()
+                self._on_link(self.link)
                 tasks += [
                     asyncio.create_task(_guarded(lambda: self._heartbeat_loop(rpc))),
                     asyncio.create_task(_guarded(lambda: self._sender_loop(rpc))),

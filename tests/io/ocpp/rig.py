@@ -82,7 +82,7 @@ class Site:
         samples = self.driver.read_inputs(now)
         for path, sample in samples.items():
             self.inputs[path] = sample.value
-        self.driver.write_outputs(now, self.values)
+        self.driver.write_outputs(now, dict(self.values))  # the image hands over a new dict every scan
         self.scans += 1
         return samples
 
