@@ -10,6 +10,8 @@ the meter's *answer* that first carries the new frequency to the later of the tw
 its new setpoint (register 260); both are time-stamped in the device process with CLOCK_MONOTONIC.
 Prints p50/p99/max in scans (10 ms: the baseline of the ratio) and the share within 2 scans (goal:
 at least 99 %). The answer times of the meter itself (5-50 ms) come before the start of the clock.
+``--write-connection`` gives the chargers ``write_connection = true`` (setpoints on a second TCP
+connection, not behind a poll waiting for a slow answer).
 """
 
 from __future__ import annotations
@@ -79,9 +81,15 @@ def main() -> None:
     parser.add_argument(
         "--gap", type=float, default=0.25, help="seconds between steps (the meter updates every 0.1 s)"
     )
+    parser.add_argument(
+        "--write-connection", action="store_true", help="the chargers' setpoints on a connection of their own"
+    )
     args = parser.parse_args()
-    print(f"command: python bench/site_rehearsal_latency.py --steps {args.steps} --gap {args.gap:g}")
+    flag = " --write-connection" if args.write_connection else ""
+    print(f"command: python bench/site_rehearsal_latency.py --steps {args.steps} --gap {args.gap:g}{flag}")
     text = (ROOT / "examples" / "site.toml").read_text()
+    if args.write_connection:
+        text = text.replace('profile = "quasar"', 'profile = "quasar"\nwrite_connection = true')
     for port in (15020, 15021, 15022):
         text = text.replace(f"port = {port}", f"port = {free_port()}")
     config = Path("/tmp") / f"plcrun-rehearsal-bench-{time.monotonic_ns()}.toml"

@@ -249,6 +249,7 @@ def parse_device(name: str, r: TableReader, problems: Problems) -> DeviceDraft |
         or MAX_READ_REGISTERS,
         max_gap=r.integer("max_gap", 0, minimum=0, maximum=MAX_READ_REGISTERS) or 0,
         retry_bad_ms=r.integer("retry_bad_ms", 5000, minimum=MIN_POLL_MS, unit="ms") or 5000,
+        write_connection=r.boolean("write_connection", False),
     )
     draft = DeviceDraft(
         spec,

@@ -126,6 +126,7 @@ class DeviceSpec:
     max_gap: int = 0  # unused registers a read may span to join two blocks
     retry_bad_ms: int = 5000  # how often points that raised an exception are tried again
     setpoint_age_path: str | None = None  # EV session field kept at the age of the last accepted setpoint
+    write_connection: bool = False  # outputs written on a second TCP connection of their own
 
     def inputs(self) -> tuple[PointSpec, ...]:
         return tuple(p for p in self.points if p.direction == "in")

@@ -28,6 +28,7 @@ from .handover import Handover
 from .model import DeviceSpec, PointSpec, PollGroupSpec
 from .plan import Block, Item, plan_blocks
 from .points import PointProblem, decode_input, encode_output, scale_power
+from .setpoint_writer import SetpointWriter
 from .sunspec import SunSpecError, SunSpecMap, discover
 from .transport import CommError, DeviceException, ModbusTransport
 
@@ -92,6 +93,7 @@ class DeviceWorker:
         groups = spec.poll_groups
         stale_limits = {p.name: (p.stale_ms or groups[p.poll_group].stale_ms) * _MS for p in spec.inputs()}
         self._handover = Handover(spec.inputs(), stale_limits)
+        self._writer = SetpointWriter(self) if spec.write_connection and self._outputs else None
 
     # ---- scan-thread side -------------------------------------------------------------------------------
     def start(self, clock_ns: Callable[[], int]) -> None:
@@ -100,6 +102,8 @@ class DeviceWorker:
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name=f"modbus-{self.spec.name}", daemon=True)
         self._thread.start()
+        if self._writer is not None:
+            self._writer.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping.set()
@@ -115,7 +119,7 @@ class DeviceWorker:
     def set_outputs(self, values: Mapping[str, object], force: bool = False) -> None:
         """Newest output values by point name; changed ones (all with ``force``) are written at once."""
         if self._handover.set_outputs(values, force):
-            self._wake.set()
+            (self._wake if self._writer is None else self._writer.wake).set()
 
     def status(self) -> DriverStatus:
         qualities = self._handover.qualities(self.spec.points)
@@ -198,6 +202,10 @@ class DeviceWorker:
         self._flush_on_stop()
 
     def _flush_on_stop(self) -> None:
+        if self._writer is not None:  # it writes the pending (safe) values on its own connection
+            self._writer.join(max(2.0, 3 * self.spec.timeout_ms / 1000))
+            self._transport.close()
+            return
         if self._transport.connected and self._handover.has_dirty():
             try:
                 self._write_outputs(self._time.now_ns())
@@ -245,7 +253,7 @@ class DeviceWorker:
         now = self._time.now_ns()
         due = [g.due_ns for g in self._groups if g.blocks]
         heartbeat = self.spec.heartbeat_ms
-        if heartbeat is not None:
+        if heartbeat is not None and self._writer is None:
             wanted = self._handover.wanted()
             due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in wanted]
         due += [retry for _problem, retry in self._bad_items.values()]
@@ -275,6 +283,8 @@ class DeviceWorker:
         for output in self._outputs.values():
             self._resolve_output(output)
         self._init_writes()
+        if self._writer is not None:
+            self._writer.ready.set()
         self._bad_items.clear()
         self._replan()
         now = self._time.now_ns()
@@ -361,7 +371,8 @@ class DeviceWorker:
     # ---- one pass of work ---------------------------------------------------------------------------------
     def _cycle(self) -> None:
         now = self._time.now_ns()
-        self._write_outputs(now)
+        if self._writer is None:
+            self._write_outputs(now)
         for group in self._groups:
             if group.due_ns <= now:
                 self._poll(group)
@@ -375,7 +386,9 @@ class DeviceWorker:
         failed: dict[Item, str] = {}
         replan = False
         for block in group.blocks:
-            if self._handover.has_dirty():  # a new setpoint goes before the rest of the poll
+            if (
+                self._writer is None and self._handover.has_dirty()
+            ):  # a new setpoint before the rest of the poll
                 self._write_outputs(self._time.now_ns())
             try:
                 words = self._read(block)
@@ -465,7 +478,33 @@ class DeviceWorker:
             return
         self._publish(spec, Quality.GOOD, value)
 
-    def _write_outputs(self, now: int) -> None:
+    # ---- the setpoint connection (SetpointWriter's thread) -----------------------------------------------
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stopping
+
+    @property
+    def handover(self) -> Handover:
+        return self._handover
+
+    @property
+    def time(self) -> WorkerTime:
+        return self._time
+
+    def write_outputs_via(self, transport: ModbusTransport) -> None:
+        self._write_outputs(self._time.now_ns(), transport)
+
+    def next_heartbeat_s(self) -> float:
+        """Seconds until the next output heartbeat is due (at most 1 s)."""
+        now = self._time.now_ns()
+        due = [now + 1000 * _MS]
+        heartbeat = self.spec.heartbeat_ms
+        if heartbeat is not None:
+            wanted = self._handover.wanted()
+            due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in wanted]
+        return max(0, min(due) - now) / 1e9
+
+    def _write_outputs(self, now: int, transport: ModbusTransport | None = None) -> None:
         desired, dirty = self._handover.take_outputs()
         heartbeat = self.spec.heartbeat_ms
         for name, value in desired.items():
@@ -475,9 +514,9 @@ class DeviceWorker:
             due = name in dirty or (heartbeat is not None and now - output.last_write_ns >= heartbeat * _MS)
             if not due:
                 continue
-            self._write_one(output, value, now)
+            self._write_one(output, value, now, transport or self._transport)
 
-    def _write_one(self, output: _Output, value: object, now: int) -> None:
+    def _write_one(self, output: _Output, value: object, now: int, transport: ModbusTransport) -> None:
         spec = output.spec
         key = f"{self._source}:point:{spec.name}"
         output.last_write_ns = now  # also after a failure: retried with the next heartbeat or change
@@ -486,7 +525,7 @@ class DeviceWorker:
             return
         try:
             words, clamped = encode_output(spec, value, output.sf)
-            self._transport.write(spec.table, output.address, words, spec.write_function)
+            transport.write(spec.table, output.address, words, spec.write_function)
         except (PointProblem, DeviceException) as exc:
             output.problem = str(exc)
             self._raise(key, f"output '{spec.name}': {exc}", Severity.WARNING)

@@ -218,3 +218,28 @@ def test_the_quasar_keeps_setpoint_age_and_the_site_file_says_whether_cars_may_d
         assert written is not None and written[0] == -2000.0
         age = driver.read_inputs(written[1] + 7_000_000)["main.evs[1].setpoint_age"]
         assert age.value == 7_000_000 and age.quality is Quality.GOOD  # 7 ms since the charger took it
+
+
+def test_a_setpoint_connection_writes_while_the_polls_wait_for_slow_answers(
+    start_driver: DriverFactory,
+) -> None:
+    """write_connection = true: setpoints, heartbeats and the safe value on stop go over a connection of
+    their own, so a poll waiting for a slow answer does not hold them back."""
+    with ModbusPeer("charger") as charger:
+        charger.delay(0.05)  # every answer takes 50 ms: the polling connection is always busy
+        spec = device_spec(
+            "charger-1",
+            quasar_table(charger.port, poll_ms=20, heartbeat_ms=300, write_connection=True),
+            CATALOG,
+        )
+        assert spec.write_connection
+        driver = start_driver(spec)
+        inputs = Inputs(driver)
+        inputs.wait("main.evs[1].connected", good(True))
+        driver.write_outputs(0, {SETPOINT: -2500.0})
+        wait_for(lambda: setpoint_register(charger) == -2500)
+        first = charger.write_counts()[QUASAR["setpoint"]]
+        wait_for(lambda: charger.write_counts()[QUASAR["setpoint"]] >= first + 2)  # heartbeats
+        driver.apply_safe_state({SETPOINT: 0.0})
+        driver.stop()
+        assert setpoint_register(charger) == 0
