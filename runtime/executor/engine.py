@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,6 +281,18 @@ class Executor:
         if located:
             state = self.state
             self._located = {address: state.accessor(address).get() for address in located}
+
+    def read_values(self, paths: Sequence[str]) -> dict[str, object]:
+        """Stored values (enums as numbers, TIME in ns) of elementary variables; any thread, not
+        consistent across variables. Unknown paths are left out."""
+        state = self.state
+        out: dict[str, object] = {}
+        for path in paths:
+            try:
+                out[path] = state.accessor(path).get()
+            except PathError:
+                continue
+        return out
 
     def located_values(self) -> dict[str, object]:
         """Values of the located variables (%I, %Q, %M) as of the end of the last scan; any thread."""

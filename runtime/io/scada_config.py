@@ -17,6 +17,27 @@ DEFAULT_PORT = 1502  # 502 needs root; SCADA masters can be pointed at any port
 DEFAULT_MEMORY_BASE = 1000
 
 
+REGISTER_TYPES: dict[str, tuple[str, int]] = {  # register type -> (IEC type of its raw value, registers)
+    "int16": ("INT", 1),
+    "uint16": ("UINT", 1),
+    "int32": ("DINT", 2),
+    "uint32": ("UDINT", 2),
+    "float32": ("REAL", 2),
+}
+
+
+@dataclass(frozen=True)
+class NamedRegister:
+    """A program variable served by name: ``[server.registers] "main.status" = { address = 0, ... }``."""
+
+    path: str
+    key: str
+    address: int  # first holding register
+    type: str  # int16, uint16, int32, uint32, float32
+    scale: float = 1.0  # register = value x scale (a write: value = register / scale)
+    writable: bool = False  # access = "rw": SCADA may write it (it reaches the program at the next scan)
+
+
 @dataclass(frozen=True)
 class ScadaConfig:
     """Validated server settings. ``port = 0`` asks the OS for a free port (tests)."""
@@ -30,6 +51,7 @@ class ScadaConfig:
     allow_remote: bool = False
     max_connections: int = 16  # more are closed at once
     max_requests_per_s: float = 50.0  # per connection; more are answered 06 SERVER DEVICE BUSY
+    registers: tuple[NamedRegister, ...] = ()  # variables served by name (holding registers)
 
 
 def parse_server_config(
@@ -58,6 +80,7 @@ def parse_server_config(
     word_order = reader.string("word_order", "big", choices=("big", "little"))
     max_connections = reader.integer("max_connections", 16, minimum=1, maximum=1000)
     max_requests = reader.number("max_requests_per_s", 50.0, minimum=1.0, maximum=100_000.0)
+    registers = _named_registers(reader.table("registers"))
     reader.finish()
     return ScadaConfig(
         file=file,
@@ -69,4 +92,24 @@ def parse_server_config(
         allow_remote=allow_remote,
         max_connections=max_connections,
         max_requests_per_s=max_requests,
+        registers=registers,
     )
+
+
+def _named_registers(table: TableReader | None) -> tuple[NamedRegister, ...]:
+    if table is None:
+        return ()
+    found: list[NamedRegister] = []
+    for path, entry in table.sub_tables():
+        address = entry.integer("address", None, required=True, minimum=0, maximum=65535)
+        kind = entry.string("type", "uint16", choices=tuple(REGISTER_TYPES)) or "uint16"
+        scale = entry.number("scale", 1.0) or 1.0
+        access = entry.string("access", "r", choices=("r", "rw"))
+        entry.finish()
+        if address is None:
+            continue
+        if address + REGISTER_TYPES[kind][1] - 1 > 65535:
+            table.problem(path, f"a {kind} at {address} would pass register 65535")
+            continue
+        found.append(NamedRegister(path.strip().lower(), entry.key, address, kind, scale, access == "rw"))
+    return tuple(found)

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .config_errors import ConfigError
+from .scada_config import REGISTER_TYPES, NamedRegister
 
 _LOCATION = re.compile(r"^%([IQM])([XBWDL]?)(\d+)(?:\.(\d+))?$")
 _REGISTERS = {"B": 1, "W": 1, "D": 2, "L": 4}
@@ -97,6 +98,8 @@ class Slot:
     byte: int | None  # for a B address: 0 = high byte, 1 = low byte of the register
     iec: IecType
     writable: bool
+    scale: float = 1.0  # a variable served by name: register = value x scale
+    named: bool = False  # ``address`` is a variable path (``[server.registers]``), not a location
 
     @property
     def last(self) -> int:
@@ -226,8 +229,11 @@ def encode(slot: Slot, value: object) -> int:
     mask = (1 << slot.width) - 1
     if slot.iec.kind == "bool":
         return 1 if value else 0
+    if slot.named and slot.iec.kind == "int":  # a value by name into an integer register: scaled, clamped
+        scaled = round(float(value) * slot.scale)  # type: ignore[arg-type]
+        return max(slot.iec.minimum, min(slot.iec.maximum, scaled)) & mask
     if slot.iec.kind == "real":
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value) * slot.scale  # type: ignore[arg-type]
         if slot.width == 32:
             return int(struct.unpack(">I", struct.pack(">f", number))[0])
         return int(struct.unpack(">Q", struct.pack(">d", number))[0])
@@ -248,7 +254,7 @@ def decode(slot: Slot, raw: int) -> object | Refusal:
             number = float(struct.unpack(">d", struct.pack(">Q", raw))[0])
         if not math.isfinite(number):
             return Refusal(ILLEGAL_VALUE, f"{slot.address}: {number} is not a finite number")
-        return number
+        return number / slot.scale
     value = raw
     if iec.signed and raw >= 1 << (slot.width - 1):
         value = raw - (1 << slot.width)
@@ -257,6 +263,8 @@ def decode(slot: Slot, raw: int) -> object | Refusal:
             ILLEGAL_VALUE,
             f"{slot.address} is {iec.name} ({iec.minimum}..{iec.maximum}): {value} does not fit",
         )
+    if slot.named and slot.scale != 1.0:
+        return value / slot.scale
     return value
 
 
@@ -268,10 +276,11 @@ def build_map(
     word_order: str,
     config_file: str,
     program_file: str,
+    named: Sequence[NamedRegister] = (),
 ) -> ScadaMap:
     """Place every located variable; raise ``ConfigError`` when two share a cell or %Q reaches
     ``memory_base``. Variables that cannot be served (type, address form) are listed in ``skipped``."""
-    slots: list[Slot] = []
+    slots: list[Slot] = [_named_slot(n) for n in named]
     skipped: list[Skipped] = []
     for address, type_name in sorted(located_types.items()):
         placed = _place(address, type_name.strip().upper(), memory_base)
@@ -296,6 +305,23 @@ def build_map(
         slots.append(placed)
     _check_overlaps(slots, program_file)
     return ScadaMap(slots, skipped, word_order)
+
+
+def _named_slot(named: NamedRegister) -> Slot:
+    """A variable served by name in the holding registers (``[server.registers]``)."""
+    iec_name, count = REGISTER_TYPES[named.type]
+    return Slot(
+        named.path,
+        Table.HOLDING_REGISTERS,
+        named.address,
+        count,
+        16 * count,
+        None,
+        IEC_TYPES[iec_name],
+        named.writable,
+        named.scale,
+        named=True,
+    )
 
 
 def _place(address: str, type_name: str, memory_base: int) -> Slot | Skipped:

@@ -17,7 +17,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from pymodbus.constants import ExcCodes
@@ -76,6 +76,8 @@ class ScadaExecutor(Protocol):
 
     def located_values(self) -> dict[str, object]: ...
 
+    def read_values(self, paths: Sequence[str]) -> dict[str, object]: ...
+
     def slack_gate(self) -> Gate: ...
 
 
@@ -93,6 +95,7 @@ def program_map(program: ScadaProgram, config: ScadaConfig) -> ScadaMap:
         word_order=config.word_order,
         config_file=config.file,
         program_file=program.main_file,
+        named=config.registers,
     )
 
 
@@ -294,6 +297,9 @@ class ScadaServer:
         if values is not None:
             return self._write(smap, table, function_code, address, values)
         published = self.executor.located_values()
+        named = [slot.address for slot in smap.slots if slot.named]
+        if named:
+            published = {**published, **self.executor.read_values(named)}
         if not published and smap.slots:
             return ExcCodes.DEVICE_FAILURE  # no scan has completed yet: nothing true to show
         self.counters["reads"] += 1

@@ -13,6 +13,7 @@ from typing import Any
 from .registry import BuildContext, DriverType, SiteContext, Wiring, collect
 from .scada_config import ScadaConfig, parse_server_config
 from .scada_server import ScadaExecutor, ScadaServer
+from .site_config_types import unknown_variable
 
 
 class ScadaService:
@@ -35,7 +36,20 @@ class ScadaService:
 
 
 def check(tables: Mapping[str, Any], site: SiteContext) -> ScadaConfig | None:
-    return collect(site, lambda problems: parse_server_config(tables["server"], site.file, problems))
+    config = collect(site, lambda problems: parse_server_config(tables["server"], site.file, problems))
+    if config is None:
+        return None
+    for named in config.registers:  # served by name: the variable must exist and be elementary
+        type_name = site.catalog.get(named.path)
+        if type_name is None:
+            site.problems.add(named.key, unknown_variable(named.path, site.catalog))
+        elif named.writable and site.program is not None:
+            desc = site.program.leaf(named.path)
+            if desc is not None and desc.constant:
+                site.problems.add(
+                    named.key, f"'{named.path}' is a CONSTANT: it cannot be written (access = \"r\")"
+                )
+    return config
 
 
 def build(config: ScadaConfig, context: BuildContext) -> Wiring:
