@@ -85,3 +85,24 @@ def test_ocpp_program_update_threshold_and_unusable_curve() -> None:
     assert rig.get("alarm_curve") is True
     rig.scan({"v2x_curve_points": 3, "v2x_curve_hz[2]": 49.7})  # frequencies not increasing
     assert total(rig) == 0.0 and rig.get("alarm_curve") is True
+
+
+@pytest.mark.parametrize("file_name", ["ffr.st", "ocpp_local_frequency.st"])
+def test_loss_of_grid_is_the_safe_state_in_both_programs(file_name: str) -> None:
+    if file_name == "ffr.st":
+        rig = with_cars(file_name, p_contracted_w=30000.0)
+    else:
+        rig = with_cars(file_name, v2x_curve_points=2)
+        rig.set(
+            {
+                "v2x_curve_hz[1]": 49.0,
+                "v2x_curve_w[1]": -20000.0,
+                "v2x_curve_hz[2]": 51.0,
+                "v2x_curve_w[2]": 0.0,
+            }
+        )
+    rig.run(101, NOMINAL, grid_hz=49.5)
+    assert total(rig) < 0.0
+    rig.scan(grid_hz=47.3)  # plausible, but a dead network's frequency
+    assert rig.setpoints(N_CARS) == [0.0] * N_CARS
+    assert rig.get("status") == "ST_SAFE_GRID" and rig.get("alarm_loss_of_grid") is True
