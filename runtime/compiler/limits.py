@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import st_ast as A
-from .ast_walk import walk_with_depth
+from .ast_walk import nesting_step, walk_with_depth
 from .diagnostics import DiagnosticBag
 
 MAX_NESTING = 200
@@ -65,18 +65,22 @@ def _declarations(unit: A.CompilationUnit) -> Iterator[Any]:
         for resource in config.resources:
             for block in resource.var_blocks:
                 yield from block.decls
+            yield from resource.tasks
+            yield from resource.programs
     yield from unit.types
 
 
 def _too_deep_declaration(decl: Any) -> Any:
-    """Position of the first part of a declaration (type, initial value) nested too deeply, or None."""
+    """Position of the first part of a declaration (type, initial value, task parameter) nested too
+    deeply, or None."""
     stack: list[tuple[Any, int]] = [(decl, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_NESTING:
             return getattr(item, "pos", None) or decl.pos
         for part in _parts(item):
-            stack.append((part, depth + 1))
+            step = nesting_step(item, part) if isinstance(item, A.Node) else 1
+            stack.append((part, depth + step))
     return None
 
 
@@ -87,6 +91,12 @@ def _parts(item: Any) -> list[Any]:
         return [item.element, *(e for r in item.ranges for e in r)]
     if isinstance(item, A.StructTypeRef):
         return list(item.fields)
+    if isinstance(item, A.TaskDecl):
+        return [expr for _, expr in item.params.values()]
+    if isinstance(item, A.ProgramConfig):
+        return list(item.args)
+    if isinstance(item, A.EnumTypeRef):
+        return [value for _, _, value in item.values if value is not None]
     if isinstance(item, A.StringTypeRef | A.SubrangeTypeRef):
         return [e for e in (getattr(item, "length", None), getattr(item, "low", None)) if e is not None]
     if isinstance(item, A.ArrayInit):

@@ -150,3 +150,20 @@ def test_nesting_past_the_limit_is_e0009_at_the_construct() -> None:
     assert f"nested more than {MAX_NESTING} levels deep" in rendered
     deep_init = f"PROGRAM p VAR a : ARRAY[1..2] OF INT := {'[' * (MAX_NESTING + 2)}1{']' * (MAX_NESTING + 2)}; END_VAR END_PROGRAM"
     assert [e[0] for e in _errors(deep_init)] == ["E0009"]
+
+
+def test_declarations_and_configurations_are_bounded_too() -> None:
+    deep = "-(" * 3_000 + "1" + ")" * 3_000
+    chain = " + ".join(["1"] * 2_000)
+    cases = [
+        f"CONFIGURATION c TASK t(INTERVAL := T#10ms, PRIORITY := {deep}); PROGRAM i WITH t : p;"
+        " END_CONFIGURATION PROGRAM p END_PROGRAM",
+        f"TYPE E : (A := {deep}, B); END_TYPE PROGRAM p END_PROGRAM",
+        f"TYPE S : STRUCT a : INT := {deep}; END_STRUCT; END_TYPE PROGRAM p END_PROGRAM",
+        f"PROGRAM p VAR a : ARRAY[1..2] OF INT := [{deep}, 2]; END_VAR END_PROGRAM",
+    ]
+    for text in cases:
+        assert [e[0] for e in _errors(text)] == ["E0009"], text[:60]
+    # a long chain is not deep: it initialises, and the program runs
+    values = _run(f"PROGRAM p VAR x : DINT := {chain}; END_VAR x := x + 1; END_PROGRAM")
+    assert values["x"] == 2_001
