@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from ...executor.alarms import AlarmBus, Severity
+from ...executor.clock import REAL_TIME, WorkerTime
 from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
 from .config import EverestConfig, EvseConfig
 from .link import BrokerLink
@@ -58,9 +59,14 @@ class EverestSessionDriver(Driver):
     kind = "everest"
 
     def __init__(
-        self, config: EverestConfig, alarms: AlarmBus, wall_clock: Callable[[], float] = time.time
+        self,
+        config: EverestConfig,
+        alarms: AlarmBus,
+        wall_clock: Callable[[], float] = time.time,
+        worker_time: WorkerTime = REAL_TIME,
     ) -> None:
         self.config = config
+        self._time = worker_time  # the publish thread's liveness checks; tests step it with ManualTime
         self._alarms = alarms
         self._wall_clock = wall_clock
         self._clock: Clock | None = None
@@ -307,7 +313,7 @@ class EverestSessionDriver(Driver):
     def _publish_loop(self) -> None:
         config = self.config
         while True:
-            if not self._wake.wait(_LIVENESS_CHECK_S):
+            if not self._time.wait(self._wake, _LIVENESS_CHECK_S):
                 self._check_link()
                 continue
             self._wake.clear()
