@@ -105,10 +105,13 @@ class GatedSelector(selectors.BaseSelector):
     """A selector that leaves ``gate`` while waiting and enters it when events are ready; use it as
     ``asyncio.SelectorEventLoop(GatedSelector(selectors.DefaultSelector(), gate))``."""
 
-    def __init__(self, inner: selectors.BaseSelector, gate: Gate) -> None:
+    def __init__(self, inner: selectors.BaseSelector, gate: Gate, max_events: int = 16) -> None:
         self._inner = inner
         self._gate = gate
         self._held = False
+        # Hand the loop a few ready sockets at a time (the others stay ready for the next select):
+        # short turns in the gate, so a flood is worked off in many small pieces between scans.
+        self._max_events = max_events
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
@@ -124,10 +127,11 @@ class GatedSelector(selectors.BaseSelector):
             self._held = False
             self._gate.leave()
         try:
-            return self._inner.select(timeout)
+            events = self._inner.select(timeout)
         finally:
             self._gate.enter()
             self._held = True
+        return events[: self._max_events]
 
     def get_key(self, fileobj: Any) -> selectors.SelectorKey:
         return self._inner.get_key(fileobj)

@@ -109,10 +109,6 @@ class _Handler(ServerRequestHandler):
     def callback_connected(self) -> None:
         super().callback_connected()
         owner = self.server.owner
-        if len(self.server.active_connections) > owner.config.max_connections:
-            owner.refuse_connection()
-            self.transport.close()
-            return
         rate = owner.config.max_requests_per_s
         self._bucket = TokenBucket(rate, max(1.0, rate), owner.clock)
 
@@ -159,8 +155,22 @@ def _resume(transport: asyncio.BaseTransport) -> None:
         transport.resume_reading()  # type: ignore[attr-defined]
 
 
+class _Refused(asyncio.Protocol):
+    """A connection over the cap: reset at once, before pymodbus builds anything for it (a storm of
+    reconnecting clients then costs one accept and one close each)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
 class _Server(ModbusTcpServer):
     owner: ScadaServer
+
+    def handle_new_connection(self) -> Any:
+        if len(self.active_connections) >= self.owner.config.max_connections:
+            self.owner.refuse_connection()
+            return _Refused()
+        return super().handle_new_connection()
 
     def callback_new_connection(self) -> ServerRequestHandler:
         return _Handler(self, self.trace_packet, self.trace_pdu, self.trace_connect)  # type: ignore[no-untyped-call]
