@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from ..executor.driver_api import Quality
 from ..executor.engine import Executor
 from ..executor.slack_gate import SlackGate
 from ..state.program import PathError
@@ -104,6 +105,9 @@ class ChartSampler:
     def _read(self, path: str | None) -> float | None:
         if path is None:
             return None
+        quality = self.executor.image.input_quality(path)
+        if quality is not None and quality is not Quality.GOOD:
+            return None  # no device has delivered it (or not lately): a gap, never a made-up 0 Hz
         try:
             return _number(self.executor.state.accessor(path).get())
         except PathError:  # gone after an online change

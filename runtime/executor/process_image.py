@@ -10,6 +10,7 @@ outputs to their safe values in the same scan, unless the program reads that inp
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,7 @@ class ProcessImage:
         if problems:
             raise BindingError("; ".join(problems))
         self._ages = self._age_companions()
+        self._inputs_by_path = {path: point for b in self.bindings for path, point in b.inputs.items()}
         # the inputs whose bad quality forces the safe state (required, quality not read by the program)
         self._guarded: dict[str, list[InputPoint]] = {}
         for binding in self.bindings:
@@ -183,7 +185,20 @@ class ProcessImage:
             if binding.task != task or not binding.outputs:
                 continue
             values = {path: acc.get() for path, acc in binding.outputs.items()}
+            if getattr(binding.driver, "masks_undelivered", False):
+                # a reporting driver gets NaN for an input no device has delivered (not GOOD): the
+                # program's initial 0 Hz must never look like a measurement
+                inputs = self._inputs_by_path
+                for path in values:
+                    point = inputs.get(path)
+                    if point is not None and point.quality is not Quality.GOOD:
+                        values[path] = math.nan
             binding.driver.write_outputs(clock_ns, values)
+
+    def input_quality(self, path: str) -> Quality | None:
+        """The quality of a driver-fed input (UNBOUND until its first sample), None if no driver feeds it."""
+        point = self._inputs_by_path.get(path)
+        return None if point is None else point.quality
 
     # ------------------------------------------------------------ safe state
     def output_paths(self, task: str | None = None) -> list[str]:

@@ -314,3 +314,20 @@ def test_bool_variables_declared_as_alarms_raise_and_clear_them() -> None:
         ("st:watcher.high_frequency", True),
         ("st:watcher.deep", False),
     ]
+
+
+def test_a_reporting_driver_never_gets_a_value_no_device_delivered() -> None:
+    import math
+
+    program = compile_file(PROGRAMS / "plant.st")
+    meter = ScriptedDriver("meter", ["plant.hz"], [], [(30 * MS, {"plant.hz": 49.9})])
+    report = ScriptedDriver("report", [], ["plant.hz", "plant.p_set"])
+    report.masks_undelivered = True  # type: ignore[attr-defined]
+    executor = Executor(program, clock=VirtualClock(), drivers=[meter, report])
+    executor.run(max_scans=5)
+    seen = [values["plant.hz"] for _, values in report.written]
+    assert all(math.isnan(v) for v in seen[:3])  # the program's initial value before the first sample
+    assert seen[3:] == [49.9, 49.9]
+    assert not math.isnan(report.written[0][1]["plant.p_set"])  # computed outputs are the program's
+    assert executor.image.input_quality("plant.hz") is Quality.GOOD
+    assert executor.image.input_quality("plant.p_set") is None

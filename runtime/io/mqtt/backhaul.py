@@ -52,6 +52,8 @@ _BATCH = 512
 class Backhaul(Driver):
     """Publishes reports and alarms to the broker and feeds validated cloud commands to the program."""
 
+    masks_undelivered = True  # inputs no device has delivered come as NaN: never in a summary
+
     name = "mqtt"
     kind = "mqtt"
 

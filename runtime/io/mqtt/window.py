@@ -7,7 +7,9 @@ empty one from a small pool takes its place. If the worker has not returned any 
 on a slow disk, say), the recorder drops that window and counts it rather than wait or allocate.
 
 ``WindowSummariser`` runs on the worker: min/max/mean/last per variable and, for power variables, the
-energy charged and discharged (sample-and-hold integration of signed power, P > 0 charges).
+energy charged and discharged (sample-and-hold integration of signed power, P > 0 charges). Summaries
+cover GOOD samples only: the process image hands the backhaul NaN for an input no device has
+delivered (not GOOD), and ``left_out`` says how many scans of the window were left out.
 """
 
 from __future__ import annotations
@@ -216,6 +218,9 @@ class WindowSummariser:
             series = self._series(buffer, column)
             stats: dict[str, object] = {}
             finite = series[np.isfinite(series)]
+            left_out = int(series.size - finite.size)
+            if left_out:  # scans whose value no device had delivered (or not a number): not summarised
+                stats["left_out"] = left_out
             for stat in column.variable.stats:
                 if stat == "min":
                     stats["min"] = float(finite.min()) if finite.size else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from plcrun.io.mqtt.config import ReportVariable
 from plcrun.io.mqtt.window import WindowBuffer, WindowRecorder, WindowSummariser
 
@@ -111,7 +112,7 @@ def test_reductions_over_several_paths_and_bad_samples() -> None:
     (_, _, count, values) = collector.reports[0]
     assert count == 4 and recorder.bad_samples == 2
     # per scan: sums 6, -2 (NaN ignored), bad, bad → last is the bad row → None
-    assert values["sum"] == {"last": None, "max": 6.0}
+    assert values["sum"] == {"last": None, "max": 6.0, "left_out": 2}  # the two bad rows
     assert values["mean"]["max"] == 2.0
     assert values["min"]["max"] == 0.0
     assert values["max"]["max"] == 5.0
@@ -139,3 +140,20 @@ def test_gap_split_and_stalled_consumer() -> None:
         stalled.recorder.record(k * 100 * MS, {"site.w": 1.0})  # 100 windows, never blocks or raises
     assert len(stalled.reports) == 3  # a pool of 4 buffers, one of them always being filled
     assert stalled.recorder.dropped_windows == 99 - 3  # 99 windows closed, the 100th is open
+
+
+def test_summaries_cover_delivered_samples_and_say_how_many_were_left_out() -> None:
+    """The process image hands the backhaul NaN while no device has delivered the input (the program's
+    initial 0 Hz after a start): min/max/mean come from the delivered samples only."""
+    hz = ReportVariable("frequency_hz", ("main.grid_hz",), ("min", "max", "mean", "last"), "Hz")
+    collector = make((hz,))
+    recorder = collector.recorder
+    assert recorder is not None
+    for k in range(5):
+        recorder.record(k * 10 * MS, {"main.grid_hz": float("nan")})  # before the first meter sample
+    for k in range(5, 10):
+        recorder.record(k * 10 * MS, {"main.grid_hz": 49.95 + 0.01 * (k - 5)})
+    recorder.record(S, {"main.grid_hz": 50.0})
+    values = collector.reports[0][3]["frequency_hz"]
+    assert values["min"] == 49.95 and values["max"] == pytest.approx(49.99)  # never 0.0
+    assert values["left_out"] == 5
