@@ -112,6 +112,7 @@ class Station:
 
     def _variable_changed(self, component: str, name: str, value: str) -> None:
         self.save_state()
+        self.apply_measurands()
         if name == "LocalFrequencyUpdateThreshold":
             self.rebuild_plan()
 
@@ -134,6 +135,21 @@ class Station:
         for key, value in state.get("variables", {}).items():
             if key in self.model.values and isinstance(value, str):
                 self.model.values[key] = value
+        self.apply_measurands()
+
+    def apply_measurands(self) -> None:
+        """The measurand variables decide what each kind of meter value reports."""
+        by_context = {
+            "Transaction.Begin": "SampledDataCtrlr.TxStartedMeasurands",
+            "Sample.Periodic": "SampledDataCtrlr.TxUpdatedMeasurands",
+            "Trigger": "SampledDataCtrlr.TxUpdatedMeasurands",
+            "Transaction.End": "SampledDataCtrlr.TxEndedMeasurands",
+            "Sample.Clock": "AlignedDataCtrlr.Measurands",
+        }
+        self.tracker.measurands = {
+            context: tuple(m for m in self.model.values.get(key, "").split(",") if m)
+            for context, key in by_context.items()
+        }
 
     def save_state(self) -> None:
         if self.store is None:

@@ -71,6 +71,9 @@ class Tracker:
     sessions: dict[int, Session] = field(default_factory=dict)
     last_t: float | None = None
     known: bool = False  # a snapshot has been seen since start
+    measurands: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # context -> reported (all if absent)
 
     def __post_init__(self) -> None:
         for evse in range(1, self.evses + 1):
@@ -161,6 +164,10 @@ class Tracker:
             values["Power.Active.Export"] = max(-power, 0.0)
         if session.soc_pct is not None and math.isfinite(session.soc_pct):
             values["SoC"] = min(max(session.soc_pct, 0.0), 100.0)
+        wanted = self.measurands.get(context)
+        if wanted is not None:
+            chosen = {name: value for name, value in values.items() if name in wanted}
+            values = chosen or {"Energy.Active.Import.Register": state.charged_wh}  # at least one value
         sampled = [
             {
                 "value": round(value, 3),

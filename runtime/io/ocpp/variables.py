@@ -100,10 +100,18 @@ class DeviceModel:
         if spec is None or "instance" in variable:
             return {**result, "attributeStatus": "UnknownVariable"}
         if spec.check is None:
-            return {**result, "attributeStatus": "Rejected", "statusInfo": {"reasonCode": "ReadOnly"}}
+            return {
+                **result,
+                "attributeStatus": "Rejected",
+                "attributeStatusInfo": {"reasonCode": "ReadOnly"},
+            }
         value = spec.check(str(item["attributeValue"]))
         if value is None:
-            return {**result, "attributeStatus": "Rejected", "statusInfo": {"reasonCode": "InvalidValue"}}
+            return {
+                **result,
+                "attributeStatus": "Rejected",
+                "attributeStatusInfo": {"reasonCode": "InvalidValue"},
+            }
         self.values[_join(key)] = value
         self._on_change(key[0], key[1], value)
         return {**result, "attributeStatus": "Accepted"}

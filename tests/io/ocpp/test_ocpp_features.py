@@ -149,3 +149,24 @@ def test_profiles_stay_valid_offline_for_their_duration_and_across_a_restart(tmp
             assert restarted.inputs["main.ocpp_station_charge_limit_w"] == 5000.0
         finally:
             restarted.close()
+
+
+def test_variables_choose_the_measurands_and_reach_the_program(csms21: Csms, start_site: SiteFactory) -> None:
+    site = start_site(csms21.url)
+    csms21.wait_for("StatusNotification", count=2)
+
+    def set_variable(component: str, name: str, value: str) -> str:
+        data = [{"attributeValue": value, "component": {"name": component}, "variable": {"name": name}}]
+        answer = csms21.request(call.SetVariables(set_variable_data=data))
+        return str(answer.set_variable_result[0]["attribute_status"])
+
+    assert set_variable("SampledDataCtrlr", "TxStartedMeasurands", "SoC,Power.Active.Import") == "Accepted"
+    assert set_variable("SampledDataCtrlr", "TxStartedMeasurands", "Voltage.Bogus") == "Rejected"
+    assert set_variable("SmartChargingCtrlr", "Enabled", "false") == "Rejected"  # read-only
+    assert set_variable("V2XChargingCtrlr", "LocalFrequencyUpdateThreshold", "20") == "Accepted"
+    site.scan_until(lambda: site.inputs.get("main.local_frequency_update_threshold_mhz") == 20.0)
+    site.session(1, connected=True, p_present_w=3000.0, soc_pct=61.0)
+    site.scan_until(lambda: bool(csms21.of("TransactionEvent")))
+    started = csms21.of("TransactionEvent")[0]
+    measured = {v["measurand"]: v["value"] for v in started["meterValue"][0]["sampledValue"]}
+    assert measured == {"Power.Active.Import": 3000.0, "SoC": 61.0}
