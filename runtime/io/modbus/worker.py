@@ -162,7 +162,8 @@ class DeviceWorker:
         key = f"{self._source}:point:{point.name}"
         where = f" ({point.path})" if point.path else ""
         if quality is Quality.BAD:
-            log.warning("device '%s' point '%s'%s is BAD: %s", self.spec.name, point.name, where, problem)
+            if self._alarms is None:  # with an alarm bus the alarm is the log line (no duplicate)
+                log.warning("device '%s' point '%s'%s is BAD: %s", self.spec.name, point.name, where, problem)
             self._raise(key, f"point '{point.name}'{where}: {problem}", Severity.WARNING)
         elif quality is Quality.GOOD and self._alarms is not None:
             self._alarms.clear(key)
@@ -229,7 +230,7 @@ class DeviceWorker:
         message = (
             f"device '{spec.name}' at {spec.host}:{spec.port} (unit {spec.unit}) is not answering: {reason}"
         )
-        if not self._lost:
+        if not self._lost and self._alarms is None:  # with an alarm bus the alarm is the log line
             log.warning("%s", message)
         self._lost = True
         self._raise(f"{self._source}:comm", message)
@@ -240,8 +241,9 @@ class DeviceWorker:
         self._failures = 0
         if self._lost:
             self._lost = False
-            log.info("device '%s' answers again", self.spec.name)
-            if self._alarms is not None:
+            if self._alarms is None:
+                log.info("device '%s' answers again", self.spec.name)
+            else:
                 self._alarms.clear(f"{self._source}:comm", f"device '{self.spec.name}' answers again")
 
     def _read(self, item: Item | Block) -> list[int] | list[bool]:

@@ -15,6 +15,7 @@ dictionary comparison, and the fleet's history columns are filled in batches.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 
@@ -52,6 +53,9 @@ def _as_number(value: object) -> float:
     return float(value) if isinstance(value, _NUMBER_TYPES) else math.nan
 
 
+log = logging.getLogger("plcrun.sim")
+
+
 class SimDriver(Driver):
     """Feeds meter and EV-session paths from the simulation and takes the EV setpoints back.
 
@@ -79,6 +83,7 @@ class SimDriver(Driver):
     ) -> None:
         self.name = name
         self.scenario = scenario
+        self._end_logged = False
         self.meter_paths = dict(meter_paths or {})
         unknown = set(self.meter_paths) - set(CHANNELS)
         if unknown:
@@ -155,6 +160,13 @@ class SimDriver(Driver):
             self._begin()
         while self.step_index < target:
             self._advance()
+        if not self._end_logged and self.step_index >= self.scenario.n_steps:
+            self._end_logged = True  # the models go on (grid held at its last value, cars as set)
+            log.info(
+                "simulation '%s' reached the end of its scenario (%g s)",
+                self.scenario.name,
+                self.scenario.duration_s,
+            )
         return self._collect_samples()
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:

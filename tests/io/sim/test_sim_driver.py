@@ -220,3 +220,12 @@ def test_history_of_an_endless_run_keeps_the_recent_past_in_bounded_memory(three
     assert np.allclose(np.diff(history.t_s), 0.01)
     assert len(driver.recorder._scalars["t_s"]) == 400
     assert history.per_ev_t_s[-1] == pytest.approx(19.99) and len(history.per_ev_t_s) <= 401
+
+
+def test_the_end_of_the_scenario_is_logged_once(three: Scenario, caplog: pytest.LogCaptureFixture) -> None:
+    driver = SimDriver(three, METER, PREFIX, 3)
+    with caplog.at_level("INFO", logger="plcrun.sim"):
+        for step in range(three.n_steps + 50):
+            driver.read_inputs(step * three.scan_period_ns)
+    ends = [r.message for r in caplog.records if "reached the end of its scenario" in r.message]
+    assert ends == [f"simulation '{three.name}' reached the end of its scenario (10 s)"]
