@@ -102,6 +102,7 @@ class Executor:
         self._retain_paths: list[str] = []
         self._last_retain_ns = 0
         self._started = False
+        self._shut_down = False
         self._scan_thread: int | None = None  # ident of the thread inside run(), if any
         self._stats_reset_requested = False
         self._st_alarms = self._alarm_variables()
@@ -165,7 +166,11 @@ class Executor:
         self._stop.set()
 
     def shutdown(self) -> None:
-        """Outputs to their safe values, final retain snapshot, drivers stopped."""
+        """Outputs to their safe values, final retain snapshot, drivers stopped (once: a second call,
+        e.g. by the composition root after a real-time session, does nothing)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         applied = self.image.apply_safe_state()
         if applied:
             log.info("%d outputs set to their safe values", len(applied))
