@@ -34,6 +34,7 @@ from ..errors import PlcrunError
 
 _MCL_CURRENT = 1
 _MCL_FUTURE = 2
+_MCL_ONFAULT = 4  # Linux 4.4+: lock pages as they are touched, not whole reservations
 _PR_SET_TIMERSLACK = 29
 _PR_GET_TIMERSLACK = 30
 DMA_LATENCY_PATH = "/dev/cpu_dma_latency"
@@ -181,7 +182,15 @@ def _mlockall(libc: ctypes.CDLL | None, session: RtSession) -> RtItem:
     name = "mlockall"
     if libc is None:
         return RtItem(name, True, False, f"mlockall is not available on {sys.platform}")
-    if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
+    # MCL_ONFAULT: without it every reservation becomes resident at once (OpenBLAS's buffers under
+    # numpy, thread stacks, malloc arenas: 190 MiB for the 10-EV job, 85 MiB with it). A page the
+    # scan uses is touched in the first scans and stays locked from then on.
+    onfault = True
+    result = libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT)
+    if result != 0 and ctypes.get_errno() == errno.EINVAL:  # kernel without MCL_ONFAULT
+        onfault = False
+        result = libc.mlockall(_MCL_CURRENT | _MCL_FUTURE)
+    if result != 0:
         error = ctypes.get_errno()
         soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
         limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft // 1024} KiB"
@@ -191,7 +200,8 @@ def _mlockall(libc: ctypes.CDLL | None, session: RtSession) -> RtItem:
             detail = _why(error, f"needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK (is {limit}); {_who()}")
         return RtItem(name, True, False, detail)
     session._undo.append(libc.munlockall)
-    return RtItem(name, True, True, "current and future memory locked")
+    how = " as it is touched (MCL_ONFAULT)" if onfault else ""
+    return RtItem(name, True, True, f"current and future memory locked{how}")
 
 
 def _affinity(cpus: frozenset[int], session: RtSession) -> RtItem:

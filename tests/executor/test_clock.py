@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from plcrun.executor.clock import Clock, MonotonicClock, VirtualClock
+from plcrun.executor.clock import MIN_SPIN_NS, Clock, MonotonicClock, VirtualClock, WakeErrorTracker
 
 
 class ScriptedTime:
@@ -87,3 +87,68 @@ def test_monotonic_real_sleep_reaches_its_deadline() -> None:
 def test_negative_spin_is_rejected() -> None:
     with pytest.raises(ValueError, match="spin_ns"):
         MonotonicClock(spin_ns=-1)
+
+
+def test_wake_error_tracker_starts_at_the_budget_and_follows_the_p99() -> None:
+    tracker = WakeErrorTracker(max_ns=1_000_000, min_ns=20_000, margin_ns=30_000, window=256, every=32)
+    assert tracker.spin_ns == 1_000_000  # nothing measured yet: the whole budget
+    for _ in range(31):
+        tracker.record(50_000)
+    assert tracker.spin_ns == 1_000_000
+    tracker.record(60_000)
+    assert tracker.spin_ns == 90_000  # 32 samples: their largest + margin
+    for _ in range(256):
+        tracker.record(50_000)
+    assert tracker.spin_ns == 80_000  # p99 of the window (all ~50 µs) + margin
+    # Two late wake-ups in 256 are under the p99 (3rd largest): the spin stays.
+    tracker.record(900_000)
+    tracker.record(900_000)
+    for _ in range(30):
+        tracker.record(50_000)
+    assert tracker.spin_ns == 80_000
+    # A kernel that wakes late often raises it, clamped to the budget.
+    for _ in range(64):
+        tracker.record(5_000_000)
+    assert tracker.spin_ns == 1_000_000
+    # Early or exact wake-ups never take it below the floor.
+    for _ in range(256):
+        tracker.record(-10)
+    assert tracker.spin_ns == 30_000  # 0 + margin
+    floor = WakeErrorTracker(max_ns=1_000_000, min_ns=20_000, margin_ns=0, window=64, every=64)
+    for _ in range(64):
+        floor.record(1_000)
+    assert floor.spin_ns == 20_000
+
+
+def test_wake_error_tracker_rejects_a_floor_above_the_budget() -> None:
+    with pytest.raises(ValueError, match="min_ns"):
+        WakeErrorTracker(max_ns=10, min_ns=20)
+
+
+def test_adaptive_clock_spins_as_long_as_the_kernel_oversleeps() -> None:
+    # A kernel that wakes the thread 70 µs late: the clock measures it and spins 70 + 30 µs.
+    source = ScriptedTime(start=0, step=100)
+
+    def late_sleep(seconds: float) -> None:
+        source.now += round(seconds * 1e9) + 70_000
+
+    clock = MonotonicClock(time_source=source, sleep=late_sleep, max_spin_ns=1_000_000)
+    assert clock.tracker is not None and clock.spin_ns == 1_000_000  # the budget until measured
+    deadline = 0
+    lateness = []
+    for _ in range(256):
+        deadline += 10_000_000
+        assert clock.sleep_until(deadline) is True
+        lateness.append(source.now - deadline)
+    assert clock.spin_ns == 100_100  # 70 µs late + one clock read + 30 µs margin
+    assert max(lateness) <= 100  # spun up to the deadline: the first read at or after it
+    # Spinning costs what the error needs: now 100 µs before the deadline, not 1 ms.
+    reads = source.reads
+    deadline += 10_000_000
+    clock.sleep_until(deadline)
+    assert (source.reads - reads) * 100 < 40_000
+
+
+def test_fixed_spin_has_no_tracker() -> None:
+    clock = MonotonicClock(spin_ns=300_000)
+    assert clock.tracker is None and clock.spin_ns == 300_000

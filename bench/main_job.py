@@ -1,0 +1,173 @@
+"""The main job's CPU and memory: `plcrun run programs/freq_response.st --evs 10` (built-in simulation,
+dashboard on, real-time setup as root), this checkout against an earlier commit, in one run.
+
+    python bench/main_job.py                                  # 2 x 60 s, before = the commit before issue 17
+    python bench/main_job.py --seconds 600 --before none      # this checkout only, 10 minutes
+    python bench/main_job.py --before 184d0ce --rounds 2
+
+For each build: whole-process CPU as % of one core and per thread (utime + stime from /proc, start-up
+excluded: counted from 10 s in), RSS and locked memory (VmRSS, VmLck) sampled every 2 s with the
+slope of a least-squares line through the RSS samples after start-up (KiB per minute; x 60 = per
+hour), and the scan statistics the run writes (--stats-json: execution and wake-up p50/p99,
+overruns). The earlier commit runs from a `git worktree` in a temporary folder with its `runtime/`
+first on PYTHONPATH as `plcrun`, so both builds run with the same interpreter and packages. Builds
+alternate (round-robin) so the machine's load falls on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BEFORE_DEFAULT = "184d0ce"  # main when issue 17 started
+WARMUP_S = 10.0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def thread_ticks(pid: int) -> dict[str, int]:
+    ticks: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks[f"{name}/{task.name}"] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def slope_per_min(samples: list[tuple[float, int]]) -> float:
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in samples) / n
+    mean_r = sum(r for _, r in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    return 60 * sum((t - mean_t) * (r - mean_r) for t, r in samples) / var if var else 0.0
+
+
+def run_once(label: str, pythonpath: str | None, seconds: float) -> dict[str, object]:
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    with tempfile.TemporaryDirectory() as tmp:
+        stats_path = Path(tmp) / "stats.json"
+        command = [sys.executable, "-c", "from plcrun.cli import main; raise SystemExit(main())"]
+        command += ["run", str(ROOT / "programs" / "freq_response.st"), "--evs", "10"]
+        command += ["--duration", f"{seconds:g}", "--dashboard-port", "0", "--stats-json", str(stats_path)]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = time.monotonic()
+        samples: list[tuple[float, int]] = []
+        first: dict[str, int] | None = None
+        last: dict[str, int] = {}
+        t_first = t_last = 0.0
+        locked = 0
+        while proc.poll() is None:
+            time.sleep(2.0)
+            now = time.monotonic() - start
+            if now < WARMUP_S or now > seconds - 1:
+                continue
+            try:
+                ticks = thread_ticks(proc.pid)
+                rss = status_kib(proc.pid, "VmRSS")
+                locked = status_kib(proc.pid, "VmLck")
+            except OSError:
+                break
+            samples.append((now, rss))
+            if first is None:
+                first, t_first = ticks, now
+            last, t_last = ticks, now
+        proc.wait()
+        stats = json.loads(stats_path.read_text())["stats"]["tasks"]["fast"] if stats_path.exists() else {}
+    span = max(t_last - t_first, 1e-9)
+    # by thread id (Python does not name OS threads); the lowest id is the main (scan) thread
+    per_thread = {name: 100 * (last[name] - (first or {}).get(name, 0)) / TICK / span for name in last}
+    return {
+        "label": label,
+        "cpu": sum(per_thread.values()),
+        "threads": per_thread,
+        "rss_kib": [r for _, r in samples],
+        "slope": slope_per_min(samples),
+        "locked_kib": locked,
+        "stats": stats,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--before", default=BEFORE_DEFAULT, help="earlier commit, or 'none'")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    print(
+        f"command: python bench/main_job.py --seconds {args.seconds:g} --before {args.before} --rounds {args.rounds}"
+    )
+    builds: list[tuple[str, str | None]] = []
+    tmp = tempfile.mkdtemp(prefix="plcrun-before-")
+    if args.before != "none":
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before],
+            check=True,
+            capture_output=True,
+        )
+        shim = Path(tmp) / "path"
+        shim.mkdir()
+        (shim / "plcrun").symlink_to(tree / "runtime")
+        builds.append((f"before ({args.before})", str(shim)))
+    builds.append(("now", None))
+    results: dict[str, list[dict[str, object]]] = {}
+    try:
+        for _ in range(args.rounds):
+            for label, path in builds:
+                results.setdefault(label, []).append(run_once(label, path, args.seconds))
+    finally:
+        if args.before != "none":
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "tree")],
+                check=False,
+            )
+    print()
+    print(
+        "| build | CPU % of a core | RSS MiB (min-max) | RSS slope KiB/min | VmLck MiB | exec p50/p99 µs | wake p99 µs | overruns |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for label, runs in results.items():
+        for r in runs:
+            rss = r["rss_kib"]
+            stats = r["stats"]
+            ex = stats.get("execution_ns", {})
+            wake = stats.get("wake_latency_ns", {})
+            print(
+                f"| {label} | {r['cpu']:.2f} | {min(rss) / 1024:.1f}-{max(rss) / 1024:.1f} | {r['slope']:+.1f} | "
+                f"{r['locked_kib'] / 1024:.0f} | {ex.get('p50', 0) / 1e3:.0f}/{ex.get('p99', 0) / 1e3:.0f} | "
+                f"{wake.get('p99', 0) / 1e3:.1f} | {stats.get('overruns', '?')} |"
+            )
+    print()
+    for label, runs in results.items():
+        threads = runs[-1]["threads"]
+        top = sorted(threads.items(), key=lambda kv: -kv[1])  # type: ignore[union-attr]
+        print(f"{label}: CPU by thread: " + ", ".join(f"{n} {v:.2f} %" for n, v in top))
+    with open("/proc/loadavg") as handle:
+        print(f"\nload average at the end: {handle.read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
