@@ -48,15 +48,15 @@ class WakeErrorTracker:
     ``every`` samples are in, the spin is the whole budget."""
 
     __slots__ = (
-        "_samples",
-        "_index",
         "_count",
-        "window",
+        "_index",
+        "_samples",
         "every",
+        "margin_ns",
         "max_ns",
         "min_ns",
         "spin_ns",
-        "margin_ns",
+        "window",
     )
 
     def __init__(

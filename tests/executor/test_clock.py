@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from plcrun.executor.clock import MIN_SPIN_NS, Clock, MonotonicClock, VirtualClock, WakeErrorTracker
+from plcrun.executor.clock import Clock, MonotonicClock, VirtualClock, WakeErrorTracker
 
 
 class ScriptedTime:
