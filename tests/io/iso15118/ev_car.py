@@ -2,7 +2,9 @@
 """A test car: the iso15118 package's EVCC with a battery that follows what the charger delivers.
 
 Run inside the test's network namespace with the SECC environment's Python:
-``python ev_car.py --iface IF --mode dc_bpt|dc2 --log FILE [--tls] [--pki DIR] [--stop-file F]``.
+``python ev_car.py --iface IF [--iface IF2 ...] --mode dc_bpt|dc2 --log FILE [--tls] [--pki DIR]
+[--stop-file F]``; several interfaces run as several cars in one process (one JVM), each logging to
+``FILE`` with ``{iface}`` replaced by its interface.
 
 What this changes against the package's ``SimEVController`` (which reports fixed values and charges a
 fixed 10 loops):
@@ -13,6 +15,8 @@ fixed 10 loops):
   states that records the response before the package handles it) and logs one JSON line per loop
   to ``--log``: time, the charger's current and limits, the car's power and SoC, and whether the
   charger asked for more than the car's limits;
+- it waits ``--loop-delay`` seconds between charge loops (the package's EV sends the next request at
+  once; real cars pace theirs);
 - it charges until ``--stop-file`` exists, ``--loops`` loops passed, or the charger ends the session.
 """
 
@@ -35,7 +39,7 @@ MIN_SOC, TARGET_SOC = 30, 80
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--iface", required=True)
+    parser.add_argument("--iface", required=True, action="append")
     parser.add_argument("--mode", choices=("dc_bpt", "dc2"), default="dc_bpt")
     parser.add_argument("--log", required=True)
     parser.add_argument("--tls", action="store_true")
@@ -43,6 +47,7 @@ def main() -> None:
     parser.add_argument("--stop-file", default="")
     parser.add_argument("--loops", type=int, default=100000)
     parser.add_argument("--soc", type=float, default=60.0)
+    parser.add_argument("--loop-delay", type=float, default=0.0, help="seconds between charge loops")
     args = parser.parse_args()
     if args.pki:
         os.environ["PKI_PATH"] = args.pki.rstrip("/") + "/"
@@ -65,15 +70,15 @@ async def run(args) -> None:
 
     logging.getLogger().setLevel(os.environ.get("EV_LOG", "WARNING"))
     load_shared_settings()
-    log = open(args.log, "a", buffering=1)  # noqa: SIM115 - open for the whole run
     rational = RationalNumber.get_rational_repr
 
     def value(number):
         return None if number is None else float(number.get_decimal_value())
 
     class FollowingCar(SimEVController):
-        def __init__(self, config):
+        def __init__(self, config, log):
             super().__init__(config)
+            self.log = log
             self.soc = args.soc
             self.power_w = 0.0
             self.loops = 0
@@ -90,7 +95,10 @@ async def run(args) -> None:
             self.loops += 1
             entry = {"t": time.time(), "loop": self.loops, "current_a": current, "power_w": power,
                      "asked_w": asked, "soc": self.soc, "beyond_limits": power != asked} | limits  # fmt: skip
-            log.write(json.dumps(entry) + "\n")
+            self.log.write(json.dumps(entry) + "\n")
+
+        async def charge_loop_delay(self) -> float:
+            return args.loop_delay
 
         async def continue_charging(self) -> bool:
             if args.stop_file and os.path.exists(args.stop_file):
@@ -165,13 +173,19 @@ async def run(args) -> None:
                "energyTransferMode": "DC_extended"}  # fmt: skip
     config = EVCCConfig(**raw, isCertInstallNeeded=False, useTls=args.tls, chargeLoopCycle=10)
     config.load_raw_values()
-    car = FollowingCar(config)
-    try:
-        await EVCCHandler(
-            evcc_config=config, iface=args.iface, exi_codec=ExificientEXICodec(), ev_controller=car
-        ).start()
-    except Exception as exc:
-        log.write(json.dumps({"t": time.time(), "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+    codec = ExificientEXICodec()
+
+    async def one(iface: str) -> None:
+        log = open(args.log.replace("{iface}", iface), "a", buffering=1)  # noqa: SIM115 - for the whole run
+        car = FollowingCar(config, log)
+        try:
+            await EVCCHandler(evcc_config=config, iface=iface, exi_codec=codec, ev_controller=car).start()
+        except Exception as exc:  # the test reads the log
+            log.write(json.dumps({"t": time.time(), "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+            raise
+
+    results = await asyncio.gather(*(one(iface) for iface in args.iface), return_exceptions=True)
+    if any(isinstance(r, BaseException) for r in results):
         sys.exit(1)
 
 
