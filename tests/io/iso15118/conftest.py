@@ -7,6 +7,7 @@ Needs root (namespaces), Java, and the SECC environment (``$PLCRUN_ISO15118_PYTH
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -129,7 +130,7 @@ class Rig:
         )
 
 
-def site_table(net: CarNet, pki: Path) -> dict[str, Any]:
+def site_table(net: CarNet, pki: Path, tls_slots: tuple[int, ...]) -> dict[str, Any]:
     evse: dict[str, Any] = {}
     for slot, iface in enumerate(net.hosts, start=1):
         evse[f"cp{slot}"] = {
@@ -141,23 +142,22 @@ def site_table(net: CarNet, pki: Path) -> dict[str, Any]:
             "max_current_a": 60.0,
             "stop": f"main.stop[{slot}]",
             "renegotiate": f"main.renegotiate[{slot}]",
+            "tls": slot in tls_slots,
         }
-    evse["cp4"]["tls"] = True  # its PKI has an expired SECC certificate
     return {"python": secc_python(), "prefix": "main.evs", "pki_path": str(pki), "evse": evse}
 
 
-@pytest.fixture(scope="package")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+@contextlib.contextmanager
+def running_rig(tmp: Path, slots: int, leaf_expired: bool, tls_slots: tuple[int, ...]) -> Iterator[Rig]:
+    """plcrun scanning in real time with the driver on ``slots`` veth pairs; TLS on ``tls_slots``."""
     reason = rig_skip_reason()
     if reason:
         pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("iso15118")
     os.chmod(tmp, 0o755)
-    pki = make_pki(tmp / "pki", leaf_expired=True)
+    pki = make_pki(tmp / "pki", leaf_expired=leaf_expired)
     program = compile_file(PROGRAM)
-    catalog = program.catalog()
-    with CarNet(SLOTS) as net:
-        config = parse_iso15118_config(site_table(net, pki), "site.toml", catalog)
+    with CarNet(slots) as net:
+        config = parse_iso15118_config(site_table(net, pki, tls_slots), "site.toml", program.catalog())
         alarms = AlarmBus()
         driver = Iso15118Driver(config, alarms)
         executor = Executor(program, clock=MonotonicClock(), drivers=[driver], alarms=alarms)
@@ -172,3 +172,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             executor.stop()
             runner.join(10)
             executor.shutdown()
+
+
+@pytest.fixture(scope="package")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    """Four charge points; the fourth asks for TLS and its PKI's SECC certificate expired yesterday."""
+    with running_rig(tmp_path_factory.mktemp("iso15118"), SLOTS, leaf_expired=True, tls_slots=(4,)) as rig:
+        yield rig

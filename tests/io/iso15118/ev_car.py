@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 CAPACITY_WH = 60000.0
 VOLTS = 400.0
@@ -84,7 +85,7 @@ async def run(args) -> None:
             self.loops = 0
             self.stamp = time.monotonic()
 
-        def observe(self, current, volts, limits) -> None:
+        def observe(self, current, volts, limits, session=None) -> None:
             now = time.monotonic()
             asked = (current or 0.0) * (volts or VOLTS)
             power = min(max(asked, -MAX_DISCHARGE_W), MAX_CHARGE_W)
@@ -93,6 +94,8 @@ async def run(args) -> None:
             )
             self.stamp, self.power_w = now, power
             self.loops += 1
+            ssl_object = session.writer.get_extra_info("ssl_object") if session is not None else None
+            limits = limits | {"tls": ssl_object.version() if ssl_object is not None else None}
             entry = {"t": time.time(), "loop": self.loops, "current_a": current, "power_w": power,
                      "asked_w": asked, "soc": self.soc, "beyond_limits": power != asked} | limits  # fmt: skip
             self.log.write(json.dumps(entry) + "\n")
@@ -150,7 +153,9 @@ async def run(args) -> None:
             if params is not None:
                 limits = {"evse_max_charge_w": value(params.evse_maximum_charge_power),
                           "evse_max_discharge_w": value(getattr(params, "evse_max_discharge_power", None))}  # fmt: skip
-            self.comm_session.ev_controller.observe(value(res.evse_present_current), VOLTS, limits)
+            self.comm_session.ev_controller.observe(
+                value(res.evse_present_current), VOLTS, limits, self.comm_session
+            )
         return await loop_20(self, message, message_exi)
 
     iso15118_20_states.DCChargeLoop.process_message = observe_20
@@ -161,7 +166,9 @@ async def run(args) -> None:
         if res is not None:
             limits = {"evse_max_charge_w": value(res.evse_max_power_limit),
                       "evse_max_current_a": value(res.evse_max_current_limit)}  # fmt: skip
-            self.comm_session.ev_controller.observe(value(res.evse_present_current), VOLTS, limits)
+            self.comm_session.ev_controller.observe(
+                value(res.evse_present_current), VOLTS, limits, self.comm_session
+            )
         return await demand_2(self, message, message_exi)
 
     iso15118_2_states.CurrentDemand.process_message = observe_2
@@ -174,6 +181,10 @@ async def run(args) -> None:
     config = EVCCConfig(**raw, isCertInstallNeeded=False, useTls=args.tls, chargeLoopCycle=10)
     config.load_raw_values()
     codec = ExificientEXICodec()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "runtime/io/iso15118/secc_process"))
+    from worker import warm_up  # the SECC's warm-up: a car's controller would not start cold either
+
+    warm_up(codec)
 
     async def one(iface: str) -> None:
         log = open(args.log.replace("{iface}", iface), "a", buffering=1)  # noqa: SIM115 - for the whole run

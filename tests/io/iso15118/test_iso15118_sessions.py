@@ -30,6 +30,7 @@ def test_dc_bpt_session_discharges_on_a_frequency_dip_within_the_car_limits(rig:
     )
     # the record: what the car said
     assert field(rig, 1, "connected") is True
+    assert car.loops()[-1]["tls"] is None  # this charge point is plain TCP
     assert (field(rig, 1, "protocol"), field(rig, 1, "energy_mode"), field(rig, 1, "control_mode")) == (
         20,
         4,

@@ -77,6 +77,24 @@ def _env_file(directory: str, evse: dict, config: dict) -> str:
     return path
 
 
+def warm_up(codec, rounds: int = 30) -> float:
+    """Encode and decode a -20 SessionSetupReq ``rounds`` times before the first car comes: the JVM's
+    first calls take seconds on a loaded machine, longer than a car waits for an answer. Returns s."""
+    from iso15118.shared.exi_codec import EXI
+    from iso15118.shared.messages.enums import Namespace
+    from iso15118.shared.messages.iso15118_20.common_messages import SessionSetupReq
+    from iso15118.shared.messages.iso15118_20.common_types import MessageHeader
+
+    EXI().set_exi_codec(codec)
+    start = time.monotonic()
+    for _ in range(rounds):
+        request = SessionSetupReq(
+            header=MessageHeader(session_id="00", timestamp=int(time.time())), evcc_id="WARMUP0000000001"
+        )
+        EXI().from_exi(EXI().to_exi(request, Namespace.ISO_V20_COMMON_MSG), Namespace.ISO_V20_COMMON_MSG)
+    return time.monotonic() - start
+
+
 async def _check_tls(link: Link, config: dict, tls_evses: list[dict], forever: bool) -> set[str]:
     """Alarms for the PKI; returns the EVSEs that may not start (TLS asked for, PKI unusable)."""
     raised: dict[str, set[str]] = {}
@@ -117,6 +135,7 @@ async def run(config: dict, fd: int) -> None:
     codec = ExificientEXICodec()
     directory = tempfile.mkdtemp(prefix="plcrun-secc-")
     controllers = {}
+    warmed = False
     tasks = []
     for evse in evses:
         if evse["id"] in refused:
@@ -131,6 +150,9 @@ async def run(config: dict, fd: int) -> None:
             continue
         secc_config = Config()
         secc_config.load_envs(_env_file(directory, evse, config))
+        if not warmed:  # after load_envs: the codec reads the package's shared settings
+            warmed = True
+            log.info("EXI codec warmed up in %.1f s", warm_up(codec))
         controller = PlcrunEVSEController(evse, link.emit)
         await controller.set_status(ServiceStatus.STARTING)
         controllers[evse["id"]] = controller
