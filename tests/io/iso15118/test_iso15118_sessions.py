@@ -82,8 +82,10 @@ def test_dc_bpt_session_discharges_on_a_frequency_dip_within_the_car_limits(rig:
 def test_iso15118_2_car_gets_charge_only_limits(rig: Rig) -> None:
     rig.write("main.grid_hz", 49.7)  # the program asks -20 kW: a -2 car may not discharge
     car = rig.plug(2, "--mode", "dc2", "--soc", "40")
-    rig.wait("the -2 car in its current-demand loop", lambda: len(car.loops()) >= 3)
-    assert (field(rig, 2, "protocol"), field(rig, 2, "energy_mode")) == (2, 2)  # -2, DC
+    rig.wait(
+        "the -2 car in its current-demand loop, and in the record as -2 DC",
+        lambda: len(car.loops()) >= 3 and (field(rig, 2, "protocol"), field(rig, 2, "energy_mode")) == (2, 2),
+    )
     assert field(rig, 2, "bidirectional_allowed") is False
     assert field(rig, 2, "p_discharge_max_w") == 0.0
     assert all(e["power_w"] >= 0 and e["evse_max_charge_w"] >= 0 for e in car.loops())
