@@ -21,15 +21,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plcrun.cli_sim import load_with_fleet_size  # noqa: E402
 from plcrun.compiler.api import compile_file  # noqa: E402
-from plcrun.executor.alarms import AlarmBus  # noqa: E402
-from plcrun.executor.clock import MonotonicClock  # noqa: E402
-from plcrun.executor.engine import Executor  # noqa: E402
 from plcrun.executor.gc_control import GcController, GcPolicy  # noqa: E402
 from plcrun.executor.rt_setup import RtConfig, apply_rt_setup  # noqa: E402
-from plcrun.io.mqtt import Backhaul, parse_mqtt_config  # noqa: E402
-from plcrun.io.site_io import sim_io  # noqa: E402
+from plcrun.site import SiteRuntime  # noqa: E402
 
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 
@@ -47,39 +42,21 @@ def main() -> None:
     key.write_text(os.urandom(32).hex())
     key.chmod(0o600)
     broker = Mosquitto(work / "broker").start()
-    table = {
-        "host": "127.0.0.1",
-        "port": broker.port,
-        "reconnect_min_s": 0.2,
-        "reconnect_max_s": 1.0,
-        "report": {
-            "period_s": 1.0,
-            "variables": [
-                {"name": "frequency_hz", "path": "main.grid_hz"},
-                {
-                    "name": "site_power_w",
-                    "path": "main.site_w",
-                    "stats": ["min", "max", "mean", "last", "energy"],
-                },
-                {"name": "sessions", "path": "main.evs[1..100].connected", "reduce": "count_nonzero"},
-            ],
-        },
-        "buffer": {"directory": str(work / "buffer"), "key_file": str(key)},
-    }
-    program = compile_file(ROOT / "programs" / "freq_response.st")
-    io = sim_io(program, load_with_fleet_size("quiet_grid", 100), realtime=True)
-    alarms = AlarmBus()
-    holder: dict[str, Executor] = {}
-    backhaul = Backhaul(
-        parse_mqtt_config(table, str(work / "site.toml")),
-        alarms,
-        lambda: holder["x"].scheduler.stats.to_json(),
-        "bench",
+    site = work / "site.toml"  # the simulated site and its backhaul, as an operator would write them
+    site.write_text(
+        '[sim]\nscenario = "quiet_grid"\nevs = 100\n\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nreconnect_min_s = 0.2\nreconnect_max_s = 1.0\n'
+        "[mqtt.report]\nperiod_s = 1.0\n"
+        '[[mqtt.report.variables]]\nname = "frequency_hz"\npath = "main.grid_hz"\n'
+        '[[mqtt.report.variables]]\nname = "site_power_w"\npath = "main.site_w"\n'
+        'stats = ["min", "max", "mean", "last", "energy"]\n'
+        '[[mqtt.report.variables]]\nname = "sessions"\npath = "main.evs[1..100].connected"\n'
+        'reduce = "count_nonzero"\n'
+        f'[mqtt.buffer]\ndirectory = "{work / "buffer"}"\nkey_file = "{key}"\n'
     )
-    executor = Executor(program, clock=MonotonicClock(), drivers=[*io.drivers, backhaul], alarms=alarms)
-    holder["x"] = executor
-    for path, value in io.initial_writes.items():
-        executor.journal.write(path, value)
+    program = compile_file(ROOT / "programs" / "freq_response.st")
+    executor = SiteRuntime.build(program, config=str(site), gateway_id="bench").executor
+    (backhaul,) = [driver for driver in executor.drivers if driver.kind == "mqtt"]
     state = {"now": "warm-up"}
     rows: dict[str, list[tuple[int, int]]] = {"up": [], "down": [], "warm-up": []}
     stats = executor.scheduler.stats.task("fast")
