@@ -142,7 +142,26 @@ def executor_config(args: argparse.Namespace) -> ExecutorConfig:
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if args.retain:
+        check_retain_path(Path(args.retain))
     return ExecutorConfig(watchdog=watchdog, retain_path=args.retain, retain_key=retain_key(args))
+
+
+def check_retain_path(path: Path) -> None:
+    """Refuse at start a retain file plcrun could not write (a missing or read-only folder, a folder in
+    the way): found at the first snapshot it would lose every RETAIN value written until then."""
+    if path.is_dir():
+        raise UsageError(f"--retain {path}: is a folder; give a file name")
+    probe = path.with_name(path.name + ".tmp")
+    try:
+        with open(probe, "ab"):
+            pass
+        probe.unlink()
+        if path.exists():
+            with open(path, "r+b"):
+                pass
+    except OSError as error:
+        raise UsageError(f"--retain {path}: cannot write there: {error.strerror or error}") from None
 
 
 def retain_key(args: argparse.Namespace) -> bytes | None:

@@ -13,6 +13,7 @@ as fast as the CPU allows, deterministic).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..compiler import st_types as T
 from ..errors import PlcrunError
 from ..state.faults import describe_fault
 from ..state.program import CompiledProgram, PathError, ProgramState
@@ -52,6 +54,19 @@ def _fill(text: str, fields: list[tuple[str, Any]]) -> str:
         shown = f"{value:.0f}" if isinstance(value, float) else str(value)
         text = text.replace("[" + name + "]", shown)
     return text
+
+
+def _out_of_type(value: object, t: T.Type) -> str | None:
+    """Why a restored value does not fit ``t`` (an integer out of range, a number that is not finite)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        limits = T.int_range(T.underlying(t)) or T.int_range(t)
+        if limits is not None and not limits[0] <= value <= limits[1]:
+            return f"{value} is outside {limits[0]}..{limits[1]} ({t.display})"
+    if isinstance(value, float) and not math.isfinite(value) and T.is_real_like(T.underlying(t)):
+        return f"{value} is not a finite number"
+    return None
 
 
 @dataclass
@@ -101,6 +116,7 @@ class Executor:
         self._gate_lock = threading.Lock()
         self._retain_paths: list[str] = []
         self._last_retain_ns = 0
+        self._retain_failures = 0
         self._started = False
         self._shut_down = False
         self._scan_thread: int | None = None  # ident of the thread inside run(), if any
@@ -364,6 +380,22 @@ class Executor:
         if self._retain is not None and now_ns - self._last_retain_ns >= self.config.retain_interval_s * 1e9:
             self._last_retain_ns = now_ns
             self._retain.submit(self._retain_snapshot())
+            self._check_retain_writes(self._retain)
+
+    def _check_retain_writes(self, store: RetainStore) -> None:
+        """A snapshot that could not be written raises an alarm; the next good write clears it."""
+        status = store.status()
+        failures = int(status["failures"])  # type: ignore[call-overload]
+        if failures > self._retain_failures:
+            self.alarms.raise_alarm(
+                "retain:write",
+                "executor",
+                f"retain snapshot not written: {status['last_error']}",
+                Severity.CRITICAL,
+            )
+        elif failures == self._retain_failures and status["last_error"] is None:
+            self.alarms.clear("retain:write")
+        self._retain_failures = failures
 
     def _open_retain(self) -> None:
         layout = self.program.retain_layout()
@@ -379,15 +411,40 @@ class Executor:
         loaded = store.load()
         for message in loaded.messages:
             log.info("retain: %s", message)
+        unusable = [
+            m
+            for m in loaded.messages
+            if "no retain file" not in m and not m.startswith(("cold start", "using the backup"))
+        ]
         if loaded.layout_changes:
             self.alarms.raise_alarm("retain", "executor", "; ".join(loaded.messages[-1:]), Severity.WARNING)
+        elif unusable:  # a corrupt file: a cold start (or the backup) is worth an operator's look
+            what = "cold start" if loaded.values is None else f"restored from the {loaded.source}"
+            self.alarms.raise_alarm(
+                "retain", "executor", f"retain file unusable ({unusable[0]}); {what}", Severity.WARNING
+            )
+        rejected: list[str] = []
         for path, value in (loaded.values or {}).items():
             try:
-                self.state.accessor(path).set(value)
-            except (KeyError, ValueError, TypeError) as error:
+                accessor = self.state.accessor(path)
+                why = _out_of_type(value, accessor.type)
+                if why is not None:
+                    raise ValueError(why)
+                accessor.set(value)
+            except (PathError, KeyError, ValueError, TypeError) as error:
                 log.warning("retain: %s not restored: %s", path, error)
+                rejected.append(path)
+        if rejected:
+            self.alarms.raise_alarm(
+                "retain:values",
+                "executor",
+                f"{len(rejected)} retained values did not fit their types and kept their initial values: "
+                + ", ".join(rejected[:5]),
+                Severity.WARNING,
+            )
         store.start()
         self._retain = store
+        self._retain_failures = 0
 
     def _retain_snapshot(self) -> dict[str, object]:
         return {path: self.state.accessor(path).get() for path in self._retain_paths}

@@ -61,6 +61,17 @@ def test_scenarios_lists_the_builtin_ones() -> None:
         ),
         (["run", "programs/freq_response.st", "--duration", "-1"], "a duration must be positive"),
         (
+            [
+                "run",
+                "programs/freq_response.st",
+                "--retain",
+                "/nonexistent/state/site.retain",
+                "--duration",
+                "1",
+            ],
+            "--retain /nonexistent/state/site.retain: cannot write there",
+        ),
+        (
             ["run", "programs/freq_response.st", "--duration", "5x"],
             "'5x' is not a duration: write e.g. 20, 20s, 5m or 1h",
         ),

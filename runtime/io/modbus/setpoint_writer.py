@@ -12,12 +12,32 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ...executor.clock import WorkerTime
+from .handover import Handover
+from .model import DeviceSpec
 from .transport import CommError, ModbusTransport
 
-if TYPE_CHECKING:
-    from .worker import DeviceWorker
+
+class DeviceWorker(Protocol):
+    """What the writer needs of ``worker.DeviceWorker`` (no import: the worker imports this module)."""
+
+    spec: DeviceSpec
+
+    @property
+    def stopping(self) -> threading.Event: ...
+
+    @property
+    def handover(self) -> Handover: ...
+
+    @property
+    def time(self) -> WorkerTime: ...
+
+    def write_outputs_via(self, transport: ModbusTransport) -> None: ...
+
+    def next_heartbeat_s(self) -> float: ...
+
 
 log = logging.getLogger("plcrun.io.modbus")
 _MS = 1_000_000
