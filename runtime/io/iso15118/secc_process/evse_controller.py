@@ -197,7 +197,7 @@ class PlcrunEVSEController(SimEVSEController):
         """The setpoint after the command, the charger's and the car's limits."""
         _, mode, _ = self._kind()
         bidirectional = mode in (3, 4)
-        power = self.setpoint_w if self.command_name == "run" else 0.0
+        power = 0.0 if self.command_name == "stop" else self.setpoint_w
         car_max_charge, car_min_charge, car_max_discharge, car_min_discharge = self._car_limits(mode != 1)
         high = self.evse["max_charge_w"]
         if car_max_charge is not None:
@@ -227,7 +227,7 @@ class PlcrunEVSEController(SimEVSEController):
         context = self.evse_data_context
         dc = context.session_limits.dc_limits
         ac = context.session_limits.ac_limits
-        charge, discharge = max(power, 0.0), max(-power, 0.0)
+        charge, discharge = (power, 0.0) if power >= 0 else (0.0, -power)
         dc.max_charge_power = charge
         dc.min_charge_power = 0
         dc.max_discharge_power = discharge
