@@ -35,8 +35,9 @@ def test_freq_response_passes_every_shipped_scenario(scenario: str) -> None:
     assert simulate("freq_response.st", scenario, every_parameter_used=True) == []
 
 
-def test_ocpp_program_passes_the_curve_scenario() -> None:
-    assert simulate("ocpp_local_frequency.st", "ocpp_curve") == []
+@pytest.mark.parametrize("scenario", ["ocpp_curve", "ocpp_threshold"])
+def test_ocpp_program_passes_the_curve_scenarios(scenario: str) -> None:
+    assert simulate("ocpp_local_frequency.st", scenario) == []
 
 
 def test_freq_response_passes_the_ocpp_scenario() -> None:

@@ -58,7 +58,16 @@ def ocpp(f: float, p: Params, history: np.ndarray) -> float:
     curve = p["v2x_freq_watt_curve"]
     assert isinstance(curve, list)
     xs, ys = [c[0] for c in curve], [c[1] for c in curve]
-    return float(np.interp(f, xs, ys)) + num(p, "v2x_baseline_w")
+    threshold = opt(p, "local_frequency_update_threshold_mhz", 0.0) / 1000.0
+    applied = None
+    for hz in [
+        *history.tolist(),
+        f,
+    ]:  # the frequency used moves by at least the threshold (exactly it counts)
+        if applied is None or abs(hz - applied) >= threshold - 1e-9:
+            applied = hz
+    assert applied is not None
+    return float(np.interp(applied, xs, ys)) + num(p, "v2x_baseline_w")
 
 
 def ieee1547(f: float, p: Params, history: np.ndarray) -> float:
