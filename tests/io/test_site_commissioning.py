@@ -69,6 +69,8 @@ def test_a_steady_meter_keeps_the_site_responding_and_a_lost_charger_is_realloca
             charger2.kill()  # lost: its share goes to charger 1 (within its 7.4 kW) and the gap is told
             wait_for(lambda: setpoint(charger1) == -7400, 10.0)
             assert site.read("main.n_lost") == 1
+            # told once the shortfall has lasted fleet_short_delay_s (3 s, freq_response.st)
+            wait_for(lambda: "st:main.alarm_fleet_short" in {a.key for a in site.alarms.active()}, 10.0)
             alarms = {a.key: a.message for a in site.alarms.active()}
             assert alarms["st:main.alarm_fleet_short"] == (
                 "the fleet falls short of the contracted response by 2600 W (1 sessions lost)"
