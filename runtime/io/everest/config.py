@@ -64,6 +64,7 @@ class EvseConfig:
     allow_discharge: bool = False
     max_discharge_w: float = 0.0
     min_soc_pct: float | None = None
+    age_path: str | None = None  # <prefix>[slot].setpoint_age: kept at the age of the last published setpoint
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,10 @@ def _parse_evse(
             )
         paths[field] = path
     output = paths.pop(OUTPUT_FIELD, None)
+    age_wanted = f"{prefix}[{slot}].setpoint_age"
+    age_path = (catalog.get(age_wanted) and age_wanted) or folded.get(age_wanted.casefold())
+    if age_path is not None and catalog[age_path].strip().upper() != "TIME":
+        age_path = None
     return EvseConfig(
         module=module,
         slot=slot,
@@ -224,6 +229,7 @@ def _parse_evse(
         allow_discharge=allow_discharge,
         max_discharge_w=max_discharge_w,
         min_soc_pct=min_soc_pct,
+        age_path=age_path if output is not None and limits_module is not None else None,
     )
 
 

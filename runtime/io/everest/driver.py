@@ -86,6 +86,8 @@ class EverestSessionDriver(Driver):
         # scan thread only
         self._last_sent: dict[str, tuple[float, int]] = {}  # module -> (power, when sent or refreshed)
         self._last_change: dict[str, int] = {}  # module -> when a changed setpoint was last sent
+        self._published_ns: dict[str, int] = {}  # limits module -> when its last setpoint was published
+        self._started_ns: int | None = None
         self._last_check_ns: int | None = None
         self._bad_setpoints: set[str] = set()  # modules whose setpoint alarm is raised
         # hand-over to the publisher thread
@@ -103,13 +105,16 @@ class EverestSessionDriver(Driver):
 
     # ------------------------------------------------------------ Driver interface
     def input_paths(self) -> frozenset[str]:
-        return frozenset(path for evse in self.config.evses for path in evse.inputs.values())
+        paths = {path for evse in self.config.evses for path in evse.inputs.values()}
+        paths.update(evse.age_path for evse in self._publishing if evse.age_path is not None)
+        return frozenset(paths)
 
     def output_paths(self) -> frozenset[str]:
         return frozenset(evse.output for evse in self._publishing if evse.output is not None)
 
     def start(self, clock: Clock) -> None:
         self._clock = clock
+        self._started_ns = clock.now_ns()
         self._publisher = threading.Thread(
             target=self._publish_loop, name="plcrun-everest-publisher", daemon=True
         )
@@ -148,6 +153,11 @@ class EverestSessionDriver(Driver):
                 session.samples(liveness, out)
         for session, liveness in changes:
             self._liveness_alarm(session, liveness, up)
+        for evse in self._publishing:  # setpoint_age: since the last setpoint went out (since start if none)
+            if evse.age_path is not None and evse.limits_module is not None:
+                since = self._published_ns.get(evse.limits_module, self._started_ns)
+                if since is not None:
+                    out[evse.age_path] = Sample(max(0, now_ns - since), Quality.GOOD, now_ns)
         return out
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
@@ -325,6 +335,8 @@ class EverestSessionDriver(Driver):
                 document = limits_document(power, config.priority, self._wall_clock())
                 topic = config.topic(module, "m2e", "set_external_limits", config.limits_api_type)
                 self._send(topic, json.dumps(document).encode())
+                if self._clock is not None:
+                    self._published_ns[module] = self._clock.now_ns()
             for topic in checks:
                 self._send(topic, b"true")
             if self._stopping.is_set():

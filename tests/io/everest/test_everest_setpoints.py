@@ -155,3 +155,20 @@ def _power(document: dict[str, object]) -> float:
 def _setpoint(everest: FakeEverest) -> float | None:
     documents = everest.limits("limits_1")
     return _power(documents[-1]) if documents else None
+
+
+def test_setpoint_age_counts_from_the_last_published_setpoint(
+    start_driver: DriverFactory, everest: FakeEverest
+) -> None:
+    driver, inputs, _ = start_driver()
+    age_path = "main.evs[1].setpoint_age"
+    assert age_path in driver.input_paths() and "main.evs[2].setpoint_age" not in driver.input_paths()
+    clock = inputs.clock
+    before = driver.read_inputs(clock.now_ns())[age_path]
+    assert before.value == 0  # since the start: nothing published yet, no time passed
+    clock.advance(500 * MS)
+    driver.write_outputs(clock.now_ns(), {SETPOINT: -1500.0})
+    assert everest.probe.wait_for(lambda: everest.limits("limits_1"))
+    inputs.wait(lambda: driver.read_inputs(clock.now_ns())[age_path].value == 0, "published now")
+    clock.advance(250 * MS)
+    assert driver.read_inputs(clock.now_ns())[age_path].value == 250 * MS
