@@ -79,6 +79,9 @@ async def _serve(config: OcppConfig, conn: Connection, real_time: bool, wall_s: 
                 message = conn.recv()
             except (EOFError, OSError):
                 break  # the parent is gone
+            except Exception:  # guarded: one bad message must not end the snapshots
+                log.exception("OCPP station: a message from the driver could not be read")
+                continue
             if message[0] == "snapshot":
                 loop.call_soon_threadsafe(take_snapshot, message[1], message[2])
             elif message[0] == "stop":

@@ -81,6 +81,8 @@ class OcppDriver(Driver):
         self._process: Any = None
         self._conn: Any = None
         self._stopping = threading.Event()
+        self._real_time = True
+        self._restarts = 0
         self.plans_applied = 0
 
     # ------------------------------------------------------------ Driver interface
@@ -98,36 +100,55 @@ class OcppDriver(Driver):
     def start(self, clock: Clock) -> None:
         self._clock = clock
         self._wall_offset = self._wall_clock() - clock.now_ns() / 1e9
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_end = context.Pipe(duplex=True)
-        real_time = not isinstance(clock, VirtualClock)
-        level = logging.getLogger("plcrun").getEffectiveLevel()
-        self._process = context.Process(
-            target=child_main,
-            args=(self.config, child_end, real_time, self.wall(), level),
-            name="plcrun-ocpp",
-            daemon=True,
-        )
-        self._process.start()
-        child_end.close()
+        self._real_time = not isinstance(clock, VirtualClock)
+        self._spawn()
         self._link.detail = f"connecting to {self.config.host}:{self.config.port}"
         self._bridge = start_thread(self._bridge_loop, "plcrun-ocpp-bridge")
 
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        conn, child_end = context.Pipe(duplex=True)
+        level = logging.getLogger("plcrun").getEffectiveLevel()
+        process = context.Process(
+            target=child_main,
+            args=(self.config, child_end, self._real_time, self.wall(), level),
+            name="plcrun-ocpp",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        self._conn, self._process = conn, process
+
     def _bridge_loop(self) -> None:
-        """Snapshots to the station, plans and state back (guarded: the scan goes on regardless)."""
-        conn = self._conn
+        """Snapshots to the station, plans and state back; a station process that dies is started
+        again with back-off (its store keeps the queue). Guarded: the scan goes on regardless."""
+        delay = 1.0
         while not self._stopping.is_set():
+            conn = self._conn
             try:
                 snapshot = self._sessions()
                 if snapshot is not None:
                     conn.send(("snapshot", snapshot[0], snapshot[1]))
                 if conn.poll(self.config.snapshot_interval_s):
                     self._on_message(conn.recv())
+                    delay = 1.0
             except (EOFError, OSError):
-                if not self._stopping.is_set():
-                    self._link = LinkState(detail="the OCPP station process ended (see the log)")
-                    self._on_link(self._link)
-                return
+                if self._stopping.is_set():
+                    return
+                process = self._process
+                process.join(1.0)
+                self._restarts += 1
+                text = (
+                    f"the OCPP station process ended (exit code {process.exitcode}); restarted in {delay:g} s"
+                )
+                log.error("%s", text)
+                self._on_link(LinkState(detail=text, problem=text))
+                if self._stopping.wait(delay):
+                    return
+                delay = min(delay * 2, 30.0)
+                with contextlib.suppress(OSError):
+                    conn.close()
+                self._spawn()
             except Exception:
                 log.exception("OCPP bridge: message handling failed")
 
@@ -144,15 +165,16 @@ class OcppDriver(Driver):
         process = self._process
         if process is None:
             return
+        self._stopping.set()  # first: the bridge must not start the station again
         with contextlib.suppress(OSError, EOFError, BrokenPipeError):
             self._conn.send(("stop",))
+        if self._bridge is not None:
+            self._bridge.join(5)
+        process = self._process
         process.join(10)
         if process.is_alive():
             process.kill()
             process.join(5)
-        self._stopping.set()
-        if self._bridge is not None:
-            self._bridge.join(5)
         with contextlib.suppress(OSError):
             self._conn.close()
         self._process = None
@@ -256,7 +278,8 @@ class OcppDriver(Driver):
 
     def status(self) -> DriverStatus:
         link = self._link
-        return DriverStatus(self.name, self.kind, link.accepted, link.detail, dict(self._counters))
+        counters = {**self._counters, "station_restarts": self._restarts}
+        return DriverStatus(self.name, self.kind, link.accepted, link.detail, counters)
 
     # ------------------------------------------------------------ bridge thread
     def _on_link(self, link: LinkState) -> None:

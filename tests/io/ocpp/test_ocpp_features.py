@@ -131,14 +131,16 @@ def test_profiles_stay_valid_offline_for_their_duration_and_across_a_restart(tmp
             csms.wait_for("StatusNotification", count=2)
             assert csms.request(station_max(1, 7000.0)).status == "Accepted"
             assert (
-                csms.request(station_max(2, 5000.0, stackLevel=1, maxOfflineDuration=5)).status == "Accepted"
+                csms.request(station_max(2, 5000.0, stackLevel=1, maxOfflineDuration=60)).status == "Accepted"
             )
             site.scan_until(lambda: site.inputs.get("main.ocpp_station_charge_limit_w") == 5000.0)
             csms.stop()
             site.scan_until(lambda: not site.driver.status().connected)
-            site.scan_for(2.0)
+            # the station learns the time from the scans' snapshots, which may lag the scans by a few
+            # virtual seconds on a loaded machine: the margins below are wide for that
+            site.scan_for(30.0)
             assert site.inputs["main.ocpp_station_charge_limit_w"] == 5000.0  # still valid offline
-            site.scan_for(4.0)  # past maxOfflineDuration: stack level 1 lapses, level 0 leads
+            site.scan_for(40.0)  # past maxOfflineDuration: stack level 1 lapses, level 0 leads
             assert site.inputs["main.ocpp_station_charge_limit_w"] == 7000.0
         finally:
             site.close()

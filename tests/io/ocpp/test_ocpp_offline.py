@@ -95,3 +95,23 @@ def test_kill_9_loses_no_queued_event_and_repeats_none(tmp_path: Path) -> None:
     assert len(seqs) == 2
     ended = {v["measurand"]: v["value"] for v in events[2]["meterValue"][0]["sampledValue"]}
     assert ended["Energy.Active.Import.Register"] > 0
+
+
+def test_a_killed_station_process_is_started_again_and_delivers_its_queue(
+    csms21: Csms, start_site: SiteFactory
+) -> None:
+    site = start_site(csms21.url)
+    csms21.wait_for("StatusNotification", count=2)
+    csms21.stop()
+    site.scan_until(lambda: not site.driver.status().connected)
+    site.session(1, connected=True, p_present_w=2000.0, soc_pct=40.0)
+    site.scan_until(lambda: site.driver.status().counters.get("queue_pending") == 1)
+    os.kill(site.driver._process.pid, signal.SIGKILL)  # the station process only; plcrun goes on
+    site.scan_until(lambda: site.driver.status().counters.get("station_restarts") == 1)
+    assert "ocpp:link" in {a.key for a in site.alarms.active()}
+    csms21.start()
+    site.scan_until(lambda: len(csms21.of("TransactionEvent")) >= 1, timeout=30)
+    site.scan_for(0.5, real_pause_s=0.002)
+    events = csms21.of("TransactionEvent")
+    assert [(e["eventType"], e["seqNo"], e.get("offline")) for e in events] == [("Started", 0, True)]
+    assert len(csms21.of("BootNotification")) == 2  # once per station process
