@@ -2,7 +2,8 @@
 that none of it competes with the scan thread for the interpreter lock (measured: in a thread of the
 scan's process, 20 requests/s of the CSMS raised the scan's wake-latency p99 from 3 to 90 µs).
 
-The process is started by ``OcppDriver`` (multiprocessing, spawn) with one duplex pipe:
+The process is started by ``OcppDriver`` (multiprocessing forkserver: forked from a clean, single-threaded
+server that has imported this module, so a start takes milliseconds) with one duplex pipe:
 
 - driver → station: ``("snapshot", wall_s, sessions)`` (wall time on the executor's clock; between
   snapshots the station extrapolates it in real time, or holds it under a virtual clock) and

@@ -106,7 +106,9 @@ class OcppDriver(Driver):
         self._bridge = start_thread(self._bridge_loop, "plcrun-ocpp-bridge")
 
     def _spawn(self) -> None:
-        context = multiprocessing.get_context("spawn")
+        # forkserver: a clean single-threaded server forks the station (fast, no inherited threads)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["plcrun.io.ocpp.child"])
         conn, child_end = context.Pipe(duplex=True)
         level = logging.getLogger("plcrun").getEffectiveLevel()
         process = context.Process(
