@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..executor.engine import Executor
 from ..executor.slack_gate import SlackGate
 from ..io.config_reader import is_loopback
+from ..io.json_input import JsonRejected, loads_bounded
 from .api import DashboardApi
 from .chart import ChartSampler
 from .http_front import HttpFront, HttpRequest, HttpResponse, Limits
@@ -158,9 +159,9 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise ApiError(415, f"send the body as application/json (got '{content_type or 'none'}')")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+    try:  # nesting and number sizes bounded before decoding (io/json_input.py)
+        body = loads_bounded(raw, max_bytes=MAX_BODY)
+    except JsonRejected as error:
         raise ApiError(400, f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")

@@ -145,6 +145,13 @@ def test_malformed_bodies() -> None:
     with dashboard(executor) as server:
         for body, content_type, status, reason in [
             (b"{not json", "application/json", 400, "the request body is not valid JSON"),
+            (b'{"path": ' * 5000 + b"1" + b"}" * 5000, "application/json", 400, "nested more than 32 levels"),
+            (
+                b'{"path": "main.mode", "value": ' + b"9" * 400 + b"}",
+                "application/json",
+                400,
+                "has 400 digits",
+            ),
             (b"[1, 2]", "application/json", 400, "the request body must be a JSON object"),
             (b'{"path": "main.mode", "value": 3}', "text/plain", 415, "send the body as application/json"),
         ]:
