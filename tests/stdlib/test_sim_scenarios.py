@@ -3,6 +3,8 @@ judged by the scenarios' own criteria (the same run as ``plcrun sim``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from plcrun.compiler.api import compile_file
 from plcrun.executor.clock import VirtualClock
@@ -46,3 +48,37 @@ def test_freq_response_passes_the_ocpp_scenario() -> None:
 
 def test_ffr_program_passes_the_ramp_scenario() -> None:
     assert simulate("ffr.st", "ffr_ramp") == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "without_the_fix", "failing"),
+    [
+        ("soc_floor_late", {"soc_resolution_pct": 0.0, "soc_horizon_s": 0.0}, "soc_floors_held"),
+        (
+            "ramp_at_limit",
+            {"site_margin_w": 0.0, "load_trend_horizon_s": 0.0},
+            "site_limit_worst_excursion_w",
+        ),
+        ("loss_of_grid", {"lom_enable": False}, "setpoint_w[20.94..40s]"),
+        ("fcr_chatter", {"hysteresis_hz": 0.0}, "setpoint_reversals[1..30s]"),
+    ],
+)
+def test_the_new_scenarios_catch_the_failures_they_are_for(
+    scenario: str, without_the_fix: dict[str, object], failing: str
+) -> None:
+    """Each field scenario fails, on the criterion meant for it, when its fix is switched off."""
+
+    def edit(data: dict[str, Any], source: str) -> None:
+        data["service"].update(without_the_fix)
+
+    program = compile_file(PROGRAMS / "freq_response.st")
+    loaded = load_scenario(scenario, edit)
+    io = sim_io(program, loaded)
+    executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
+    for path, value in io.initial_writes.items():
+        executor.journal.write(path, value, source="scenario")
+    executor.run(duration_ns=loaded.duration_ns)
+    assert io.sim is not None
+    report = evaluate(io.sim.history(), loaded)
+    executor.shutdown()
+    assert failing in [c.name for c in report.checks if not c.passed]

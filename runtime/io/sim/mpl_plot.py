@@ -194,7 +194,7 @@ def _mark_activation(axes: list[Any], metrics: dict[str, Any], within_s: float |
     for ax in axes:
         ax.axvline(start, color="#c0392b", linewidth=1.0, linestyle="-", label=None)
         if within_s is not None:
-            ax.axvspan(start, start + within_s, color="#c0392b", alpha=0.07)
+            ax.axvspan(start, start + within_s, color="#c0392b", alpha=0.15)
         if isinstance(reached, int | float):
             ok = within_s is None or reached <= within_s + 1e-9
             ax.axvline(start + reached, color="#2a9d3a" if ok else "#c0392b", linewidth=1.0, linestyle="--")
