@@ -152,7 +152,7 @@ def main() -> None:
         cars = []
         for iface in net.cars:
             argv = net.car_command(
-                "env", f"JAVA_TOOL_OPTIONS={JAVA_OPTIONS}", "nice", "-n", "-5", secc_python(), str(EV_CAR),
+                "env", f"JAVA_TOOL_OPTIONS={JAVA_OPTIONS}", "nice", "-n", "-10", secc_python(), str(EV_CAR),
                 "--iface", iface, "--log", log, "--stop-file", str(stop_file),
                 "--loop-delay", str(args.loop_delay),
             )  # fmt: skip

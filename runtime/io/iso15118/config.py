@@ -96,7 +96,7 @@ class Iso15118Config:
     stale_after_s: float = 2.0
     recheck_s: float = 3600.0
     restart_s: float = 5.0
-    nice: int = -5
+    nice: int = -10
 
     def worker_config(self) -> dict[str, object]:
         return {
@@ -134,7 +134,7 @@ def parse_iso15118_config(
     stale_after_s = reader.number("stale_after_s", 2.0, minimum=0.5, maximum=60.0)
     recheck_s = reader.number("recheck_s", 3600.0, minimum=1.0, maximum=86400.0)
     restart_s = reader.number("restart_s", 5.0, minimum=0.1, maximum=600.0)
-    nice = reader.integer("nice", -5, minimum=-20, maximum=19)
+    nice = reader.integer("nice", -10, minimum=-20, maximum=19)
     evse_reader = reader.table("evse")
     if evse_reader is None:
         reader.fail("evse", "is required: one [iso15118.evse.<id>] table per charge point")

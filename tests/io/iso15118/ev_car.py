@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--log", required=True)
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--pki", default="")
+    parser.add_argument("--tls13", action="store_true", help="TLS 1.3 with the car's OEM certificate")
     parser.add_argument("--stop-file", default="")
     parser.add_argument("--loops", type=int, default=100000)
     parser.add_argument("--soc", type=float, default=60.0)
@@ -52,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.pki:
         os.environ["PKI_PATH"] = args.pki.rstrip("/") + "/"
+    os.environ["ENABLE_TLS_1_3"] = "True" if args.tls13 else "False"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["MESSAGE_LOG_JSON"] = "False"
     asyncio.run(run(args))

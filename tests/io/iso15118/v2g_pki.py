@@ -52,39 +52,50 @@ def _cert(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_pki(directory: Path, leaf_expired: bool = False) -> Path:
-    """Write the PKI; with ``leaf_expired`` the SECC leaf certificate ended yesterday."""
-    now = datetime.datetime.now(datetime.UTC)
-    certs = directory / "iso15118_2" / "certs"
-    keys = directory / "iso15118_2" / "private_keys"
-    certs.mkdir(parents=True, exist_ok=True)
-    keys.mkdir(parents=True, exist_ok=True)
+def _chain(
+    names: tuple[str, ...], now: datetime.datetime, leaf_expired: bool
+) -> tuple[x509.Certificate, list[x509.Certificate], ec.EllipticCurvePrivateKey]:
+    """(root, the chain leaf first without the root, the leaf's key) for ``names`` root first."""
     chain: list[x509.Certificate] = []
     issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None
     root = None
-    for common_name in ("V2GRootCA", "CPOSubCA1", "CPOSubCA2", "SECCCert"):
+    for common_name in names:
         key = ec.generate_private_key(ec.SECP256R1())
-        leaf = common_name == "SECCCert"
+        leaf = common_name == names[-1]
         end = now - DAY if leaf and leaf_expired else now + 365 * DAY
-        start = now - 30 * DAY
-        cert = _cert(common_name, key, issuer, not leaf, start, end)
+        cert = _cert(common_name, key, issuer, not leaf, now - 30 * DAY, end)
         if root is None:
             root = cert
         else:
             chain.insert(0, cert)
         issuer = (cert.subject, key)
     assert root is not None and issuer is not None
+    return root, chain, issuer[1]
+
+
+def make_pki(directory: Path, leaf_expired: bool = False) -> Path:
+    """Write the PKI; with ``leaf_expired`` the SECC leaf certificate ended yesterday. Also the car's
+    side for TLS 1.3 (mutual authentication): an OEM root, sub-CAs and the car's leaf."""
+    now = datetime.datetime.now(datetime.UTC)
+    certs = directory / "iso15118_2" / "certs"
+    keys = directory / "iso15118_2" / "private_keys"
+    certs.mkdir(parents=True, exist_ok=True)
+    keys.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
-    (certs / "v2gRootCACert.pem").write_bytes(root.public_bytes(pem))
-    (certs / "v2gRootCACert.der").write_bytes(root.public_bytes(serialization.Encoding.DER))
-    (certs / "cpoCertChain.pem").write_bytes(b"".join(c.public_bytes(pem) for c in chain))
-    (certs / "seccLeafCert.pem").write_bytes(chain[0].public_bytes(pem))
-    (keys / "seccLeaf.key").write_bytes(
-        issuer[1].private_bytes(
-            pem,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.BestAvailableEncryption(PASSWORD),
+    for prefix, names, expired in (
+        ("secc", ("V2GRootCA", "CPOSubCA1", "CPOSubCA2", "SECCCert"), leaf_expired),
+        ("oem", ("OEMRootCA", "OEMSubCA1", "OEMSubCA2", "OEMProvCert"), False),
+    ):
+        root, chain, key = _chain(names, now, expired)
+        root_name = "v2gRootCACert" if prefix == "secc" else "oemRootCACert"
+        chain_name = "cpoCertChain" if prefix == "secc" else "oemCertChain"
+        (certs / f"{root_name}.pem").write_bytes(root.public_bytes(pem))
+        (certs / f"{root_name}.der").write_bytes(root.public_bytes(serialization.Encoding.DER))
+        (certs / f"{chain_name}.pem").write_bytes(b"".join(c.public_bytes(pem) for c in chain))
+        (certs / f"{prefix}LeafCert.pem").write_bytes(chain[0].public_bytes(pem))
+        encryption = serialization.BestAvailableEncryption(PASSWORD)
+        (keys / f"{prefix}Leaf.key").write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, encryption)
         )
-    )
-    (keys / "seccLeafPassword.txt").write_bytes(PASSWORD + b"\n")
+        (keys / f"{prefix}LeafPassword.txt").write_bytes(PASSWORD + b"\n")
     return directory
