@@ -212,3 +212,31 @@ def test_compile_throughput_splits_items_and_runs_without_blark(
     assert "plcrun parse_source, whole files" in out and "KB/s" in out
     assert compile_throughput.main(["--corpus", str(tmp_path / "absent")]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ hostile load (issue 12)
+def test_hostile_load_attackers_connect_send_and_count() -> None:
+    """The attackers of bench/hostile_load.py against a plain listening socket on 127.0.0.1, briefly:
+    they connect up to their target, send what their phase sends and count it."""
+    import socket
+    import threading
+
+    hostile_load = _load("bench/hostile_load.py")
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        port = listener.getsockname()[1]
+        for attack in (
+            hostile_load.Slowloris(port, 5, 1000.0),
+            hostile_load.ScadaPoll(port, 5, 1000.0),
+            hostile_load.ScadaWrites(port, 2, 1000.0, 500.0),
+        ):
+            stop = threading.Event()
+            runner = threading.Thread(target=attack.run, args=(stop,))
+            runner.start()
+            accepted = [listener.accept()[0] for _ in range(attack.target)]
+            stop.wait(0.3)
+            stop.set()
+            runner.join(5)
+            for connection in accepted:
+                connection.close()
+            assert attack.counts["connects"] == attack.target and attack.counts["sent"] >= attack.target
+            assert attack.open == {}  # run() closes what it opened
