@@ -122,3 +122,20 @@ def test_a_gated_loop_runs_its_callbacks_inside_the_gate_and_waits_outside() -> 
         loop.close()
     assert seen == [True] * 6
     assert gate.entries >= 4 and not gate.held  # entered after every wait, left when the loop closed
+
+
+def test_the_threads_of_a_running_site_have_small_stacks() -> None:
+    """The simulated site with its dashboard, run as ``plcrun run`` runs it, in a child process: every
+    thread the runtime started reports a 512 KiB stack."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    child = Path(__file__).with_name("stack_probe_child.py")
+    result = subprocess.run(
+        [sys.executable, str(child)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    stacks = json.loads(result.stdout)
+    assert {"plcrun-dashboard", "plcrun-status", "plcrun-watchdog"} <= set(stacks)
+    assert set(stacks.values()) == {SMALL_STACK_BYTES}, stacks
