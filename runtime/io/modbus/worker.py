@@ -388,10 +388,8 @@ class DeviceWorker:
         failed: dict[Item, str] = {}
         replan = False
         for block in group.blocks:
-            if (
-                self._writer is None and self._handover.has_dirty()
-            ):  # a new setpoint before the rest of the poll
-                self._write_outputs(self._time.now_ns())
+            if self._writer is None and self._handover.has_dirty():
+                self._write_outputs(self._time.now_ns())  # a new setpoint before the rest of the poll
             try:
                 words = self._read(block)
             except DeviceException as exc:

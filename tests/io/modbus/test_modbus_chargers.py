@@ -243,3 +243,18 @@ def test_a_setpoint_connection_writes_while_the_polls_wait_for_slow_answers(
         driver.apply_safe_state({SETPOINT: 0.0})
         driver.stop()
         assert setpoint_register(charger) == 0
+
+
+def test_a_changed_setpoint_goes_out_between_the_blocks_of_a_slow_poll(start_driver: DriverFactory) -> None:
+    """One connection, a poll of three blocks with 60 ms answers (the worker is always polling): the new
+    setpoint is written before the next block instead of after the whole poll."""
+    with ModbusPeer("charger") as charger:
+        charger.delay(0.06)
+        driver = start_driver(device_spec("charger-1", quasar_table(charger.port, poll_ms=20), CATALOG))
+        inputs = Inputs(driver)
+        inputs.wait("main.evs[1].connected", good(True))
+        before = charger.request_count()
+        driver.write_outputs(0, {SETPOINT: -3100.0})
+        wait_for(lambda: setpoint_register(charger) == -3100)
+        # at most the read in flight, then the write: not the rest of a three-block poll
+        assert charger.request_count() - before <= 3
