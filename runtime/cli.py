@@ -20,6 +20,7 @@ from typing import Any
 from . import __version__
 from .cli_devices import add_devices_parser, duration
 from .cli_sim import cmd_sim
+from .cli_sweep import cmd_sweep
 from .compiler.api import check_file, compile_file
 from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
@@ -126,10 +127,36 @@ def json_safe(value: Any) -> Any:
 
 
 def cmd_sim_args(args: argparse.Namespace) -> int:
-    if args.evs is not None and args.evs < 0:
-        raise UsageError("--evs must be 0 or more")
-    program = compile_file(resolve_program(args.program))
-    return cmd_sim(program, args.scenario, args.evs, args.json, args.out)
+    sizes: list[int | None] = []
+    for text in (args.evs or "").split(","):
+        if not text.strip():
+            continue
+        try:
+            sizes.append(int(text))
+        except ValueError:
+            raise UsageError(f"--evs {args.evs}: write N or N1,N2,... (whole numbers)") from None
+        if (sizes[-1] or 0) < 0:
+            raise UsageError("--evs must be 0 or more")
+    sizes = sizes or [None]
+    path = resolve_program(args.program)
+    program = compile_file(path)
+    if len(args.scenario) == 1 and len(sizes) == 1 and not args.sweep:
+        return cmd_sim(program, args.scenario[0], sizes[0], args.json, args.out, args.set or [])
+    if args.json:
+        raise UsageError("--json is for one run; a sweep writes its summary as CSV (--csv)")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be 1 or more")
+    return cmd_sweep(
+        program,
+        str(path),
+        args.scenario,
+        sizes,
+        args.set or [],
+        args.sweep or [],
+        args.out,
+        args.csv,
+        args.jobs,
+    )
 
 
 def executor_config(args: argparse.Namespace) -> ExecutorConfig:
@@ -435,16 +462,32 @@ def build_parser() -> argparse.ArgumentParser:
         "sim",
         help="run a scenario in virtual time and report",
         epilog="examples:\n  plcrun sim programs/freq_response.st --scenario fcr_static\n"
-        "  plcrun sim programs/freq_response.st --scenario gb_2019_08_09 --evs 50 --json",
+        "  plcrun sim programs/freq_response.st --scenario gb_2019_08_09 --evs 50 --json\n"
+        "  plcrun sim programs/freq_response.st --scenario fcr_static --scenario lfsm --evs 10,100 "
+        "--sweep main.fcr_droop_pct=4,5   (a sweep: every combination, in parallel)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sim.add_argument("program", metavar="FILE")
     sim.add_argument(
-        "--scenario", required=True, metavar="NAME|FILE", help="built-in scenario name or TOML file"
+        "--scenario",
+        required=True,
+        action="append",
+        metavar="NAME|FILE",
+        help="built-in scenario name or TOML file (repeat for a sweep)",
     )
-    sim.add_argument("--evs", type=int, metavar="N", help="resize the simulated fleet to N cars")
-    sim.add_argument("--json", action="store_true", help="print the report as JSON")
-    sim.add_argument("--out", metavar="DIR", help="report folder (default sim-report-<scenario>)")
+    sim.add_argument(
+        "--evs", metavar="N[,N...]", help="resize the simulated fleet to N cars (several sizes: a sweep)"
+    )
+    sim.add_argument("--set", action="append", metavar="PATH=VALUE", help="set a program parameter at start")
+    sim.add_argument(
+        "--sweep", action="append", metavar="PATH=V1,V2", help="run once per value of this parameter"
+    )
+    sim.add_argument("--jobs", type=int, metavar="N", help="parallel runs of a sweep (default: one per core)")
+    sim.add_argument("--csv", metavar="PATH", help="a sweep's summary CSV (default <out>/summary.csv)")
+    sim.add_argument("--json", action="store_true", help="print the report as JSON (one run)")
+    sim.add_argument(
+        "--out", metavar="DIR", help="report folder (default sim-report-<scenario>; a sweep: sim-sweep)"
+    )
     sim.set_defaults(func=cmd_sim_args)
 
     variables = sub.add_parser(

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .executor.clock import VirtualClock
 from .executor.engine import Executor, ExecutorConfig
 from .executor.scheduler import ScanRecord
-from .io.sim.evaluate import evaluate
+from .io.sim.evaluate import SimReport, evaluate
 from .io.sim.report_files import write_report
 from .io.sim.scenario import Scenario
 from .io.sim.scenario_load import load_with_fleet_size
@@ -34,11 +37,18 @@ def _progress(done: float, width: int = 40) -> None:
 
 
 def run_simulation(
-    program: CompiledProgram, scenario: Scenario, *, show_progress: bool, status: list[str] | None = None
+    program: CompiledProgram,
+    scenario: Scenario,
+    *,
+    show_progress: bool,
+    status: list[str] | None = None,
+    set_options: list[str] | None = None,
 ) -> tuple[Executor, SiteIo]:
     """Run the scenario; ``status``: filled with the program's ``status`` after every scan, when it
-    has one (for the report's availability)."""
+    has one (for the report's availability). ``set_options``: ``PATH=VALUE`` parameters, checked
+    against the program (SiteConfigError) and written at start after the scenario's own values."""
     io = sim_io(program, scenario)
+    io.set_parameters(program, set_options or [])
     executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
     site = find_site_variables(program)
     status_path = f"{site.instance}.status" if site is not None else ""
@@ -48,7 +58,7 @@ def run_simulation(
             status.append(str(executor.read(status_path)))
 
         executor.scheduler.add_scan_observer(record)
-    for path, value in io.initial_writes.items():
+    for path, value in {**io.initial_writes, **io.parameters}.items():
         executor.journal.write(path, value, source="scenario")
     total = scenario.duration_ns
     chunks = 50
@@ -63,12 +73,37 @@ def run_simulation(
     return executor, io
 
 
-def cmd_sim(
-    program: CompiledProgram, scenario_name: str, evs: int | None, as_json: bool, out_dir: str | None
-) -> int:
-    scenario = load_with_fleet_size(scenario_name, evs)
+@dataclass
+class SimOutcome:
+    """One finished scenario run: its report (checks, metrics) and what the report folder holds."""
+
+    scenario: Scenario
+    report: SimReport
+    faults: dict[str, str]
+    data: dict[str, Any]
+    wall_s: float
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed and not self.faults
+
+
+def simulate(
+    program: CompiledProgram,
+    scenario: Scenario,
+    folder: Path,
+    *,
+    show_progress: bool = False,
+    set_options: list[str] | None = None,
+) -> SimOutcome:
+    """Run one scenario and write its report folder: what ``plcrun sim`` does for one run, and what
+    each run of a sweep does (cli_sweep.py), so the two cannot differ."""
+    start = time.perf_counter()
     status: list[str] = []
-    executor, io = run_simulation(program, scenario, show_progress=not as_json, status=status)
+    executor, io = run_simulation(
+        program, scenario, show_progress=show_progress, status=status, set_options=set_options
+    )
+    wall_s = time.perf_counter() - start
     for warning in io.warnings:
         print(f"plcrun: {warning}", file=sys.stderr)
     assert io.sim is not None
@@ -76,14 +111,28 @@ def cmd_sim(
     executor.shutdown()
     report = evaluate(history, scenario, status or None)
     faults = {name: sup.fault_message for name, sup in executor.supervisors.items() if sup.faults}
-    folder = Path(out_dir or f"sim-report-{scenario.name}")
     title = f"{Path(program.main_file).name}: {scenario.name}"
     data = write_report(folder, title, scenario, history, report, status, faults)
+    return SimOutcome(scenario, report, faults, data, wall_s)
+
+
+def cmd_sim(
+    program: CompiledProgram,
+    scenario_name: str,
+    evs: int | None,
+    as_json: bool,
+    out_dir: str | None,
+    set_options: list[str] | None = None,
+) -> int:
+    scenario = load_with_fleet_size(scenario_name, evs)
+    folder = Path(out_dir or f"sim-report-{scenario.name}")
+    outcome = simulate(program, scenario, folder, show_progress=not as_json, set_options=set_options)
+    data = outcome.data
     if as_json:
         print(json.dumps(data, allow_nan=False, default=str))
     else:
-        print(report.summary())
-        for task, message in faults.items():
+        print(outcome.report.summary())
+        for task, message in outcome.faults.items():
             print(f"task {task} faulted: {message}")
         print(f"report: {data['html']}, picture: {data['picture']}, time series: {data['series_csv']}")
-    return 0 if report.passed and not faults else 1
+    return 0 if outcome.passed else 1
