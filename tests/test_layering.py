@@ -115,6 +115,7 @@ def test_every_module_is_covered_by_a_rule() -> None:
         "dashboard",
         "cli",
         "cli_sim",
+        "cli_sweep",
         "cli_devices",
         "errors",
         "site",
