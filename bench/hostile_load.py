@@ -347,11 +347,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--evs", type=int, default=100)
+    parser.add_argument(
+        "--phases", default="idle,slowloris,scada_poll,scada_writes", help="phases in order (idle first)"
+    )
     parser.add_argument("--no-gate", action="store_true", help="network loops not kept to the scan's slack")
     parser.add_argument(
         "--attack", nargs=2, type=int, metavar=("DASHBOARD_PORT", "SCADA_PORT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    global PHASES
+    PHASES = tuple(args.phases.split(","))
     if args.attack:
         attacker_main(*args.attack)
         return
