@@ -120,6 +120,10 @@ class Station:
         assert self.store is not None
         state = self.store.load_state()
         self.tracker.load_json(state.get("evses", {}))
+        saved = state.get("offline_since")
+        now = self.wall()
+        # offline since the last moment the previous run knew (never in the future: a clock set back)
+        self.offline_since = min(float(saved), now) if isinstance(saved, int | float) else now
         for saved in state.get("profiles", []):
             try:
                 profile = parse_profile(
@@ -159,7 +163,13 @@ class Station:
         ]
         defaults = self._default_variables()
         variables = {k: v for k, v in self.model.values.items() if defaults.get(k) != v}
-        self.store.save_state({"evses": self.tracker.to_json(), "profiles": profiles, "variables": variables})
+        state: dict[str, Any] = {
+            "evses": self.tracker.to_json(),
+            "profiles": profiles,
+            "variables": variables,
+        }
+        state["offline_since"] = self.offline_since if self.offline_since is not None else self.wall()
+        self.store.save_state(state)  # offline_since: a restart continues the offline count
 
     def context(self) -> Context:
         return Context(self.tracker.open_transactions(), self.offline_since)
@@ -189,7 +199,6 @@ class Station:
         for problem in self.store.problems:
             log.error("OCPP store: %s", problem)
         self.load_state()
-        self.offline_since = self.wall()
         self.rebuild_plan()
         background = [
             asyncio.create_task(_guarded(self._snapshot_loop)),
