@@ -52,19 +52,22 @@ def test_a_snapshot_that_cannot_be_written_raises_an_alarm(tmp_path: Path) -> No
     folder = tmp_path / "state"
     folder.mkdir()
     run = executor(folder / "site.retain")
-    run.run(max_scans=150)  # snapshots every second
-    assert "retain:write" not in {a.key for a in run.alarms.active()}
-    store = run._retain
-    assert store is not None
-    shutil.rmtree(folder)  # the disk went away under the running site
-    run.run(max_scans=100)  # the next snapshot is handed over ...
-    assert not store.flush(10.0)  # ... and the writer thread fails on it
-    run.run(max_scans=100)  # the executor sees the failure at its next snapshot
-    alarms = {a.key: a.message for a in run.alarms.active()}
-    assert "retain snapshot not written" in alarms["retain:write"]
-    folder.mkdir()
-    run.run(max_scans=100)
-    assert store.flush(10.0)  # written again ...
-    run.run(max_scans=100)
-    assert "retain:write" not in {a.key for a in run.alarms.active()}  # ... and the alarm clears
-    run.shutdown()
+    try:
+        run.run(max_scans=150)  # snapshots every second
+        assert "retain:write" not in {a.key for a in run.alarms.active()}
+        store = run._retain
+        assert store is not None
+        assert store.flush(10.0)  # no snapshot of the first run still being written
+        shutil.rmtree(folder)  # the disk went away under the running site
+        run.run(max_scans=100)  # the next snapshot is handed over ...
+        assert not store.flush(10.0)  # ... and the writer thread fails on it
+        run.run(max_scans=100)  # the executor sees the failure at its next snapshot
+        alarms = {a.key: a.message for a in run.alarms.active()}
+        assert "retain snapshot not written" in alarms["retain:write"]
+        folder.mkdir()
+        run.run(max_scans=100)
+        assert store.flush(10.0)  # written again ...
+        run.run(max_scans=100)
+        assert "retain:write" not in {a.key for a in run.alarms.active()}  # ... and the alarm clears
+    finally:
+        run.shutdown()
