@@ -218,10 +218,18 @@ def main() -> None:
     )
     logging.Formatter.converter = time.gmtime
     # the car drops the session when a charge-loop answer takes over 0.5 s: run ahead of best effort
+    wanted = config.get("nice", 0)
     try:
-        os.setpriority(os.PRIO_PROCESS, 0, config.get("nice", 0))
+        os.setpriority(os.PRIO_PROCESS, 0, wanted)
     except OSError as exc:
-        log.warning("cannot set the SECC process's nice value to %s: %s", config.get("nice"), exc)
+        # as far as RLIMIT_NICE allows (systemd's LimitNICE): its soft limit r permits 20 - r
+        import resource
+
+        allowed = 20 - resource.getrlimit(resource.RLIMIT_NICE)[0]
+        log.warning("cannot set the SECC process's nice value to %s (%s); using %s", wanted, exc, allowed)
+        if allowed < os.getpriority(os.PRIO_PROCESS, 0):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, 0, allowed)
     asyncio.run(run(config, args.fd))
 
 
