@@ -41,6 +41,16 @@ class Handover:
         self.clock: Callable[[], int] = lambda: 0
 
     # ---- inputs ---------------------------------------------------------------------------------------
+    def would_report(self, point: PointSpec, quality: Quality, problem: str = "") -> bool:
+        """Whether ``publish`` with this quality and problem would report a change (the same rule), so the
+        publisher can raise or clear the alarm that explains a quality before the scan can see it."""
+        with self._lock:
+            previous = self._current.get(point.name)
+            if quality is Quality.GOOD:
+                return previous is None or previous.quality is not Quality.GOOD
+            same = previous is not None and previous.quality is quality
+            return not (same and self._problems.get(point.name) == problem)
+
     def publish(self, point: PointSpec, quality: Quality, value: object = None, problem: str = "") -> bool:
         """Record what the device answered for ``point``; False when its quality and problem did not change
         (then no alarm needs to change). A GOOD answer is always handed to the scan with the time of this

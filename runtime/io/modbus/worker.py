@@ -155,8 +155,11 @@ class DeviceWorker:
 
     # ---- publishing ---------------------------------------------------------------------------------------
     def _publish(self, point: PointSpec, quality: Quality, value: object = None, problem: str = "") -> None:
-        if self._handover.publish(point, quality, value, problem):
+        # the alarm first: a scan that sees the point BAD (or GOOD again) finds its alarm raised (or cleared);
+        # only this worker publishes this device's points, so the answer cannot change in between
+        if self._handover.would_report(point, quality, problem):
             self._point_alarm(point, quality, problem)
+        self._handover.publish(point, quality, value, problem)
 
     def _point_alarm(self, point: PointSpec, quality: Quality, problem: str) -> None:
         key = f"{self._source}:point:{point.name}"
