@@ -156,8 +156,8 @@ class Executor:
             driver.start(self.clock)
         if not self.virtual:
             limits = {name: sup.time_limit_ns for name, sup in self.supervisors.items()}
-            self._monitor = RunawayMonitor(self.scheduler.current_scan, limits, self.clock.now_ns)
-            self._monitor.start(threading.get_ident())
+            self._monitor = RunawayMonitor(limits, self.clock.now_ns)
+            self._monitor.start()  # it targets the thread inside run(), which may not be this one
             self.state.rt.wall_ns = self.clock.now_ns
 
     def run(
@@ -170,11 +170,16 @@ class Executor:
         if duration_ns is not None:
             until = self.clock.now_ns() + duration_ns
         self._scan_thread = threading.get_ident()
+        monitor = self._monitor
+        if monitor is not None:
+            monitor.set_target(self._scan_thread)
         try:
             return self.scheduler.run(
                 until_ns=until, max_scans=max_scans, stop_event=self._stop, scans_per_task=scans_per_task
             )
         finally:
+            if monitor is not None:
+                monitor.set_target(None)
             self._scan_thread = None
 
     def stop(self) -> None:
@@ -227,26 +232,45 @@ class Executor:
             released = self.journal.apply_pending(state)
             if released:
                 image.restore_inputs(released)
+            monitor = self._monitor
             try:
-                for body in self._runners[task]:
-                    body()
+                try:
+                    if monitor is not None:
+                        monitor.enter_body(task, start_ns)
+                    for body in self._runners[task]:
+                        body()
+                finally:
+                    rt.time_limit = None
+                    if monitor is not None:
+                        monitor.leave_body()
             except (Exception, ScanAborted) as error:
-                fault = describe_fault(error, self.program.sources)
-                self._fault(task, str(fault), start_ns)
+                self._body_fault(task, error, start_ns)
                 return
-            finally:
-                rt.time_limit = None
-            if self.journal.forces():
-                self.journal.apply_forces(state)
-            if unsafe:
-                image.apply_safe_state(task)
-            image.write_outputs(task, start_ns)
-            info.scans += 1
-            self._publish_located()
-            if self._st_alarms:
-                self._check_st_alarms()
+            try:
+                if self.journal.forces():
+                    self.journal.apply_forces(state)
+                if unsafe:
+                    image.apply_safe_state(task)
+                image.write_outputs(task, start_ns)
+                info.scans += 1
+                self._publish_located()
+                if self._st_alarms:
+                    self._check_st_alarms()
+            except ScanAborted as error:  # the backstop's abort arrived just after the body returned
+                self._body_fault(task, error, start_ns)
 
         return scan
+
+    def _body_fault(self, task: str, error: BaseException, start_ns: int) -> None:
+        if self._monitor is not None:
+            self._monitor.leave_body()  # again: an abort may have arrived inside the first call
+        if isinstance(error, ScanAborted) and not str(error):  # the backstop injects the bare class
+            limit_ms = 2 * self.supervisors[task].time_limit_ns / 1e6
+            error = ScanAborted(
+                f"watchdog: scan ran more than {limit_ms:.1f} ms and was aborted"
+            ).with_traceback(error.__traceback__)
+        fault = describe_fault(error, self.program.sources)
+        self._fault(task, str(fault), start_ns)
 
     def _scan_while_faulted(self, task: str, now_ns: int) -> None:
         """A faulted task keeps its outputs safe every period; restarts when its policy says so."""

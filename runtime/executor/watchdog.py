@@ -3,8 +3,8 @@
 The scan thread checks finished scans (``check``). A scan that never ends is stopped from inside:
 the scan context aborts WHILE/REPEAT loops at their back-edges once the watchdog time has passed
 (real time) or the loop budget is spent (virtual time). As a backstop in real time, a monitor thread
-raises ``ScanAborted`` asynchronously in the scan thread if a scan runs twice its limit anyway
-(e.g. a huge FOR loop).
+raises ``ScanAborted`` asynchronously in the scan thread if a program body runs twice its limit
+anyway (e.g. a huge FOR loop).
 """
 
 from __future__ import annotations
@@ -101,25 +101,43 @@ class TaskSupervisor:
         }
 
 
-class RunawayMonitor:
-    """Backstop thread (real time only): aborts a scan that runs more than twice its limit."""
+# PyThreadState_SetAsyncExc(unsigned long id, PyObject *exc): its own prototype (not the shared
+# ctypes.pythonapi attribute), so a NULL ``exc`` (ctypes.py_object()) clears a pending exception.
+_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
 
-    def __init__(
-        self,
-        current_scan: Callable[[], tuple[str, int] | None],
-        limits_ns: dict[str, int],
-        now_ns: Callable[[], int],
-    ) -> None:
-        self._current_scan = current_scan
+
+@dataclass(frozen=True, eq=False)
+class _Body:
+    """One run of a task's program body (compared by identity: each entry is a new object)."""
+
+    task: str
+    start_ns: int
+
+
+class RunawayMonitor:
+    """Backstop thread (real time only): aborts a program body that runs more than twice its limit.
+
+    Only the program body is ever interrupted (``enter_body``/``leave_body`` mark it on the scan
+    thread), never I/O or scheduler code. The decision and the injection happen under a lock that
+    ``leave_body`` also takes, so nothing is injected once the body has returned; an exception
+    injected just before that but not yet delivered is cleared by ``leave_body``.
+    """
+
+    def __init__(self, limits_ns: dict[str, int], now_ns: Callable[[], int]) -> None:
         self._limits = limits_ns
         self._now_ns = now_ns
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._target: int | None = None
+        self._body: _Body | None = None
+        self._aborted: _Body | None = None
         self._thread: threading.Thread | None = None
         self.aborts = 0
+        self.aborted_thread: int | None = None  # the thread the last abort went to
 
-    def start(self, scan_thread_id: int) -> None:
-        self._target = scan_thread_id
+    def start(self) -> None:
         self._thread = threading.Thread(target=self._watch, name="plcrun-watchdog", daemon=True)
         self._thread.start()
 
@@ -128,20 +146,43 @@ class RunawayMonitor:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
+    def set_target(self, scan_thread_id: int | None) -> None:
+        """The thread that runs scans (``Executor.run``), or None while nobody scans."""
+        with self._lock:
+            self._target = scan_thread_id
+            self._body = None
+
+    def enter_body(self, task: str, start_ns: int) -> None:
+        """Called on the scan thread as the task's program body starts."""
+        self._body = _Body(task, start_ns)
+
+    def leave_body(self) -> None:
+        """Called on the scan thread when the body returned or raised; idempotent."""
+        with self._lock:
+            body, self._body = self._body, None
+            if body is not None and body is self._aborted:
+                _set_async_exc(threading.get_ident(), ctypes.py_object())  # not yet delivered: dropped
+
+    def poll(self) -> bool:
+        """One look at the running body; True if a ``ScanAborted`` was injected into it."""
+        body = self._body
+        if body is None or body is self._aborted:
+            return False
+        shortest = min(self._limits.values(), default=100_000_000)
+        if self._now_ns() - body.start_ns <= 2 * self._limits.get(body.task, shortest):
+            return False
+        with self._lock:
+            target = self._target
+            if self._body is not body or target is None:
+                return False  # the body returned meanwhile: nothing to abort
+            self._aborted = body
+            self.aborts += 1
+            self.aborted_thread = target
+            _set_async_exc(target, ctypes.py_object(ScanAborted))
+        return True
+
     def _watch(self) -> None:
         shortest = min(self._limits.values(), default=100_000_000)
         period_s = max(0.005, shortest / 4e9)
-        aborted_start: int | None = None
         while not self._stop.wait(period_s):
-            current = self._current_scan()
-            if current is None or self._target is None:
-                continue
-            task, started = current
-            if started == aborted_start:
-                continue
-            if self._now_ns() - started > 2 * self._limits.get(task, shortest):
-                aborted_start = started
-                self.aborts += 1
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self._target), ctypes.py_object(ScanAborted)
-                )
+            self.poll()

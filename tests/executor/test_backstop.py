@@ -1,0 +1,150 @@
+"""The runaway backstop (RunawayMonitor) aborts only a program body, only on the thread that runs
+scans, and never delivers an abort once the body it aimed at has returned."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from plcrun.compiler.api import compile_file
+from plcrun.executor.clock import MonotonicClock, VirtualClock
+from plcrun.executor.engine import Executor, ExecutorConfig
+from plcrun.executor.watchdog import RunawayMonitor, TaskState, WatchdogConfig
+from plcrun.state.support import ScanAborted
+from scripted_driver import ScriptedDriver
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+def test_started_on_one_thread_run_on_another_the_backstop_aborts_the_scan_thread() -> None:
+    driver = ScriptedDriver("out", [], ["burn.p_set"])
+    executor = Executor(
+        compile_file(PROGRAMS / "runaway_for.st"),
+        clock=MonotonicClock(),
+        drivers=[driver],
+        config=ExecutorConfig(watchdog=WatchdogConfig(time_factor=2.0, overrun_limit=0)),
+    )
+    executor.start()  # here, on the test's thread
+    executor.journal.write("burn.go", True)
+    outcome: list[object] = []
+
+    def scan_thread() -> None:
+        try:
+            outcome.append(executor.run(max_scans=4))
+        except BaseException as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=scan_thread, name="scans")
+    try:
+        runner.start()
+        runner.join(60)  # only a hang guard: the abort comes after 2 x 20 ms of the FOR loop
+        assert not runner.is_alive()
+    finally:
+        executor.stop()
+        executor.shutdown()
+    assert outcome and not isinstance(outcome[0], BaseException), outcome  # run() returned normally
+    monitor = executor._monitor
+    assert monitor is not None and monitor.aborts == 1
+    assert monitor.aborted_thread == runner.ident != threading.get_ident()
+    supervisor = executor.supervisors["DEFAULT"]
+    assert supervisor.state is TaskState.FAULTED
+    # positioned in the FOR loop's body, which ran on the scan thread
+    assert (
+        "runaway_for.st:13: runtime fault: watchdog: scan ran more than 40.0 ms" in supervisor.fault_message
+    )
+    assert driver.safe_states and driver.safe_states[0][1]["burn.p_set"] == -2.5
+    assert all(values["burn.p_set"] != 7.0 for _, values in driver.written)  # nothing of the aborted scan
+
+
+class _Target:
+    """A real second thread that 'runs a body' and then goes on running plain Python code."""
+
+    def __init__(self, monitor: RunawayMonitor) -> None:
+        self.monitor = monitor
+        self.entered = threading.Event()
+        self.may_leave = threading.Event()
+        self.left = threading.Event()
+        self.finish = threading.Event()
+        self.aborted_in_body: list[BaseException] = []
+        self.aborted_after: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="fake-scan")
+
+    def _run(self) -> None:
+        self.monitor.set_target(threading.get_ident())
+        self.monitor.enter_body("t", 0)
+        self.entered.set()
+        try:
+            try:
+                self.may_leave.wait()
+                self.monitor.leave_body()
+            except ScanAborted as error:
+                self.aborted_in_body.append(error)
+                self.monitor.leave_body()  # as the engine does
+            self.left.set()
+            self.finish.wait()
+            total = 0
+            for i in range(200_000):  # back-edges: a pending async exception would be raised here
+                total += i
+        except ScanAborted as error:
+            self.aborted_after.append(error)
+        finally:
+            self.left.set()
+
+
+def test_an_abort_decided_after_the_body_returned_is_never_delivered() -> None:
+    holder: list[_Target] = []
+
+    def now_ns() -> int:
+        # the monitor has read the running body; the body returns before it decides
+        target = holder[0]
+        target.may_leave.set()
+        assert target.left.wait(30)
+        return 10**12
+
+    monitor = RunawayMonitor({"t": 10}, now_ns)
+    target = _Target(monitor)
+    holder.append(target)
+    target.thread.start()
+    assert target.entered.wait(30)
+    assert monitor.poll() is False
+    target.finish.set()
+    target.thread.join(30)
+    assert monitor.aborts == 0
+    assert target.aborted_in_body == [] and target.aborted_after == []
+
+
+def test_an_abort_injected_while_the_body_runs_never_reaches_the_code_after_it() -> None:
+    monitor = RunawayMonitor({"t": 10}, lambda: 10**12)
+    target = _Target(monitor)
+    target.thread.start()
+    assert target.entered.wait(30)
+    assert monitor.poll() is True  # injected while the target waits (in C) inside its body
+    assert monitor.poll() is False  # one abort per body
+    target.may_leave.set()
+    assert target.left.wait(30)
+    target.finish.set()
+    target.thread.join(30)
+    assert monitor.aborts == 1
+    # delivered in the body (or leave_body) or dropped by leave_body; never after it
+    assert len(target.aborted_in_body) <= 1
+    assert target.aborted_after == []
+
+
+class _AbortOnWrite(ScriptedDriver):
+    """Where a late abort could land: in the output hand-over after the body returned."""
+
+    def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
+        super().write_outputs(now_ns, values)
+        if len(self.written) == 2:
+            raise ScanAborted
+
+
+def test_an_abort_arriving_after_the_body_faults_the_task_and_scans_go_on() -> None:
+    driver = _AbortOnWrite("out", [], ["burn.p_set"])
+    executor = Executor(compile_file(PROGRAMS / "runaway_for.st"), clock=VirtualClock(), drivers=[driver])
+    assert executor.run(max_scans=5) is not None  # returned: the scan thread lives on
+    supervisor = executor.supervisors["DEFAULT"]
+    assert supervisor.state is TaskState.FAULTED
+    assert "watchdog: scan ran more than 200.0 ms and was aborted" in supervisor.fault_message
+    assert len(driver.written) == 2 and len(driver.safe_states) >= 3  # safe every period after it
