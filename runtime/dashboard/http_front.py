@@ -26,13 +26,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import selectors
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import PlcrunError
-from ..executor.threads import Gate, GatedSelector, start_thread
+from ..executor.threads import Gate, new_event_loop, start_thread
 
 log = logging.getLogger("plcrun.dashboard")
 
@@ -147,12 +146,7 @@ class HttpFront:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
-        if self._gate is not None:  # the loop's own Python work waits for the scan's slack too
-            loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(
-                GatedSelector(selectors.DefaultSelector(), self._gate)
-            )
-        else:
-            loop = asyncio.new_event_loop()
+        loop = new_event_loop(self._gate)  # the loop's own Python work waits for the scan's slack too
         self._loop = loop
         try:
             loop.run_until_complete(self._main())

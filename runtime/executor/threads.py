@@ -21,6 +21,7 @@ taking the interpreter when the scan thread wakes up.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import selectors
@@ -144,3 +145,11 @@ class GatedSelector(selectors.BaseSelector):
             self._held = False
             self._gate.leave()
         self._inner.close()
+
+
+def new_event_loop(gate: Gate | None) -> asyncio.AbstractEventLoop:
+    """An asyncio loop for a network thread: its Python work waits for the scan's slack when ``gate``
+    is given (a ``GatedSelector`` around the default selector), a plain loop otherwise."""
+    if gate is None:
+        return asyncio.new_event_loop()
+    return asyncio.SelectorEventLoop(GatedSelector(selectors.DefaultSelector(), gate))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import selectors
 import socket
 import threading
 import time
@@ -27,7 +26,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from ..errors import PlcrunError
-from ..executor.threads import Gate, GatedSelector
+from ..executor.threads import Gate, new_event_loop
 from .config_errors import ConfigError
 from .scada_config import ScadaConfig
 from .scada_guard import ALLOWED_FUNCTIONS, CheckedWriteSingleCoil, TokenBucket, coil_value_problem
@@ -233,12 +232,7 @@ class ScadaServer:
         self._thread = None
 
     def _run(self) -> None:
-        if self._gate is not None:  # requests are worked off in the scan's slack
-            loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(
-                GatedSelector(selectors.DefaultSelector(), self._gate)
-            )
-        else:
-            loop = asyncio.new_event_loop()
+        loop = new_event_loop(self._gate)  # requests are worked off in the scan's slack
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
