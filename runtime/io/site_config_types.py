@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from .config_reader import did_you_mean
+from .config_errors import ConfigError
+from .config_reader import TableReader, did_you_mean
 from .modbus.codec import INTEGER_RANGES
 from .modbus.model import PointSpec
 
@@ -112,3 +113,36 @@ def binding_problem(point: PointSpec, path: str, st_type: str) -> str | None:
             f"({st_low}..{st_high})"
         )
     return None
+
+
+def session_field_paths(
+    reader: TableReader,
+    fields: list[str],
+    prefix: str,
+    slot: int,
+    catalog: Mapping[str, str],
+    prefix_key: str,
+    allowed_types: Mapping[str, tuple[str, ...]],
+) -> dict[str, str]:
+    """The program paths of one EV session's ``fields`` (``prefix[slot].field``, case-insensitive), each
+    checked against the ST types its driver can fill; a missing path names the slot when the program
+    has the session array, else the prefix key."""
+    folded = {path.casefold(): path for path in catalog}
+    paths: dict[str, str] = {}
+    for field in fields:
+        wanted = f"{prefix}[{slot}].{field}"
+        path = wanted if wanted in catalog else folded.get(wanted.casefold())
+        if path is None:
+            known_prefix = any(p.casefold().startswith(prefix.casefold() + "[") for p in catalog)
+            key = reader.key_of("slot") if known_prefix else prefix_key
+            raise ConfigError(reader.file, key, unknown_variable(wanted, catalog))
+        st_type = catalog[path].strip().upper()
+        allowed = allowed_types[field]
+        if st_type not in allowed:
+            raise ConfigError(
+                reader.file,
+                reader.key_of("slot"),
+                f"{path} is {st_type}, but {field} needs {' or '.join(allowed)}",
+            )
+        paths[field] = path
+    return paths

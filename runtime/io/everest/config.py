@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..config_errors import ConfigError
 from ..config_reader import FailFast, ProblemPolicy, TableReader
 from ..mqtt.config import TlsConfig, parse_broker
-from ..site_config_types import unknown_variable
+from ..site_config_types import session_field_paths
 
 # EV_SESSION fields the driver fills, and the IEC types each may be bound to
 INPUT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -195,26 +195,8 @@ def _parse_evse(
         reader.fail("fields", f"{OUTPUT_FIELD} is published through limits_module: set it")
     reader.finish()
     folded = {path.casefold(): path for path in catalog}
-    paths: dict[str, str] = {}
-    for field in fields:
-        wanted = f"{prefix}[{slot}].{field}"
-        path = (catalog.get(wanted) and wanted) or folded.get(wanted.casefold())
-        if path is None:
-            key = (
-                prefix_key
-                if not any(p.casefold().startswith(prefix.casefold() + "[") for p in catalog)
-                else reader.key_of("slot")
-            )
-            raise ConfigError(reader.file, key, unknown_variable(wanted, catalog))
-        st_type = catalog[path].strip().upper()
-        allowed = _NUMERIC if field == OUTPUT_FIELD else INPUT_FIELDS[field]
-        if st_type not in allowed:
-            raise ConfigError(
-                reader.file,
-                reader.key_of("slot"),
-                f"{path} is {st_type}, but {field} needs {' or '.join(allowed)}",
-            )
-        paths[field] = path
+    allowed = {field: _NUMERIC if field == OUTPUT_FIELD else INPUT_FIELDS[field] for field in fields}
+    paths = session_field_paths(reader, fields, prefix, slot, catalog, prefix_key, allowed)
     output = paths.pop(OUTPUT_FIELD, None)
     age_wanted = f"{prefix}[{slot}].setpoint_age"
     age_path = (catalog.get(age_wanted) and age_wanted) or folded.get(age_wanted.casefold())

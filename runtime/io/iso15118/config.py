@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config_errors import ConfigError
 from ..config_reader import FailFast, ProblemPolicy, TableReader
 from ..ev_session import SETPOINT_FIELD
-from ..site_config_types import unknown_variable
+from ..site_config_types import session_field_paths, unknown_variable
 from .wire import EV_FIELDS
 
 DEFAULT_PYTHON = "/opt/plcrun-iso15118/bin/python"
@@ -199,7 +199,8 @@ def _parse_evse(
     stop = _bool_path(reader, "stop", catalog)
     renegotiate = _bool_path(reader, "renegotiate", catalog)
     reader.finish()
-    paths = _field_paths(reader, fields, prefix, slot, catalog, prefix_key)
+    allowed = {field: _NUMERIC if field == SETPOINT_FIELD else FIELD_TYPES[field] for field in fields}
+    paths = session_field_paths(reader, fields, prefix, slot, catalog, prefix_key, allowed)
     return EvseConfig(
         id=name,
         interface=interface,
@@ -238,34 +239,6 @@ def _bool_path(reader: TableReader, name: str, catalog: Mapping[str, str]) -> st
     if catalog[path].strip().upper() != "BOOL":
         reader.fail(name, f"{path} is {catalog[path]}, but {name} needs BOOL")
     return path
-
-
-def _field_paths(
-    reader: TableReader,
-    fields: list[str],
-    prefix: str,
-    slot: int,
-    catalog: Mapping[str, str],
-    prefix_key: str,
-) -> dict[str, str]:
-    paths: dict[str, str] = {}
-    for field in fields:
-        wanted = f"{prefix}[{slot}].{field}"
-        path = _lookup(wanted, catalog)
-        if path is None:
-            known_prefix = any(p.casefold().startswith(prefix.casefold() + "[") for p in catalog)
-            key = reader.key_of("slot") if known_prefix else prefix_key
-            raise ConfigError(reader.file, key, unknown_variable(wanted, catalog))
-        st_type = catalog[path].strip().upper()
-        allowed = _NUMERIC if field == SETPOINT_FIELD else FIELD_TYPES[field]
-        if st_type not in allowed:
-            raise ConfigError(
-                reader.file,
-                reader.key_of("slot"),
-                f"{path} is {st_type}, but {field} needs {' or '.join(allowed)}",
-            )
-        paths[field] = path
-    return paths
 
 
 def _check_unique(evses: tuple[EvseConfig, ...], file: str) -> None:
