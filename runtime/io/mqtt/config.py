@@ -194,6 +194,17 @@ def expand_path(reader: TableReader, key: str, text: str) -> tuple[str, ...]:
     return paths
 
 
+def client_context(reader: TableReader, ca_file: Path) -> ssl.SSLContext:
+    """A TLS client context that trusts ``ca_file``; a file with no usable PEM CA certificate is a
+    problem of the table's ``ca_file`` key."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (ssl.SSLError, ValueError) as error:
+        reader.fail("ca_file", f"{ca_file} holds no usable PEM CA certificate ({error})")
+    return context
+
+
 def parse_tls(reader: TableReader) -> TlsConfig:
     """The [tls] table of an MQTT connection: CA, client certificate and key (0600), TLS version."""
     ca_file = reader.existing_file("ca_file")
@@ -201,11 +212,7 @@ def parse_tls(reader: TableReader) -> TlsConfig:
     key_file = reader.existing_file("key_file", private=True)
     min_version = reader.string("min_version", "1.2", choices=("1.2", "1.3"))
     reader.finish()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        context.load_verify_locations(cafile=str(ca_file))
-    except (ssl.SSLError, ValueError) as error:
-        reader.fail("ca_file", f"{ca_file} holds no usable PEM CA certificate ({error})")
+    context = client_context(reader, ca_file)
     try:
         context.load_cert_chain(str(cert_file), str(key_file))
     except ssl.SSLError as error:

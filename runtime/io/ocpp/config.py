@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 from ..config_errors import ConfigError
 from ..config_reader import CollectAll, ConfigProblems, FailFast, TableReader, is_loopback
 from ..credentials import OCPP_PASSWORD, find_credential
-from ..mqtt.config import BufferConfig, TlsConfig, _parse_buffer, parse_tls
+from ..mqtt.config import BufferConfig, TlsConfig, _parse_buffer, client_context, parse_tls
 from ..site_config_types import unknown_variable
 
 VERSIONS = ("2.1", "2.0.1")  # subprotocols ocpp2.1 / ocpp2.0.1
@@ -316,9 +315,5 @@ def _parse_ca(reader: TableReader) -> Path:
     """``[ocpp.tls]`` of security profile 2: the CA that signed the CSMS certificate."""
     ca_file: Path = reader.existing_file("ca_file")
     reader.finish()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        context.load_verify_locations(cafile=str(ca_file))
-    except (ssl.SSLError, ValueError) as error:
-        reader.fail("ca_file", f"{ca_file} holds no usable PEM CA certificate ({error})")
+    client_context(reader, ca_file)  # refuses a file without a usable CA before anything starts
     return ca_file
