@@ -77,28 +77,16 @@ class DeviceModel:
         self._on_change = on_change
 
     def get(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        component, variable = item["component"], item["variable"]
-        result: dict[str, Any] = {"component": component, "variable": variable}
-        if item.get("attributeType", "Actual") != "Actual":
-            return {**result, "attributeStatus": "NotSupportedAttributeType"}
-        key = (component["name"], variable["name"])
-        if not any(c == key[0] for c, _n in VARIABLES):
-            return {**result, "attributeStatus": "UnknownComponent"}
-        if key not in VARIABLES or "instance" in variable:
-            return {**result, "attributeStatus": "UnknownVariable"}
+        result, key = _address(item)
+        if key is None:
+            return result
         return {**result, "attributeStatus": "Accepted", "attributeValue": self.values.get(_join(key), "")}
 
     def set(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        component, variable = item["component"], item["variable"]
-        result: dict[str, Any] = {"component": component, "variable": variable}
-        if item.get("attributeType", "Actual") != "Actual":
-            return {**result, "attributeStatus": "NotSupportedAttributeType"}
-        key = (component["name"], variable["name"])
-        if not any(c == key[0] for c, _n in VARIABLES):
-            return {**result, "attributeStatus": "UnknownComponent"}
-        spec = VARIABLES.get(key)
-        if spec is None or "instance" in variable:
-            return {**result, "attributeStatus": "UnknownVariable"}
+        result, key = _address(item)
+        if key is None:
+            return result
+        spec = VARIABLES[key]
         if spec.check is None:
             return {
                 **result,
@@ -125,3 +113,18 @@ class DeviceModel:
 
 def _join(key: tuple[str, str]) -> str:
     return f"{key[0]}.{key[1]}"
+
+
+def _address(item: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """The answer's component/variable part and the known variable a Get/Set item names, or the
+    finished answer (NotSupportedAttributeType, UnknownComponent, UnknownVariable) and None."""
+    component, variable = item["component"], item["variable"]
+    result: dict[str, Any] = {"component": component, "variable": variable}
+    if item.get("attributeType", "Actual") != "Actual":
+        return {**result, "attributeStatus": "NotSupportedAttributeType"}, None
+    key = (component["name"], variable["name"])
+    if not any(c == key[0] for c, _n in VARIABLES):
+        return {**result, "attributeStatus": "UnknownComponent"}, None
+    if key not in VARIABLES or "instance" in variable:
+        return {**result, "attributeStatus": "UnknownVariable"}, None
+    return result, key
