@@ -109,14 +109,7 @@ def read_credential(name: str, env: Mapping[str, str] | None = None) -> bytes:
 
 def read_credential_text(name: str, env: Mapping[str, str] | None = None) -> str:
     """Credential ``name`` as UTF-8 text without its trailing line break; empty is an error."""
-    data = read_credential(name, env)
-    try:
-        text = data.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise CredentialError(f"credential '{name}' is not UTF-8 text") from None
-    if not text.strip():
-        raise CredentialError(f"credential '{name}' is empty")
-    return text
+    return _secret_text(read_credential(name, env), f"credential '{name}'")
 
 
 def optional_credential_text(name: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -145,12 +138,17 @@ def read_secret_file(path: Path, what: str) -> str:
         raise CredentialError(f"{what} {path} cannot be read: {error.strerror or error}") from None
     if len(data) > MAX_CREDENTIAL_BYTES:
         raise CredentialError(f"{what} {path} is larger than {MAX_CREDENTIAL_BYTES} bytes")
+    return _secret_text(data, f"{what} {path}")
+
+
+def _secret_text(data: bytes, named: str) -> str:
+    """A secret's bytes as UTF-8 text without the trailing line break; not text or empty is an error."""
     try:
         text = data.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise CredentialError(f"{what} {path} is not UTF-8 text") from None
+        raise CredentialError(f"{named} is not UTF-8 text") from None
     if not text.strip():
-        raise CredentialError(f"{what} {path} is empty")
+        raise CredentialError(f"{named} is empty")
     return text
 
 
