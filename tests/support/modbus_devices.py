@@ -10,7 +10,7 @@ Kinds of device:
 - ``der``: a SunSpec DER (models 1, 701, 702, 704): 701.W follows 704.WSet once WSetEna = 1.
 - ``generic``: 200 holding and input registers, 64 coils and discrete inputs.
 
-Faults: ``delay(seconds)`` (answers arrive late), ``raise_exception(address, code)`` (Modbus exception on
+Faults: ``delay(seconds)`` (answers arrive late), ``hold()`` / ``hold(False)`` (answers wait until released), ``raise_exception(address, code)`` (Modbus exception on
 any request touching the address), raw register writes (NaN, sentinels, wrong scale factors), and
 ``kill()`` / ``restart()`` of the whole server process. The register layout here is written from the
 register maps in the grid-services notes, independently of the driver's own SunSpec tables.
@@ -82,6 +82,8 @@ class DeviceModel:
             "discrete": [],
         }
         self.delay_s = 0.0
+        self.held = False  # answers wait until released (a late answer whose lateness the test decides)
+        self.holding_now = 0  # requests waiting for the release
         self.exceptions: dict[tuple[str, int], int] = {}
         self.writes: dict[int, int] = {}  # holding address -> number of writes received
         self.write_log: list[tuple[int, int, int]] = []  # (perf_counter_ns, address, value)
@@ -215,6 +217,11 @@ class DeviceModel:
         self.last_message = time.monotonic()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
+        if self.held:
+            self.holding_now += 1
+            while self.held:
+                await asyncio.sleep(0.001)
+            self.holding_now -= 1
         table = _FC_TABLE[fc]
         bits = table in ("coil", "discrete")
         # a bit read passes the number of 16-bit words, not bits: probe only its first bit
@@ -267,6 +274,11 @@ class DeviceModel:
             if name == "delay":
                 self.delay_s = float(args[0])
                 return None
+            if name == "hold":
+                self.held = bool(args[0])
+                return None
+            if name == "held":
+                return self.holding_now
             if name == "exception":
                 table, address, code = args
                 if code is None:
@@ -419,6 +431,15 @@ class ModbusPeer:
     # faults
     def delay(self, seconds: float) -> None:
         self._call("delay", seconds)
+
+    def hold(self, held: bool = True) -> None:
+        """Keep every answer back until ``hold(False)`` (the device is slow for as long as the test says)."""
+        self._call("hold", held)
+
+    def held_requests(self) -> int:
+        """How many requests are waiting for their answer right now."""
+        count: int = self._call("held")
+        return count
 
     def raise_exception(self, address: int, code: int | None = 2, table: str = "holding") -> None:
         """Answer every request touching ``address`` with exception ``code`` (None: stop)."""

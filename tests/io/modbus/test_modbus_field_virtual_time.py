@@ -1,0 +1,145 @@
+"""The Modbus worker against a meter that behaves like one in the field, in virtual time (``ManualTime``
+drives the worker's schedule and is the executor's clock): minutes of steady, quantised answers stay
+GOOD with every sample stamped at its answer; a late answer turns the point STALE and GOOD again when it
+arrives; a meter that stops answering goes STALE, then COMM_LOST, and the worker gets it back on its
+reconnect schedule. The peer is a real Modbus TCP server on 127.0.0.1 in another process. The only wall
+clock in here is the transport's own socket timeout (``timeout_ms``) while the meter does not answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from plcrun.executor.alarms import AlarmBus
+from plcrun.executor.clock import ManualTime
+from plcrun.executor.driver_api import Quality, Sample
+from plcrun.io.modbus.driver import ModbusDeviceDriver
+
+from tests.io.modbus.rig import device_spec
+from tests.support.modbus_devices import ModbusPeer, wait_for
+
+MS = 1_000_000
+POLL_MS = 100
+STALE_MS = 500  # the default freshness limit at 100 ms polls: max(5 polls, 500 ms)
+CATALOG = {"main.grid_hz": "REAL", "main.hz_int": "REAL", "main.grid_v": "REAL"}
+
+
+@pytest.fixture
+def meter() -> Iterator[ModbusPeer]:
+    with ModbusPeer("meter") as peer:
+        peer.set_meter(hz=50.0, watts=-1200.0, volts=230.1)
+        yield peer
+
+
+def start(peer: ModbusPeer, time: ManualTime) -> ModbusDeviceDriver:
+    table = {
+        "host": "127.0.0.1",
+        "port": peer.port,
+        "profile": "sunspec",
+        "poll_ms": POLL_MS,
+        "timeout_ms": 200,
+        "points": {
+            "grid_hz": {"sunspec": "213.Hz", "bind": "main.grid_hz"},
+            "hz_int": {"sunspec": "203.Hz", "bind": "main.hz_int"},  # int16, 10 mHz steps
+            "grid_v": {"sunspec": "213.PhV", "bind": "main.grid_v", "plausible": [100, 300]},
+        },
+    }
+    driver = ModbusDeviceDriver(device_spec("meter", table, CATALOG), AlarmBus(), time)
+    driver.start(time)
+    return driver
+
+
+class Scan:
+    """What the scan sees: the driver's changed samples taken at the virtual time, kept by path."""
+
+    def __init__(self, driver: ModbusDeviceDriver, time: ManualTime) -> None:
+        self.driver, self.time = driver, time
+        self.latest: dict[str, Sample] = {}
+
+    def take(self) -> dict[str, Sample]:
+        new = dict(self.driver.read_inputs(self.time.now_ns()))
+        self.latest.update(new)
+        return new
+
+    def quality(self, path: str = "main.grid_hz") -> Quality:
+        self.take()
+        return self.latest[path].quality
+
+
+def test_minutes_of_steady_quantised_answers_stay_good(meter: ModbusPeer) -> None:
+    time = ManualTime()
+    driver = start(meter, time)
+    scan = Scan(driver, time)
+    try:
+        time.settle()
+        before = meter.request_count()
+        polls = driver.status().counters["polls"]
+        values: set[float] = set()
+        for second in range(180):  # three minutes, one scan look a second
+            if second == 90:
+                meter.set_meter(hz=49.99)  # one quantum of the int16 register
+            time.run_for(1000 * MS, POLL_MS * MS)
+            new = scan.take()
+            now = time.now_ns()
+            for path in ("main.grid_hz", "main.hz_int", "main.grid_v"):
+                sample = new[path]  # a repeated value is a new sample: the meter answered it again
+                assert sample.quality is Quality.GOOD, (second, path, sample)
+                assert now - sample.timestamp_ns < POLL_MS * MS, (second, path)  # stamped at its answer
+            values.add(round(float(new["main.hz_int"].value), 3))
+        assert values == {50.0, 49.99}  # the quantised values, each repeated for 90 s
+        # one poll every 100 ms, on time; each reads the three points' blocks (models 203 and 213 apart)
+        assert driver.status().counters["polls"] - polls == 180 * 1000 // POLL_MS
+        assert meter.request_count() - before == 3 * 180 * 1000 // POLL_MS
+        assert driver.status().connected
+    finally:
+        driver.stop()
+
+
+def test_a_late_answer_is_stale_and_a_silent_meter_comm_lost_until_it_is_back(meter: ModbusPeer) -> None:
+    time = ManualTime()
+    driver = start(meter, time)
+    scan = Scan(driver, time)
+    try:
+        time.run_for(1000 * MS, POLL_MS * MS)
+        assert scan.quality() is Quality.GOOD
+        answered = scan.latest["main.grid_hz"].timestamp_ns
+
+        # a slow meter: the next poll's answer is held back while the virtual time runs on
+        meter.hold()
+        time.advance(POLL_MS * MS)
+        wait_for(lambda: meter.held_requests() == 1)
+        time.advance((STALE_MS - POLL_MS) * MS)
+        assert scan.quality() is Quality.GOOD  # the freshness limit is not over yet
+        time.advance(100 * MS)
+        assert scan.quality() is Quality.STALE  # the scan notices: the worker is stuck in the request
+        assert scan.latest["main.grid_hz"].timestamp_ns == answered  # AGE_OF tells how old the value is
+        meter.hold(False)  # the late answer arrives: fresh again, stamped when it arrived
+        time.settle()
+        assert scan.quality() is Quality.GOOD
+        assert scan.latest["main.grid_hz"].timestamp_ns == time.now_ns()
+
+        # the meter stops answering: STALE after the freshness limit, COMM_LOST once requests fail
+        time.run_for(500 * MS, POLL_MS * MS)
+        meter.hold()
+        time.advance(POLL_MS * MS)
+        wait_for(lambda: meter.held_requests() >= 1)
+        time.advance(STALE_MS * MS)
+        assert scan.quality() is Quality.STALE
+        # two requests time out (timeout_ms, comm_lost_after = 2), then the worker backs off
+        wait_for(lambda: scan.quality() is Quality.COMM_LOST)
+        time.settle()
+        assert {s.quality for s in scan.take().values()} <= {Quality.COMM_LOST}
+        assert all(s.quality is Quality.COMM_LOST for s in scan.latest.values())
+        assert not driver.status().connected
+
+        # back: the worker reconnects on its backoff schedule (at most reconnect_max_ms = 1 s)
+        meter.hold(False)
+        lost_at = time.now_ns()
+        while scan.quality() is not Quality.GOOD:
+            assert time.now_ns() - lost_at <= 1000 * MS
+            time.run_for(POLL_MS * MS, 10 * MS)
+        assert all(s.quality is Quality.GOOD for s in scan.latest.values())
+        assert driver.status().connected
+    finally:
+        meter.hold(False)
+        driver.stop()
