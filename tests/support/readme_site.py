@@ -1,0 +1,127 @@
+"""The README's "Commission a site" section, run as written, inside a network namespace of its own.
+
+``python -m tests.support.readme_site LIMIT_S --in-namespace`` is started by ``tests/test_readme_site.py``
+under ``unshare -rn`` (a private loopback, so the site file's fixed ports 15020-15022 and the dashboard's
+8080 cannot meet another run's; without ``--in-namespace`` it uses the host's). It brings the namespace's
+loopback up, starts the section's commands in
+order from the repository root (``plcrun`` is the installed console script next to this Python), watches
+the emulated chargers over Modbus and the program over the dashboard until both cars discharge, stops
+both processes with SIGINT and prints one JSON line with what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+QUASAR_SETPOINT, QUASAR_ACTUAL_POWER = 260, 526
+
+
+def section_commands(readme: str) -> list[str]:
+    """The ``sh`` commands of the README's "Commission a site" section, in order."""
+    match = re.search(r"^## Commission a site\n(.*?)(?=^## )", readme, re.M | re.S)
+    if match is None:
+        raise ValueError("README.md has no '## Commission a site' section")
+    return [c.strip() for c in re.findall(r"```sh\n(.*?)```", match.group(1), re.S)]
+
+
+def argv(command: str) -> list[str]:
+    words = shlex.split(command)
+    if words[0] == "plcrun":
+        script = Path(sys.executable).parent / "plcrun"
+        words[:1] = [str(script)] if script.exists() else [sys.executable, "-m", "plcrun.cli"]
+    return words
+
+
+def _s16(raw: int) -> int:
+    return raw - 0x10000 if raw & 0x8000 else raw
+
+
+def charger_registers(port: int) -> tuple[int, int] | None:
+    """(setpoint, actual power) of the emulated Quasar on ``port``, or None while it does not answer."""
+    from pymodbus.client import ModbusTcpClient
+
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=1.0, retries=0)
+    try:
+        if not client.connect():
+            return None
+        setpoint = client.read_holding_registers(QUASAR_SETPOINT, count=1, device_id=1)
+        power = client.read_holding_registers(QUASAR_ACTUAL_POWER, count=1, device_id=1)
+        if setpoint.isError() or power.isError():
+            return None
+        return _s16(setpoint.registers[0]), _s16(power.registers[0])
+    except Exception:  # a device still starting: try again
+        return None
+    finally:
+        client.close()
+
+
+def dashboard_values(paths: list[str]) -> dict[str, Any]:
+    query = "&".join(f"path={p}" for p in paths)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:8080/api/values?{query}", timeout=1.0) as answer:
+            values = json.loads(answer.read())["values"]
+    except (OSError, ValueError):
+        return {}
+    return {path: node.get("value") for path, node in values.items() if isinstance(node, dict)}
+
+
+def main(limit_s: float, own_namespace: bool) -> dict[str, Any]:
+    if own_namespace:  # a new network namespace starts with its loopback down
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    commands = section_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            argv(c),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for c in commands
+    ]
+    paths = ["main.status", "main.grid_hz", "main.evs[1].p_setpoint_w", "main.evs[2].p_setpoint_w"]
+    seen: dict[str, Any] = {"commands": commands, "status": [], "discharged_at_s": None}
+    try:
+        while time.monotonic() - started < limit_s and all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+            values = dashboard_values(paths)
+            status = values.get("main.status")
+            if status and (not seen["status"] or seen["status"][-1] != status):
+                seen["status"].append(status)
+            chargers = [charger_registers(port) for port in (15021, 15022)]
+            if all(c is not None and c[0] < 0 and c[1] < -500 for c in chargers):
+                seen.update(discharged_at_s=round(time.monotonic() - started, 2), chargers=chargers)
+                seen["values"] = values
+                break
+    finally:
+        outputs = []
+        for process in reversed(processes):  # the site first: it writes its safe values to the devices
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                out, err = process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                out, err = process.communicate()
+            outputs.insert(0, {"returncode": process.returncode, "stdout": out, "stderr": err})
+            if process is processes[-1] and len(processes) > 1:
+                seen["chargers_after_stop"] = [charger_registers(port) for port in (15021, 15022)]
+        seen["processes"] = outputs
+    return seen
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(float(sys.argv[1]), "--in-namespace" in sys.argv[2:])))

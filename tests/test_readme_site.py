@@ -1,0 +1,82 @@
+"""The README's "Commission a site" section works as written: its commands, parsed out of README.md (so
+the test and the text cannot drift), run from the repository root inside a network namespace of their
+own (``unshare -rn``: the site file's fixed ports on a private 127.0.0.1), and a dip of the emulated
+meter discharges the emulated cars; both processes stop cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.readme_site import section_commands
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+PORTS = (15020, 15021, 15022, 8080)  # examples/site.toml's devices and the dashboard's default
+
+
+def _how() -> list[str]:
+    """The command prefix: a private network namespace when the machine allows one (the fixed ports
+    cannot meet another run of this test), else the host's loopback if the ports are free there."""
+    probe = subprocess.run(
+        ["unshare", "-rn", "ip", "link", "set", "lo", "up"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode == 0:
+        return ["unshare", "-rn"]
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                pytest.skip(f"no network namespace ({probe.stderr.strip()}) and port {port} is taken")
+    return []
+
+
+def test_the_section_has_the_two_commands() -> None:
+    commands = section_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert [c.split()[:3] for c in commands] == [
+        ["plcrun", "devices", "examples/site.toml"],
+        ["plcrun", "run", "programs/freq_response.st"],
+    ]
+    assert "--config examples/site.toml" in commands[1]
+
+
+def test_the_commission_section_discharges_the_emulated_cars_on_a_dip() -> None:
+    prefix = _how()
+    limit_s = 40.0  # the scenario's dip starts 10 s after the devices; the cars follow within ~1 s
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "tests.support.readme_site", str(limit_s)]
+        + (["--in-namespace"] if prefix else []),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=limit_s + 60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    devices, run = seen["processes"]
+    assert seen["discharged_at_s"] is not None, (
+        seen["status"],
+        devices["stderr"][-2000:],
+        run["stderr"][-2000:],
+    )
+    # both chargers got a discharge setpoint and their cars discharge (registers 260 and 526)
+    assert all(setpoint < 0 and power < -500 for setpoint, power in seen["chargers"])
+    # the program saw the dip and answered it; the dashboard shows it
+    assert "ST_RESPONDING" in seen["status"], seen["status"]
+    assert seen["values"]["main.grid_hz"] < 49.99
+    # the site's safe value (0 W) reached both chargers when it stopped
+    assert [c[0] for c in seen["chargers_after_stop"]] == [0, 0], seen["chargers_after_stop"]
+    # a clean start (no ERROR line, no traceback) and a clean stop on Ctrl-C
+    for process in (devices, run):
+        assert process["returncode"] == 0, process["stderr"][-2000:]
+        assert "Traceback" not in process["stderr"]
+        assert " ERROR " not in process["stderr"], process["stderr"][-2000:]
+    assert "connection lost" not in run["stderr"], run["stderr"][-2000:]  # the devices outlive the site
