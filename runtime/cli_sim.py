@@ -1,6 +1,7 @@
 """``plcrun sim``: run a program against a simulation scenario in virtual time and report.
 
-The executor runs the scenario's duration as fast as the CPU allows (deterministic); a progress bar
+The site is built by the composition root (``plcrun.site.SiteRuntime``, on a ``VirtualClock``, with
+the scenario bound as the registry's ``sim`` driver binds it); the executor runs the scenario's duration as fast as the CPU allows (deterministic); a progress bar
 goes to stderr; the report (plcrun.io.sim.report_files: JSON, the time series and the cars as CSV,
 the picture, an HTML page) is written to a folder and summarised on the terminal, or printed as JSON
 with ``--json``.
@@ -16,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .executor.clock import VirtualClock
-from .executor.engine import Executor, ExecutorConfig
 from .executor.scheduler import ScanRecord
 from .io.sim.evaluate import SimReport, evaluate
 from .io.sim.report_files import write_report
 from .io.sim.scenario import Scenario
 from .io.sim.scenario_load import load_with_fleet_size
-from .io.site_io import SiteIo, find_site_variables, sim_io
+from .io.site_io import find_site_variables
+from .site import SiteRuntime
 from .state.program import CompiledProgram
 
 
@@ -43,34 +44,44 @@ def run_simulation(
     show_progress: bool,
     status: list[str] | None = None,
     set_options: list[str] | None = None,
-) -> tuple[Executor, SiteIo]:
-    """Run the scenario; ``status``: filled with the program's ``status`` after every scan, when it
-    has one (for the report's availability). ``set_options``: ``PATH=VALUE`` parameters, checked
-    against the program (SiteConfigError) and written at start after the scenario's own values."""
-    io = sim_io(program, scenario)
-    io.set_parameters(program, set_options or [])
-    executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
-    site = find_site_variables(program)
-    status_path = f"{site.instance}.status" if site is not None else ""
+) -> SiteRuntime:
+    """Build the simulated site (``SiteRuntime`` on a ``VirtualClock``), start it and run the
+    scenario; the caller stops it. ``status``: filled with the program's ``status`` after every
+    scan, when it has one (for the report's availability). ``set_options``: ``PATH=VALUE``
+    parameters, checked against the program (SiteConfigError) and written at start after the
+    scenario's own values."""
+    site = SiteRuntime.build(
+        program,
+        scenario=scenario,
+        set_options=set_options,
+        clock=VirtualClock(),
+        warn=lambda warning: print(f"plcrun: {warning}", file=sys.stderr),
+    )
+    executor = site.executor
+    variables = find_site_variables(program)
+    status_path = f"{variables.instance}.status" if variables is not None else ""
     if status is not None and program.leaf(status_path) is not None:
 
         def record(_scan: ScanRecord) -> None:
             status.append(str(executor.read(status_path)))
 
         executor.scheduler.add_scan_observer(record)
-    for path, value in {**io.initial_writes, **io.parameters}.items():
-        executor.journal.write(path, value, source="scenario")
-    total = scenario.duration_ns
-    chunks = 50
-    for k in range(chunks):
-        executor.run(
-            duration_ns=total // chunks if k < chunks - 1 else total - (total // chunks) * (chunks - 1)
-        )
+    site.start()
+    try:
+        total = scenario.duration_ns
+        chunks = 50
+        for k in range(chunks):
+            executor.run(
+                duration_ns=total // chunks if k < chunks - 1 else total - (total // chunks) * (chunks - 1)
+            )
+            if show_progress:
+                _progress((k + 1) / chunks)
         if show_progress:
-            _progress((k + 1) / chunks)
-    if show_progress:
-        print(file=sys.stderr)
-    return executor, io
+            print(file=sys.stderr)
+    except BaseException:
+        site.stop()
+        raise
+    return site
 
 
 @dataclass
@@ -100,17 +111,16 @@ def simulate(
     each run of a sweep does (cli_sweep.py), so the two cannot differ."""
     start = time.perf_counter()
     status: list[str] = []
-    executor, io = run_simulation(
+    site = run_simulation(
         program, scenario, show_progress=show_progress, status=status, set_options=set_options
     )
     wall_s = time.perf_counter() - start
-    for warning in io.warnings:
-        print(f"plcrun: {warning}", file=sys.stderr)
-    assert io.sim is not None
-    history = io.sim.history()  # before shutdown: the safe state written at the end is not part of the run
-    executor.shutdown()
+    with site:  # stopped at the end of the block: outputs to their safe values
+        assert site.io.sim is not None
+        # before the stop: the safe state written at the end is not part of the run
+        history = site.io.sim.history()
     report = evaluate(history, scenario, status or None)
-    faults = {name: sup.fault_message for name, sup in executor.supervisors.items() if sup.faults}
+    faults = site.faulted
     title = f"{Path(program.main_file).name}: {scenario.name}"
     data = write_report(folder, title, scenario, history, report, status, faults)
     return SimOutcome(scenario, report, faults, data, wall_s)

@@ -36,8 +36,9 @@ from .executor.rt_setup import RtConfig
 from .executor.runner import RealtimeSession
 from .executor.threads import use_small_stacks
 from .io.registry import DriverType, Service
+from .io.sim.scenario import Scenario
 from .io.sim.scenario_load import load_with_fleet_size
-from .io.site_io import SiteIo, config_io, find_site_variables, simulation_io
+from .io.site_io import SiteIo, config_io, find_site_variables, sim_io, simulation_io
 from .state.program import CompiledProgram
 
 log = logging.getLogger("plcrun.site")
@@ -77,7 +78,7 @@ class SiteRuntime:
         program: CompiledProgram,
         *,
         config: str | None = None,
-        scenario: str | None = None,
+        scenario: str | Scenario | None = None,
         evs: int | None = None,
         io: bool = True,
         set_options: list[str] | None = None,
@@ -86,12 +87,16 @@ class SiteRuntime:
         dashboard: DashboardOptions | None = None,
         gateway_id: str = "gateway",
         drivers: Mapping[str, DriverType[Any]] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> SiteRuntime:
         """The site of ``config`` (a site file; with ``scenario`` too, the simulation feeds what its
-        devices do not), else the simulation (``scenario``, default
-        quiet_grid, when the program has simulation variables), else no I/O; ``io=False`` forces no
-        I/O. ``set_options`` are ``PATH=VALUE`` parameters (``--set``, winning over the site file's
-        ``[parameters]``). Raises ``ConfigError`` (every problem of the file) before anything is built."""
+        devices do not), else the simulation (``scenario``, default quiet_grid, when the program has
+        simulation variables), else no I/O; ``io=False`` forces no I/O. ``scenario`` is a name (or
+        TOML file) resized to ``evs`` cars, or a loaded ``Scenario`` (``plcrun sim`` and its
+        sweeps); either way ``io.sim`` is the simulation driver, whose history the simulation
+        report reads. ``set_options`` are ``PATH=VALUE`` parameters (``--set``, winning over the
+        site file's ``[parameters]``). ``warn`` reports the I/O's warnings (default: the log).
+        Raises ``ConfigError`` (every problem of the file) before anything is built."""
         clock = clock or MonotonicClock()
         realtime = not isinstance(clock, VirtualClock)
         alarms = AlarmBus()
@@ -105,9 +110,13 @@ class SiteRuntime:
                 program, config, alarms, stats, gateway_id, realtime=realtime, drivers=drivers
             )
             if scenario is not None:  # a mixed site: the simulation feeds what the devices do not
-                site_io.add_simulation(program, load_with_fleet_size(scenario, evs), realtime=realtime)
+                loaded = scenario if isinstance(scenario, Scenario) else load_with_fleet_size(scenario, evs)
+                site_io.add_simulation(program, loaded, realtime=realtime)
+        elif io and isinstance(scenario, Scenario):  # loaded: bound as the registry's sim driver does
+            site_io = sim_io(program, scenario, realtime=realtime)
         elif io and (scenario is not None or find_site_variables(program) is not None):
-            site_io = simulation_io(program, scenario, evs, realtime=realtime, drivers=drivers)
+            name = scenario if isinstance(scenario, str) else None
+            site_io = simulation_io(program, name, evs, realtime=realtime, drivers=drivers)
         else:
             site_io = SiteIo(description="no I/O")
         site_io.set_parameters(program, set_options or [])
@@ -126,7 +135,10 @@ class SiteRuntime:
         )
         holder.append(executor)
         for warning in site_io.warnings:
-            log.warning("%s", warning)
+            if warn is not None:
+                warn(warning)
+            else:
+                log.warning("%s", warning)
         return cls(program, executor, site_io, dashboard=dashboard)
 
     @property

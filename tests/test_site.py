@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plcrun.cli_sim import run_simulation
 from plcrun.compiler.api import compile_file
 from plcrun.errors import PlcrunError
 from plcrun.executor.clock import VirtualClock
 from plcrun.io.registry import BuildContext, DriverType, SiteContext, Wiring, registered
+from plcrun.io.sim.scenario_load import load_with_fleet_size
 from plcrun.site import SiteRuntime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +64,32 @@ def test_the_simulated_site_runs_without_the_command_line() -> None:
         stats = site.executor.scheduler.stats.task(program.tasks[0].name)
         assert stats.scans == 200
     assert site.faulted == {}
+
+
+def test_plcrun_sim_runs_its_scenario_on_the_composition_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``plcrun sim`` (cli_sim.simulate, also each run of a sweep) builds its site with
+    ``SiteRuntime``; the simulation driver's history, which the report reads, stays reachable."""
+    program = compile_file(ROOT / "programs" / "freq_response.st")
+    scenario = load_with_fleet_size("ocpp_curve", None)
+    built: list[SiteRuntime] = []
+    build = SiteRuntime.build
+
+    def noted(*args: Any, **kwargs: Any) -> SiteRuntime:
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(SiteRuntime, "build", noted)
+    site = run_simulation(program, scenario, show_progress=False)
+    try:
+        assert built == [site] and isinstance(site.executor.clock, VirtualClock)
+        assert site.io.sim is not None and site.executor.clock.now_ns() >= scenario.duration_ns
+        rows = len(site.io.sim.history().t_s)
+        assert rows == scenario.n_steps or rows == scenario.n_steps + 1
+    finally:
+        site.stop()
+    # by name through the registry, the simulation driver is reachable the same way
+    named = SiteRuntime.build(program, scenario="ocpp_curve", clock=VirtualClock())
+    assert named.io.sim is not None and named.io.sim in named.executor.drivers
 
 
 def logged_shutdown(site: SiteRuntime, log: list[str], monkeypatch: pytest.MonkeyPatch) -> None:

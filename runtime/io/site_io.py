@@ -337,6 +337,7 @@ def simulation_io(
     wiring = build_wiring(checked, BuildContext(source, program, AlarmBus(), realtime=realtime), registry)
     return SiteIo(
         drivers=wiring.drivers,
+        sim=next((d for d in wiring.drivers if isinstance(d, SimDriver)), None),
         initial_writes=wiring.initial_writes,
         required_inputs=wiring.required_inputs,
         services=wiring.services,
