@@ -14,6 +14,8 @@ settle, so poll schedules, retries, backoff and heartbeats are tested without wa
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -188,9 +190,15 @@ class WorkerTime(Protocol):
         """Block until ``wake`` is set (True) or ``timeout_s`` passed (False)."""
         ...
 
+    def wait_readable(self, sock: socket.socket, timeout_s: float, stopping: threading.Event) -> bool:
+        """Block until ``sock`` has data (or EOF) to read (True) or ``timeout_s`` passed (False):
+        how a worker waits for a device's answer, so request timeouts run on this time too.
+        ``stopping``: the worker is stopping (its last exchange, e.g. safe values, still waits)."""
+        ...
+
 
 class RealTime:
-    """``time.monotonic_ns`` and ``Event.wait``: what workers use in production."""
+    """``time.monotonic_ns``, ``Event.wait`` and ``select``: what workers use in production."""
 
     def now_ns(self) -> int:
         return time.monotonic_ns()
@@ -198,22 +206,28 @@ class RealTime:
     def wait(self, wake: threading.Event, timeout_s: float) -> bool:
         return wake.wait(max(0.0, timeout_s))
 
+    def wait_readable(self, sock: socket.socket, timeout_s: float, stopping: threading.Event) -> bool:
+        return bool(select.select([sock], [], [], max(0.0, timeout_s))[0])
+
 
 REAL_TIME = RealTime()
 
 
 class ManualTime:
     """Virtual time for worker threads: it moves only when a test calls ``advance``. A worker's
-    ``wait`` returns when its event is set or the virtual time reaches its deadline; ``settle``
-    waits (in real time) until every worker is back waiting for a deadline still ahead, so a test
-    can step time and then look at what the workers did."""
+    ``wait`` returns when its event is set or the virtual time reaches its deadline, and its
+    ``wait_readable`` when the device's answer is there or the virtual time reaches the request's
+    timeout; ``settle`` waits (in real time) until every worker is back waiting for a deadline
+    still ahead with nothing to wake it, so a test can step time and then look at what the workers
+    did. A peer that holds its answer makes a request time out exactly when the test says."""
 
     _POLL_S = 0.002  # how often a waiting worker looks at its event (Event.set does not notify us)
 
     def __init__(self, start_ns: int = 0) -> None:
         self._now = start_ns
         self._cond = threading.Condition()
-        self._waiting: dict[int, tuple[int, threading.Event]] = {}  # thread -> (deadline, its event)
+        # thread -> (deadline, what would wake it (its event set, its socket readable), an answer?)
+        self._waiting: dict[int, tuple[int, Callable[[], bool], bool]] = {}
         self._waits = 0
 
     def now_ns(self) -> int:
@@ -224,7 +238,7 @@ class ManualTime:
         me = threading.get_ident()
         with self._cond:
             deadline = self._now + max(0, round(timeout_s * 1e9))
-            self._waiting[me] = (deadline, wake)
+            self._waiting[me] = (deadline, wake.is_set, False)
             self._waits += 1
             self._cond.notify_all()
             try:
@@ -234,6 +248,35 @@ class ManualTime:
                 del self._waiting[me]
                 self._cond.notify_all()
         return wake.is_set()
+
+    def wait_readable(self, sock: socket.socket, timeout_s: float, stopping: threading.Event) -> bool:
+        """Until ``sock`` is readable or the virtual time reaches the deadline. Once ``stopping`` is
+        set nobody steps the time any more: the rest of the timeout runs on the wall clock."""
+        me = threading.get_ident()
+
+        def readable() -> bool:
+            return bool(select.select([sock], [], [], 0)[0])
+
+        with self._cond:
+            start = self._now
+            deadline = start + max(0, round(timeout_s * 1e9))
+            self._waiting[me] = (deadline, readable, True)
+            self._waits += 1
+            self._cond.notify_all()
+        try:
+            while True:
+                if select.select([sock], [], [], self._POLL_S)[0]:
+                    return True
+                with self._cond:
+                    if self._now >= deadline:
+                        return False
+                    left_s = (deadline - self._now) / 1e9
+                if stopping.is_set():
+                    return bool(select.select([sock], [], [], left_s)[0])
+        finally:
+            with self._cond:
+                del self._waiting[me]
+                self._cond.notify_all()
 
     @property
     def waits(self) -> int:
@@ -246,23 +289,28 @@ class ManualTime:
             self._now += delta_ns
             self._cond.notify_all()
 
-    def settle(self, workers: int = 1, timeout_s: float = 10.0) -> None:
+    def settle(self, workers: int = 1, timeout_s: float = 10.0, answers_held: bool = False) -> None:
         """Wait until ``workers`` threads wait for deadlines after now with nothing to wake them
-        (raises TimeoutError)."""
+        (raises TimeoutError). A worker waiting for a device's answer is busy (the answer is on
+        its way: requests take no virtual time), unless ``answers_held``: the test's peer holds
+        its answers, so time may pass and the request time out."""
         end = time.monotonic() + timeout_s
         with self._cond:
             while not (
                 len(self._waiting) >= workers
-                and all(d > self._now and not e.is_set() for d, e in self._waiting.values())
+                and all(
+                    d > self._now and not woken() and (answers_held or not answer)
+                    for d, woken, answer in self._waiting.values()
+                )
             ):
                 left = end - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"workers did not settle: {len(self._waiting)} waiting")
                 self._cond.wait(min(left, self._POLL_S))
 
-    def run_for(self, duration_ns: int, step_ns: int, workers: int = 1) -> None:
+    def run_for(self, duration_ns: int, step_ns: int, workers: int = 1, answers_held: bool = False) -> None:
         """Advance ``duration_ns`` in steps of ``step_ns``, letting the workers settle after each."""
-        self.settle(workers)
+        self.settle(workers, answers_held=answers_held)
         for _ in range(duration_ns // step_ns):
             self.advance(step_ns)
-            self.settle(workers)
+            self.settle(workers, answers_held=answers_held)

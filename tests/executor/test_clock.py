@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
-from plcrun.executor.clock import Clock, MonotonicClock, VirtualClock, WakeErrorTracker
+from plcrun.executor.clock import REAL_TIME, Clock, ManualTime, MonotonicClock, VirtualClock, WakeErrorTracker
+
+MS = 1_000_000
 
 
 class ScriptedTime:
@@ -152,3 +155,46 @@ def test_adaptive_clock_spins_as_long_as_the_kernel_oversleeps() -> None:
 def test_fixed_spin_has_no_tracker() -> None:
     clock = MonotonicClock(spin_ns=300_000)
     assert clock.tracker is None and clock.spin_ns == 300_000
+
+
+def test_manual_time_times_out_a_request_only_when_the_test_steps_past_its_timeout() -> None:
+    time = ManualTime()
+    ours, peer = socket.socketpair()
+    stopping = threading.Event()
+    results: list[tuple[bool, int]] = []
+
+    def request() -> None:
+        results.append((time.wait_readable(ours, 0.15, stopping), time.now_ns()))
+
+    try:
+        worker = threading.Thread(target=request)
+        worker.start()
+        with pytest.raises(TimeoutError):  # a request in flight is busy: its answer is on the way
+            time.settle(timeout_s=0.05)
+        time.run_for(140 * MS, 10 * MS, answers_held=True)  # the peer holds it: time may pass
+        assert results == []
+        time.advance(10 * MS)
+        worker.join(5)
+        assert results == [(False, 150 * MS)]  # timed out exactly at 150 ms of virtual time
+
+        results.clear()
+        worker = threading.Thread(target=request)
+        worker.start()
+        time.settle(answers_held=True)
+        peer.send(b"x")  # the answer arrives: no virtual time passes
+        worker.join(5)
+        assert results == [(True, 150 * MS)]
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_real_time_waits_for_a_readable_socket() -> None:
+    ours, peer = socket.socketpair()
+    try:
+        assert not REAL_TIME.wait_readable(ours, 0.0, threading.Event())
+        peer.send(b"x")
+        assert REAL_TIME.wait_readable(ours, 1.0, threading.Event())
+    finally:
+        ours.close()
+        peer.close()

@@ -48,7 +48,13 @@ class SetpointWriter:
         spec = worker.spec
         self.worker = worker
         self.transport = ModbusTransport(
-            f"{spec.name} (setpoints)", spec.host, spec.port, spec.unit, spec.timeout_ms / 1000
+            f"{spec.name} (setpoints)",
+            spec.host,
+            spec.port,
+            spec.unit,
+            spec.timeout_ms / 1000,
+            worker.time,
+            worker.stopping,
         )
         self.wake = threading.Event()
         self.ready = threading.Event()  # set once the polling thread resolved the output addresses

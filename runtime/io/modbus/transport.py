@@ -5,20 +5,26 @@ machine pymodbus' sync client answers faster than its asyncio client (bench/modb
 both). Failures come out as two exceptions: ``CommError`` (no usable answer: refused, closed, timed
 out; the connection is closed so a late answer can never be mistaken for the next one) and
 ``DeviceException`` (the device answered with a Modbus exception code).
+
+The wait for an answer goes through the worker's time (``WorkerTime.wait_readable``), not through
+pymodbus' own wall-clock ``select``: in production that is the same ``select``, in tests the request
+timeout runs in virtual time (``ManualTime``) against a peer that holds its answer.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from pymodbus.client import ModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ExceptionResponse
 
 from ...errors import PlcrunError
+from ...executor.clock import REAL_TIME, WorkerTime
 from .errors import explain
 from .model import Table
 
@@ -45,8 +51,42 @@ class DeviceException(PlcrunError):
 _READ_FUNCTIONS: dict[str, int] = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 
 
+class _Client(ModbusTcpClient):
+    """pymodbus' sync TCP client, waiting for answers on the worker's time."""
+
+    def __init__(
+        self, host: str, port: int, timeout_s: float, worker_time: WorkerTime, stopping: threading.Event
+    ) -> None:
+        super().__init__(host, port=port, timeout=timeout_s, retries=0)
+        self.timeout_s = timeout_s
+        self.worker_time = worker_time
+        self.stopping = stopping
+
+    def recv(self, size: int | None) -> bytes:
+        """What has arrived (at most ``size`` bytes, else up to 4096) once the socket is readable;
+        b"" when nothing came within the timeout (pymodbus then reports no response)."""
+        sock = self.socket
+        if sock is None:
+            raise ConnectionException(str(self))
+        if not self.worker_time.wait_readable(sock, self.timeout_s, self.stopping):
+            return b""
+        data = sock.recv(size or 4096)
+        if not data:  # the device closed the connection (the transport closes its side)
+            raise ConnectionException("closed by the device without an answer")
+        return data
+
+
 class ModbusTransport:
-    def __init__(self, device: str, host: str, port: int, unit: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        device: str,
+        host: str,
+        port: int,
+        unit: int,
+        timeout_s: float,
+        worker_time: WorkerTime = REAL_TIME,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.device = device
         self.host = host
         self.port = port
@@ -56,7 +96,7 @@ class ModbusTransport:
         self.timeouts = 0
         self.exceptions = 0
         self.connects = 0
-        self._client = ModbusTcpClient(host, port=port, timeout=timeout_s, retries=0)
+        self._client = _Client(host, port, timeout_s, worker_time, stopping or threading.Event())
 
     @property
     def connected(self) -> bool:

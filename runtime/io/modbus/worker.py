@@ -73,10 +73,12 @@ class DeviceWorker:
         self._time = worker_time  # schedules polls, retries, backoff and heartbeats; tests inject ManualTime
         self._alarms = alarms
         self._source = f"modbus:{spec.name}"
-        self._transport = ModbusTransport(spec.name, spec.host, spec.port, spec.unit, spec.timeout_ms / 1000)
+        self._stopping = threading.Event()
+        self._transport = ModbusTransport(
+            spec.name, spec.host, spec.port, spec.unit, spec.timeout_ms / 1000, worker_time, self._stopping
+        )
         self._clock: Callable[[], int] = worker_time.now_ns
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
         self._wake = threading.Event()
         self._inputs = [_Input(p) for p in spec.inputs()]
         self._outputs = {p.name: _Output(p) for p in spec.outputs()}

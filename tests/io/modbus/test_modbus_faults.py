@@ -1,19 +1,31 @@
 """Faults on a real peer: the server killed and restarted, slow answers, exception 02, NaN,
-implausible values, a scale factor off by ten and the SunSpec "not implemented" values."""
+implausible values, a scale factor off by ten and the SunSpec "not implemented" values.
+
+The driver runs in virtual time (``ManualTime`` for its worker and as the executor's clock): polls,
+request timeouts, reconnect backoff and retries happen when the test steps the time, against a real
+pymodbus server on 127.0.0.1 that answers at once, holds its answers (``hold``) or is killed. Nothing
+waits for the wall clock, and the times asserted are exact."""
 
 from __future__ import annotations
 
-from plcrun.executor.alarms import AlarmBus, Severity
-from plcrun.executor.driver_api import Quality
+from collections.abc import Callable, Iterator
 
-from tests.io.modbus.rig import DriverFactory, Inputs, device_spec, good, quality
-from tests.support.modbus_devices import M203, M213, METER_BASE, ModbusPeer, float_registers, s16, wait_for
+import pytest
+from plcrun.executor.alarms import AlarmBus, Severity
+from plcrun.executor.clock import ManualTime
+from plcrun.executor.driver_api import Quality
+from plcrun.io.modbus.driver import ModbusDeviceDriver
+
+from tests.io.modbus.rig import VirtualInputs, device_spec, good, quality
+from tests.support.modbus_devices import M203, M213, METER_BASE, ModbusPeer, float_registers, s16
 
 CATALOG = {"main.grid_hz": "LREAL", "main.hz_int": "REAL", "main.w_int": "REAL", "main.site_w": "REAL"}
 HZ_203 = METER_BASE + M203 + 16  # 40086, as in the register-map notes
 HZ_SF_203 = HZ_203 + 1
 W_203 = METER_BASE + M203 + 18
 HZ_213 = METER_BASE + M213 + 26
+
+StartMeter = Callable[..., VirtualInputs]
 
 
 def meter_table(port: int, **extra: object) -> dict[str, object]:
@@ -36,65 +48,102 @@ def meter_table(port: int, **extra: object) -> dict[str, object]:
     }
 
 
-def start_meter_driver(peer: ModbusPeer, start_driver: DriverFactory, **extra: object) -> Inputs:
-    driver = start_driver(device_spec("site-meter", meter_table(peer.port, **extra), CATALOG))
-    inputs = Inputs(driver)
-    inputs.wait("main.grid_hz", good(50.0))
-    inputs.wait("main.hz_int", good(50.0))
-    return inputs
+@pytest.fixture
+def start_meter(alarms: AlarmBus) -> Iterator[StartMeter]:
+    """Starts a meter driver in virtual time, waits for its first values; stops it at teardown."""
+    started: list[ModbusDeviceDriver] = []
+
+    def start(peer: ModbusPeer, **extra: object) -> VirtualInputs:
+        time = ManualTime()
+        driver = ModbusDeviceDriver(
+            device_spec("site-meter", meter_table(peer.port, **extra), CATALOG), alarms, time
+        )
+        driver.start(time)
+        started.append(driver)
+        inputs = VirtualInputs(driver, time)
+        assert (
+            inputs.until("main.grid_hz", good(50.0)) == 0
+        )  # connect, discovery and the first poll take no time
+        assert inputs.until("main.hz_int", good(50.0)) == 0
+        return inputs
+
+    yield start
+    for driver in started:
+        driver.stop()
 
 
-def test_server_killed_and_restarted(start_driver: DriverFactory, alarms: AlarmBus) -> None:
+MS = 1_000_000
+
+
+def comm_alarms(alarms: AlarmBus) -> list[str]:
+    return [a.message for a in alarms.active() if a.key == "modbus:site-meter:comm"]
+
+
+def test_server_killed_and_restarted(start_meter: StartMeter, alarms: AlarmBus) -> None:
     with ModbusPeer("meter") as peer:
-        inputs = start_meter_driver(peer, start_driver)
+        inputs = start_meter(peer)
         peer.kill()
-        lost = inputs.wait("main.grid_hz", quality(Quality.COMM_LOST))
-        assert lost.value == 50.0  # the last value stays, with its acquisition time
+        killed = inputs.now_ms
+        # the next poll (10 ms) finds the connection closed; the reconnect is refused: lost at once
+        assert inputs.until("main.grid_hz", quality(Quality.COMM_LOST)) == killed + 10
+        assert inputs.latest["main.grid_hz"].value == 50.0  # the last value stays, with its acquisition time
         for path in ("main.hz_int", "main.w_int", "main.site_w"):
-            inputs.wait(path, quality(Quality.COMM_LOST))
-        comm = [a for a in alarms.active() if a.key == "modbus:site-meter:comm"]
-        assert comm and "is not answering" in comm[0].message and f"127.0.0.1:{peer.port}" in comm[0].message
+            assert inputs.latest[path].quality is Quality.COMM_LOST
+        (comm,) = comm_alarms(alarms)
+        assert "is not answering" in comm and f"127.0.0.1:{peer.port}" in comm
         assert not inputs.driver.status().connected
-
-        peer.start()  # the device comes back (fresh process, same port)
+        inputs.time.run_for(1000 * MS, 10 * MS)  # refused attempts at 0, 50, 150, 350, 550, 750, 950 ms
+        peer.start()  # the device comes back (fresh process, same port); the next attempt connects
         peer.set_meter(hz=49.9)
-        inputs.wait("main.grid_hz", good(49.9))
-        inputs.wait("main.hz_int", good(49.9))
-        wait_for(lambda: not [a for a in alarms.active() if a.key == "modbus:site-meter:comm"])
+        back = inputs.until("main.grid_hz", good(49.9))
+        assert back == killed + 10 + 1150  # the attempt due 200 ms after the one at 950 ms
+        assert inputs.until("main.hz_int", good(49.9)) == back
+        assert comm_alarms(alarms) == []
         status = inputs.driver.status()
-        assert status.connected and status.counters["connects"] >= 2
+        assert status.connected and status.counters["connects"] == 2
 
 
-def test_slow_answers_time_out_then_recover(start_driver: DriverFactory, alarms: AlarmBus) -> None:
+def test_slow_answers_time_out_then_recover(start_meter: StartMeter, alarms: AlarmBus) -> None:
     with ModbusPeer("meter") as peer:
-        inputs = start_meter_driver(peer, start_driver)
-        peer.delay(0.4)  # longer than timeout_ms = 150
-        inputs.wait("main.grid_hz", quality(Quality.COMM_LOST))
-        assert "no answer within 150 ms" in alarms.active()[0].message
-        assert inputs.driver.status().counters["timeouts"] >= 2
-        peer.delay(0)
+        inputs = start_meter(peer)
+        peer.hold(True)  # answers only when released: each request times out after timeout_ms = 150
+        start = inputs.now_ms
+        lost = inputs.until("main.grid_hz", quality(Quality.COMM_LOST), answers_held=True)
+        # the poll at 10 ms times out at 160 (one failure: reconnect at once), the discovery read of
+        # the new connection at 310: the second failure in a row, lost
+        assert lost == start + 10 + 150 + 150
+        assert inputs.driver.status().counters["timeouts"] == 2
+        assert "no answer within 150 ms" in comm_alarms(alarms)[0]
         peer.set_meter(hz=50.1)
-        inputs.wait("main.grid_hz", good(50.1))
+        peer.hold(False)
+        back = inputs.until("main.grid_hz", good(50.1))
+        assert back == lost + 50  # the reconnect after reconnect_min_ms
+        assert comm_alarms(alarms) == []
 
 
-def test_answers_slower_than_the_freshness_limit_make_values_stale(start_driver: DriverFactory) -> None:
+def test_answers_slower_than_the_freshness_limit_make_values_stale(start_meter: StartMeter) -> None:
     with ModbusPeer("meter") as peer:
-        inputs = start_meter_driver(peer, start_driver, timeout_ms=2000, stale_ms=50)
-        peer.delay(0.3)  # answers still arrive (no timeout), but far less often than every 50 ms
-        stale = inputs.wait("main.grid_hz", quality(Quality.STALE))
-        assert stale.value == 50.0
-        peer.delay(0)
+        inputs = start_meter(peer, timeout_ms=2000, stale_ms=50)
+        start = inputs.now_ms
+        peer.hold(True)  # the answer to the poll at 10 ms is late, but within the timeout
+        stale = inputs.until("main.grid_hz", quality(Quality.STALE), answers_held=True)
+        assert stale == start + 60  # the value read at 0 is older than 50 ms
+        assert inputs.latest["main.grid_hz"].value == 50.0
+        inputs.time.run_for(1000 * MS, 10 * MS, answers_held=True)  # still waiting, no timeout yet
         peer.set_meter(hz=50.05)
-        inputs.wait("main.grid_hz", good(50.05))
+        peer.hold(False)  # the answer arrives at last: fresh again, on the same connection
+        assert inputs.until("main.grid_hz", good(50.05)) == start + 1060
+        status = inputs.driver.status()
+        assert status.counters["timeouts"] == 0 and status.counters["connects"] == 1
 
 
-def test_exception_02_makes_only_that_point_bad(start_driver: DriverFactory, alarms: AlarmBus) -> None:
+def test_exception_02_makes_only_that_point_bad(start_meter: StartMeter, alarms: AlarmBus) -> None:
     with ModbusPeer("meter") as peer:
-        inputs = start_meter_driver(peer, start_driver)
+        inputs = start_meter(peer)
         peer.set_meter(watts=1200.0)
-        inputs.wait("main.w_int", good(1200.0))
+        inputs.until("main.w_int", good(1200.0))
         peer.raise_exception(HZ_203, 2)
-        inputs.wait("main.hz_int", quality(Quality.BAD))
+        inputs.until("main.hz_int", quality(Quality.BAD))
         problem = inputs.driver.point_problems()["hz_int"]
         assert problem.startswith("register 40086 is not supported by device 'site-meter' (unit 1)")
         assert "exception 02 ILLEGAL DATA ADDRESS" in problem and "read holding registers" in problem
@@ -102,53 +151,54 @@ def test_exception_02_makes_only_that_point_bad(start_driver: DriverFactory, ala
         assert alarm.severity is Severity.WARNING and "40086" in alarm.message
         # W sits in the same request as Hz; it keeps working
         peer.set_meter(watts=1300.0, hz=49.95)
-        inputs.wait("main.w_int", good(1300.0))
-        inputs.wait("main.grid_hz", good(49.95))
+        inputs.until("main.w_int", good(1300.0))
+        inputs.until("main.grid_hz", good(49.95))
         assert inputs.latest["main.hz_int"].quality is Quality.BAD
-        # the device supports the register again: re-tried, GOOD, alarm cleared
+        # the device supports the register again: re-tried after retry_bad_ms, GOOD, alarm cleared
         peer.raise_exception(HZ_203, None)
-        inputs.wait("main.hz_int", good(49.95))
-        wait_for(lambda: not [a for a in alarms.active() if a.key == "modbus:site-meter:point:hz_int"])
+        fixed = inputs.now_ms
+        assert inputs.until("main.hz_int", good(49.95)) - fixed <= 100
+        assert not [a for a in alarms.active() if a.key == "modbus:site-meter:point:hz_int"]
 
 
-def test_nan_and_implausible_values_are_bad(start_driver: DriverFactory) -> None:
+def test_nan_and_implausible_values_are_bad(start_meter: StartMeter) -> None:
     with ModbusPeer("meter") as peer:
-        inputs = start_meter_driver(peer, start_driver)
+        inputs = start_meter(peer)
         peer.set_registers(HZ_213, [0x7FC0, 0x0000])  # float32 NaN: SunSpec "not implemented"
-        bad = inputs.wait("main.grid_hz", quality(Quality.BAD))
-        assert bad.value == 50.0  # never NaN into the program
+        inputs.until("main.grid_hz", quality(Quality.BAD))
+        assert inputs.latest["main.grid_hz"].value == 50.0  # never NaN into the program
         assert "NaN" in inputs.driver.point_problems()["grid_hz"]
         peer.set_registers(HZ_213, float_registers(500.0))  # a frequency off by ten
-        inputs.wait(
+        inputs.until(
             "main.grid_hz", lambda s: "plausible range 45..65" in inputs.driver.point_problems()["grid_hz"]
         )
         peer.set_registers(HZ_213, float_registers(50.0))
-        inputs.wait("main.grid_hz", good(50.0))
+        inputs.until("main.grid_hz", good(50.0))
         # a point with its own plausibility window accepts what the default window would not
         peer.set_registers(METER_BASE + M213 + 28, float_registers(250000.0))
-        inputs.wait("main.site_w", good(250000.0))
+        inputs.until("main.site_w", good(250000.0))
 
 
-def test_a_scale_factor_off_by_ten_is_caught_by_the_plausibility_window(start_driver: DriverFactory) -> None:
+def test_a_scale_factor_off_by_ten_is_caught_by_the_plausibility_window(start_meter: StartMeter) -> None:
     with ModbusPeer("meter") as peer:
-        inputs = start_meter_driver(peer, start_driver)
+        inputs = start_meter(peer)
         peer.set_registers(HZ_SF_203, [s16(-1)])  # 5000 * 10^-1 = 500 Hz
-        inputs.wait("main.hz_int", quality(Quality.BAD))
+        inputs.until("main.hz_int", quality(Quality.BAD))
         assert "plausible range 45..65" in inputs.driver.point_problems()["hz_int"]
         peer.set_registers(HZ_SF_203, [s16(-2)])
-        inputs.wait("main.hz_int", good(50.0))
+        inputs.until("main.hz_int", good(50.0))
 
 
-def test_sunspec_not_implemented_values_are_bad(start_driver: DriverFactory) -> None:
+def test_sunspec_not_implemented_values_are_bad(start_meter: StartMeter) -> None:
     with ModbusPeer("meter") as peer:
-        inputs = start_meter_driver(peer, start_driver)
+        inputs = start_meter(peer)
         peer.set_registers(W_203, [0x8000])  # int16 "not implemented"
-        inputs.wait("main.w_int", quality(Quality.BAD))
+        inputs.until("main.w_int", quality(Quality.BAD))
         assert "'not implemented' value 0x8000" in inputs.driver.point_problems()["w_int"]
         peer.set_registers(HZ_SF_203, [0x8000])  # scale factor "not implemented"
-        inputs.wait("main.hz_int", quality(Quality.BAD))
+        inputs.until("main.hz_int", quality(Quality.BAD))
         assert "scale factor" in inputs.driver.point_problems()["hz_int"]
         peer.set_registers(W_203, [s16(-500)])
         peer.set_registers(HZ_SF_203, [s16(-2)])
-        inputs.wait("main.w_int", good(-500.0))
-        inputs.wait("main.hz_int", good(50.0))
+        inputs.until("main.w_int", good(-500.0))
+        inputs.until("main.hz_int", good(50.0))

@@ -2,8 +2,8 @@
 drives the worker's schedule and is the executor's clock): minutes of steady, quantised answers stay
 GOOD with every sample stamped at its answer; a late answer turns the point STALE and GOOD again when it
 arrives; a meter that stops answering goes STALE, then COMM_LOST, and the worker gets it back on its
-reconnect schedule. The peer is a real Modbus TCP server on 127.0.0.1 in another process. The only wall
-clock in here is the transport's own socket timeout (``timeout_ms``) while the meter does not answer."""
+reconnect schedule. The peer is a real Modbus TCP server on 127.0.0.1 in another process. The request
+timeout (``timeout_ms``) runs in virtual time too: a held answer times out when the test steps past it."""
 
 from __future__ import annotations
 
@@ -125,9 +125,12 @@ def test_a_late_answer_is_stale_and_a_silent_meter_comm_lost_until_it_is_back(me
         wait_for(lambda: meter.held_requests() >= 1)
         time.advance(STALE_MS * MS)
         assert scan.quality() is Quality.STALE
-        # two requests time out (timeout_ms, comm_lost_after = 2), then the worker backs off
-        wait_for(lambda: scan.quality() is Quality.COMM_LOST)
-        time.settle()
+        # two requests time out (timeout_ms = 200, comm_lost_after = 2): the poll's, already past its
+        # timeout, then the reconnect's first read, 200 ms later; then the worker backs off
+        time.run_for(190 * MS, 10 * MS, answers_held=True)
+        assert scan.quality() is Quality.STALE
+        time.run_for(10 * MS, 10 * MS, answers_held=True)
+        assert scan.quality() is Quality.COMM_LOST
         assert {s.quality for s in scan.take().values()} <= {Quality.COMM_LOST}
         assert all(s.quality is Quality.COMM_LOST for s in scan.latest.values())
         assert not driver.status().connected
