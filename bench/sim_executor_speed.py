@@ -1,37 +1,42 @@
 """Virtual-time speed of a whole simulation run: programs/freq_response.st in the executor against the
-built-in grid and EV-fleet simulation, for 10, 100 and 1000 EVs, in simulated seconds per
-wall-clock second; and memory per EV session (tracemalloc, program state + simulation).
+built-in grid and EV-fleet simulation (quiet_grid), in simulated seconds per wall-clock second with
+start-up excluded (1 simulated s of warm-up first); and memory per EV session (tracemalloc, program
+state + simulation).
 
-    python bench/sim_executor_speed.py --seconds 20
+    python bench/sim_executor_speed.py --seconds 10                      # 10, 100, 1000 EVs, this checkout
+    python bench/sim_executor_speed.py --seconds 10 --before c7aae99 --evs 10,100 --rounds 3
 
-Goals from the issue: at least 1000x real time at 10 EVs and 100x at 100 EVs.
+With ``--before COMMIT`` the same measurement runs for that commit too (a ``git worktree`` in a
+temporary folder, its ``runtime/`` first on PYTHONPATH as ``plcrun``, its own programs/ and stdlib),
+in child processes that alternate between the builds, ``--rounds`` times each: the best round of
+each build is reported, and their ratio, so the machine's load falls on both alike.
+
+Goals of issue 17: at least 500x real time at 10 EVs and 150x at 100 EVs.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from plcrun.compiler.api import compile_file  # noqa: E402
-from plcrun.executor.clock import VirtualClock  # noqa: E402
-from plcrun.executor.engine import Executor  # noqa: E402
-from plcrun.site import SiteRuntime  # noqa: E402
 
 
-def build(evs: int) -> Executor:
-    program = compile_file(ROOT / "programs" / "freq_response.st")
-    return SiteRuntime.build(program, scenario="quiet_grid", evs=evs, clock=VirtualClock()).executor
+def speed(program_root: Path, evs: int, seconds: float) -> float:
+    from plcrun.compiler.api import compile_file
+    from plcrun.executor.clock import VirtualClock
+    from plcrun.site import SiteRuntime
 
-
-def speed(evs: int, seconds: float) -> float:
-    executor = build(evs)
+    program = compile_file(program_root / "programs" / "freq_response.st")
+    executor = SiteRuntime.build(program, scenario="quiet_grid", evs=evs, clock=VirtualClock()).executor
     executor.run(duration_ns=1_000_000_000)  # warm up: start-up samples, first allocation
     start = time.perf_counter()
     executor.run(duration_ns=int(seconds * 1e9))
@@ -39,10 +44,15 @@ def speed(evs: int, seconds: float) -> float:
 
 
 def memory_per_session(evs: int) -> float:
+    from plcrun.compiler.api import compile_file
+    from plcrun.executor.clock import VirtualClock
+    from plcrun.site import SiteRuntime
+
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.take_snapshot()
-    executor = build(evs)
+    program = compile_file(ROOT / "programs" / "freq_response.st")
+    executor = SiteRuntime.build(program, scenario="quiet_grid", evs=evs, clock=VirtualClock()).executor
     executor.run(duration_ns=100_000_000)
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
@@ -51,20 +61,88 @@ def memory_per_session(evs: int) -> float:
     return grown
 
 
+def child(args: argparse.Namespace) -> None:
+    root = Path(args.program_root)
+    print(json.dumps({str(n): speed(root, n, args.seconds) for n in args.sizes}))
+
+
+def run_child(
+    pythonpath: str | None, program_root: Path, sizes: list[int], seconds: float
+) -> dict[int, float]:
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--program-root", str(program_root)]
+    command += ["--evs", ",".join(map(str, sizes)), "--seconds", f"{seconds:g}"]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
+
+
+def compare(args: argparse.Namespace) -> None:
+    builds: list[tuple[str, str | None, Path]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="plcrun-before-"))
+    tree = tmp / "tree"
+    if args.before != "none":
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before],
+            check=True,
+            capture_output=True,
+        )
+        shim = tmp / "path"
+        shim.mkdir()
+        (shim / "plcrun").symlink_to(tree / "runtime")
+        builds.append((f"before ({args.before})", str(shim), tree))
+    builds.append(("now", None, ROOT))
+    best: dict[str, dict[int, float]] = {label: {} for label, _, _ in builds}
+    try:
+        for _ in range(args.rounds):
+            for label, path, root in builds:
+                for n, ratio in run_child(path, root, args.sizes, args.seconds).items():
+                    best[label][n] = max(best[label].get(n, 0.0), ratio)
+    finally:
+        if args.before != "none":
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    goals = {10: 500, 100: 150}
+    print()
+    print("| EVs | " + " | ".join(label for label, _, _ in builds) + " | now / before | goal |")
+    print("|---" * (len(builds) + 3) + "|")
+    for n in args.sizes:
+        cells = [f"{best[label][n]:.1f}x" for label, _, _ in builds]
+        ratio = f"{best['now'][n] / best[builds[0][0]][n]:.2f}" if len(builds) > 1 else "-"
+        goal = f"{goals[n]}x" if n in goals else ""
+        print(f"| {n} | " + " | ".join(cells) + f" | {ratio} | {goal} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="simulated seconds per size")
+    parser.add_argument("--evs", default="10,100,1000", help="fleet sizes, comma-separated")
+    parser.add_argument("--before", default="none", help="an earlier commit to measure in the same run")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per build (best counts)")
+    parser.add_argument("--memory", action="store_true", help="also the memory per EV session")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--program-root", default=str(ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"command: python bench/sim_executor_speed.py --seconds {args.seconds:g}")
-    for evs in (10, 100, 1000):
-        ratio = speed(evs, args.seconds)
-        print(f"{evs:5d} EVs: {ratio:8.1f} simulated s per wall-clock s")
-    small, large = memory_per_session(10), memory_per_session(1000)
+    args.sizes = [int(n) for n in args.evs.split(",")]
+    if args.child:
+        child(args)
+        return
     print(
-        f"memory per EV session: {(large - small) / 990 / 1024:.1f} KiB (program state + simulation, 1000 vs 10 EVs)"
+        f"command: python bench/sim_executor_speed.py --seconds {args.seconds:g} --evs {args.evs} "
+        f"--before {args.before} --rounds {args.rounds}" + (" --memory" if args.memory else "")
     )
+    compare(args)
+    if args.memory:
+        sys.path.insert(0, str(ROOT))
+        small, large = memory_per_session(10), memory_per_session(1000)
+        print(
+            f"memory per EV session: {(large - small) / 990 / 1024:.1f} KiB "
+            "(program state + simulation, 1000 vs 10 EVs)"
+        )
+    with open("/proc/loadavg") as handle:
+        print(f"load average at the end: {handle.read().split()[:3]}")
 
 
 if __name__ == "__main__":

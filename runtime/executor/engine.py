@@ -122,6 +122,8 @@ class Executor:
         self._scan_thread: int | None = None  # ident of the thread inside run(), if any
         self._stats_reset_requested = False
         self._st_alarms = self._alarm_variables()
+        self._alarm_seen: list[Any] | None = None  # the alarm variables' values at the last full check
+        self._read_alarms = self._alarm_reader()
         self._located: dict[str, object] = {}  # located variables, published after every scan
         for task in program.tasks:
             wd = self.config.watchdog_per_task.get(task.name, self.config.watchdog)
@@ -212,6 +214,7 @@ class Executor:
     # ------------------------------------------------------------ the scan
     def _make_scan(self, task: str) -> Callable[[int, int], None]:
         supervisor_of = self.supervisors
+        scheduler = self.scheduler
 
         def scan(start_ns: int, release_ns: int) -> None:
             if self._pending is not None:
@@ -223,8 +226,7 @@ class Executor:
             state = self.state
             rt = state.rt
             info = state.task_infos[task]
-            epoch = self.scheduler.epoch_ns or 0
-            rt.begin_scan(release_ns - epoch, info)
+            rt.begin_scan(release_ns - (scheduler.epoch_ns or 0), info)
             rt.clock_now = start_ns
             rt.time_limit = None if self.virtual else start_ns + supervisor.time_limit_ns
             image = self.image
@@ -247,13 +249,14 @@ class Executor:
                 self._body_fault(task, error, start_ns)
                 return
             try:
-                if self.journal.forces():
+                if self.journal.forcing():
                     self.journal.apply_forces(state)
                 if unsafe:
                     image.apply_safe_state(task)
                 image.write_outputs(task, start_ns)
                 info.scans += 1
-                self._publish_located()
+                if self.program.located:
+                    self._publish_located()
                 if self._st_alarms:
                     self._check_st_alarms()
             except ScanAborted as error:  # the backstop's abort arrived just after the body returned
@@ -305,10 +308,39 @@ class Executor:
             found.append([desc.path, self.state.accessor(desc.path), text, severity, False, fields, ""])
         return found
 
+    def _rebind_st_alarms(self) -> None:
+        """After fresh instances (a task restart): the alarm entries read the new objects and keep
+        what was last raised, so an alarm that was active is cleared by the fresh FALSE."""
+        previous = {entry[0]: entry for entry in self._st_alarms}
+        self._st_alarms = self._alarm_variables()
+        for entry in self._st_alarms:
+            old = previous.get(entry[0])
+            if old is not None:
+                entry[4], entry[6] = old[4], old[6]
+        self._alarm_seen = None
+        self._read_alarms = self._alarm_reader()
+
+    def _alarm_reader(self) -> Callable[[], list[Any]]:
+        """Reads every alarm BOOL at once: straight from where they live when the accessors say."""
+        accessors = [entry[1] for entry in self._st_alarms]
+        holders = [acc.holder for acc in accessors]
+        keys = [acc.key for acc in accessors]
+        if all(type(key) is str for key in keys) and None not in holders:
+            return lambda: list(map(getattr, holders, keys))
+        return lambda: [acc.get() for acc in accessors]
+
     def _check_st_alarms(self) -> None:
+        # one C-level pass over the alarm BOOLs; the per-alarm work only when one changed or an
+        # active alarm's message shows values ([name] placeholders) that may have moved
+        values = self._read_alarms()
+        if values == self._alarm_seen:
+            return
+        live = False
         for entry in self._st_alarms:
             path, accessor, text, severity, last, fields, shown = entry
             now = bool(accessor.get())
+            if now and fields:
+                live = True
             if now == last and not (now and fields):
                 continue
             entry[4] = now
@@ -320,6 +352,7 @@ class Executor:
             else:
                 entry[6] = ""
                 self.alarms.clear(f"st:{path}")
+        self._alarm_seen = None if live else values
 
     def _publish_located(self) -> None:
         located = self.program.located
@@ -360,7 +393,7 @@ class Executor:
             self._stats_reset_requested = False
             self.scheduler.stats.reset()
         info = self.state.task_infos.get(record.task)
-        stats = self.scheduler.stats.task(record.task)
+        stats = self.scheduler.stats.tasks[record.task]
         if info is not None:
             if info.reset_requested:
                 stats.overruns = 0
@@ -394,6 +427,7 @@ class Executor:
                 self.state.accessor(path).set(value)
         self.image = self._image(self.program, self.state)
         self._bind_runners()
+        self._rebind_st_alarms()
         supervisor = self.supervisors[task]
         supervisor.state = TaskState.RUNNING
         self.scheduler.stats.task(task).watchdog = "running"
@@ -509,6 +543,8 @@ class Executor:
         self.journal.rebind(self.state)
         self._bind_runners()
         self._st_alarms = self._alarm_variables()
+        self._alarm_seen = None
+        self._read_alarms = self._alarm_reader()
         log.info("online change applied: %s", pending.result.summary())
         pending.done.set()
 

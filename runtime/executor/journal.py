@@ -56,6 +56,11 @@ class Journal:
         with self._lock:
             return dict(self._forces)
 
+    def forcing(self) -> bool:
+        """Whether any force is in place (the scan thread's check after every scan: no lock, no copy;
+        only the scan thread changes the forces)."""
+        return bool(self._forces)
+
     def entries(self) -> list[JournalEntry]:
         with self._lock:
             return list(self.history)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from ..compiler import st_types as T
 from ..errors import PlcrunError
 from ..state.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
 from .driver_api import Driver, Quality, Sample
@@ -38,6 +41,12 @@ class InputPoint:
     value: Any = None
     misfit: Check | None = None  # why a value does not fit the variable's type (input_range.py)
     rejected: str = ""  # the last misfit reported, so a value held out of range logs once
+    # the fast path of read_inputs: a value of the variable's own Python type that fits is stored
+    # by ``store`` (one C-level call) without ``accessor.set``'s conversion calls (see _fast_store)
+    kind: int = 0
+    low: int = 0
+    high: int = 0
+    store: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -46,6 +55,69 @@ class DriverBinding:
     task: str
     inputs: dict[str, InputPoint] = field(default_factory=dict)
     outputs: dict[str, Accessor] = field(default_factory=dict)
+
+
+_SLOW, _LREAL, _REAL, _INT, _BOOL = range(5)
+
+
+def _fast_store(acc: Accessor) -> tuple[int, int, int, Callable[[Any], Any] | None]:
+    """(kind, low, high, store) of the process image's fast path for ``acc``: LREAL takes a finite
+    float as it is, REAL a float that rounds to a finite binary32, an integer type an int inside its
+    range, BOOL True/False; exactly what ``misfit`` accepts and ``accessor.set`` stores for them.
+    Anything else (enumerations, strings, other Python types, misfits) takes ``accessor.set``."""
+    if acc.holder is None or acc.key is None:
+        return _SLOW, 0, 0, None
+    store = (
+        partial(acc.holder.__setitem__, acc.key)
+        if isinstance(acc.key, int)
+        else partial(setattr, acc.holder, acc.key)
+    )
+    u = T.underlying(acc.type)
+    if u is T.LREAL:
+        return _LREAL, 0, 0, store
+    if u is T.REAL:
+        return _REAL, 0, 0, store
+    if u is T.BOOL:
+        return _BOOL, 0, 0, store
+    if isinstance(u, T.ElementaryType) and u.kind in ("int", "bits", "time", "date"):
+        limits = T.int_range(acc.type)
+        if limits is not None:
+            return _INT, limits[0], limits[1], store
+    return _SLOW, 0, 0, None
+
+
+class _Ages:
+    """The ``soc_age`` companions of one task's ``soc_pct`` inputs, written every scan: ages of
+    every input that has a stamp, in one C-level pass (``map(setattr)``) when every age variable is
+    an attribute of its structure that takes any age up to ``high``; else one by one through the
+    accessors (which convert, e.g. wrap a value beyond the variable's range)."""
+
+    def __init__(self) -> None:
+        self.points: list[InputPoint] = []
+        self.accessors: list[Accessor] = []
+        self.holders: list[Any] = []
+        self.keys: list[str] = []
+        self.high = -1  # the largest age the fast pass may store; -1: no fast pass
+
+    def add(self, point: InputPoint, age: Accessor) -> None:
+        kind, _, high, _ = _fast_store(age)
+        fast = kind == _INT and type(age.key) is str and (not self.points or self.high >= 0)
+        self.high = min(high, self.high if self.points else high) if fast else -1
+        self.points.append(point)
+        self.accessors.append(age)
+        self.holders.append(age.holder)
+        self.keys.append(age.key if type(age.key) is str else "")
+
+    def update(self, clock_ns: int) -> None:
+        stamps = [point.stamp_ns for point in self.points]
+        if self.high >= 0 and stamps and min(stamps) > 0 and max(stamps) <= clock_ns:
+            if clock_ns - min(stamps) <= self.high:
+                ages = [clock_ns - stamp for stamp in stamps]
+                deque(map(setattr, self.holders, self.keys, ages), maxlen=0)
+                return
+        for stamp, age in zip(stamps, self.accessors, strict=True):
+            if stamp:
+                age.set(clock_ns - stamp if clock_ns > stamp else 0)
 
 
 def task_of_path(program: CompiledProgram, path: str) -> str:
@@ -88,8 +160,17 @@ class ProcessImage:
                     problems.append(f"driver '{driver.name}': {error}")
                     continue
                 root = _root_of(path)
+                kind, low, high, store = _fast_store(acc)
                 binding.inputs[path] = InputPoint(
-                    path, acc, path.lower() in required, root in handled, misfit=misfit_check(acc.type)
+                    path,
+                    acc,
+                    path.lower() in required,
+                    root in handled,
+                    misfit=misfit_check(acc.type),
+                    kind=kind,
+                    low=low,
+                    high=high,
+                    store=store,
                 )
             for path in sorted(driver.output_paths()):
                 try:
@@ -100,6 +181,11 @@ class ProcessImage:
         if problems:
             raise BindingError("; ".join(problems))
         self._ages = self._age_companions()
+        self._cell = memoryview(bytearray(4)).cast("f")  # binary32 rounding, as the REAL coercer does
+        self._task_bindings: dict[str, list[DriverBinding]] = {}
+        for binding in self.bindings:
+            self._task_bindings.setdefault(binding.task, []).append(binding)
+        self._output_reads = {id(binding): _output_reader(binding.outputs) for binding in self.bindings}
         self._inputs_by_path = {path: point for b in self.bindings for path, point in b.inputs.items()}
         # the inputs whose bad quality forces the safe state (required, quality not read by the program)
         self._guarded: dict[str, list[InputPoint]] = {}
@@ -112,11 +198,11 @@ class ProcessImage:
             if d.location is not None and d.location.startswith("%Q")
         ]
 
-    def _age_companions(self) -> list[tuple[str, InputPoint, Accessor]]:
+    def _age_companions(self) -> dict[str, _Ages]:
         """EV session records carry the age of their SoC (``soc_age`` beside a bound ``soc_pct``):
         the image keeps it current, as FBs cannot call AGE_OF on a VAR_IN_OUT array element."""
         bound = {p for b in self.bindings for p in b.inputs}
-        found = []
+        found: dict[str, _Ages] = {}
         for binding in self.bindings:
             for path, point in binding.inputs.items():
                 if not path.endswith(".soc_pct"):
@@ -125,9 +211,10 @@ class ProcessImage:
                 if age_path in bound:
                     continue
                 try:
-                    found.append((binding.task, point, self.state.accessor(age_path)))
+                    age = self.state.accessor(age_path)
                 except PathError:
                     continue
+                found.setdefault(binding.task, _Ages()).add(point, age)
         return found
 
     # ------------------------------------------------------------ per scan
@@ -135,42 +222,79 @@ class ProcessImage:
         """Copy the task's new samples into variables. True when a required input is not GOOD and
         the program does not handle its quality (the caller then applies the safe state)."""
         rt = self.state.rt
-        unsafe = False
-        for binding in self.bindings:
-            if binding.task != task:
-                continue
+        qualities, stamps, cell = rt.qualities, rt.stamps, self._cell
+        for binding in self._task_bindings.get(task, ()):
             samples: Mapping[str, Sample] = binding.driver.read_inputs(clock_ns)
+            if not samples:
+                continue
+            points = binding.inputs
             for path, sample in samples.items():
-                point = binding.inputs.get(path)
+                point = points.get(path)
                 if point is None:
                     continue
-                point.quality = sample.quality
-                point.stamp_ns = sample.timestamp_ns
-                rt.qualities[point.path] = int(sample.quality)
-                rt.stamps[point.path] = sample.timestamp_ns
-                if sample.value is None:
+                quality = sample.quality
+                if quality is not point.quality:  # rt.qualities holds int(point.quality) (absent: UNBOUND)
+                    point.quality = quality
+                    qualities[path] = int(quality)
+                point.stamp_ns = stamps[path] = sample.timestamp_ns
+                value: Any = sample.value
+                if value is None:
                     continue
-                problem = point.misfit(sample.value) if point.misfit is not None else None
-                if problem is None:
-                    try:
-                        point.accessor.set(sample.value)
-                        point.value = sample.value
+                kind = point.kind
+                if kind and point.store is not None:
+                    kind_of_value = type(value)
+                    if kind == _REAL:
+                        if kind_of_value is float:
+                            cell[0] = value
+                            stored = cell[0]
+                            if stored - stored == 0.0:  # finite (inf - inf and NaN are NaN)
+                                point.store(stored)
+                                point.value = value
+                                point.rejected = ""
+                                continue
+                    elif kind == _LREAL:
+                        if kind_of_value is float and value - value == 0.0:
+                            point.store(value)
+                            point.value = value
+                            point.rejected = ""
+                            continue
+                    elif kind == _INT:
+                        if kind_of_value is int and point.low <= value <= point.high:
+                            point.store(value)
+                            point.value = value
+                            point.rejected = ""
+                            continue
+                    elif value is True or value is False:
+                        point.store(value)
+                        point.value = value
                         point.rejected = ""
                         continue
-                    except (TypeError, ValueError, OverflowError) as error:
-                        problem = str(error)
-                point.quality = Quality.BAD
-                rt.qualities[point.path] = int(Quality.BAD)
-                if problem != point.rejected:
-                    point.rejected = problem
-                    log.warning("input %s: value rejected (BAD): %s", path, problem)
+                self._store_checked(point, value)
+        unsafe = False
         for point in self._guarded.get(task, ()):
             if point.quality is not Quality.GOOD:
                 unsafe = True
-        for owner, point, age in self._ages:
-            if owner == task and point.stamp_ns:
-                age.set(max(0, clock_ns - point.stamp_ns))
+        ages = self._ages.get(task)
+        if ages is not None:
+            ages.update(clock_ns)
         return unsafe
+
+    def _store_checked(self, point: InputPoint, value: Any) -> None:
+        """The general path: ``misfit`` first, then ``accessor.set`` (which converts)."""
+        problem = point.misfit(value) if point.misfit is not None else None
+        if problem is None:
+            try:
+                point.accessor.set(value)
+                point.value = value
+                point.rejected = ""
+                return
+            except (TypeError, ValueError, OverflowError) as error:
+                problem = str(error)
+        point.quality = Quality.BAD
+        self.state.rt.qualities[point.path] = int(Quality.BAD)
+        if problem != point.rejected:
+            point.rejected = problem
+            log.warning("input %s: value rejected (BAD): %s", point.path, problem)
 
     def restore_inputs(self, paths: list[str]) -> None:
         """Give released inputs back their latest driver value."""
@@ -181,10 +305,10 @@ class ProcessImage:
                     point.accessor.set(point.value)
 
     def write_outputs(self, task: str, clock_ns: int) -> None:
-        for binding in self.bindings:
-            if binding.task != task or not binding.outputs:
+        for binding in self._task_bindings.get(task, ()):
+            if not binding.outputs:
                 continue
-            values = {path: acc.get() for path, acc in binding.outputs.items()}
+            values = self._output_reads[id(binding)]()
             if getattr(binding.driver, "masks_undelivered", False):
                 # a reporting driver gets NaN for an input no device has delivered (not GOOD): the
                 # program's initial 0 Hz must never look like a measurement
@@ -265,6 +389,19 @@ class ProcessImage:
                     }
                 )
         return out
+
+
+def _output_reader(outputs: dict[str, Accessor]) -> Callable[[], dict[str, Any]]:
+    """Reads a binding's outputs into a new {path: value}: when every one is an attribute of the
+    object holding it (structure members, program variables), in one C-level pass (``map(getattr)``)."""
+    paths = list(outputs)
+    holders = [acc.holder for acc in outputs.values()]
+    keys = [acc.key for acc in outputs.values()]
+    if all(type(key) is str for key in keys) and None not in holders:
+        names = [str(key) for key in keys]
+        return lambda: dict(zip(paths, map(getattr, holders, names), strict=True))
+    accessors = list(outputs.items())
+    return lambda: {path: acc.get() for path, acc in accessors}
 
 
 def _root_of(path: str) -> str:

@@ -51,10 +51,18 @@ class VariableDesc:
 
 @dataclass
 class Accessor:
+    """Reads and writes one variable. ``holder``/``key`` say where the value lives (the object and
+    its attribute name, or the list and its index: arrays, structures and FB instances are never
+    re-bound) and ``convert`` turns an outside value into the stored form, so that hot paths (the
+    process image) can store without the two calls of ``set``."""
+
     path: str
     type: T.Type
     get: Callable[[], Any]
     set: Callable[[Any], None]
+    holder: Any = None
+    key: str | int | None = None
+    convert: Callable[[Any], Any] | None = None
 
 
 class ProgramState:
@@ -135,6 +143,7 @@ class ProgramState:
         current_type: T.Type | None = None
         getters: list[Callable[[Any], Any]] = []
         final_set: Callable[[Any, Any], None] | None = None
+        final_key: str | int | None = None
         for name, index in steps[1:]:
             if name is not None:
                 scope = members if current_type is None else _members_of(current_type, path)
@@ -144,6 +153,7 @@ class ProgramState:
                 attr = "v_" + var.name.lower()
                 getters.append(_attr_getter(attr))
                 final_set = _attr_setter(attr)
+                final_key = attr
                 current_type = var.type
             else:
                 array = T.underlying(current_type) if current_type is not None else None
@@ -165,6 +175,7 @@ class ProgramState:
                     o[k] = v
 
                 final_set = set_item
+                final_key = last
                 current_type = array.element
         if current_type is None or final_set is None:
             raise PathError(f"'{path}' names a program instance, not a variable")
@@ -184,7 +195,7 @@ class ProgramState:
         def set_value(value: Any) -> None:
             setter(holder, convert(value))
 
-        acc = Accessor(path, var_type, get, set_value)
+        acc = Accessor(path, var_type, get, set_value, holder, final_key, convert)
         self._accessors[path] = acc
         return acc
 

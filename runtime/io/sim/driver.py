@@ -29,7 +29,7 @@ from .ev_samples import DYNAMIC_FIELDS, EvReporter
 from .fleet_lazy import LazyFleet
 from .grid import GridModel
 from .history import HistoryRecorder, SimHistory
-from .meter import CHANNELS, MeterModel
+from .meter import CHANNELS, MeterModel, quantise_all
 from .scenario import Scenario
 
 FloatArray = npt.NDArray[np.float64]
@@ -122,6 +122,10 @@ class SimDriver(Driver):
         self._grid_chunk_end = -1
         self._grid_hz: list[float] = []
         self._grid_v: list[float] = []
+        self._meter_hz: list[float] = []  # the grid's values at the meter's register resolution
+        self._meter_v: list[float] = []
+        self._stamp_step = -1  # the step whose time stamp is in _stamp_of_step
+        self._stamp_of_step = 0
         self._base_load: list[float] = []
         self._voltage_now = scenario.nominal_voltage_v
         every = max(1, round(scenario.fleet.report_period_s / self.dt_s))
@@ -308,6 +312,9 @@ class SimDriver(Driver):
         times = (step + np.arange(_GRID_CHUNK, dtype=np.float64)) * self.dt_s
         hz, volts = self.grid.sample(times)
         self._grid_hz, self._grid_v = hz.tolist(), volts.tolist()
+        spec = self.scenario.meter
+        self._meter_hz = quantise_all(hz, spec.resolution_hz)
+        self._meter_v = quantise_all(volts, spec.resolution_v)
         site = self.scenario.site
         if site.base_load_profile:
             points = site.base_load_profile
@@ -323,11 +330,13 @@ class SimDriver(Driver):
         offset = step - self._grid_chunk_start
         t_s = step * self.dt_s
         grid_hz = self._grid_hz[offset]
-        voltage = self._voltage_now = self.meter.physical_voltage(t_s, self._grid_v[offset])
+        meter = self.meter
+        grid_v = self._grid_v[offset]
+        voltage = self._voltage_now = meter.physical_voltage(t_s, grid_v)
         fleet_power = self.fleet.total_power()
         site_power = self._base_load[offset] + fleet_power
-        meter = self.meter
-        meter.update(step, t_s, grid_hz, voltage, site_power)
+        meter_v = self._meter_v[offset] if voltage is grid_v else meter.quantise_v(voltage)
+        meter.update_quantised(step, t_s, self._meter_hz[offset], meter_v, meter.quantise_power(site_power))
         freq = meter.readings["frequency_hz"]
         self.recorder.append(
             grid_hz,
@@ -375,18 +384,28 @@ class SimDriver(Driver):
         assert self._t0_ns is not None
         return self._t0_ns + round(t_s * 1e9)
 
+    def _step_stamp_ns(self) -> int:
+        """``_stamp_ns(self.time_s)``, computed once per step."""
+        step = self.step_index
+        if step != self._stamp_step:
+            self._stamp_step = step
+            self._stamp_of_step = self._stamp_ns(max(step, 0) * self.dt_s)
+        return self._stamp_of_step
+
     def _collect_samples(self) -> dict[str, Sample]:
         out: dict[str, Sample] = {}
         readings = self.meter.readings
         acquired_s, stamp = math.nan, 0
+        now_s = max(self.step_index, 0) * self.dt_s
         for path, channel in self._meter_bindings:
             reading = readings[channel]
             if reading.fresh:
                 if reading.acquired_s != acquired_s:  # the channels are usually read together
-                    acquired_s, stamp = reading.acquired_s, self._stamp_ns(reading.acquired_s)
+                    acquired_s = reading.acquired_s
+                    stamp = self._step_stamp_ns() if acquired_s == now_s else self._stamp_ns(acquired_s)
                 out[path] = Sample(reading.value, reading.quality, stamp)
         for reading in readings.values():
             reading.fresh = False
         if self._reporter is not None:
-            self._reporter.collect(out, self._stamp_ns(self.time_s))
+            self._reporter.collect(out, self._step_stamp_ns())
         return out

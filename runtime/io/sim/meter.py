@@ -15,6 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from ...executor.driver_api import Quality
 from .scenario import Fault, MeterSpec
 
@@ -36,6 +39,15 @@ def _quantise(value: float, resolution: float) -> float:
     if resolution <= 0.0 or not math.isfinite(value):
         return value
     return round(value / resolution) * resolution
+
+
+def quantise_all(values: npt.NDArray[np.float64], resolution: float) -> list[float]:
+    """``_quantise`` of every value, vectorised (np.rint rounds half to even, as ``round`` does)."""
+    if resolution <= 0.0:
+        return values.tolist()  # type: ignore[no-any-return]
+    with np.errstate(invalid="ignore"):
+        quantised = np.rint(values / resolution) * resolution
+    return np.where(np.isfinite(values), quantised, values).tolist()  # type: ignore[no-any-return]
 
 
 def collapse_voltage(faults: tuple[Fault, ...], t_s: float, voltage_v: float) -> float:
@@ -105,9 +117,25 @@ class MeterModel:
         """Advance to scan ``step`` at scenario time ``t_s`` with the true (physical) values; readings are
         quantised to the meter's register resolution (a steady grid repeats the same value)."""
         spec = self.spec
-        frequency_hz = _quantise(frequency_hz, spec.resolution_hz)
-        voltage_v = _quantise(voltage_v, spec.resolution_v)
-        power_w = _quantise(power_w, spec.resolution_w)
+        self.update_quantised(
+            step,
+            t_s,
+            _quantise(frequency_hz, spec.resolution_hz),
+            _quantise(voltage_v, spec.resolution_v),
+            _quantise(power_w, spec.resolution_w),
+        )
+
+    def quantise_power(self, power_w: float) -> float:
+        return _quantise(power_w, self.spec.resolution_w)
+
+    def quantise_v(self, voltage_v: float) -> float:
+        return _quantise(voltage_v, self.spec.resolution_v)
+
+    def update_quantised(
+        self, step: int, t_s: float, frequency_hz: float, voltage_v: float, power_w: float
+    ) -> None:
+        """``update`` with values already at the register resolution (the simulation quantises the
+        grid's frequency and voltage a chunk of steps at a time)."""
         if not self._valid_from <= t_s < self._valid_to:
             self._refresh(t_s)
         due = self.every == 1 or step % self.every == 0
