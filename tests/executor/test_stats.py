@@ -171,3 +171,34 @@ def test_format_ns() -> None:
     assert format_ns(37_400) == "37 µs"
     assert format_ns(1_240_000) == "1.24 ms"
     assert format_ns(None) == "-"
+
+
+def test_reading_a_full_window_allocates_nothing_in_proportion_to_it() -> None:
+    """The report threads' percentiles and histograms work in one scratch buffer: a fresh copy of the
+    ring per report (800 KB at 100,000 samples, growing 48 KB a minute while a 10 ms ring filled) made
+    the reading thread's malloc arena, and so the process's RSS, climb for the first 17 minutes."""
+    import tracemalloc
+
+    stats = TaskStats("main", 10 * MS, 0)
+    rng = random.Random(5)
+    for k in range(100_000):
+        stats.record_scan(k * 10 * MS, k * 10 * MS + rng.randrange(50 * US, 900 * US), k * 10 * MS, 0, False)
+    stats.to_json()  # the scratch buffer exists from the first report on
+    before = stats.to_json()
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            assert stats.to_json() == before
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024, f"a report allocated {peak} bytes at its peak"
+    # the figures are numpy's own over the same samples
+    samples = stats.execution.window()
+    p50, p99 = np.percentile(samples, [50.0, 99.0])
+    execution = before["execution_ns"]
+    assert isinstance(execution, dict) and (execution["p50"], execution["p99"]) == (round(p50), round(p99))
+    bins = np.searchsorted(np.asarray(HISTOGRAM_EDGES_NS), samples, side="right")
+    histogram = before["histogram"]
+    assert isinstance(histogram, dict)
+    assert histogram["execution"] == np.bincount(bins, minlength=len(HISTOGRAM_EDGES_NS) + 1).tolist()
