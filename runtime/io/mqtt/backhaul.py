@@ -26,7 +26,8 @@ from typing import Any
 
 from ...executor.alarms import Alarm, AlarmBus, Severity
 from ...executor.clock import REAL_TIME, WorkerTime
-from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
+from ...executor.driver_api import Clock, Driver, DriverStatus, Sample
+from .command_inputs import CommandInputs
 from .commands import CommandRejected, ReplayGuard, validate_command
 from .config import BackhaulConfig
 from .messages import alarm_document, encode, report_document, status_document
@@ -83,8 +84,7 @@ class Backhaul(Driver):
         self._summariser = WindowSummariser(report.variables)
         self._command_by_topic = {self.topics.command_topic(c.name): c for c in config.commands}
         self._replays = ReplayGuard(wall_clock)
-        self._inbox: dict[str, Sample] = {}
-        self._inbox_lock = threading.Lock()
+        self._command_inputs = CommandInputs(config.commands)
         self._status_lock = threading.Lock()
         self._counters: dict[str, int] = dict.fromkeys(
             (
@@ -98,6 +98,7 @@ class Backhaul(Driver):
                 "dropped_alarms",
                 "commands_accepted",
                 "commands_rejected",
+                "commands_refreshed",
                 "connections",
                 "network_thread_restarts",
                 "tcp_nodelay",
@@ -132,11 +133,7 @@ class Backhaul(Driver):
         self._recorder.record(now_ns, values)
 
     def read_inputs(self, now_ns: int) -> Mapping[str, Sample]:
-        if not self._inbox:
-            return _EMPTY
-        with self._inbox_lock:
-            accepted, self._inbox = self._inbox, {}
-        return accepted
+        return self._command_inputs.take(now_ns) or _EMPTY
 
     def status(self) -> DriverStatus:
         with self._status_lock:
@@ -183,6 +180,7 @@ class Backhaul(Driver):
             on_message=self._on_command,
             post=self._events.put,
             worker_time=self._worker_time,
+            on_link=lambda up: self._command_inputs.link(up, self._now_ns()),
         )
         self._detail = f"connecting to {self.config.host}:{self.config.port}"
         self._worker = threading.Thread(target=self._run, name="plcrun-mqtt-worker", daemon=True)
@@ -214,23 +212,33 @@ class Backhaul(Driver):
             self._queued_alarms += 1
         self._events.put(alarm)
 
-    def _on_command(self, topic: str, payload: bytes) -> None:
+    def _on_command(self, topic: str, payload: bytes, retained: bool = False) -> None:
         command = self._command_by_topic.get(topic)
         if command is None:
             return
+        inputs = self._command_inputs
         try:
             accepted = validate_command(command, payload)
-            self._replays.admit(accepted)
+            # the broker re-delivering the retained command on subscribing refreshes the inputs; the
+            # same message live again is a replay
+            repeat = retained and inputs.is_repeat(command.name, accepted.id, accepted.values)
+            if repeat:
+                self._replays.check_expiry(accepted)
+            else:
+                self._replays.admit(accepted)
         except CommandRejected as error:
             log.warning("rejected command %r on %s: %s", command.name, topic, error)
             self._bump("commands_rejected")
             return
-        now_ns = self._clock.now_ns() if self._clock is not None else 0
-        with self._inbox_lock:
-            for path, value in accepted.values.items():
-                self._inbox[path] = Sample(value, Quality.GOOD, now_ns)
+        inputs.accepted(command.name, accepted.id, accepted.values, self._now_ns())
+        if repeat:
+            self._bump("commands_refreshed")
+            return
         log.info("accepted command %r id %r on %s", command.name, accepted.id, topic)
         self._bump("commands_accepted")
+
+    def _now_ns(self) -> int:
+        return self._clock.now_ns() if self._clock is not None else 0
 
     def _bump(self, name: str, by: int = 1) -> None:
         with self._status_lock:

@@ -158,6 +158,17 @@ class ReplayGuard:
         self._seen: dict[str, float] = {}
 
     def admit(self, command: AcceptedCommand) -> None:
+        now = self.check_expiry(command)
+        if command.id in self._seen:
+            raise CommandRejected(f"command {command.id!r} was already accepted (a replay)")
+        if len(self._seen) >= self._capacity:
+            self._seen = {key: until for key, until in self._seen.items() if until > now}
+            if len(self._seen) >= self._capacity:
+                raise CommandRejected(f"{self._capacity} unexpired commands are pending: try later")
+        self._seen[command.id] = command.expires
+
+    def check_expiry(self, command: AcceptedCommand) -> float:
+        """Refuses an expired command or one that expires too far ahead; returns the wall-clock now."""
         now = self._wall_clock()
         if command.expires <= now:
             raise CommandRejected(f"command {command.id!r} expired {now - command.expires:.1f} s ago")
@@ -166,13 +177,7 @@ class ReplayGuard:
                 f"command {command.id!r} expires {command.expires - now:.0f} s from now "
                 f"(at most {self._max_ttl_s:g} s ahead)"
             )
-        if command.id in self._seen:
-            raise CommandRejected(f"command {command.id!r} was already accepted (a replay)")
-        if len(self._seen) >= self._capacity:
-            self._seen = {key: until for key, until in self._seen.items() if until > now}
-            if len(self._seen) >= self._capacity:
-                raise CommandRejected(f"{self._capacity} unexpired commands are pending: try later")
-        self._seen[command.id] = command.expires
+        return now
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -118,6 +118,7 @@ class CurveCommand:
     frequency_min_hz: float = 45.0
     frequency_max_hz: float = 65.0
     power_limit_w: float = 1e6
+    stale_s: float | None = None  # the cloud refreshes the command at least this often (else STALE)
 
     def frequency_paths(self) -> tuple[str, ...]:
         return tuple(f"{self.frequency_path}[{self.array_start + i}]" for i in range(self.array_length))
@@ -138,6 +139,7 @@ class ValueCommand:
     path: str
     minimum: float = float("-inf")
     maximum: float = float("inf")
+    stale_s: float | None = None  # the cloud refreshes the command at least this often (else STALE)
 
     def input_paths(self) -> tuple[str, ...]:
         return (self.path,)
@@ -346,6 +348,7 @@ def _parse_command(name: str, reader: TableReader) -> CommandBinding:
         raise ConfigError(reader.file, reader.key, f"command name {name!r} must be an identifier")
     kind = reader.string("kind", choices=("frequency_watt_curve", "bool", "number"))
     command: CommandBinding
+    stale_s = reader.number("stale_s", None, minimum=0.01, maximum=86_400.0)
     if kind == "frequency_watt_curve":
         command = CurveCommand(
             name=name,
@@ -358,6 +361,7 @@ def _parse_command(name: str, reader: TableReader) -> CommandBinding:
             frequency_min_hz=reader.number("frequency_min_hz", 45.0, minimum=0.0, maximum=1000.0),
             frequency_max_hz=reader.number("frequency_max_hz", 65.0, minimum=0.0, maximum=1000.0),
             power_limit_w=reader.number("power_limit_w", 1e6, minimum=0.0, maximum=1e12),
+            stale_s=stale_s,
         )
         if command.frequency_min_hz >= command.frequency_max_hz:
             reader.fail("frequency_max_hz", "must be above frequency_min_hz")
@@ -368,9 +372,9 @@ def _parse_command(name: str, reader: TableReader) -> CommandBinding:
             maximum = reader.number("max", float("inf"), minimum=float("-inf"), maximum=float("inf"))
             if minimum > maximum:
                 reader.fail("max", "must not be below min")
-            command = ValueCommand(name, kind, path, minimum, maximum)
+            command = ValueCommand(name, kind, path, minimum, maximum, stale_s)
         else:
-            command = ValueCommand(name, kind, path)
+            command = ValueCommand(name, kind, path, stale_s=stale_s)
     reader.finish()
     return command
 

@@ -124,9 +124,10 @@ class Session:
         online_payload: Callable[[], bytes],
         offline_payload: Callable[[str], bytes],
         command_topics: Sequence[str],
-        on_message: Callable[[str, bytes], None],
+        on_message: Callable[[str, bytes, bool], None],
         post: Callable[[object], None],
         worker_time: WorkerTime = REAL_TIME,
+        on_link: Callable[[bool], None] = lambda up: None,
     ) -> None:
         self._config = config
         self._time = worker_time  # the reconnect backoff; tests step it with ManualTime
@@ -137,6 +138,7 @@ class Session:
         self._command_topics = tuple(command_topics)
         self._on_message = on_message
         self._post = post
+        self._on_link = on_link  # on this thread: up before any message can arrive, down after the last
         self._ssl_context: ssl.SSLContext | None = make_ssl_context(config.tls) if config.tls else None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="plcrun-mqtt-session", daemon=True)
@@ -177,7 +179,7 @@ class Session:
         return client
 
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._on_message(message.topic, bytes(message.payload))
+        self._on_message(message.topic, bytes(message.payload), bool(message.retain))
 
     def _connect(self, client: mqtt.Client, connection: _Connection) -> str | None:
         """Connect and wait for CONNACK on this thread; None on success, else why it failed."""
@@ -221,6 +223,7 @@ class Session:
             delay = self._config.reconnect_min_s
             sock = client.socket()
             tls_version = sock.version() if isinstance(sock, ssl.SSLSocket) else None
+            self._link(True)
             client.loop_start()
             self._post(Connected(connection.conn_id, client, tls_version, connection.nodelay))
             while not connection.lost.wait(0.1):
@@ -237,7 +240,14 @@ class Session:
                     break
             client.loop_stop()
             _close_socket(client)
+            self._link(False)
             self._post(Disconnected(connection.conn_id, connection.lost_reason or "stopped"))
+
+    def _link(self, up: bool) -> None:
+        try:
+            self._on_link(up)
+        except Exception:  # the session thread must not end
+            log.exception("MQTT backhaul: link callback failed")
 
     def _disconnect(self, client: mqtt.Client) -> None:
         info = client.publish(self._status_topic, self._offline_payload("stopped"), qos=1, retain=True)

@@ -69,7 +69,7 @@ def test_a_callback_that_raises_is_counted_and_the_network_thread_goes_on(tls_ri
     session = backhaul._session
     original = session._on_message
 
-    def buggy(topic: str, payload: bytes) -> None:
+    def buggy(topic: str, payload: bytes, retained: bool) -> None:
         session._on_message = original  # one failure, then back to normal
         raise RuntimeError("a bug in a callback")
 
@@ -89,7 +89,7 @@ def test_a_dead_network_thread_raises_the_alarm_and_a_new_connection_replaces_it
     alarms: list[tuple[str, bool]] = []
     bus.subscribe(lambda alarm: alarms.append((alarm.key, alarm.active)))
 
-    def fatal(topic: str, payload: bytes) -> None:
+    def fatal(topic: str, payload: bytes, retained: bool) -> None:
         session._on_message = original
         raise SystemExit("ends the thread: not an Exception, so no guard catches it")
 
