@@ -163,6 +163,11 @@ class Handover:
             dirty, self._dirty = self._dirty, set()
             return dict(self._desired), dirty
 
+    def desired(self, name: str) -> object | None:
+        """The newest value the scan wants for output ``name`` (None before the first)."""
+        with self._lock:
+            return self._desired.get(name)
+
     def redo(self, names: Iterable[str] | None = None) -> None:
         """Write these outputs (all of them when None) again at the next opportunity."""
         with self._lock:

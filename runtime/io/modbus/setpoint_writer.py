@@ -1,11 +1,13 @@
-"""A second TCP connection to a device that only writes its outputs (``write_connection = true``).
+"""A second TCP connection to a device that only writes changed outputs (``write_connection = true``).
 
 On one connection a setpoint that changes while a poll is waiting for a slow answer (a charger
 answering in 5-50 ms, a poll of several blocks) waits for that answer, tens of ms. With its own
 connection and thread it goes out at once; the device must accept two Modbus TCP clients (most
 gateways and many chargers do; check yours). The polling thread still connects first, discovers
-SunSpec models and resolves output addresses; this thread writes what is dirty and the heartbeats,
-and reconnects on its own with the device's backoff. On stop it writes pending (safe) values first.
+SunSpec models and resolves output addresses, and sends the heartbeat re-writes between its polls
+(so a refresh waiting for its answer never holds a change back here); this thread writes the newest
+value of every changed output (changes that come while a write is out coalesce into one), and
+reconnects on its own with the device's backoff. On stop it writes pending (safe) values first.
 """
 
 from __future__ import annotations
@@ -34,9 +36,7 @@ class DeviceWorker(Protocol):
     @property
     def time(self) -> WorkerTime: ...
 
-    def write_outputs_via(self, transport: ModbusTransport) -> None: ...
-
-    def next_heartbeat_s(self) -> float: ...
+    def write_changes_via(self, transport: ModbusTransport) -> None: ...
 
 
 log = logging.getLogger("plcrun.io.modbus")
@@ -82,7 +82,7 @@ class SetpointWriter:
                 try:
                     if not self.transport.connected:
                         self.transport.connect()
-                    worker.write_outputs_via(self.transport)
+                    worker.write_changes_via(self.transport)
                     backoff_ms = spec.reconnect_min_ms
                 except CommError as exc:
                     self.transport.close()
@@ -96,5 +96,5 @@ class SetpointWriter:
                     continue
             if stopping:
                 break
-            worker.time.wait(self.wake, worker.next_heartbeat_s())
+            worker.time.wait(self.wake, 1.0)  # woken by every change
         self.transport.close()

@@ -53,6 +53,8 @@ class _Output:
     last_write_ns: int = -(2**62)
     written: object = None  # the last value the device accepted
     written_ns: int | None = None  # when, in the executor's clock
+    refreshing: bool = False  # a heartbeat re-write is waiting for its answer on the poll connection
+    overtaken: bool = False  # meanwhile a change went out on the setpoint connection
 
 
 @dataclass
@@ -260,7 +262,7 @@ class DeviceWorker:
         now = self._time.now_ns()
         due = [g.due_ns for g in self._groups if g.blocks]
         heartbeat = self.spec.heartbeat_ms
-        if heartbeat is not None and self._writer is None:
+        if heartbeat is not None:
             wanted = self._handover.wanted()
             due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in wanted]
         due += [retry for _problem, retry in self._bad_items.values()]
@@ -380,6 +382,8 @@ class DeviceWorker:
         now = self._time.now_ns()
         if self._writer is None:
             self._write_outputs(now)
+        else:
+            self._refresh_outputs(now)
         for group in self._groups:
             if group.due_ns <= now:
                 self._poll(group)
@@ -496,22 +500,13 @@ class DeviceWorker:
     def time(self) -> WorkerTime:
         return self._time
 
-    def write_outputs_via(self, transport: ModbusTransport) -> None:
+    def write_changes_via(self, transport: ModbusTransport) -> None:
+        """The changed outputs, newest values, on the setpoint connection (the writer's thread)."""
         self._write_outputs(self._time.now_ns(), transport)
-
-    def next_heartbeat_s(self) -> float:
-        """Seconds until the next output heartbeat is due (at most 1 s)."""
-        now = self._time.now_ns()
-        due = [now + 1000 * _MS]
-        heartbeat = self.spec.heartbeat_ms
-        if heartbeat is not None:
-            wanted = self._handover.wanted()
-            due += [o.last_write_ns + heartbeat * _MS for n, o in self._outputs.items() if n in wanted]
-        return max(0, min(due) - now) / 1e9
 
     def _write_outputs(self, now: int, transport: ModbusTransport | None = None) -> None:
         desired, dirty = self._handover.take_outputs()
-        heartbeat = self.spec.heartbeat_ms
+        heartbeat = None if transport is not None else self.spec.heartbeat_ms
         for name, value in desired.items():
             output = self._outputs.get(name)
             if output is None:
@@ -519,7 +514,31 @@ class DeviceWorker:
             due = name in dirty or (heartbeat is not None and now - output.last_write_ns >= heartbeat * _MS)
             if not due:
                 continue
+            if output.refreshing:  # the device may apply the refresh after this change: write again
+                output.overtaken = True
             self._write_one(output, value, now, transport or self._transport)
+
+    def _refresh_outputs(self, now: int) -> None:
+        """With a setpoint connection, the heartbeat re-writes go out here, between polls: a refresh
+        waiting for its answer never holds a change back. A change written on the other connection
+        while a refresh of the same output was in flight goes out once more after the refresh's answer
+        (the device may have applied the two in either order)."""
+        heartbeat = self.spec.heartbeat_ms
+        if heartbeat is None or self._writer is None:
+            return
+        for name, output in self._outputs.items():
+            if now - output.last_write_ns < heartbeat * _MS:
+                continue
+            output.refreshing, output.overtaken = True, False  # before reading the value (see above)
+            value = self._handover.desired(name)
+            try:
+                if value is not None:
+                    self._write_one(output, value, now, self._transport)
+            finally:
+                output.refreshing = False
+            if output.overtaken:
+                self._handover.redo([name])
+                self._writer.wake.set()
 
     def _write_one(self, output: _Output, value: object, now: int, transport: ModbusTransport) -> None:
         spec = output.spec

@@ -224,8 +224,9 @@ def test_the_quasar_keeps_setpoint_age_and_the_site_file_says_whether_cars_may_d
 def test_a_setpoint_connection_writes_while_the_polls_wait_for_slow_answers(
     start_driver: DriverFactory,
 ) -> None:
-    """write_connection = true: setpoints, heartbeats and the safe value on stop go over a connection of
-    their own, so a poll waiting for a slow answer does not hold them back."""
+    """write_connection = true: setpoints and the safe value on stop go over a connection of their own,
+    so a poll waiting for a slow answer does not hold them back; heartbeats keep coming (on the polling
+    connection, between polls)."""
     with ModbusPeer("charger") as charger:
         charger.delay(0.05)  # every answer takes 50 ms: the polling connection is always busy
         spec = device_spec(

@@ -16,7 +16,9 @@ from plcrun.executor.driver_api import Quality, Sample
 from plcrun.io.modbus.driver import ModbusDeviceDriver
 
 from tests.io.modbus.rig import device_spec
-from tests.support.modbus_devices import ModbusPeer, wait_for
+from tests.io.modbus.test_modbus_chargers import CATALOG as CHARGER_CATALOG
+from tests.io.modbus.test_modbus_chargers import SETPOINT, quasar_table, setpoint_register
+from tests.support.modbus_devices import QUASAR, ModbusPeer, from_s16, wait_for
 
 MS = 1_000_000
 POLL_MS = 100
@@ -146,3 +148,48 @@ def test_a_late_answer_is_stale_and_a_silent_meter_comm_lost_until_it_is_back(me
     finally:
         meter.hold(False)
         driver.stop()
+
+
+def test_a_refresh_waiting_for_its_answer_does_not_hold_back_a_change() -> None:
+    """write_connection = true: the heartbeat re-write goes out on the polling connection, so a change
+    goes out on the setpoint connection at once although the refresh's answer is late; the change is
+    written once more after that answer (the device may apply the two in either order)."""
+    time = ManualTime()
+    with ModbusPeer("charger") as charger:
+        table = quasar_table(
+            charger.port,
+            poll_ms=500,
+            heartbeat_ms=2000,
+            timeout_ms=5000,
+            idle_timeout_s=30,
+            write_connection=True,
+        )
+        driver = ModbusDeviceDriver(device_spec("charger-1", table, CHARGER_CATALOG), AlarmBus(), time)
+        driver.start(time)
+        try:
+            time.settle(workers=2)  # the polling thread and the setpoint writer
+            driver.write_outputs(time.now_ns(), {SETPOINT: -1000.0})
+            wait_for(lambda: setpoint_register(charger) == -1000)
+            time.run_for(1900 * MS, 100 * MS, workers=2)  # no change: the next refresh is due at 2000 ms
+            charger.take_write_log()
+            charger.hold()  # from now on every answer is late (a write is applied when it arrives)
+            time.advance(100 * MS)
+            wait_for(lambda: charger.held_requests() >= 1)  # the refresh of -1000 W waits for its answer
+            driver.write_outputs(time.now_ns(), {SETPOINT: -2000.0})
+            wait_for(lambda: setpoint_register(charger) == -2000, 3.0)  # not behind the refresh
+            charger.hold(False)
+            arrived: list[int] = []
+
+            def rewritten() -> bool:
+                log = charger.take_write_log()
+                arrived.extend(from_s16(v) for _t, register, v in log if register == QUASAR["setpoint"])
+                return len(arrived) >= 3
+
+            wait_for(rewritten)
+            time.settle(workers=2)
+            # the refresh, the change, and the change again once the refresh was answered
+            assert arrived == [-1000, -2000, -2000]
+            assert setpoint_register(charger) == -2000
+        finally:
+            charger.hold(False)
+            driver.stop()
