@@ -5,11 +5,12 @@ every 10 ms) and two EVerest EVSEs (a Mosquitto broker on 127.0.0.1; a test clie
     python bench/everest_setpoint_latency.py --steps 1000
 
 Each step holds a new frequency at the meter (a new setpoint every time). The latency of a step runs
-from the meter applying the new value (CLOCK_MONOTONIC in the meter's process) to the later of the two
-EVSEs' ``set_external_limits`` messages arriving at a subscriber in a third process (same clock). The
-meter's answer carrying the value comes up to one poll (10 ms) after the change, so the issue's goal
-"from the answer: 2 scans + 10 ms" is at most 40 ms from the change. Prints p50/p99/max in ms with the
-scan period (10 ms) as the baseline.
+from the meter's *answer* that first carries the new value (time-stamped in the meter's process when it
+answers) to the later of the two EVSEs' ``set_external_limits`` messages arriving at a subscriber in a
+third process (all on CLOCK_MONOTONIC). Goal (issue 11): p99 within 2 scans + 10 ms = 30 ms. Prints
+p50/p99/max in ms with the scan period (10 ms) as the baseline, the same from the meter's change (which
+adds the poll phase, up to one 10 ms poll), and where the time goes in this process (time stamps of the
+meter worker, the scan, the EVerest driver's publisher thread).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +35,18 @@ from plcrun.compiler.api import compile_file  # noqa: E402
 from plcrun.executor.rt_setup import RtConfig, apply_rt_setup  # noqa: E402
 from plcrun.site import SiteRuntime  # noqa: E402
 
-from tests.support.modbus_devices import ModbusPeer  # noqa: E402
+from tests.support.modbus_devices import M213, METER_BASE, ModbusPeer  # noqa: E402
 from tests.support.mosquitto import Mosquitto, MqttProbe  # noqa: E402
 
 EVSE_API = "everest_api/1/evse_manager_consumer"
+FREQUENCY_REGISTER = METER_BASE + M213 + 26  # 213.Hz
+SEGMENTS = (
+    "meter answer -> worker has the sample",
+    "worker has it -> scan reads it (scan pick-up)",
+    "scan reads it -> setpoint handed to the EVerest driver",
+    "handed over -> publisher thread calls publish",
+    "publish -> the EVSE receives it (paho thread, Mosquitto)",
+)
 LIMITS = "everest_api/1/external_energy_limits_consumer/{}/m2e/set_external_limits"
 
 SITE = """
@@ -144,6 +154,7 @@ def main() -> None:
         config = Path(work) / "site.toml"
         config.write_text(SITE.format(meter=meter.port, broker=broker.port))
         site = SiteRuntime.build(compile_file(ROOT / "programs" / "freq_response.st"), config=str(config))
+        probe = Probe(site)
         site.start()
         executor = site.executor
 
@@ -200,6 +211,8 @@ def main() -> None:
             time.sleep(0.1)
         time.sleep(1.0)
         latencies: list[int] = []
+        from_change: list[int] = []
+        segments: list[list[int]] = []
         missing = 0
         sign = 1
         for k in range(args.steps):
@@ -208,6 +221,8 @@ def main() -> None:
             want = round(50000.0 * (hz - 50.0) / 2.0)
             parent.send("take")
             parent.recv()
+            meter.take_answer_log()
+            probe.clear()
             applied = meter.set_meter_at(hz)
             time.sleep(args.gap)
             parent.send("take")
@@ -216,12 +231,22 @@ def main() -> None:
             for module in ("limits_1", "limits_2"):
                 first = [t for t, m, w in log if m == module and t >= applied and abs(w - want) <= 2.0]
                 arrived.append(min(first) if first else None)
-            if any(a is None for a in arrived):
+            answered = [
+                t
+                for t, address, count in meter.take_answer_log()
+                if t >= applied and address <= FREQUENCY_REGISTER < address + count
+            ]
+            if any(a is None for a in arrived) or not answered:
                 missing += 1
                 if args.verbose:
                     print("missing", hz, want, [(m, w) for _t, m, w in log])
                 continue
-            latencies.append(max(a for a in arrived if a is not None) - applied)
+            last = max(range(2), key=lambda i: arrived[i] or 0)
+            latencies.append((arrived[last] or 0) - answered[0])
+            from_change.append((arrived[last] or 0) - applied)
+            split = probe.split(hz, f"limits_{last + 1}", answered[0], arrived[last] or 0)
+            if split is not None:
+                segments.append(split)
         beating.set()
         executor.stop()
         thread.join(5)
@@ -230,12 +255,92 @@ def main() -> None:
         parent.recv()
         everest.close()
     values = np.array(latencies, dtype=np.float64) / 1e6
+    changes = np.array(from_change, dtype=np.float64) / 1e6
     print(f"steps {args.steps}, measured {len(latencies)}, missing {missing}; scan period 10 ms")
     print(
-        f"latency from the meter change, ms: p50 {np.percentile(values, 50):.1f}  p99 {np.percentile(values, 99):.1f}  "
-        f"max {values.max():.1f}  within 40 ms: {np.mean(values <= 40.0) * 100:.1f}%  within 30 ms: "
-        f"{np.mean(values <= 30.0) * 100:.1f}%"
+        f"from the meter answer, ms: p50 {np.percentile(values, 50):.1f}  p99 {np.percentile(values, 99):.1f}  "
+        f"max {values.max():.1f}  within 30 ms (2 scans + 10 ms): {np.mean(values <= 30.0) * 100:.1f}%"
     )
+    print(
+        f"from the meter change, ms: p50 {np.percentile(changes, 50):.1f}  p99 {np.percentile(changes, 99):.1f}  "
+        f"max {changes.max():.1f}  within 40 ms: {np.mean(changes <= 40.0) * 100:.1f}%"
+    )
+    if segments:
+        parts = np.array(segments, dtype=np.float64) / 1e6
+        print(f"where the time goes ({len(segments)} steps, ms, p50 / p99 / max):")
+        for i, name in enumerate(SEGMENTS):
+            column = parts[:, i]
+            print(
+                f"  {name:58s} {np.percentile(column, 50):6.2f} / {np.percentile(column, 99):6.2f}"
+                f" / {column.max():6.2f}"
+            )
+
+
+class Probe:
+    """Time stamps (CLOCK_MONOTONIC) along a step's path in this process: the meter worker publishing
+    the sample, the scan reading it, the scan handing the setpoint to the EVerest driver, the driver's
+    publisher thread handing the message to paho."""
+
+    def __init__(self, site: SiteRuntime) -> None:
+        self.published: list[tuple[int, float]] = []
+        self.read: list[tuple[int, float]] = []
+        self.handed: list[tuple[int, dict[str, float]]] = []
+        self.sent: list[tuple[int, str]] = []
+        meter = next(d for d in site.io.drivers if d.name == "site-meter")
+        everest = next(d for d in site.io.drivers if d.kind == "everest")
+        publish = meter._worker._handover.publish
+
+        def published(point: Any, quality: Any, value: Any = None, problem: str = "") -> None:
+            publish(point, quality, value, problem)
+            if point.name == "grid_hz" and isinstance(value, float):
+                self.published.append((time.perf_counter_ns(), value))
+
+        meter._worker._handover.publish = published
+        read_inputs = meter.read_inputs
+
+        def read(now_ns: int) -> Any:
+            samples = read_inputs(now_ns)
+            sample = samples.get("main.grid_hz")
+            if sample is not None and isinstance(sample.value, float):
+                self.read.append((time.perf_counter_ns(), sample.value))
+            return samples
+
+        meter.read_inputs = read
+        write_outputs = everest.write_outputs
+
+        def handed(now_ns: int, values: Any) -> None:
+            stamp = time.perf_counter_ns()
+            write_outputs(now_ns, values)
+            self.handed.append(
+                (stamp, {k: float(v) for k, v in values.items() if k.endswith("p_setpoint_w")})
+            )
+
+        everest.write_outputs = handed
+        link = everest._link
+        send = link.publish
+
+        def sent(topic: str, payload: bytes, qos: int) -> Any:
+            if topic.endswith("set_external_limits"):
+                self.sent.append((time.perf_counter_ns(), topic.split("/")[3]))
+            return send(topic, payload, qos)
+
+        link.publish = sent
+
+    def clear(self) -> None:
+        for log in (self.published, self.read, self.handed, self.sent):
+            log.clear()
+
+    def split(self, hz: float, module: str, answered: int, arrived: int) -> list[int] | None:
+        path = f"main.evs[{module[-1]}].p_setpoint_w"
+        try:
+            published = next(t for t, v in self.published if abs(v - hz) < 5e-4)
+            read = next(t for t, v in self.read if t >= published and abs(v - hz) < 5e-4)
+            old = next((v[path] for t, v in reversed(self.handed) if t < read and path in v), None)
+            handed = next(t for t, v in self.handed if t >= read and v.get(path, old) != old)
+            sent = max(t for t, m in self.sent if m == module and handed <= t <= arrived)
+        except (StopIteration, ValueError):
+            return None
+        return [published - answered, read - published, handed - read, sent - handed, arrived - sent]
 
 
 if __name__ == "__main__":

@@ -10,14 +10,19 @@ the meter's *answer* that first carries the new frequency to the later of the tw
 its new setpoint (register 260); both are time-stamped in the device process with CLOCK_MONOTONIC.
 Prints p50/p99/max in scans (10 ms: the baseline of the ratio) and the share within 2 scans (goal:
 at least 99 %). The answer times of the meter itself (5-50 ms) come before the start of the clock.
-``--write-connection`` gives the chargers ``write_connection = true`` (setpoints on a second TCP
-connection, not behind a poll waiting for a slow answer).
+Every ``--refresh-every``-th step comes about one heartbeat (``heartbeat_ms``, 2 s) after the one
+before, when the chargers' unchanged setpoints are due for a refresh, so some changes land while a
+refresh waits for its answer; those steps are also reported on their own. ``--one-connection`` sets
+``write_connection = false`` (the setpoints share the polling connection with the polls). Then comes
+where the time goes (time stamps in both processes on CLOCK_MONOTONIC), and what was in the way of each
+late step at the charger.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import random
 import sys
 import threading
 import time
@@ -37,6 +42,7 @@ from plcrun.site import SiteRuntime  # noqa: E402
 from tests.support.modbus_devices import free_port  # noqa: E402
 
 SCAN_NS = 10_000_000
+HEARTBEAT_S = 2.0  # examples/site.toml's chargers: heartbeat_ms = 2000
 ANSWER_MS = (5.0, 50.0)
 
 
@@ -61,12 +67,14 @@ def devices_process(config: str, conn: Connection) -> None:
                 answers = [a for a in meter.answers if a[1] <= meter.frequency_address < a[1] + a[2]]
                 meter.answers.clear()
                 updated = meter.updated_ns
-            writes = []
+            writes, transactions = [], []
             for charger in chargers:
                 with charger.lock:
                     writes.append([(t, v) for t, a, v in charger.writes if a == 260])
                     charger.writes.clear()
-            conn.send((updated, answers, writes))
+                    transactions.append(list(charger.transactions))
+                    charger.transactions.clear()
+            conn.send((updated, answers, writes, transactions))
         elif command == "stop":
             rehearsal.stop()
             conn.send(None)
@@ -82,14 +90,22 @@ def main() -> None:
         "--gap", type=float, default=0.25, help="seconds between steps (the meter updates every 0.1 s)"
     )
     parser.add_argument(
-        "--write-connection", action="store_true", help="the chargers' setpoints on a connection of their own"
+        "--one-connection",
+        action="store_true",
+        help="write_connection = false: the chargers' setpoints share the polling connection",
+    )
+    parser.add_argument(
+        "--refresh-every", type=int, default=20, help="every N-th step lands near a heartbeat (0: none)"
     )
     args = parser.parse_args()
-    flag = " --write-connection" if args.write_connection else ""
-    print(f"command: python bench/site_rehearsal_latency.py --steps {args.steps} --gap {args.gap:g}{flag}")
+    flag = " --one-connection" if args.one_connection else ""
+    print(
+        f"command: python bench/site_rehearsal_latency.py --steps {args.steps} --gap {args.gap:g}"
+        f" --refresh-every {args.refresh_every}{flag}"
+    )
     text = (ROOT / "examples" / "site.toml").read_text()
-    if args.write_connection:
-        text = text.replace('profile = "quasar"', 'profile = "quasar"\nwrite_connection = true')
+    if args.one_connection:
+        text = text.replace("write_connection = true", "write_connection = false")
     for port in (15020, 15021, 15022):
         text = text.replace(f"port = {port}", f"port = {free_port()}")
     config = Path("/tmp") / f"plcrun-rehearsal-bench-{time.monotonic_ns()}.toml"
@@ -105,6 +121,7 @@ def main() -> None:
         return parent.recv()
 
     site = SiteRuntime.build(compile_file(ROOT / "programs" / "freq_response.st"), config=str(config))
+    probe = Probe(site)
     site.start()
     executor = site.executor
 
@@ -121,23 +138,50 @@ def main() -> None:
     while executor.read("main.status") not in ("ST_NORMAL", "ST_RESPONDING") and time.monotonic() < deadline:
         time.sleep(0.1)
     latencies: list[int] = []
+    causes: dict[str, int] = {}
+    segments: list[list[int]] = []
     missing = 0
     sign = 1
+    before: list[int | None] = [None, None]  # each charger's setpoint before the step
+    near_refresh: list[int] = []
+    rng = random.Random(11)
     for k in range(args.steps):
+        at_refresh = args.refresh_every > 0 and k % args.refresh_every == args.refresh_every - 1
+        if at_refresh:  # the chargers' refresh is due about HEARTBEAT_S after the last change
+            time.sleep(max(0.0, HEARTBEAT_S - args.gap + rng.uniform(-0.06, 0.06)))
         sign = -sign
         hz = 50.0 + sign * (0.02 + ((k * 37) % 80) * 0.001)
         call("log")  # forget what came before this step
+        probe.clear()
         call("hold", hz)
         time.sleep(args.gap)
-        updated, answers, writes = call("log")
+        updated, answers, writes, transactions = call("log")
         carrying = [t for t, _address, _count in answers if t >= updated]
+        start = carrying[0] if carrying else 0
+        # the first write of a new value (a refresh re-writes the old one)
         arrived = [
-            min((t for t, _v in w if t >= (carrying[0] if carrying else 0)), default=None) for w in writes
+            min((t for t, v in w if t >= start and v != old), default=None)
+            for w, old in zip(writes, before, strict=True)
         ]
+        before = [w[-1][1] if w else old for w, old in zip(writes, before, strict=True)]
         if not carrying or any(a is None for a in arrived):
             missing += 1
             continue
-        latencies.append(max(a for a in arrived if a is not None) - carrying[0])
+        last = max(range(len(arrived)), key=lambda i: arrived[i] or 0)
+        latency = (arrived[last] or 0) - start
+        latencies.append(latency)
+        if at_refresh:
+            near_refresh.append(latency)
+        split = probe.split(hz, last, start, arrived[last] or 0)
+        if split is not None:
+            segments.append(split)
+        if latency > 2 * SCAN_NS:
+            cause = explain(arrived[last] or 0, transactions[last], writes[last])
+            if split is not None and cause.startswith("nothing"):
+                cause = (
+                    f"nothing in the way at the charger; longest part: {SEGMENTS[split.index(max(split))]}"
+                )
+            causes[cause] = causes.get(cause, 0) + 1
     executor.stop()
     thread.join(5)
     site.stop()
@@ -151,6 +195,130 @@ def main() -> None:
         f"max {values.max():.2f}  within 2 scans: {np.mean(values <= 2.0) * 100:.1f}%"
     )
     print(f"scans {stats.scans}, overruns {stats.overruns}")
+    if near_refresh:
+        refresh = np.array(near_refresh, dtype=np.float64) / SCAN_NS
+        print(
+            f"steps about one heartbeat after the last change ({len(refresh)}): p99 "
+            f"{np.percentile(refresh, 99):.2f}  max {refresh.max():.2f}  within 2 scans: "
+            f"{np.mean(refresh <= 2.0) * 100:.1f}%"
+        )
+    if segments:
+        parts = np.array(segments, dtype=np.float64) / 1e6
+        print(f"where the time goes ({len(segments)} steps, ms, p50 / p99 / max):")
+        for i, name in enumerate(SEGMENTS):
+            column = parts[:, i]
+            print(
+                f"  {name:58s} {np.percentile(column, 50):6.2f} / {np.percentile(column, 99):6.2f}"
+                f" / {column.max():6.2f}"
+            )
+    late = sum(causes.values())
+    print(f"late steps ({late}), what was in the way of the late write:")
+    for cause, n in sorted(causes.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:4d}  {cause}")
+
+
+SEGMENTS = (
+    "meter answer -> worker has the sample (network, threads)",
+    "worker has it -> scan reads it (scan pick-up)",
+    "scan reads it -> new setpoint handed to the charger driver",
+    "handed over -> request sent (writer wake-up, queued behind)",
+    "sent -> charger receives it (network, device process)",
+)
+
+
+class Probe:
+    """Time stamps (CLOCK_MONOTONIC, the clock of the device process too) along the path of a step in
+    this process: the meter worker publishing the sample, the scan reading it, the scan handing the new
+    setpoint to each charger driver, the request leaving each charger's connection."""
+
+    def __init__(self, site: SiteRuntime) -> None:
+        self.published: list[tuple[int, float]] = []
+        self.read: list[tuple[int, float]] = []
+        self.handed: list[list[tuple[int, float]]] = [[], []]
+        self.sent: list[list[tuple[int, int]]] = [[], []]
+        drivers = [d for d in site.io.drivers if hasattr(d, "_worker")]
+        meter = next(d for d in drivers if d.name == "site-meter")
+        chargers = [next(d for d in drivers if d.name == f"charger-{i}") for i in (1, 2)]
+        publish = meter._worker._handover.publish
+
+        def published(point: Any, quality: Any, value: Any = None, problem: str = "") -> None:
+            publish(point, quality, value, problem)
+            if point.name == "grid_hz" and isinstance(value, float):
+                self.published.append((time.perf_counter_ns(), value))
+
+        meter._worker._handover.publish = published
+        read_inputs = meter.read_inputs
+
+        def read(now_ns: int) -> Any:
+            samples = read_inputs(now_ns)
+            sample = samples.get("main.grid_hz")
+            if sample is not None and isinstance(sample.value, float):
+                self.read.append((time.perf_counter_ns(), sample.value))
+            return samples
+
+        meter.read_inputs = read
+        for i, charger in enumerate(chargers):
+            self._wrap_outputs(charger, self.handed[i])
+            worker = charger._worker
+            transports = [worker._transport] + ([worker._writer.transport] if worker._writer else [])
+            for transport in transports:
+                self._wrap_write(transport, self.sent[i])
+
+    @staticmethod
+    def _wrap_outputs(driver: Any, log: list[tuple[int, float]]) -> None:
+        write_outputs = driver.write_outputs
+
+        def handed(now_ns: int, values: Any) -> None:
+            for path, value in values.items():
+                if path.endswith("p_setpoint_w"):
+                    log.append((time.perf_counter_ns(), float(value)))
+            write_outputs(now_ns, values)
+
+        driver.write_outputs = handed
+
+    @staticmethod
+    def _wrap_write(transport: Any, log: list[tuple[int, int]]) -> None:
+        write = transport.write
+
+        def sent(table: Any, address: int, values: Any, function: Any) -> None:
+            if address == 260:
+                log.append((time.perf_counter_ns(), int(values[0])))
+            write(table, address, values, function)
+
+        transport.write = sent
+
+    def clear(self) -> None:
+        for log in (self.published, self.read, *self.handed, *self.sent):
+            log.clear()
+
+    def split(self, hz: float, charger: int, answered: int, received: int) -> list[int] | None:
+        """The five parts of one step's latency for the charger that got it last."""
+        try:
+            published = next(t for t, v in self.published if abs(v - hz) < 5e-4)
+            read = next(t for t, v in self.read if t >= published and abs(v - hz) < 5e-4)
+            handed_value = [v for t, v in self.handed[charger] if t < read]
+            old = handed_value[-1] if handed_value else None
+            handed = next(t for t, v in self.handed[charger] if t >= read and v != old)
+            sent = max(t for t, _v in self.sent[charger] if handed <= t <= received)
+        except (StopIteration, ValueError):
+            return None
+        return [published - answered, read - published, handed - read, sent - handed, received - sent]
+
+
+def explain(arrival: int, transactions: list[tuple[int, int, int, int, int]], writes: list[Any]) -> str:
+    """Why a write arrived late: it waited for the answer to another request on its connection (an
+    answer sent at most 3 ms before the write arrived), or nothing was in the way (scan pick-up,
+    thread wake-up)."""
+    values = {t: v for t, v in writes}
+    for received, answered, fc, address, _count in sorted(transactions, key=lambda t: -t[1]):
+        if received >= arrival or not arrival - 3_000_000 <= answered <= arrival:
+            continue
+        if fc in (6, 16) and address == 260:
+            return f"behind a write of register 260 (value {values.get(received)}) answered just before"
+        if fc in (6, 16):
+            return f"behind a write of register {address}"
+        return f"behind a poll (read at {address}) answered just before"
+    return "nothing in the way at the charger (scan pick-up, thread wake-up)"
 
 
 if __name__ == "__main__":

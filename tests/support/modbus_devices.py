@@ -10,7 +10,7 @@ Kinds of device:
 - ``der``: a SunSpec DER (models 1, 701, 702, 704): 701.W follows 704.WSet once WSetEna = 1.
 - ``generic``: 200 holding and input registers, 64 coils and discrete inputs.
 
-Faults: ``delay(seconds)`` (answers arrive late), ``hold()`` / ``hold(False)`` (answers wait until released), ``raise_exception(address, code)`` (Modbus exception on
+Faults: ``delay(seconds)`` (answers arrive late), ``hold()`` / ``hold(False)`` (answers wait until released; a write is applied on arrival), ``raise_exception(address, code)`` (Modbus exception on
 any request touching the address), raw register writes (NaN, sentinels, wrong scale factors), and
 ``kill()`` / ``restart()`` of the whole server process. The register layout here is written from the
 register maps in the grid-services notes, independently of the driver's own SunSpec tables.
@@ -87,6 +87,7 @@ class DeviceModel:
         self.exceptions: dict[tuple[str, int], int] = {}
         self.writes: dict[int, int] = {}  # holding address -> number of writes received
         self.write_log: list[tuple[int, int, int]] = []  # (perf_counter_ns, address, value)
+        self.answer_log: list[tuple[int, int, int]] = []  # reads: (perf_counter_ns answered, address, count)
         self.requests = 0
         self.last_message = time.monotonic()
         getattr(self, f"_build_{kind}")()
@@ -217,11 +218,8 @@ class DeviceModel:
         self.last_message = time.monotonic()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if self.held:
-            self.holding_now += 1
-            while self.held:
-                await asyncio.sleep(0.001)
-            self.holding_now -= 1
+        if values is None:
+            await self._hold()  # a read answers with the registers as they are when it is released
         table = _FC_TABLE[fc]
         bits = table in ("coil", "discrete")
         # a bit read passes the number of 16-bit words, not bits: probe only its first bit
@@ -238,7 +236,10 @@ class DeviceModel:
                         self.tables[table][address + i] = int(bool(bit))
                 else:
                     self.on_write(address, [int(v) for v in values])
-                return None
+        if values is not None:
+            await self._hold()  # a write is applied when it arrives; only its answer is held
+            return None
+        with self.lock:
             if bits:
                 for i in range(count):
                     reg_index = address // 16 + i
@@ -250,7 +251,16 @@ class DeviceModel:
             else:
                 for i in range(count):
                     registers[address + i - start] = self.tables[table].get(address + i, 0)
+            if len(self.answer_log) < 100_000:
+                self.answer_log.append((time.perf_counter_ns(), address, count))
         return None
+
+    async def _hold(self) -> None:
+        if self.held:
+            self.holding_now += 1
+            while self.held:
+                await asyncio.sleep(0.001)
+            self.holding_now -= 1
 
     # ---- control channel -------------------------------------------------------------------------------
     def command(self, name: str, args: tuple[Any, ...]) -> Any:
@@ -271,6 +281,9 @@ class DeviceModel:
             if name == "write_log":
                 log, self.write_log = self.write_log, []
                 return log
+            if name == "answer_log":
+                answers, self.answer_log = self.answer_log, []
+                return answers
             if name == "delay":
                 self.delay_s = float(args[0])
                 return None
@@ -418,6 +431,11 @@ class ModbusPeer:
     def take_write_log(self) -> list[tuple[int, int, int]]:
         """(perf_counter_ns, register, value) of every register write since the last call."""
         log: list[tuple[int, int, int]] = self._call("write_log")
+        return log
+
+    def take_answer_log(self) -> list[tuple[int, int, int]]:
+        """(perf_counter_ns when answered, address, count) of every register read since the last call."""
+        log: list[tuple[int, int, int]] = self._call("answer_log")
         return log
 
     def write_counts(self) -> dict[int, int]:

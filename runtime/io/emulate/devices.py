@@ -78,6 +78,8 @@ class EmulatedDevice:
         self.requests = 0
         self.writes: list[tuple[int, int, int]] = []  # (perf_counter_ns at receipt, address, value)
         self.answers: list[tuple[int, int, int]] = []  # (perf_counter_ns when answered, address, count)
+        # every request: (perf_counter_ns at receipt, perf_counter_ns when answered, function, address, count)
+        self.transactions: list[tuple[int, int, int, int, int]] = []
 
     def define(self, start: int, values: list[int]) -> None:
         self.ranges.append((start, len(values)))
@@ -114,12 +116,15 @@ class EmulatedDevice:
                 del self.writes[:-100_000]
                 self.on_write(address, words)
         await asyncio.sleep(self.timing.delay_s())
-        if values is not None:
-            return None
         with self.lock:
+            answered = time.perf_counter_ns()
+            self.transactions.append((received, answered, fc, address, count))
+            del self.transactions[:-100_000]
+            if values is not None:
+                return None
             for i in range(count):
                 registers[address + i - start] = self.holding.get(address + i, 0)
-            self.answers.append((time.perf_counter_ns(), address, count))
+            self.answers.append((answered, address, count))
             del self.answers[:-100_000]
         return None
 
