@@ -63,6 +63,18 @@ def scalar_names(body: list[A.Stmt], loop_var: T.VarInfo) -> list[T.VarInfo]:
     return list(seen.values())
 
 
+def container_names(body: list[A.Stmt]) -> list[T.VarInfo]:
+    """Array, structure and FB-instance members and globals a body names: the object each refers to
+    is never replaced while a body runs (assignments copy into it; a VAR_IN_OUT is bound by the
+    caller before the call), so a local can hold it."""
+    seen: dict[int, T.VarInfo] = {}
+    for e in walk(body):
+        if isinstance(e, A.Name) and isinstance(e.ref, VarRef) and e.ref.scope in ("member", "global"):
+            if isinstance(T.underlying(e.ref.var.type), T.ArrayType | T.StructType | T.PouType):
+                seen.setdefault(id(e.ref.var), e.ref.var)
+    return list(seen.values())
+
+
 def is_loop_index(e: A.Index, var: T.VarInfo) -> bool:
     return len(e.indices) == 1 and _is_var(e.indices[0], var)
 

@@ -161,7 +161,9 @@ def wrap_code(code: str, t: T.Type) -> str:
     span = high - low + 1
     if low == 0:
         return f"(({code}) & {span - 1})"
-    return f"(((({code}) + {-low}) & {span - 1}) - {-low})"
+    # signed: a range test is cheaper than the offset-mask-offset arithmetic for the values that
+    # fit, which are nearly all; ``_w`` is a scratch local, read right after each assignment
+    return f"(_w if {low} <= (_w := {code}) <= {high} else ((_w + {-low}) & {span - 1}) - {-low})"
 
 
 def convert_code(code: str, source: T.Type, target: T.Type, how: str = "TO") -> str:

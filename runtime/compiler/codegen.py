@@ -15,15 +15,17 @@ from .ast_queries import (
     assigns,
     cacheable_arrays,
     calls_pous,
+    container_names,
     has_continue,
     index_sites,
     scalar_names,
 )
-from .ast_walk import NodeVisitor
+from .ast_walk import NodeVisitor, walk
 from .builtins import wrap_code
 from .codegen_chunk import Emitter, GeneratedChunk
 from .codegen_expr import ExprGen, function_returns
 from .codegen_flow import FlowMixin
+from .codegen_inline import inlinable_fb
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, store_code
 from .declarations import Declarations
 from .model import VarRef
@@ -241,7 +243,10 @@ class PouGenerator(FlowMixin, NodeVisitor):
 
     def _fb_call(self, call: A.Call) -> None:
         instance = self.x.lvalue(call.callee)
-        if "[" in instance or "(" in instance:
+        assert call.ref is not None
+        callee = call.ref[1]
+        inline = isinstance(callee, T.PouType) and inlinable_fb(callee)
+        if inline or "[" in instance or "(" in instance:
             tmp = self.x.temp("fb")
             self.flush_pre()
             self.out(f"{tmp} = {instance}")
@@ -271,9 +276,31 @@ class PouGenerator(FlowMixin, NodeVisitor):
                 value = f"(not {slot})" if arg.negated else slot
                 after.append(f"{destination} = {store_code(value, param.type, arg.target.ty)}")
         self.flush_pre()
-        self.out(f"{instance}._body()")
+        if inline:
+            assert isinstance(callee, T.PouType)
+            self._inline_body(callee, instance)
+        else:
+            self.out(f"{instance}._body()")
         for line in after:
             self.out(line)
+
+    def _inline_body(self, pou: T.PouType, instance: str) -> None:
+        """The body of a small function block (``codegen_inline.inlinable_fb``) in place of the
+        call, on the same instance; its lines carry the call's ST line."""
+        scratch = GeneratedChunk(pou.name, self.out.chunk.filename)
+        sub = PouGenerator(self.decls, pou, scratch)
+        sub.x.temp_count = self.x.temp_count
+        sub.x.self_name = instance
+        sub.out.depth = self.out.depth
+        scope = self.decls.scope
+        self.decls.scope = pou.name.upper()
+        try:
+            sub.block(pou.decl.body)
+        finally:
+            self.decls.scope = scope
+        self.x.temp_count = sub.x.temp_count
+        self.x.temps |= sub.x.temps
+        self.out.chunk.lines.extend((text, self.out.line) for text, _ in scratch.lines)
 
     def for_loop(self, s: A.For) -> None:
         ref = s.var.ref
@@ -285,7 +312,15 @@ class PouGenerator(FlowMixin, NodeVisitor):
         step = "1" if s.step is None else self.x.expr(s.step)
         self.flush_pre()
         rng = self.x.temp("r")
-        if step_value is None:
+        bounds = [self.decls.const_int(part) for part in (s.start, s.end)]
+        if step_value is not None and step_value != 0 and None not in bounds:
+            # constant bounds: one range object for the module, not one per scan
+            begin = convert_constant(bounds[0], ref.var.type)
+            finish = bounds[1] or 0
+            rng = f"_range_{self.module_name}_{len(self.module_lines)}"
+            stop = finish + 1 if step_value > 0 else finish - 1
+            self.module_lines.append((f"{rng} = _range({begin}, {stop}, {step_value})", s.pos.line))
+        elif step_value is None:
             self.out(f"{rng} = _for_range({start}, {end}, {step})")
         elif step_value > 0:
             self.out(f"{rng} = _range({start}, ({end}) + 1, {step_value})")
@@ -338,22 +373,43 @@ class PouGenerator(FlowMixin, NodeVisitor):
         """The loop itself. With ``cache_elements`` (indices known to be in bounds) each structure
         element is read once per iteration, and, when the body calls nothing, the scalar members and
         globals it uses live in locals for the loop and are written back after it."""
-        hoisted: list[tuple[str, str]] = []
-        if cache_elements and not calls_pous(s.body):
-            for used in scalar_names(s.body, var):
-                if id(used) in self.x.aliases:
-                    continue
-                local = self.x.temp("m")
-                ref = VarRef(used, "global" if used.section == "VAR_GLOBAL" else "member")
-                hoisted.append((local, self.x.var_code(ref)))
-                self.x.aliases[id(used)] = local
-        for local, source in hoisted:
+        hoisted: list[tuple[str, str]] = []  # (local, member) of scalars written back after the loop
+        held: list[tuple[str, str]] = []  # (local, member) of every member the loop reads from a local
+        bounds = [self.decls.const_int(part) for part in (s.start, s.end, s.step or A.IntLit(s.pos, 1))]
+        trips = None
+        if None not in bounds and bounds[2] != 0:
+            first, last, step = (b for b in bounds if b is not None)
+            trips = len(range(first, last + (1 if step > 0 else -1), step))
+        # locals pay off from a few iterations on; a loop known to run once or twice reads members
+        names = container_names(s.body) if trips is None or trips > 2 else []
+        if cache_elements and not calls_pous(s.body) and (trips is None or trips > 2):
+            names += scalar_names(s.body, var)
+        for used in names:
+            if id(used) in self.x.aliases:
+                continue
+            local = self.x.temp("m")
+            ref = VarRef(used, "global" if used.section == "VAR_GLOBAL" else "member")
+            held.append((local, self.x.var_code(ref)))
+            if T.is_elementary(used.type) or isinstance(T.underlying(used.type), T.EnumType):
+                if assigns(s.body, used):
+                    hoisted.append(held[-1])
+            self.x.aliases[id(used)] = local
+        for local, source in held:
             self.out(f"{local} = {source}")
         self.hoisted.append(hoisted)
-        self.out(f"for {loop_var} in {rng}:")
-        self.out.depth += 1
         added: list[tuple[str, str]] = []
-        if cache_elements:
+        whole = self._whole_array(s, var, bounds) if cache_elements else None
+        if whole is not None:
+            # the loop variable only picks elements of one array it runs over from end to end:
+            # iterate over the elements themselves
+            element = self.x.temp("e")
+            self.out(f"for {element} in {whole}:")
+            self.x.element_cache[(whole, loop_var)] = element
+            added.append((whole, loop_var))
+        else:
+            self.out(f"for {loop_var} in {rng}:")
+        self.out.depth += 1
+        if cache_elements and whole is None:
             safe = self.x.safe_index.get(id(var))
             for array in cacheable_arrays(s.body, var):
                 array_type = T.underlying(array.ty)
@@ -377,7 +433,6 @@ class PouGenerator(FlowMixin, NodeVisitor):
         self.out.depth -= 1
         self.out("else:")
         self.out.depth += 1
-        bounds = [self.decls.const_int(part) for part in (s.start, s.end, s.step or A.IntLit(s.pos, 1))]
         if None not in bounds and bounds[2] != 0:
             first, last, step = (b for b in bounds if b is not None)
             span = range(first, last + (1 if step > 0 else -1), step)
@@ -389,10 +444,32 @@ class PouGenerator(FlowMixin, NodeVisitor):
         self.hoisted.pop()
         for local, source in hoisted:
             self.out(f"{source} = {local}")
-        for local, _ in hoisted:
+        for local, _ in held:
             for used_id, alias in list(self.x.aliases.items()):
                 if alias == local:
                     del self.x.aliases[used_id]
+
+    def _whole_array(self, s: A.For, var: T.VarInfo, bounds: list[int | None]) -> str | None:
+        """The code of the one structure array whose elements are all the loop uses its variable
+        for, when the loop runs over all of them in order (constant bounds = the array's bounds,
+        step 1, no EXIT or RETURN that would need the variable's value); else None."""
+        if bounds[2] != 1 or bounds[0] is None or bounds[1] is None:
+            return None
+        arrays = cacheable_arrays(s.body, var)
+        uses = 0
+        for node in walk(s.body):
+            if isinstance(node, A.Exit | A.Return):
+                return None
+            if isinstance(node, A.Name) and isinstance(node.ref, VarRef) and node.ref.var is var:
+                uses += 1
+        if not arrays or uses != len(arrays):
+            return None
+        codes = {self.x.expr(array) for array in arrays}
+        array_type = T.underlying(arrays[0].ty)
+        assert isinstance(array_type, T.ArrayType)
+        if len(codes) != 1 or array_type.dims != [(bounds[0], bounds[1])]:
+            return None
+        return codes.pop()
 
     def _budget(self, counter: str) -> None:
         self.out(f"{counter} -= 1")

@@ -6,10 +6,13 @@ with outputs are hoisted into statements that run before the expression (``pre``
 
 from __future__ import annotations
 
+import re
+
 from . import builtins as B
 from . import st_ast as A
 from . import st_types as T
 from .ast_walk import NodeVisitor
+from .codegen_inline import inlinable_function
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, py_float, store_code
 from .model import ConstRef, EnumRef, VarRef
 
@@ -19,6 +22,16 @@ _PY_COMPARE = {"=": "==", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="
 # expressions stay far below (each ST level adds at most about four levels of Python nesting).
 HOIST_HEIGHT = 12
 SPINE_CHUNK = 24
+
+
+_LITERAL = re.compile(r"\(?-?\d[\d.e+-]*\)?|True|False")
+_CALLS = re.compile(r"\bF_\w+\(")  # a call of an ST function (which may write through VAR_IN_OUT)
+_PURE = re.compile(r"\(?-?(?:[A-Za-z_][\w.]*|\d[\d.e+-]*)\)?")
+
+
+def _is_pure(code: str) -> bool:
+    """A literal or a plain variable read: evaluating it twice gives the same value and cannot fault."""
+    return _PURE.fullmatch(code) is not None
 
 
 def _is_atom(code: str) -> bool:
@@ -39,6 +52,7 @@ class ExprGen(NodeVisitor):
         self.reach = 0  # the deepest level reached below the current expression
         self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable
         self.safe_index: dict[int, tuple[int, int]] = {}  # id(VarInfo) -> known value range of an alias
+        self.self_name = "self"  # the instance whose members ``member`` references name
         self.element_cache: dict[
             tuple[str, str], str
         ] = {}  # (array code, alias) -> local holding the element
@@ -56,7 +70,7 @@ class ExprGen(NodeVisitor):
             return alias
         name = "v_" + ref.var.name.lower()
         if ref.scope == "member":
-            return "self." + name
+            return f"{self.self_name}.{name}"
         if ref.scope == "local":
             return name
         if ref.scope == "global":
@@ -319,7 +333,33 @@ class ExprGen(NodeVisitor):
                 if T.is_real_like(target) and T.is_integer_like(value.ty):
                     code = f"_float({code})"
             codes.append(code)
+        if ref.name in ("MAX", "MIN") and len(codes) == 2:
+            return self.min_max(ref.name, codes[0], codes[1])
+        if ref.name == "LIMIT" and _is_pure(codes[0]) and _is_pure(codes[2]) and not _CALLS.search(codes[1]):
+            return self.limit(codes[0], codes[1], codes[2])
         return B.emit_builtin(ref, codes)
+
+    def min_max(self, name: str, first: str, second: str) -> str:
+        """MAX/MIN of two values inline, each evaluated once, in order (Python's ``max(a, b)`` is a
+        call that costs four times as much): MAX is b if b > a else a, MIN b if b < a else a, as the
+        builtins decide (so a NaN in the first place wins, as before)."""
+        a_code, a_ref = self._operand(first)
+        b_code, b_ref = self._operand(second)
+        test = "<" if name == "MAX" else ">"
+        return f"({b_ref} if {a_code} {test} {b_code} else {a_ref})"
+
+    def limit(self, low: str, value: str, high: str) -> str:
+        """LIMIT(mn, in, mx) inline when mn and mx are literals or plain variable reads (reading them
+        again cannot change their value or fault): mn if in < mn else (mx if in > mx else in)."""
+        tmp = self.temp()
+        return f"({low} if ({tmp} := {value}) < {low} else ({high} if {tmp} > {high} else {tmp}))"
+
+    def _operand(self, code: str) -> tuple[str, str]:
+        """(code that evaluates ``code`` once, name of its value afterwards)."""
+        if _LITERAL.fullmatch(code):
+            return code, code
+        tmp = self.temp()
+        return f"({tmp} := {code})", tmp
 
     def io_path(self, target: A.Expr) -> str:
         """An f-string building the process-image path of ``target`` at run time."""
@@ -332,12 +372,15 @@ class ExprGen(NodeVisitor):
                 parts.append("[" + ",".join("{" + self.expr(i) + "}" for i in node.indices) + "]")
             node = node.base
         assert isinstance(node, A.Name) and isinstance(node.ref, VarRef)
-        head = "{_G._path}." if node.ref.scope == "global" else "{self._path}."
+        head = "{_G._path}." if node.ref.scope == "global" else "{" + self.self_name + "._path}."
         return "f" + repr(head + node.name.lower() + "".join(reversed(parts)))
 
     def function_call(self, e: A.Call, pou: T.PouType, en_flag: str | None = None) -> str:
         bound = e.bound
         by_param = {id(p): a for p, a in bound}
+        result = inlinable_function(pou) if en_flag is None else None
+        if result is not None:
+            return self._inline_function(pou, result, by_param)
         args = []
         for param in pou.variables.values():
             if param.section not in ("VAR_INPUT", "VAR_IN_OUT"):
@@ -380,6 +423,33 @@ class ExprGen(NodeVisitor):
                 f"{guard}{self.lvalue(destination)} = {store_code(value, param.type, destination.ty)}"
             )
         return f"{tmp}[0]"
+
+    def _inline_function(self, pou: T.PouType, result: A.Expr, by_param: dict[int, A.Arg]) -> str:
+        """``F(args)`` of a one-line function as its expression: each parameter stands for its
+        argument; arguments that are not plain reads are evaluated first, in order, into locals."""
+        prelude: list[str] = []
+        outer = dict(self.aliases)
+        for param in pou.variables.values():
+            arg = by_param.get(id(param))
+            if arg is None or arg.value is None:
+                code = self.values.initial(param.type, param.init)
+            else:
+                code = store_code(self.expr(arg.value), arg.value.ty, param.type, arg.value)
+            if not _is_pure(code):
+                tmp = self.temp()
+                prelude.append(f"({tmp} := {code})")
+                code = tmp
+            self.aliases[id(param)] = code
+        scope = self.values.decls.scope
+        self.values.decls.scope = pou.name.upper()
+        try:
+            code = store_code(self.expr(result), result.ty, pou.return_type or T.ERROR, result)
+        finally:
+            self.values.decls.scope = scope
+            self.aliases = outer
+        if prelude:
+            return f"({', '.join(prelude)}, {code})[-1]"
+        return f"({code})"
 
 
 def function_returns(pou: T.PouType) -> list[T.VarInfo | None]:

@@ -180,6 +180,15 @@ def is_binary32(e: A.Expr | None) -> bool:
     return False
 
 
+def _is_plc_time(e: A.Expr | None) -> bool:
+    while isinstance(e, A.Paren):
+        e = e.inner
+    if not isinstance(e, A.Call) or e.ref is None:
+        return False
+    target = e.ref[1]
+    return isinstance(target, BuiltinRef) and target.name == "PLC_TIME"
+
+
 def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr | None = None) -> str:
     """Convert ``code`` (of ``value_type``) to how ``target`` stores it: wrap, round, truncate."""
     t = target
@@ -217,6 +226,8 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
         if u.kind in ("time", "date"):
             if isinstance(value_expr, A.TimeLit | A.DateLit | A.Name | A.Member | A.Index):
                 return code
+            if u.name == "TIME" and _is_plc_time(value_expr):
+                return code  # the scan's logical time is a TIME by construction
             return wrap_code(code, u)
         return code
     if isinstance(u, T.StringType):

@@ -1,0 +1,71 @@
+"""The code generator's fast paths are taken where they may be, and only there.
+
+Their behaviour (values, evaluation order, wrap-around) is checked by
+``conformance/codegen_fast_paths.st``; here: which code the generator chose, and that a fault in a
+function block that is not inlined still points at that block's ST line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plcrun.compiler.api import compile_file, compile_source
+from plcrun.site import run_cycles
+
+HERE = Path(__file__).parent / "conformance"
+
+
+def _class_source(source: str, name: str) -> str:
+    start = source.index(f"class {name}:")
+    end = source.find("\n# ---- ", start)
+    return source[start : end if end > 0 else len(source)]
+
+
+def test_fast_paths_are_taken_in_the_conformance_program() -> None:
+    body = _class_source(compile_file(HERE / "codegen_fast_paths.st").python_source, "P_FAST")
+    for call in ("_max(", "_min(", "F_IN_BAND(", "._body()"):
+        assert call not in body, call  # inlined
+    assert "self.v_lim_low = ((-1.0) if (_t" in body  # LIMIT with plain bounds: inline
+    assert "_limit(1.0, F_NOTE(7.0), 5.0)" in body  # a call in IN (may write what a bound reads): not
+    assert "F_NOTE(" in body  # writes a global: called
+    assert "for _e" in body  # the whole array of cells: element iteration
+    assert "& 4294967295) - 2147483648)" in body  # DINT wrap only on the rare path ...
+    assert "-2147483648 <= (_w := " in body  # ... behind a range test
+
+
+def test_limit_with_a_call_in_a_bound_keeps_the_call() -> None:
+    program = compile_source(
+        """
+FUNCTION twice : LREAL VAR_INPUT x : LREAL; END_VAR twice := 2.0 * x; END_FUNCTION
+PROGRAM p VAR a : LREAL := 3.0; b : LREAL; END_VAR
+b := LIMIT(twice(a), 1.0, 10.0);
+END_PROGRAM
+""",
+        "limit_call.st",
+    )
+    body = _class_source(program.python_source, "P_P")
+    assert "_limit(" in body  # the low bound is not a plain read: evaluated once, in order
+
+
+def test_a_fault_in_a_block_that_is_not_inlined_names_the_block_line(tmp_path: Path) -> None:
+    path = tmp_path / "fault.st"
+    path.write_text(
+        """FUNCTION_BLOCK RATIO
+VAR_INPUT a : DINT; b : DINT; END_VAR
+VAR_OUTPUT q : DINT; END_VAR
+q := a / b;
+END_FUNCTION_BLOCK
+PROGRAM p VAR r : RATIO; n : DINT := 2; END_VAR
+n := n - 1;
+r(a := 10, b := n);
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+    )
+    program = compile_file(path)
+    assert "._body()" in _class_source(program.python_source, "P_P")  # a division: not inlined
+    result = run_cycles(program, 2)
+    assert len(result.faults) == 1
+    fault = next(iter(result.faults.values()))
+    assert "fault.st:4" in fault, fault
