@@ -4,6 +4,7 @@ dashboard on, real-time setup as root), this checkout against an earlier commit,
     python bench/main_job.py                                  # 2 x 60 s, before = the commit before issue 17
     python bench/main_job.py --seconds 600 --before none      # this checkout only, 10 minutes
     python bench/main_job.py --before 184d0ce --rounds 2
+    python bench/main_job.py --seconds 3900 --before c7aae99 --now HEAD --parallel --every 300   # RSS over an hour
 
 For each build: whole-process CPU as % of one core and per thread (utime + stime from /proc, start-up
 excluded: counted from 10 s in), RSS and locked memory (VmRSS, VmLck) sampled every 2 s with the
@@ -11,7 +12,11 @@ slope of a least-squares line through the RSS samples after start-up (KiB per mi
 hour), and the scan statistics the run writes (--stats-json: execution and wake-up p50/p99,
 overruns). The earlier commit runs from a `git worktree` in a temporary folder with its `runtime/`
 first on PYTHONPATH as `plcrun`, so both builds run with the same interpreter and packages. Builds
-alternate (round-robin) so the machine's load falls on both.
+alternate (round-robin) so the machine's load falls on both; with ``--parallel`` they run at the same
+time (for long memory runs: both see the same hour of the machine; their CPU figures then include
+each other's competition). ``--now COMMIT`` runs "now" from a worktree of that commit too, so that
+editing this checkout during a long run changes nothing in it. ``--every S`` prints the RSS every S
+seconds of each run.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -102,10 +108,15 @@ def run_once(label: str, pythonpath: str | None, seconds: float) -> dict[str, ob
         "cpu": sum(per_thread.values()),
         "threads": per_thread,
         "rss_kib": [r for _, r in samples],
+        "rss_samples": samples,
         "slope": slope_per_min(samples),
         "locked_kib": locked,
         "stats": stats,
     }
+
+
+def run_into(done: dict[str, dict[str, object]], label: str, path: str | None, seconds: float) -> None:
+    done[label] = run_once(label, path, seconds)
 
 
 def main() -> None:
@@ -115,35 +126,71 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--before", default=BEFORE_DEFAULT, help="earlier commit, or 'none'")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--now", default=None, help="run 'now' from a worktree of this commit")
+    parser.add_argument("--parallel", action="store_true", help="run the builds at the same time")
+    parser.add_argument("--every", type=float, default=0.0, help="print the RSS every this many seconds")
     args = parser.parse_args()
     print(
         f"command: python bench/main_job.py --seconds {args.seconds:g} --before {args.before} --rounds {args.rounds}"
+        + (f" --now {args.now}" if args.now else "")
+        + (" --parallel" if args.parallel else "")
+        + (f" --every {args.every:g}" if args.every else "")
     )
     builds: list[tuple[str, str | None]] = []
     tmp = tempfile.mkdtemp(prefix="plcrun-before-")
-    if args.before != "none":
-        tree = Path(tmp) / "tree"
+    trees: list[Path] = []
+
+    def tree_of(commit: str, name: str) -> str:
+        tree = Path(tmp) / name
         subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before],
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
             check=True,
             capture_output=True,
         )
-        shim = Path(tmp) / "path"
+        trees.append(tree)
+        shim = Path(tmp) / f"{name}-path"
         shim.mkdir()
         (shim / "plcrun").symlink_to(tree / "runtime")
-        builds.append((f"before ({args.before})", str(shim)))
-    builds.append(("now", None))
+        return str(shim)
+
+    if args.before != "none":
+        builds.append((f"before ({args.before})", tree_of(args.before, "before")))
+    if args.now is not None:
+        builds.append((f"now ({args.now})", tree_of(args.now, "now")))
+    else:
+        builds.append(("now", None))
     results: dict[str, list[dict[str, object]]] = {}
     try:
         for _ in range(args.rounds):
-            for label, path in builds:
-                results.setdefault(label, []).append(run_once(label, path, args.seconds))
+            if args.parallel:
+                done: dict[str, dict[str, object]] = {}
+                threads = [
+                    threading.Thread(target=run_into, args=(done, label, path, args.seconds))
+                    for label, path in builds
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                for label, _ in builds:
+                    results.setdefault(label, []).append(done[label])
+            else:
+                for label, path in builds:
+                    results.setdefault(label, []).append(run_once(label, path, args.seconds))
     finally:
-        if args.before != "none":
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "tree")],
-                check=False,
-            )
+        for tree in trees:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    if args.every:
+        print()
+        for label, runs in results.items():
+            for r in runs:
+                marks = []
+                next_mark = 0.0
+                for t, rss in r["rss_samples"]:  # type: ignore[attr-defined]
+                    if t >= next_mark:
+                        marks.append(f"{t / 60:.0f} min {rss / 1024:.1f}")
+                        next_mark = (t // args.every + 1) * args.every
+                print(f"{label}: RSS MiB over time: " + ", ".join(marks))
     print()
     print(
         "| build | CPU % of a core | RSS MiB (min-max) | RSS slope KiB/min | VmLck MiB | exec p50/p99 µs | wake p99 µs | overruns |"

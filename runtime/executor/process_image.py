@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -106,16 +107,17 @@ class _Ages:
         self.points.append(point)
         self.accessors.append(age)
         self.holders.append(age.holder)
-        self.keys.append(age.key if type(age.key) is str else "")
+        self.keys.append(sys.intern(age.key) if type(age.key) is str else "")
 
     def update(self, clock_ns: int) -> None:
-        stamps = [point.stamp_ns for point in self.points]
-        if self.high >= 0 and stamps and min(stamps) > 0 and max(stamps) <= clock_ns:
-            if clock_ns - min(stamps) <= self.high:
-                ages = [clock_ns - stamp for stamp in stamps]
-                deque(map(setattr, self.holders, self.keys, ages), maxlen=0)
-                return
-        for stamp, age in zip(stamps, self.accessors, strict=True):
+        ages = [clock_ns - point.stamp_ns for point in self.points]
+        # the fast pass when no input lacks a stamp (its age would be clock_ns), none is stamped
+        # after now and every age fits the variables
+        if ages and self.high >= 0 and min(ages) >= 0 and max(ages) <= self.high and clock_ns not in ages:
+            deque(map(setattr, self.holders, self.keys, ages), maxlen=0)
+            return
+        for point, age in zip(self.points, self.accessors, strict=True):
+            stamp = point.stamp_ns
             if stamp:
                 age.set(clock_ns - stamp if clock_ns > stamp else 0)
 

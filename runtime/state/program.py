@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from types import CodeType
@@ -150,7 +151,7 @@ class ProgramState:
                 var = scope.get(name.upper())
                 if var is None or var.section in ("VAR_TEMP", "VAR_EXTERNAL"):
                     raise PathError(f"'{path}': no variable '{name}'")
-                attr = "v_" + var.name.lower()
+                attr = sys.intern("v_" + var.name.lower())  # interned: the type lookup caches it
                 getters.append(_attr_getter(attr))
                 final_set = _attr_setter(attr)
                 final_key = attr

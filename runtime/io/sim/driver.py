@@ -136,6 +136,7 @@ class SimDriver(Driver):
         self._setpoint_positions = np.zeros(0, dtype=np.int64)  # ... where the cars' setpoints are
         self._setpoint_cars = np.zeros(0, dtype=np.int64)  # ... and whose
         self._setpoint_sum: float | None = 0.0  # None: to be summed again
+        self._all_connected: bool | None = None  # None: to be looked at again (a car came or went)
         self._last_outputs: dict[str, object] | None = None  # the last values written, if still in force
         self._last_bad = 0
         self.bad_setpoints = 0
@@ -303,7 +304,12 @@ class SimDriver(Driver):
     def _setpoint_total(self) -> float:
         if self._setpoint_sum is None:
             fleet = self.fleet
-            self._setpoint_sum = float(fleet.setpoint_w[fleet.connected].sum())
+            if self._all_connected is None:
+                self._all_connected = bool(fleet.connected.all())
+            # every car connected (the usual case): the same numbers in the same order, without the
+            # copy the mask makes
+            chosen = fleet.setpoint_w if self._all_connected else fleet.setpoint_w[fleet.connected]
+            self._setpoint_sum = float(chosen.sum())
         return self._setpoint_sum
 
     # -- Model stepping ------------------------------------------------------------------------
@@ -363,6 +369,7 @@ class SimDriver(Driver):
             for car in switched:
                 self._setpoints[car] = 0.0
             self._setpoint_sum = None
+            self._all_connected = None
             self._last_outputs = None
             if self._reporter is not None:
                 self._reporter.switched(switched)
