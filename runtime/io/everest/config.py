@@ -87,6 +87,8 @@ class EverestConfig:
     reconnect_min_s: float = 0.2
     reconnect_max_s: float = 5.0
     connected_states: tuple[str, ...] = CONNECTED_STATES
+    connect_timeout_s: float = 5.0  # TCP, TLS, CONNACK and SUBACK of one connection attempt
+    stop_timeout_s: float = 1.0
 
     def topic(self, module: str, direction: str, message: str, api_type: str | None = None) -> str:
         """``everest_api/1/<api_type>/<module>/<e2m|m2e>/<message>``."""

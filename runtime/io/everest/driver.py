@@ -43,7 +43,7 @@ from .session import EvseSession
 log = logging.getLogger("plcrun.everest")
 
 ALARM_BROKER = "everest:broker"
-_LIVENESS_CHECK_S = 0.25
+_IDLE_S = 1.0  # the publisher waits this long for work before looking again
 _CHECKS: dict[str, Callable[[object], tuple[Facts, Problems]]] = {
     "session_info": session_facts,
     "ev_info": ev_facts,
@@ -66,7 +66,9 @@ class EverestSessionDriver(Driver):
         worker_time: WorkerTime = REAL_TIME,
     ) -> None:
         self.config = config
-        self._time = worker_time  # the publish thread's liveness checks; tests step it with ManualTime
+        self._time = (
+            worker_time  # the publisher's and the link's waits (backoff); tests step it with ManualTime
+        )
         self._alarms = alarms
         self._wall_clock = wall_clock
         self._clock: Clock | None = None
@@ -101,7 +103,9 @@ class EverestSessionDriver(Driver):
         self._publisher: threading.Thread | None = None
         self._last_info: object = None
         topics = [config.topic(evse.module, "e2m", "+") for evse in config.evses]
-        self._link = BrokerLink(config, topics, self._on_message, self._on_state)
+        self._link = BrokerLink(
+            config, topics, self._on_message, self._on_state, worker_time, self._network_thread_died
+        )
 
     # ------------------------------------------------------------ Driver interface
     def input_paths(self) -> frozenset[str]:
@@ -307,27 +311,21 @@ class EverestSessionDriver(Driver):
             self._pending_checks = topics
         self._wake.set()
 
-    def _check_link(self) -> None:
-        """A link whose network thread ended is down: say so (alarm, COMM_LOST) and connect anew."""
-        if self._link.alive() or self._stopping.is_set():
-            return
-        reason = "the MQTT network thread ended"
+    def _network_thread_died(self, reason: str) -> None:
+        """paho's network thread ended anyway (the link's session noticed and connects anew): the
+        link is down until then (alarm, COMM_LOST)."""
         if self._link.guard.last_error:
             reason += f" (last callback error: {self._link.guard.last_error})"
-        log.error("EVerest: %s; reconnecting", reason)
         self._on_state(False, f"{reason}; reconnecting")
         with self._lock:
             self._counters["network_thread_restarts"] += 1
-        self._link.restart()
 
     def _publish_loop(self) -> None:
         config = self.config
         while True:
-            if not self._time.wait(self._wake, _LIVENESS_CHECK_S):
-                self._check_link()
+            if not self._time.wait(self._wake, _IDLE_S):
                 continue
             self._wake.clear()
-            self._check_link()
             with self._out_lock:
                 setpoints, self._pending = self._pending, {}
                 checks, self._pending_checks = self._pending_checks, []

@@ -1,26 +1,28 @@
-"""The driver's broker connection: one paho-mqtt 2.x client on paho's own network thread (``loop_start``).
+"""The driver's broker connection: the MQTT backhaul's ``Session`` (``io/mqtt/session.py``) with the
+EVSE topics as its subscriptions and no status topic.
 
-paho connects in the background and reconnects with backoff; after every (re)connect the EVSE topics are
-subscribed again, and the link counts as up once the broker confirmed the subscriptions. Connection changes and messages are handed to the driver's callbacks, which run on the
-network thread and must not block. Every callback is guarded (``CallbackGuard``): whatever one raises
-is logged and counted and the network thread goes on. ``alive`` says whether that thread still runs;
-the driver replaces a link whose thread ended anyway (``restart``).
+The session thread connects, waits for the CONNACK and for the SUBACK of the EVSE topics (the link
+counts as up once the broker confirmed them: from then on no message is missed), hands the client
+to paho's network thread and watches it; a refused or lost connection is retried with plcrun's own
+backoff (``reconnect_min_s`` doubling to ``reconnect_max_s``) on the injected ``WorkerTime``, so
+reconnects are tested in virtual time. paho's automatic reconnect (and its wall-clock delay) is off.
+Every paho callback is guarded (``CallbackGuard``); a network thread that ended anyway is noticed by
+the session at its next liveness check and replaced by a new connection. Connection changes reach the
+driver through ``on_state`` (on the session thread), messages through ``on_message`` (on paho's
+network thread); both must not block.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.enums import MQTTErrorCode
 
+from ...executor.clock import REAL_TIME, WorkerTime
 from ...executor.threads import CallbackGuard
-from ..mqtt.session import network_thread_alive
-from ..mqtt.tls import make_ssl_context
+from ..mqtt.session import Connected, ConnectFailed, Disconnected, NetworkThreadDied, Session
 from .config import EverestConfig
 
 log = logging.getLogger("plcrun.everest")
@@ -35,62 +37,47 @@ class BrokerLink:
         topics: Sequence[str],
         on_message: Callable[[str, bytes], None],
         on_state: Callable[[bool, str], None],
+        worker_time: WorkerTime = REAL_TIME,
+        on_thread_died: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
         self._topics = tuple(topics)
         self._on_message = on_message
         self._on_state = on_state
+        self._on_thread_died = on_thread_died
+        self._time = worker_time
         self._client: mqtt.Client | None = None
-        self._subscription: int | None = -1  # message id of the SUBSCRIBE of the current connection
+        self._session: Session | None = None
         self.guard = CallbackGuard("EVerest link")
         self.nodelay = False  # TCP_NODELAY is set on the current socket
 
     def start(self) -> None:
         config = self._config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+        session = Session(
+            config,
+            config.client_id,
+            None,
+            online_payload=bytes,
+            offline_payload=lambda reason: b"",
+            command_topics=self._topics,
+            on_message=lambda topic, payload, _retained: self._on_message(topic, payload),
+            post=self._event,
+            worker_time=self._time,
+            name="EVerest link",
+            thread_name="plcrun-everest-link",
+            require_subscriptions=True,
         )
-        # paho annotates whole seconds, but waits with floats
-        client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
-        if config.tls is not None:
-            client.tls_set_context(make_ssl_context(config.tls))
-        guard = self.guard
-        client.suppress_exceptions = True
-        client.on_connect = guard(self._connected)
-        client.on_connect_fail = guard(self._connect_failed)
-        client.on_disconnect = guard(self._disconnected)
-        client.on_subscribe = guard(self._subscribed)
-        client.on_message = guard(self._message, "on_message")
-        client.on_socket_open = guard(self._socket_open)
-        client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
-        client.loop_start()
-        self._client = client
+        self.guard = session.guard
+        self._session = session
+        session.start()
 
     def stop(self) -> None:
-        client = self._client
-        if client is None:
+        session = self._session
+        if session is None:
             return
+        self._session = None
+        session.stop(self._config.stop_timeout_s)
         self._client = None
-        client.disconnect()
-        client.loop_stop()
-
-    def alive(self) -> bool:
-        """Whether paho's network thread of the current client still runs (True when stopped)."""
-        client = self._client
-        return client is None or network_thread_alive(client)
-
-    def restart(self) -> None:
-        """Replace a client whose network thread ended by a new one (which connects again)."""
-        client = self._client
-        self._client = None
-        if client is not None:
-            sock = client.socket()
-            if sock is not None:
-                sock.close()
-        self.start()
 
     def publish(self, topic: str, payload: bytes, qos: int) -> mqtt.MQTTMessageInfo | None:
         """Queue a message for paho's thread; None when there is no connection (it is dropped)."""
@@ -102,46 +89,20 @@ class BrokerLink:
             return None
         return info
 
-    # ------------------------------------------------------------ paho callbacks (network thread)
-    def _socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        # setpoints are small messages that must leave at once: without TCP_NODELAY the second EVSE's
-        # message waits for the ACK of the first one (Nagle), tens of ms
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.nodelay = bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-        except (OSError, AttributeError) as error:
-            log.warning("EVerest: cannot set TCP_NODELAY: %s", error)
-
-    def _connected(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
-    ) -> None:
+    # ------------------------------------------------------------ session events (session thread)
+    def _event(self, event: object) -> None:
         where = f"{self._config.host}:{self._config.port}"
-        if reason.is_failure:
-            self._on_state(False, f"the broker at {where} refused the session: {reason}")
-            return
-        self._subscription = client.subscribe([(topic, 1) for topic in self._topics])[1]
-
-    def _subscribed(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        # ready once the broker confirmed the subscriptions: from now on no message is missed
-        if mid != self._subscription:
-            return
-        where = f"{self._config.host}:{self._config.port}"
-        failed = [code for code in reasons if getattr(code, "is_failure", False)]
-        if failed:
-            self._on_state(False, f"the broker at {where} refused the subscriptions: {failed[0]}")
-            return
-        self._on_state(True, f"connected to {where}")
-
-    def _connect_failed(self, client: mqtt.Client, userdata: Any) -> None:
-        self._on_state(
-            False, f"cannot connect to {self._config.host}:{self._config.port} (is the broker running?)"
-        )
-
-    def _disconnected(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
-    ) -> None:
-        detail = "" if not reason.is_failure else f": {reason}"
-        self._on_state(False, f"lost the broker at {self._config.host}:{self._config.port}{detail}")
-
-    def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._on_message(message.topic, bytes(message.payload))
+        if isinstance(event, Connected):
+            self.nodelay = event.tcp_nodelay
+            self._client = event.client
+            self._on_state(True, f"connected to {where}")
+        elif isinstance(event, ConnectFailed):
+            self._on_state(False, event.reason)
+        elif isinstance(event, NetworkThreadDied):
+            self._client = None
+            if self._on_thread_died is not None:
+                self._on_thread_died(event.reason)
+        elif isinstance(event, Disconnected):
+            self._client = None
+            if event.reason != "stopped":
+                self._on_state(False, f"lost the broker at {where}: {event.reason}")

@@ -181,6 +181,9 @@ class Backhaul(Driver):
             post=self._events.put,
             worker_time=self._worker_time,
             on_link=lambda up: self._command_inputs.link(up, self._now_ns()),
+            # the worker never hands over more than max_inflight messages; these bound paho's queue too
+            max_inflight=self.config.max_inflight,
+            max_queued=self.config.max_inflight + 16,
         )
         self._detail = f"connecting to {self.config.host}:{self.config.port}"
         self._worker = threading.Thread(target=self._run, name="plcrun-mqtt-worker", daemon=True)

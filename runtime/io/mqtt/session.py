@@ -11,6 +11,11 @@ the network thread goes on), and the session thread checks every 0.1 s that paho
 is still alive; if it is not (``NetworkThreadDied``), the connection counts as lost, the worker
 raises the connection alarm and a new client connects. paho's automatic reconnect is off: a new
 connection starts from a new client, and the worker re-sends whatever was not acknowledged.
+
+The backoff, the liveness checks and so every wait of this thread run on the injected
+``WorkerTime`` (tests step it with ``ManualTime``). Two users: the MQTT backhaul (a status topic
+with its last will, command subscriptions) and the EVerest link (``everest/link.py``: no status
+topic; up only once the broker confirmed its subscriptions, ``require_subscriptions``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -31,10 +36,32 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from ...executor.clock import REAL_TIME, WorkerTime
 from ...executor.threads import CallbackGuard
-from .config import BackhaulConfig
+from .config import TlsConfig
 from .tls import describe_connect_error, describe_lost_before_connack, make_ssl_context
 
 log = logging.getLogger("plcrun.mqtt")
+_LIVENESS_CHECK_S = 0.1  # how often the session thread looks at paho's network thread
+
+
+class BrokerSettings(Protocol):
+    """What a session reads of its configuration (``BackhaulConfig``, ``EverestConfig``)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def keepalive_s(self) -> int: ...
+    @property
+    def tls(self) -> TlsConfig | None: ...
+    @property
+    def connect_timeout_s(self) -> float: ...
+    @property
+    def reconnect_min_s(self) -> float: ...
+    @property
+    def reconnect_max_s(self) -> float: ...
+    @property
+    def stop_timeout_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -71,10 +98,13 @@ class PubAck:
 class _Connection:
     """Per-connection callback state (paho calls these on its own thread)."""
 
-    def __init__(self, conn_id: int, post: Callable[[object], None]) -> None:
+    def __init__(self, conn_id: int, post: Callable[[object], None], wake: threading.Event) -> None:
         self.conn_id = conn_id
         self.post = post
+        self.wake = wake
         self.connack: ReasonCode | None = None
+        self.subscription = -1  # message id of the SUBSCRIBE, until its SUBACK came
+        self.suback: list[Any] | None = None
         self.lost = threading.Event()
         self.lost_reason = ""
         self.last_error = ""
@@ -102,11 +132,16 @@ class _Connection:
         else:
             self.lost_reason = str(reason)
         self.lost.set()
+        self.wake.set()
 
     def on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
         self.post(PubAck(self.conn_id, mid))
+
+    def on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if mid == self.subscription:
+            self.suback = list(reasons)
 
     def on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
         if level == mqtt.MQTT_LOG_ERR and "not connected" not in text:
@@ -118,9 +153,9 @@ class Session:
 
     def __init__(
         self,
-        config: BackhaulConfig,
+        config: BrokerSettings,
         client_id: str,
-        status_topic: str,
+        status_topic: str | None,
         online_payload: Callable[[], bytes],
         offline_payload: Callable[[str], bytes],
         command_topics: Sequence[str],
@@ -128,9 +163,19 @@ class Session:
         post: Callable[[object], None],
         worker_time: WorkerTime = REAL_TIME,
         on_link: Callable[[bool], None] = lambda up: None,
+        *,
+        name: str = "MQTT backhaul",
+        thread_name: str = "plcrun-mqtt-session",
+        max_inflight: int | None = None,
+        max_queued: int | None = None,
+        require_subscriptions: bool = False,
     ) -> None:
+        """``status_topic``: the retained online/offline status (and last will), None for none.
+        ``max_inflight``/``max_queued``: paho's limits (None: paho's defaults).
+        ``require_subscriptions``: connected only once the broker confirmed every subscription
+        (a refused one is a failed connection attempt)."""
         self._config = config
-        self._time = worker_time  # the reconnect backoff; tests step it with ManualTime
+        self._time = worker_time  # backoff and liveness checks; tests step it with ManualTime
         self._client_id = client_id
         self._status_topic = status_topic
         self._online_payload = online_payload
@@ -139,11 +184,16 @@ class Session:
         self._on_message = on_message
         self._post = post
         self._on_link = on_link  # on this thread: up before any message can arrive, down after the last
+        self._name = name
+        self._max_inflight = max_inflight
+        self._max_queued = max_queued
+        self._require_subscriptions = require_subscriptions
         self._ssl_context: ssl.SSLContext | None = make_ssl_context(config.tls) if config.tls else None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="plcrun-mqtt-session", daemon=True)
+        self._wake = threading.Event()  # a connection lost, or stop
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._conn_ids = 0
-        self.guard = CallbackGuard("MQTT backhaul")
+        self.guard = CallbackGuard(name)
 
     def start(self) -> None:
         self._thread.start()
@@ -151,6 +201,7 @@ class Session:
     def stop(self, timeout_s: float) -> None:
         """Publish the retained "offline" status, disconnect and end the thread."""
         self._stopping.set()
+        self._wake.set()
         self._thread.join(timeout_s + self._config.connect_timeout_s + 1.0)
 
     def _new_client(self, connection: _Connection) -> mqtt.Client:
@@ -162,18 +213,21 @@ class Session:
             reconnect_on_failure=False,
         )
         client.connect_timeout = self._config.connect_timeout_s
-        # The worker never hands over more than max_inflight messages; these bound paho's queue too.
-        client.max_inflight_messages_set(self._config.max_inflight)
-        client.max_queued_messages_set(self._config.max_inflight + 16)
+        if self._max_inflight is not None:
+            client.max_inflight_messages_set(self._max_inflight)
+        if self._max_queued is not None:
+            client.max_queued_messages_set(self._max_queued)
         if self._ssl_context is not None:
             client.tls_set_context(self._ssl_context)
-        client.will_set(self._status_topic, self._offline_payload("connection lost"), qos=1, retain=True)
+        if self._status_topic is not None:
+            client.will_set(self._status_topic, self._offline_payload("connection lost"), qos=1, retain=True)
         guard = self.guard
         client.suppress_exceptions = True  # and guarded below: paho's thread must never end
         client.on_socket_open = guard(connection.on_socket_open)
         client.on_connect = guard(connection.on_connect)
         client.on_disconnect = guard(connection.on_disconnect)
         client.on_publish = guard(connection.on_publish)
+        client.on_subscribe = guard(connection.on_subscribe)
         client.on_log = guard(connection.on_log)
         client.on_message = guard(self._message, "on_message")
         return client
@@ -202,16 +256,37 @@ class Session:
         if connection.connack.is_failure:
             _close_socket(client)
             return f"the broker at {config.host}:{config.port} refused the session: {connection.connack}"
-        for topic in self._command_topics:
-            client.subscribe(topic, qos=1)
-        client.publish(self._status_topic, self._online_payload(), qos=1, retain=True)
+        if self._command_topics:
+            mid = client.subscribe([(topic, 1) for topic in self._command_topics])[1]
+            connection.subscription = -1 if mid is None else mid
+        if self._require_subscriptions and self._command_topics:
+            refused = self._wait_for_suback(client, connection, deadline)
+            if refused is not None:
+                _close_socket(client)
+                return refused
+        if self._status_topic is not None:
+            client.publish(self._status_topic, self._online_payload(), qos=1, retain=True)
+        return None
+
+    def _wait_for_suback(self, client: mqtt.Client, connection: _Connection, deadline: float) -> str | None:
+        """None once the broker confirmed every subscription, else why not."""
+        config = self._config
+        where = f"{config.host}:{config.port}"
+        while connection.suback is None and time.monotonic() < deadline and not self._stopping.is_set():
+            if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return f"lost the broker at {where} before it confirmed the subscriptions"
+        if connection.suback is None:
+            return f"no SUBACK from {where} within {config.connect_timeout_s:g} s"
+        failed = [code for code in connection.suback if getattr(code, "is_failure", False)]
+        if failed:
+            return f"the broker at {where} refused the subscriptions: {failed[0]}"
         return None
 
     def _run(self) -> None:
         delay = self._config.reconnect_min_s
         while not self._stopping.is_set():
             self._conn_ids += 1
-            connection = _Connection(self._conn_ids, self._post)
+            connection = _Connection(self._conn_ids, self._post, self._wake)
             client = self._new_client(connection)
             error = self._connect(client, connection)
             if error is not None:
@@ -226,7 +301,11 @@ class Session:
             self._link(True)
             client.loop_start()
             self._post(Connected(connection.conn_id, client, tls_version, connection.nodelay))
-            while not connection.lost.wait(0.1):
+            while True:
+                if self._time.wait(self._wake, _LIVENESS_CHECK_S):
+                    self._wake.clear()
+                if connection.lost.is_set():
+                    break
                 if self._stopping.is_set():
                     self._disconnect(client)
                     break
@@ -234,7 +313,7 @@ class Session:
                     reason = "paho's network thread ended"
                     if self.guard.last_error:
                         reason += f" (last callback error: {self.guard.last_error})"
-                    log.error("MQTT backhaul: %s; reconnecting", reason)
+                    log.error("%s: %s; reconnecting", self._name, reason)
                     self._post(NetworkThreadDied(connection.conn_id, reason))
                     connection.lost_reason = reason
                     break
@@ -247,13 +326,14 @@ class Session:
         try:
             self._on_link(up)
         except Exception:  # the session thread must not end
-            log.exception("MQTT backhaul: link callback failed")
+            log.exception("%s: link callback failed", self._name)
 
     def _disconnect(self, client: mqtt.Client) -> None:
-        info = client.publish(self._status_topic, self._offline_payload("stopped"), qos=1, retain=True)
-        # RuntimeError: not connected any more, the broker publishes the will instead
-        with contextlib.suppress(RuntimeError, ValueError):
-            info.wait_for_publish(timeout=min(self._config.stop_timeout_s, 2.0))
+        if self._status_topic is not None:
+            info = client.publish(self._status_topic, self._offline_payload("stopped"), qos=1, retain=True)
+            # RuntimeError: not connected any more, the broker publishes the will instead
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=min(self._config.stop_timeout_s, 2.0))
         client.disconnect()
 
 
