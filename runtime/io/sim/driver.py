@@ -108,6 +108,7 @@ class SimDriver(Driver):
         self._setpoint_slot = {p: i for i, p in enumerate(self._setpoint_paths) if i < scenario.n_evs}
 
         self.dt_s = scenario.scan_period_s
+        self._n_steps = scenario.n_steps  # a property that computes: once, not per read
         self.dt_ns = scenario.scan_period_ns
         self.grid = GridModel(scenario)
         self.fleet = LazyFleet(scenario.fleet, scenario.nominal_voltage_v, self.dt_s)
@@ -165,7 +166,7 @@ class SimDriver(Driver):
             self._begin()
         while self.step_index < target:
             self._advance()
-        if not self._end_logged and self.step_index >= self.scenario.n_steps:
+        if not self._end_logged and self.step_index >= self._n_steps:
             self._end_logged = True  # the models go on (grid held at its last value, cars as set)
             log.info(
                 "simulation '%s' reached the end of its scenario (%g s)",
@@ -410,7 +411,7 @@ class SimDriver(Driver):
                 if reading.acquired_s != acquired_s:  # the channels are usually read together
                     acquired_s = reading.acquired_s
                     stamp = self._step_stamp_ns() if acquired_s == now_s else self._stamp_ns(acquired_s)
-                out[path] = Sample(reading.value, reading.quality, stamp)
+                out[path] = tuple.__new__(Sample, (reading.value, reading.quality, stamp))
         for reading in readings.values():
             reading.fresh = False
         if self._reporter is not None:

@@ -76,6 +76,7 @@ class EvReporter:
         self._static_paths = [paths[f] for f in self.static_fields]
         self._dynamic_paths = [paths[f] for f in self.dynamic_fields]
         self._dynamic_index = [_MEASURED_INDEX[f] for f in self.dynamic_fields]
+        self._dynamic_fields = list(zip(self._dynamic_index, self._dynamic_paths, strict=True))
         self._capacity = fleet.capacity_wh.tolist()
         self._min_soc = fleet.min_soc.tolist()
         self._target_soc = fleet.target_soc.tolist()
@@ -196,9 +197,11 @@ class EvReporter:
         due = self._due_slots()
         if due and self._dynamic_paths:
             measured = self._measured(due)
-            for k, paths in zip(self._dynamic_index, self._dynamic_paths, strict=True):
-                for slot, values in zip(due, measured, strict=True):
-                    out[paths[slot]] = Sample(values[k], good, stamp_ns)
+            fields = self._dynamic_fields
+            new = tuple.__new__  # Sample(...) without the named tuple's Python-level __new__
+            for slot, values in zip(due, measured, strict=True):
+                for k, paths in fields:
+                    out[paths[slot]] = new(Sample, (values[k], good, stamp_ns))
         self._steps = 0
         self._phases.clear()
         self._switched.clear()
