@@ -166,6 +166,33 @@ def wrap_code(code: str, t: T.Type) -> str:
     return f"(_w if {low} <= (_w := {code}) <= {high} else ((_w + {-low}) & {span - 1}) - {-low})"
 
 
+_ROUNDED = 4.6e18  # |x| up to this rounds inline; the result fits a 64-bit integer
+
+
+def real_to_int_code(code: str, target: T.Type | None = None) -> str:
+    """REAL -> integer rounding to nearest even, wrapped to ``target``; the helper (and its fault on
+    NaN or infinity) only outside +-4.6e18, and for a 64-bit target the wrap only there too (``_v``
+    is a scratch local, read right after its assignment)."""
+    rng = T.int_range(target) if target is not None else None
+    if rng is not None and rng[0] <= -_ROUNDED and rng[1] >= _ROUNDED:
+        slow = wrap_code("_real_to_int(_v)", target) if target is not None else "_real_to_int(_v)"
+        return f"(_round(_v) if {-_ROUNDED} <= (_v := {code}) <= {_ROUNDED} else {slow})"
+    inline = f"(_round(_v) if {-_ROUNDED} <= (_v := {code}) <= {_ROUNDED} else _real_to_int(_v))"
+    return wrap_code(inline, target) if target is not None else inline
+
+
+def idiv_code(code: str, divisor: int) -> str:
+    """Integer division by a positive constant, truncating toward zero, without a call."""
+    if divisor == 1:
+        return code
+    return f"(_v // {divisor} if (_v := {code}) >= 0 else -(-_v // {divisor}))"
+
+
+def imod_code(code: str, divisor: int) -> str:
+    """MOD by a positive constant (the sign of the dividend), without a call."""
+    return f"(_v % {divisor} if (_v := {code}) >= 0 else -(-_v % {divisor}))"
+
+
 def convert_code(code: str, source: T.Type, target: T.Type, how: str = "TO") -> str:
     """Python code converting a value of ``source`` type to ``target`` (explicit conversion)."""
     s = T.underlying(source)
@@ -196,12 +223,13 @@ def convert_code(code: str, source: T.Type, target: T.Type, how: str = "TO") -> 
         return _to_time(code, s, s_kind, t_el)
     # integer or bit string target
     if s_kind == "real":
-        inner = f"_trunc({code})" if how == "TRUNC" else f"_real_to_int({code})"
-        return wrap_code(inner, t_el)
+        if how == "TRUNC":
+            return wrap_code(f"_trunc({code})", t_el)
+        return real_to_int_code(code, t_el)
     if s_kind == "time":
-        return wrap_code(f"_idiv({code}, {_time_unit(s)})", t_el)
+        return wrap_code(idiv_code(code, _time_unit(s)), t_el)
     if s_kind == "date":
-        return wrap_code(f"_idiv({code}, 1000000000)", t_el)
+        return wrap_code(idiv_code(code, 1000000000), t_el)
     if s_kind == "bool":
         return f"_int({code})"
     return wrap_code(code, t_el)
@@ -221,11 +249,12 @@ def _to_time(code: str, source: T.Type, s_kind: str, target: T.ElementaryType) -
         return code
     if target.kind == "date":
         factor = 1_000_000 if target.name == "TOD" else 1_000_000_000
-        scaled = f"_real_to_int(({code}) * {factor})" if s_kind == "real" else f"(({code}) * {factor})"
-        return wrap_code(scaled, target)
+        if s_kind == "real":
+            return real_to_int_code(f"({code}) * {factor}", target)
+        return wrap_code(f"(({code}) * {factor})", target)
     unit = _time_unit(target)
     if s_kind == "real":
-        return wrap_code(f"_real_to_int(({code}) * {unit})", target)
+        return real_to_int_code(f"({code}) * {unit}", target)
     return wrap_code(f"(_int({code}) * {unit})", target)
 
 

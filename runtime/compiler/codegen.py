@@ -12,26 +12,20 @@ from __future__ import annotations
 from . import st_ast as A
 from . import st_types as T
 from .ast_queries import (
-    assigns,
-    cacheable_arrays,
-    calls_pous,
-    container_names,
     has_continue,
-    index_sites,
-    scalar_names,
 )
-from .ast_walk import NodeVisitor, walk
+from .ast_walk import NodeVisitor
 from .builtins import wrap_code
 from .codegen_chunk import Emitter, GeneratedChunk
 from .codegen_expr import ExprGen, function_returns
 from .codegen_flow import FlowMixin
 from .codegen_inline import inlinable_fb
-from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, store_code
+from .codegen_loops import LoopMixin
+from .codegen_values import ValueBuilder, class_name, store_code
 from .declarations import Declarations
-from .model import VarRef
 
 
-class PouGenerator(FlowMixin, NodeVisitor):
+class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
     """Generates one POU (class or function) into a chunk."""
 
     def __init__(self, decls: Declarations, pou: T.PouType, chunk: GeneratedChunk) -> None:
@@ -301,175 +295,6 @@ class PouGenerator(FlowMixin, NodeVisitor):
         self.x.temp_count = sub.x.temp_count
         self.x.temps |= sub.x.temps
         self.out.chunk.lines.extend((text, self.out.line) for text, _ in scratch.lines)
-
-    def for_loop(self, s: A.For) -> None:
-        ref = s.var.ref
-        assert isinstance(ref, VarRef)
-        target = self.x.lvalue(s.var)
-        start = store_code(self.x.expr(s.start), s.start.ty, ref.var.type, s.start)
-        end = self.x.expr(s.end)
-        step_value = 1 if s.step is None else self.decls.const_int(s.step)
-        step = "1" if s.step is None else self.x.expr(s.step)
-        self.flush_pre()
-        rng = self.x.temp("r")
-        bounds = [self.decls.const_int(part) for part in (s.start, s.end)]
-        if step_value is not None and step_value != 0 and None not in bounds:
-            # constant bounds: one range object for the module, not one per scan
-            begin = convert_constant(bounds[0], ref.var.type)
-            finish = bounds[1] or 0
-            rng = f"_range_{self.module_name}_{len(self.module_lines)}"
-            stop = finish + 1 if step_value > 0 else finish - 1
-            self.module_lines.append((f"{rng} = _range({begin}, {stop}, {step_value})", s.pos.line))
-        elif step_value is None:
-            self.out(f"{rng} = _for_range({start}, {end}, {step})")
-        elif step_value > 0:
-            self.out(f"{rng} = _range({start}, ({end}) + 1, {step_value})")
-        else:
-            self.out(f"{rng} = _range({start}, ({end}) - 1, {step_value})")
-        aliased = ref.scope in ("member", "local") and not assigns(s.body, ref.var)
-        loop_var = self.x.temp("k") if aliased else target
-        sites = index_sites(s.body, ref.var) if aliased else []
-        if aliased:
-            self.x.aliases[id(ref.var)] = loop_var
-            start_c, end_c = self.decls.const_int(s.start), self.decls.const_int(s.end)
-            if start_c is not None and end_c is not None:
-                self.x.safe_index[id(ref.var)] = (min(start_c, end_c), max(start_c, end_c))
-        self.loops.append((loop_var, target) if aliased else None)
-        if sites and id(ref.var) not in self.x.safe_index and self.split_depth < 2:
-            # Two versions of the loop: when the whole range is inside the bounds of every array the
-            # loop variable indexes, run a body without bounds checks that also reads each structure
-            # element once per iteration; otherwise the checked body.
-            low = max(lo for lo, _ in sites)
-            high = min(hi for _, hi in sites)
-            first, last = (
-                (f"{rng}[0]", f"{rng}[-1]") if (step_value or 0) > 0 else (f"{rng}[-1]", f"{rng}[0]")
-            )
-            if step_value is None:
-                first, last = f"_min({rng}[0], {rng}[-1])", f"_max({rng}[0], {rng}[-1])"
-            self.out(f"if not {rng} or ({low} <= {first} and {last} <= {high}):")
-            self.out.depth += 1
-            self.split_depth += 1
-            self.x.safe_index[id(ref.var)] = (low, high)
-            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=True)
-            del self.x.safe_index[id(ref.var)]
-            self.split_depth -= 1
-            self.out.depth -= 1
-            self.out("else:")
-            self.out.depth += 1
-            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=False)
-            self.out.depth -= 1
-        else:
-            known = self.x.safe_index.get(id(ref.var))
-            statically_safe = known is not None and all(lo <= known[0] and known[1] <= hi for lo, hi in sites)
-            self._for_body(s, rng, loop_var, target, ref.var, cache_elements=aliased and statically_safe)
-        self.loops.pop()
-        if aliased:
-            del self.x.aliases[id(ref.var)]
-            self.x.safe_index.pop(id(ref.var), None)
-
-    def _for_body(
-        self, s: A.For, rng: str, loop_var: str, target: str, var: T.VarInfo, cache_elements: bool
-    ) -> None:
-        """The loop itself. With ``cache_elements`` (indices known to be in bounds) each structure
-        element is read once per iteration, and, when the body calls nothing, the scalar members and
-        globals it uses live in locals for the loop and are written back after it."""
-        hoisted: list[tuple[str, str]] = []  # (local, member) of scalars written back after the loop
-        held: list[tuple[str, str]] = []  # (local, member) of every member the loop reads from a local
-        bounds = [self.decls.const_int(part) for part in (s.start, s.end, s.step or A.IntLit(s.pos, 1))]
-        trips = None
-        if None not in bounds and bounds[2] != 0:
-            first, last, step = (b for b in bounds if b is not None)
-            trips = len(range(first, last + (1 if step > 0 else -1), step))
-        # locals pay off from a few iterations on; a loop known to run once or twice reads members
-        names = container_names(s.body) if trips is None or trips > 2 else []
-        if cache_elements and not calls_pous(s.body) and (trips is None or trips > 2):
-            names += scalar_names(s.body, var)
-        for used in names:
-            if id(used) in self.x.aliases:
-                continue
-            local = self.x.temp("m")
-            ref = VarRef(used, "global" if used.section == "VAR_GLOBAL" else "member")
-            held.append((local, self.x.var_code(ref)))
-            if T.is_elementary(used.type) or isinstance(T.underlying(used.type), T.EnumType):
-                if assigns(s.body, used):
-                    hoisted.append(held[-1])
-            self.x.aliases[id(used)] = local
-        for local, source in held:
-            self.out(f"{local} = {source}")
-        self.hoisted.append(hoisted)
-        added: list[tuple[str, str]] = []
-        whole = self._whole_array(s, var, bounds) if cache_elements else None
-        if whole is not None:
-            # the loop variable only picks elements of one array it runs over from end to end:
-            # iterate over the elements themselves
-            element = self.x.temp("e")
-            self.out(f"for {element} in {whole}:")
-            self.x.element_cache[(whole, loop_var)] = element
-            added.append((whole, loop_var))
-        else:
-            self.out(f"for {loop_var} in {rng}:")
-        self.out.depth += 1
-        if cache_elements and whole is None:
-            safe = self.x.safe_index.get(id(var))
-            for array in cacheable_arrays(s.body, var):
-                array_type = T.underlying(array.ty)
-                assert isinstance(array_type, T.ArrayType)
-                low, high = array_type.dims[0]
-                if safe is None or not (low <= safe[0] and safe[1] <= high):
-                    continue
-                base = self.x.expr(array)
-                key = (base, loop_var)
-                if key in self.x.element_cache:
-                    continue
-                element = self.x.temp("e")
-                self.out(
-                    f"{element} = {base}[{loop_var} - {low}]" if low else f"{element} = {base}[{loop_var}]"
-                )
-                self.x.element_cache[key] = element
-                added.append(key)
-        self.block(s.body)
-        for key in added:
-            del self.x.element_cache[key]
-        self.out.depth -= 1
-        self.out("else:")
-        self.out.depth += 1
-        if None not in bounds and bounds[2] != 0:
-            first, last, step = (b for b in bounds if b is not None)
-            span = range(first, last + (1 if step > 0 else -1), step)
-            final = literal_code(convert_constant(span.start + len(span) * span.step, var.type))
-            self.out(f"{target} = {final}")  # the value after a normal end, known at compile time
-        else:
-            self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', var.type)}")
-        self.out.depth -= 1
-        self.hoisted.pop()
-        for local, source in hoisted:
-            self.out(f"{source} = {local}")
-        for local, _ in held:
-            for used_id, alias in list(self.x.aliases.items()):
-                if alias == local:
-                    del self.x.aliases[used_id]
-
-    def _whole_array(self, s: A.For, var: T.VarInfo, bounds: list[int | None]) -> str | None:
-        """The code of the one structure array whose elements are all the loop uses its variable
-        for, when the loop runs over all of them in order (constant bounds = the array's bounds,
-        step 1, no EXIT or RETURN that would need the variable's value); else None."""
-        if bounds[2] != 1 or bounds[0] is None or bounds[1] is None:
-            return None
-        arrays = cacheable_arrays(s.body, var)
-        uses = 0
-        for node in walk(s.body):
-            if isinstance(node, A.Exit | A.Return):
-                return None
-            if isinstance(node, A.Name) and isinstance(node.ref, VarRef) and node.ref.var is var:
-                uses += 1
-        if not arrays or uses != len(arrays):
-            return None
-        codes = {self.x.expr(array) for array in arrays}
-        array_type = T.underlying(arrays[0].ty)
-        assert isinstance(array_type, T.ArrayType)
-        if len(codes) != 1 or array_type.dims != [(bounds[0], bounds[1])]:
-            return None
-        return codes.pop()
 
     def _budget(self, counter: str) -> None:
         self.out(f"{counter} -= 1")

@@ -52,6 +52,7 @@ class ExprGen(NodeVisitor):
         self.reach = 0  # the deepest level reached below the current expression
         self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable
         self.safe_index: dict[int, tuple[int, int]] = {}  # id(VarInfo) -> known value range of an alias
+        self.shift: dict[int, int] = {}  # id(VarInfo) -> L: its alias runs L below the value
         self.self_name = "self"  # the instance whose members ``member`` references name
         self.element_cache: dict[
             tuple[str, str], str
@@ -67,7 +68,8 @@ class ExprGen(NodeVisitor):
     def var_code(self, ref: VarRef) -> str:
         alias = self.aliases.get(id(ref.var))
         if alias is not None:
-            return alias
+            offset = self.shift.get(id(ref.var))
+            return f"({alias} + {offset})" if offset else alias
         name = "v_" + ref.var.name.lower()
         if ref.scope == "member":
             return f"{self.self_name}.{name}"
@@ -203,6 +205,14 @@ class ExprGen(NodeVisitor):
             return repr(index.value - low)
         if isinstance(index, A.Unary) and index.op == "-" and isinstance(index.operand, A.IntLit):
             return repr(-index.operand.value - low)
+        if (
+            isinstance(index, A.Name)
+            and isinstance(index.ref, VarRef)
+            and self.shift.get(id(index.ref.var)) == low
+        ):
+            known = self.safe_index.get(id(index.ref.var))
+            if known is not None and low <= known[0] and known[1] <= high:
+                return self.aliases[id(index.ref.var)]  # the loop runs over the element offsets
         code = self.expr(index)
         if isinstance(index, A.Name) and isinstance(index.ref, VarRef):
             known = self.safe_index.get(id(index.ref.var))
@@ -273,22 +283,21 @@ class ExprGen(NodeVisitor):
             return f"({left} | {right})"
         if op == "XOR":
             return f"({left} ^ {right})"
+        divisor = int(right) if right.isdigit() and int(right) > 0 else None
         if op == "MOD":
-            return f"_imod({left}, {right})"
+            return B.imod_code(left, divisor) if divisor else f"_imod({left}, {right})"
         if op == "**":
             return f"_expt({left}, {right})"
         result = T.underlying(e.ty)
         is_time = isinstance(result, T.ElementaryType) and result.kind in ("time", "date")
         if op == "/":
-            if T.is_integer_like(lt) and T.is_integer_like(rt):
-                return f"_idiv({left}, {right})"
-            if is_time and T.is_integer_like(rt):
-                return f"_idiv({left}, {right})"
+            if (T.is_integer_like(lt) or is_time) and T.is_integer_like(rt):
+                return B.idiv_code(left, divisor) if divisor else f"_idiv({left}, {right})"
             if is_time:
-                return f"_real_to_int({left} / {right})"
+                return B.real_to_int_code(f"{left} / {right}")
             return f"({left} / {right})"
         if op == "*" and is_time and (T.is_real_like(lt) or T.is_real_like(rt)):
-            return f"_real_to_int({left} * {right})"
+            return B.real_to_int_code(f"{left} * {right}")
         return f"({left} {op} {right})"
 
     # ------------------------------------------------------------ calls

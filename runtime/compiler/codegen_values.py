@@ -168,16 +168,53 @@ class ValueBuilder:
         return self.decls.const_value(init)
 
 
+_SELECTIONS = ("MAX", "MIN", "LIMIT", "SEL", "ABS")  # their result is one of their (REAL) inputs
+
+
 def is_binary32(e: A.Expr | None) -> bool:
-    """Is this REAL expression's value already rounded to binary32 (a variable, literal, call result)?"""
+    """Is this REAL expression's value already rounded to binary32 (a variable, literal, call result,
+    or a sign change or selection (MAX, MIN, LIMIT, SEL, ABS) of such values)?"""
     while isinstance(e, A.Paren):
         e = e.inner
     if isinstance(e, A.Name | A.Member | A.Index | A.RealLit):
         return True
+    if isinstance(e, A.IntLit):
+        return abs(e.value) <= 1 << 24  # exact in binary32
+    if isinstance(e, A.Unary) and e.op in ("-", "+"):
+        return _real_operand(e.operand)
     if isinstance(e, A.Call) and e.ref is not None:
         kind, target = e.ref
-        return kind == "function" or (isinstance(target, BuiltinRef) and target.source is not None)
+        if kind == "function" or (isinstance(target, BuiltinRef) and target.source is not None):
+            return True
+        if isinstance(target, BuiltinRef) and target.name in _SELECTIONS and e.en is None:
+            values = [a.value for a in e.args if a.value is not None]
+            if target.name == "SEL":
+                values = values[1:]  # the selector is a BOOL
+            return bool(values) and all(_real_operand(v) for v in values)
     return False
+
+
+def _real_operand(e: A.Expr) -> bool:
+    """A REAL (or literal) operand whose value is binary32."""
+    u = T.underlying(e.ty) if e.ty is not None else None
+    if isinstance(u, T.LiteralIntType | T.LiteralRealType):  # generated unrounded: exact values only
+        inner = e
+        while isinstance(inner, A.Paren) or (isinstance(inner, A.Unary) and inner.op in ("-", "+")):
+            inner = inner.inner if isinstance(inner, A.Paren) else inner.operand
+        if isinstance(inner, A.RealLit):
+            return f32_const(inner.value) == inner.value
+        return isinstance(inner, A.IntLit) and abs(inner.value) <= 1 << 24
+    return u is T.REAL and is_binary32(e)
+
+
+def _converts_to(e: A.Expr | None, target: T.Type) -> bool:
+    """A conversion call (``X_TO_T``) to exactly ``target``: its code already wraps to the type."""
+    while isinstance(e, A.Paren):
+        e = e.inner
+    if not isinstance(e, A.Call) or e.ref is None or e.en is not None:
+        return False
+    ref = e.ref[1]
+    return isinstance(ref, BuiltinRef) and ref.source is not None and T.underlying(ref.result) is target
 
 
 def _is_plc_time(e: A.Expr | None) -> bool:
@@ -216,6 +253,8 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
         if u.kind in ("int", "bits"):
             if isinstance(v, T.LiteralIntType) and isinstance(value_expr, A.IntLit):
                 return repr(convert_constant(value_expr.value, u))
+            if _converts_to(value_expr, u):
+                return code
             if isinstance(value_expr, A.Name | A.Member | A.Index) and isinstance(v, T.ElementaryType):
                 vr, tr = T.int_range(v), T.int_range(u)
                 if vr is not None and tr is not None and tr[0] <= vr[0] and vr[1] <= tr[1]:
@@ -228,6 +267,8 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
                 return code
             if u.name == "TIME" and _is_plc_time(value_expr):
                 return code  # the scan's logical time is a TIME by construction
+            if _converts_to(value_expr, u):
+                return code
             return wrap_code(code, u)
         return code
     if isinstance(u, T.StringType):

@@ -23,8 +23,10 @@ def _class_source(source: str, name: str) -> str:
 
 def test_fast_paths_are_taken_in_the_conformance_program() -> None:
     body = _class_source(compile_file(HERE / "codegen_fast_paths.st").python_source, "P_FAST")
-    for call in ("_max(", "_min(", "F_IN_BAND(", "._body()"):
+    for call in ("_max(", "_min(", "F_IN_BAND(", "self.v_single._body()", "_body()\n        self.v_edges"):
         assert call not in body, call  # inlined
+    assert "self.v_ret_fb._body()" in body  # a loop and RETURN: called
+    assert "for _k" in body and "in _range(_r" in body and ".start - 1, " in body  # offsets
     assert "self.v_lim_low = ((-1.0) if (_t" in body  # LIMIT with plain bounds: inline
     assert "_limit(1.0, F_NOTE(7.0), 5.0)" in body  # a call in IN (may write what a bound reads): not
     assert "F_NOTE(" in body  # writes a global: called
@@ -69,3 +71,19 @@ END_RESOURCE END_CONFIGURATION
     assert len(result.faults) == 1
     fault = next(iter(result.faults.values()))
     assert "fault.st:4" in fault, fault
+
+
+def test_rounding_a_nan_to_an_integer_still_faults(tmp_path: Path) -> None:
+    path = tmp_path / "nan.st"
+    path.write_text(
+        """PROGRAM p VAR x : LREAL; n : DINT; END_VAR
+x := SQRT(-1.0);
+n := LREAL_TO_DINT(x);
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+    )
+    result = run_cycles(compile_file(path), 1)
+    fault = next(iter(result.faults.values()))
+    assert "nan.st:3" in fault and "nan" in fault.lower(), fault
