@@ -55,6 +55,7 @@ class EvseConfig:
     output: str | None  # path of p_setpoint_w
     stop: str | None  # BOOL path: TRUE ends the session
     renegotiate: str | None  # BOOL path: a rising edge asks the car to renegotiate
+    pause: str | None  # BOOL path: TRUE holds the session with no energy flowing
     protocols: tuple[str, ...]
     auth_modes: tuple[str, ...]
     control_mode: int
@@ -198,6 +199,7 @@ def _parse_evse(
             reader.fail("fields", f"{field!r} is not a field the driver fills ({', '.join(FIELD_TYPES)})")
     stop = _bool_path(reader, "stop", catalog)
     renegotiate = _bool_path(reader, "renegotiate", catalog)
+    pause = _bool_path(reader, "pause", catalog)
     reader.finish()
     allowed = {field: _NUMERIC if field == SETPOINT_FIELD else FIELD_TYPES[field] for field in fields}
     paths = session_field_paths(reader, fields, prefix, slot, catalog, prefix_key, allowed)
@@ -209,6 +211,7 @@ def _parse_evse(
         output=paths.get(SETPOINT_FIELD),
         stop=stop,
         renegotiate=renegotiate,
+        pause=pause,
         protocols=protocols,
         auth_modes=auth_modes,
         control_mode=CONTROL_MODES[control],

@@ -89,7 +89,7 @@ class Iso15118Driver(Driver):
     def output_paths(self) -> frozenset[str]:
         paths: set[str] = set()
         for evse in self.config.evses:
-            paths.update(p for p in (evse.output, evse.stop, evse.renegotiate) if p is not None)
+            paths.update(p for p in (evse.output, evse.stop, evse.renegotiate, evse.pause) if p is not None)
         return frozenset(paths)
 
     def start(self, clock: Clock) -> None:
@@ -134,6 +134,8 @@ class Iso15118Driver(Driver):
                 command = "stop"
             elif evse.renegotiate is not None and values.get(evse.renegotiate):
                 command = "renegotiate"
+            elif evse.pause is not None and values.get(evse.pause):
+                command = "pause"
             last = self._last_sent.get(evse.id)
             if last is not None and last[:2] == (power, command) and now_ns - last[2] < REFRESH_NS:
                 continue

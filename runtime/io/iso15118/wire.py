@@ -12,7 +12,7 @@ SECC process -> plcrun
   ``{"t": "ended", "evse": id, "reason": str}``                             the session ended
   ``{"t": "alarm", "evse": id, "key": str, "raise": bool, "text": str}``    raise or clear an alarm
 plcrun -> SECC process
-  ``{"t": "setpoint", "evse": id, "w": float, "command": "run"|"stop"|"renegotiate"}``
+  ``{"t": "setpoint", "evse": id, "w": float, "command": "run"|"stop"|"renegotiate"|"pause"}``
   ``{"t": "quit"}``
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 VERSION = 1
 MAX_LINE = 16384
 MAX_TEXT = 512
-COMMANDS = ("run", "stop", "renegotiate")
+COMMANDS = ("run", "stop", "renegotiate", "pause")
 
 # field -> allowed kind ("bool", "int" or "num") and the inclusive range of numbers
 EV_FIELDS: dict[str, tuple[str, float, float]] = {

@@ -36,7 +36,8 @@ from tests.io.iso15118.v2g_pki import make_pki
 HERE = Path(__file__).resolve().parent
 PROGRAM = HERE / "programs" / "v2g_dip.st"
 EV_CAR = HERE / "ev_car.py"
-SLOTS = 4
+SLOTS = 6
+SCHEDULED_SLOTS = (3, 6)  # these charge points offer scheduled control mode first
 
 
 def secc_python() -> str:
@@ -136,18 +137,23 @@ class Rig:
         )
 
 
-def site_table(net: CarNet, pki: Path, tls_slots: tuple[int, ...], tls_1_3: bool) -> dict[str, Any]:
+def site_table(
+    net: CarNet, pki: Path, tls_slots: tuple[int, ...], tls_1_3: bool, pnc: bool = False
+) -> dict[str, Any]:
     evse: dict[str, Any] = {}
     for slot, iface in enumerate(net.hosts, start=1):
         evse[f"cp{slot}"] = {
             "interface": iface,
             "slot": slot,
-            "protocols": ["ISO_15118_20_DC", "ISO_15118_2"],
+            "protocols": ["ISO_15118_20_DC", "ISO_15118_20_AC", "ISO_15118_2"],
+            "control_mode": "scheduled" if slot in SCHEDULED_SLOTS else "dynamic",
+            "auth_modes": ["PNC", "EIM"] if pnc and slot in tls_slots else ["EIM"],
             "max_charge_w": 22000.0,
             "max_discharge_w": 11000.0,
             "max_current_a": 60.0,
             "stop": f"main.stop[{slot}]",
             "renegotiate": f"main.renegotiate[{slot}]",
+            "pause": f"main.pause[{slot}]",
             "tls": slot in tls_slots,
         }
     return {
@@ -161,9 +167,15 @@ def site_table(net: CarNet, pki: Path, tls_slots: tuple[int, ...], tls_1_3: bool
 
 @contextlib.contextmanager
 def running_rig(
-    tmp: Path, slots: int, leaf_expired: bool, tls_slots: tuple[int, ...], tls_1_3: bool = False
+    tmp: Path,
+    slots: int,
+    leaf_expired: bool,
+    tls_slots: tuple[int, ...],
+    tls_1_3: bool = False,
+    pnc: bool = False,
 ) -> Iterator[Rig]:
-    """plcrun scanning in real time with the driver on ``slots`` veth pairs; TLS on ``tls_slots``."""
+    """plcrun scanning in real time with the driver on ``slots`` veth pairs; TLS on ``tls_slots`` (with
+    Plug & Charge offered first there when ``pnc``)."""
     reason = rig_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -171,7 +183,7 @@ def running_rig(
     pki = make_pki(tmp / "pki", leaf_expired=leaf_expired)
     program = compile_file(PROGRAM)
     with CarNet(slots) as net:
-        table = site_table(net, pki, tls_slots, tls_1_3)
+        table = site_table(net, pki, tls_slots, tls_1_3, pnc)
         config = parse_iso15118_config(table, "site.toml", program.catalog())
         alarms = AlarmBus()
         driver = Iso15118Driver(config, alarms)
@@ -200,6 +212,7 @@ def running_rig(
 
 @pytest.fixture(scope="package")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    """Four charge points; the fourth asks for TLS and its PKI's SECC certificate expired yesterday."""
+    """Six charge points (3 and 6 offer scheduled mode first); the fourth asks for TLS and its PKI's SECC
+    certificate expired yesterday."""
     with running_rig(tmp_path_factory.mktemp("iso15118"), SLOTS, leaf_expired=True, tls_slots=(4,)) as rig:
         yield rig

@@ -2,19 +2,26 @@
 """A test car: the iso15118 package's EVCC with a battery that follows what the charger delivers.
 
 Run inside the test's network namespace with the SECC environment's Python:
-``python ev_car.py --iface IF [--iface IF2 ...] --mode dc_bpt|dc2 --log FILE [--tls] [--pki DIR]
+``python ev_car.py --iface IF [--iface IF2 ...] --mode dc_bpt|ac_bpt|dc2 --log FILE [--tls] [--pki DIR]
 [--stop-file F]``; several interfaces run as several cars in one process (one JVM), each logging to
 ``FILE`` with ``{iface}`` replaced by its interface.
 
 What this changes against the package's ``SimEVController`` (which reports fixed values and charges a
 fixed 10 loops):
-- a battery (``CAPACITY_WH``, SoC, 400 V) whose power each loop is the charger's present current
-  times its voltage, clipped to the car's own limits; it reports the SoC, energy requests (V2X ones
-  included) and its limits from that state;
-- it observes each charge-loop response (a wrapper around the package's DCChargeLoop / CurrentDemand
-  states that records the response before the package handles it) and logs one JSON line per loop
-  to ``--log``: time, the charger's current and limits, the car's power and SoC, and whether the
-  charger asked for more than the car's limits;
+- a battery (``CAPACITY_WH``, SoC, 400 V) whose power each loop is, in DC, the charger's present
+  current times its voltage and, in AC, the charger's signed EVSETargetActivePower, clipped to the
+  car's own limits; it reports the SoC, energy requests (V2X ones included), its present power and
+  its limits from that state, in dynamic and in scheduled mode (AC_BPT and DC_BPT);
+- in scheduled mode it takes the first schedule tuple offered and logs what the charging and
+  discharging schedules allow (the package's EV picks at random whether it is "ready");
+- it observes each charge-loop response (a wrapper around the package's DCChargeLoop, ACChargeLoop
+  and CurrentDemand states that records the response before the package handles it) and logs one
+  JSON line per loop to ``--log``: time, the charger's current, target and limits, the car's power
+  and SoC, whether the charger asked for more than the car's limits, and the EVSE notification;
+- a DC session asked to renegotiate says ServiceRenegotiation in its SessionStopReq after welding
+  detection (the package's EV says Terminate there, which ends the session), and then sends the
+  ServiceDiscoveryReq that starts the renegotiation (the package's EV changes state without it), and
+  forgets the stop reason (the package's EV keeps it and stops again after the next PowerDelivery);
 - it waits ``--loop-delay`` seconds between charge loops (the package's EV sends the next request at
   once; real cars pace theirs);
 - it charges until ``--stop-file`` exists, ``--loops`` loops passed, or the charger ends the session.
@@ -41,7 +48,7 @@ MIN_SOC, TARGET_SOC = 30, 80
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iface", required=True, action="append")
-    parser.add_argument("--mode", choices=("dc_bpt", "dc2"), default="dc_bpt")
+    parser.add_argument("--mode", choices=("dc_bpt", "ac_bpt", "dc2"), default="dc_bpt")
     parser.add_argument("--log", required=True)
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--pki", default="")
@@ -65,10 +72,30 @@ async def run(args) -> None:
     from iso15118.evcc.evcc_config import EVCCConfig
     from iso15118.evcc.states import iso15118_2_states, iso15118_20_states
     from iso15118.shared.exificient_exi_codec import ExificientEXICodec
-    from iso15118.shared.messages.enums import DCEVErrorCode
+    from iso15118.shared.messages.enums import ControlMode, DCEVErrorCode, ServiceV20
     from iso15118.shared.messages.iso15118_2.datatypes import DCEVStatus
+    from iso15118.shared.messages.iso15118_20.ac import (
+        BPTACChargeParameterDiscoveryReqParams,
+        BPTDynamicACChargeLoopReqParams,
+        BPTScheduledACChargeLoopReqParams,
+    )
+    from iso15118.shared.messages.iso15118_20.common_messages import (
+        ChargeProgress,
+        ChargingSession,
+        DynamicEVPowerProfile,
+        EVPowerProfile,
+        EVPowerProfileEntryList,
+        PowerScheduleEntry,
+        PowerToleranceAcceptance,
+        ScheduledEVPowerProfile,
+        SessionStopReq,
+    )
     from iso15118.shared.messages.iso15118_20.common_types import DisplayParameters, RationalNumber
-    from iso15118.shared.messages.iso15118_20.dc import BPTDynamicDCChargeLoopReqParams
+    from iso15118.shared.messages.iso15118_20.dc import (
+        BPTDCChargeParameterDiscoveryReqParams,
+        BPTDynamicDCChargeLoopReqParams,
+        BPTScheduledDCChargeLoopReqParams,
+    )
     from iso15118.shared.settings import load_shared_settings
 
     logging.getLogger().setLevel(os.environ.get("EV_LOG", "WARNING"))
@@ -77,6 +104,18 @@ async def run(args) -> None:
 
     def value(number):
         return None if number is None else float(number.get_decimal_value())
+
+    def profile(power_w: float, scheduled_id=None):
+        entries = EVPowerProfileEntryList(
+            entries=[PowerScheduleEntry(duration=7200, power=rational(power_w))]
+        )
+        if scheduled_id is None:
+            return EVPowerProfile(time_anchor=0, entry_list=entries, dynamic_profile=DynamicEVPowerProfile())
+        accepted = ScheduledEVPowerProfile(
+            selected_schedule_tuple_id=scheduled_id,
+            power_tolerance_acceptance=PowerToleranceAcceptance.CONFIRMED,
+        )
+        return EVPowerProfile(time_anchor=0, entry_list=entries, scheduled_profile=accepted)
 
     class FollowingCar(SimEVController):
         def __init__(self, config, log):
@@ -87,9 +126,13 @@ async def run(args) -> None:
             self.loops = 0
             self.stamp = time.monotonic()
 
-        def observe(self, current, volts, limits, session=None) -> None:
+        def write(self, entry: dict) -> None:
+            self.log.write(json.dumps({"t": time.time()} | entry) + "\n")
+
+        def observe(self, asked, limits, session=None, notification=None) -> None:
+            """One charge-loop response: the charger asks ``asked`` W (None: nothing said)."""
             now = time.monotonic()
-            asked = (current or 0.0) * (volts or VOLTS)
+            asked = asked or 0.0
             power = min(max(asked, -MAX_DISCHARGE_W), MAX_CHARGE_W)
             self.soc = min(
                 100.0, max(0.0, self.soc + self.power_w * (now - self.stamp) / 3600 / CAPACITY_WH * 100)
@@ -98,9 +141,8 @@ async def run(args) -> None:
             self.loops += 1
             ssl_object = session.writer.get_extra_info("ssl_object") if session is not None else None
             limits = limits | {"tls": ssl_object.version() if ssl_object is not None else None}
-            entry = {"t": time.time(), "loop": self.loops, "current_a": current, "power_w": power,
-                     "asked_w": asked, "soc": self.soc, "beyond_limits": power != asked} | limits  # fmt: skip
-            self.log.write(json.dumps(entry) + "\n")
+            self.write({"loop": self.loops, "power_w": power, "asked_w": asked, "soc": self.soc,
+                        "beyond_limits": power != asked, "notification": notification} | limits)  # fmt: skip
 
         async def charge_loop_delay(self) -> float:
             return args.loop_delay
@@ -119,48 +161,132 @@ async def run(args) -> None:
         async def get_present_voltage(self):
             return rational(VOLTS)
 
-        async def get_bpt_dynamic_dc_charge_loop_params(self):
-            energy = CAPACITY_WH / 100
-            return BPTDynamicDCChargeLoopReqParams(
-                departure_time=7200,
-                ev_target_energy_request=rational(round((TARGET_SOC - self.soc) * energy)),
-                ev_max_energy_request=rational(round((100 - self.soc) * energy)),
-                ev_min_energy_request=rational(round((MIN_SOC - self.soc) * energy)),
-                ev_max_charge_power=rational(MAX_CHARGE_W),
-                ev_min_charge_power=rational(0),
+        def energy(self) -> dict:
+            per_pct = CAPACITY_WH / 100
+            return {
+                "ev_target_energy_request": rational(round((TARGET_SOC - self.soc) * per_pct)),
+                "ev_max_energy_request": rational(round((100 - self.soc) * per_pct)),
+                "ev_min_energy_request": rational(round((MIN_SOC - self.soc) * per_pct)),
+            }
+
+        def v2x(self) -> dict:
+            per_pct = CAPACITY_WH / 100
+            return {
+                "ev_max_v2x_energy_request": rational(round((100 - self.soc) * per_pct)),
+                "ev_min_v2x_energy_request": rational(round((MIN_SOC - self.soc) * per_pct)),
+            }
+
+        def power_limits(self) -> dict:
+            return {
+                "ev_max_charge_power": rational(MAX_CHARGE_W),
+                "ev_min_charge_power": rational(0),
+                "ev_max_discharge_power": rational(MAX_DISCHARGE_W),
+                "ev_min_discharge_power": rational(0),
+            }
+
+        # ---- the parameters the car announces (its own limits, not the package's defaults)
+        async def get_charge_params_v20(self, selected_service):
+            if selected_service.service in (ServiceV20.AC, ServiceV20.AC_BPT):
+                return BPTACChargeParameterDiscoveryReqParams(**self.power_limits())
+            return BPTDCChargeParameterDiscoveryReqParams(
+                **self.power_limits(),
                 ev_max_charge_current=rational(MAX_CHARGE_W / VOLTS),
+                ev_min_charge_current=rational(0),
+                ev_max_discharge_current=rational(MAX_DISCHARGE_W / VOLTS),
+                ev_min_discharge_current=rational(0),
                 ev_max_voltage=rational(450),
                 ev_min_voltage=rational(300),
-                ev_max_discharge_power=rational(MAX_DISCHARGE_W),
-                ev_min_discharge_power=rational(0),
-                ev_max_discharge_current=rational(MAX_DISCHARGE_W / VOLTS),
-                ev_max_v2x_energy_request=rational(round((100 - self.soc) * energy)),
-                ev_min_v2x_energy_request=rational(round((MIN_SOC - self.soc) * energy)),
             )
+
+        async def process_scheduled_se_params(self, scheduled_params, pause):
+            offer = scheduled_params.schedule_tuples[0]
+            charge_w = value(offer.charging_schedule.power_schedule.schedule_entry_list.entries[0].power)
+            discharge_w = None
+            if offer.discharging_schedule is not None:
+                entries = offer.discharging_schedule.power_schedule.schedule_entry_list.entries
+                discharge_w = value(entries[0].power)
+            self.write({"schedule": {"tuple": offer.schedule_tuple_id, "charge_w": charge_w,
+                                     "discharge_w": discharge_w, "pause": pause}})  # fmt: skip
+            # plan within what the schedule allows and the car can do
+            planned = min(charge_w, MAX_CHARGE_W) if charge_w else -min(discharge_w or 0.0, MAX_DISCHARGE_W)
+            progress = ChargeProgress.STOP if pause else ChargeProgress.START
+            return profile(planned, offer.schedule_tuple_id), progress
+
+        async def process_dynamic_se_params(self, dynamic_params, pause):
+            progress = ChargeProgress.STOP if pause else ChargeProgress.START
+            return profile(MAX_CHARGE_W), progress
+
+        async def get_ac_charge_loop_params_v20(self, control_mode, selected_service):
+            common = self.energy() | self.power_limits() | {"ev_present_active_power": rational(self.power_w)}
+            if control_mode == ControlMode.SCHEDULED:
+                return BPTScheduledACChargeLoopReqParams(**common)
+            return BPTDynamicACChargeLoopReqParams(
+                **common, **self.v2x(), departure_time=7200, ev_present_reactive_power=rational(0)
+            )
+
+        async def get_bpt_dynamic_dc_charge_loop_params(self):
+            return BPTDynamicDCChargeLoopReqParams(
+                departure_time=7200, **self.energy(), **self.v2x(), **self.power_limits(),
+                ev_max_charge_current=rational(MAX_CHARGE_W / VOLTS),
+                ev_max_voltage=rational(450), ev_min_voltage=rational(300),
+                ev_max_discharge_current=rational(MAX_DISCHARGE_W / VOLTS),
+            )  # fmt: skip
+
+        async def get_bpt_scheduled_dc_charge_loop_params(self):
+            return BPTScheduledDCChargeLoopReqParams(
+                ev_target_current=rational(self.power_w / VOLTS), ev_target_voltage=rational(VOLTS),
+                **self.energy(), **self.power_limits(),
+                ev_max_charge_current=rational(MAX_CHARGE_W / VOLTS),
+                ev_max_voltage=rational(450), ev_min_voltage=rational(300),
+                ev_max_discharge_current=rational(MAX_DISCHARGE_W / VOLTS),
+            )  # fmt: skip
 
         async def get_dc_ev_status(self):
             return DCEVStatus(
                 ev_ready=True, ev_error_code=DCEVErrorCode.NO_ERROR, ev_ress_soc=round(self.soc)
             )
 
-    # observe each response before the package's state handles it
-    loop_20 = iso15118_20_states.DCChargeLoop.process_message
+    def notification_of(res):
+        status = getattr(res, "evse_status", None)
+        return None if status is None else str(status.evse_notification.value)
 
-    async def observe_20(self, message, message_exi=None):
-        body = getattr(message, "dc_charge_loop_res", None) or message
-        res = body if hasattr(body, "evse_present_current") else None
+    # observe each response before the package's state handles it
+    loop_dc = iso15118_20_states.DCChargeLoop.process_message
+
+    async def observe_dc(self, message, message_exi=None):
+        res = message if hasattr(message, "evse_present_current") else None
         if res is not None:
-            params = res.bpt_dynamic_dc_charge_loop_res or res.dynamic_dc_charge_loop_res
+            params = (res.bpt_dynamic_dc_charge_loop_res or res.dynamic_dc_charge_loop_res
+                      or res.bpt_scheduled_dc_charge_loop_res or res.scheduled_dc_charge_loop_res)  # fmt: skip
             limits = {}
             if params is not None:
                 limits = {"evse_max_charge_w": value(params.evse_maximum_charge_power),
                           "evse_max_discharge_w": value(getattr(params, "evse_max_discharge_power", None))}  # fmt: skip
-            self.comm_session.ev_controller.observe(
-                value(res.evse_present_current), VOLTS, limits, self.comm_session
-            )
-        return await loop_20(self, message, message_exi)
+            current = value(res.evse_present_current)
+            car = self.comm_session.ev_controller
+            asked = None if current is None else current * VOLTS
+            car.observe(asked, limits | {"current_a": current}, self.comm_session, notification_of(res))
+        return await loop_dc(self, message, message_exi)
 
-    iso15118_20_states.DCChargeLoop.process_message = observe_20
+    iso15118_20_states.DCChargeLoop.process_message = observe_dc
+    loop_ac = iso15118_20_states.ACChargeLoop.process_message
+
+    async def observe_ac(self, message, message_exi=None):
+        res = message if hasattr(message, "evse_target_frequency") else None
+        if res is not None:
+            params = (
+                res.bpt_dynamic_params
+                or res.bpt_scheduled_params
+                or res.dynamic_params
+                or res.scheduled_params
+            )
+            target = value(getattr(params, "evse_target_active_power", None)) if params else None
+            self.comm_session.ev_controller.observe(
+                target, {"evse_target_w": target}, self.comm_session, notification_of(res)
+            )
+        return await loop_ac(self, message, message_exi)
+
+    iso15118_20_states.ACChargeLoop.process_message = observe_ac
     demand_2 = iso15118_2_states.CurrentDemand.process_message
 
     async def observe_2(self, message, message_exi=None):
@@ -168,15 +294,54 @@ async def run(args) -> None:
         if res is not None:
             limits = {"evse_max_charge_w": value(res.evse_max_power_limit),
                       "evse_max_current_a": value(res.evse_max_current_limit)}  # fmt: skip
+            current = value(res.evse_present_current)
+            notification = str(res.dc_evse_status.evse_notification.value)
             self.comm_session.ev_controller.observe(
-                value(res.evse_present_current), VOLTS, limits, self.comm_session
+                None if current is None else current * VOLTS, limits, self.comm_session, notification
             )
         return await demand_2(self, message, message_exi)
 
     iso15118_2_states.CurrentDemand.process_message = observe_2
 
+    # the package's EV ends a DC session after welding detection with SessionStop(Terminate) even when
+    # it is renegotiating (AC keeps the reason): keep the reason, as ISO 15118-20 asks
+    welding_next = iso15118_20_states.DCWeldingDetection.create_next_message
+
+    def keep_renegotiation(self, next_state, next_request, *rest, **named):
+        if (
+            isinstance(next_request, SessionStopReq)
+            and self.comm_session.charging_session_stop_v20 == ChargingSession.SERVICE_RENEGOTIATION
+        ):
+            next_request = next_request.copy(
+                update={"charging_session": ChargingSession.SERVICE_RENEGOTIATION}
+            )
+        return welding_next(self, next_state, next_request, *rest, **named)
+
+    iso15118_20_states.DCWeldingDetection.create_next_message = keep_renegotiation
+
+    # after SessionStopRes for a renegotiation the package's EV moves to ServiceDiscovery without sending
+    # the ServiceDiscoveryReq (the SECC waits, the EV times out): send it
+    stop_20 = iso15118_20_states.SessionStop.process_message
+    v20 = iso15118_20_states
+
+    async def renegotiate(self, message, message_exi=None):
+        await stop_20(self, message, message_exi)
+        if self.next_state is v20.ServiceDiscovery:
+            self.comm_session.charging_session_stop_v20 = None  # else the next PowerDeliveryRes stops
+            request = v20.ServiceDiscoveryReq(
+                header=v20.MessageHeader(session_id=self.comm_session.session_id, timestamp=time.time())
+            )
+            self.create_next_message(
+                v20.ServiceDiscovery, request, v20.Timeouts.SERVICE_DISCOVERY_REQ,
+                v20.Namespace.ISO_V20_COMMON_MSG, v20.ISOV20PayloadTypes.MAINSTREAM,
+            )  # fmt: skip
+
+    iso15118_20_states.SessionStop.process_message = renegotiate
+
     if args.mode == "dc_bpt":
         raw = {"supportedProtocols": ["ISO_15118_20_DC"], "supportedEnergyServices": ["DC_BPT"]}
+    elif args.mode == "ac_bpt":
+        raw = {"supportedProtocols": ["ISO_15118_20_AC"], "supportedEnergyServices": ["AC_BPT"]}
     else:
         raw = {"supportedProtocols": ["ISO_15118_2"], "supportedEnergyServices": ["DC"],
                "energyTransferMode": "DC_extended"}  # fmt: skip

@@ -1,5 +1,7 @@
 """A test V2G PKI made by the tests (ECDSA P-256, SHA-256, like ISO 15118-2): V2G root -> CPO sub-CA 1
--> CPO sub-CA 2 -> SECC leaf, written in the iso15118 package's layout under ``<dir>/iso15118_2/``."""
+-> CPO sub-CA 2 -> SECC leaf; the car's OEM root -> sub-CAs -> OEM provisioning leaf (TLS 1.3); and the
+mobility operator's MO root -> MO sub-CA 1 -> MO sub-CA 2 -> contract leaf (Plug & Charge), written in the
+iso15118 package's layout under ``<dir>/iso15118_2/``."""
 
 from __future__ import annotations
 
@@ -73,9 +75,14 @@ def _chain(
     return root, chain, issuer[1]
 
 
-def make_pki(directory: Path, leaf_expired: bool = False) -> Path:
-    """Write the PKI; with ``leaf_expired`` the SECC leaf certificate ended yesterday. Also the car's
-    side for TLS 1.3 (mutual authentication): an OEM root, sub-CAs and the car's leaf."""
+CONTRACT_ID = "DEPLCC0000000001"  # the contract leaf's common name (an EMAID)
+
+
+def make_pki(
+    directory: Path, leaf_expired: bool = False, oem_expired: bool = False, contract_expired: bool = False
+) -> Path:
+    """Write the PKI; ``leaf_expired``, ``oem_expired``, ``contract_expired``: that leaf certificate
+    (SECC, the car's OEM provisioning certificate, the contract certificate) ended yesterday."""
     now = datetime.datetime.now(datetime.UTC)
     certs = directory / "iso15118_2" / "certs"
     keys = directory / "iso15118_2" / "private_keys"
@@ -84,7 +91,7 @@ def make_pki(directory: Path, leaf_expired: bool = False) -> Path:
     pem = serialization.Encoding.PEM
     for prefix, names, expired in (
         ("secc", ("V2GRootCA", "CPOSubCA1", "CPOSubCA2", "SECCCert"), leaf_expired),
-        ("oem", ("OEMRootCA", "OEMSubCA1", "OEMSubCA2", "OEMProvCert"), False),
+        ("oem", ("OEMRootCA", "OEMSubCA1", "OEMSubCA2", "OEMProvCert"), oem_expired),
     ):
         root, chain, key = _chain(names, now, expired)
         root_name = "v2gRootCACert" if prefix == "secc" else "oemRootCACert"
@@ -98,4 +105,15 @@ def make_pki(directory: Path, leaf_expired: bool = False) -> Path:
             key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, encryption)
         )
         (keys / f"{prefix}LeafPassword.txt").write_bytes(PASSWORD + b"\n")
+    # the car's contract (Plug & Charge): DER files, as the package's EV reads them
+    der = serialization.Encoding.DER
+    root, chain, key = _chain(("MORootCA", "MOSubCA1", "MOSubCA2", CONTRACT_ID), now, contract_expired)
+    for name, cert in (("contractLeafCert", chain[0]), ("moSubCA2Cert", chain[1]), ("moSubCA1Cert", chain[2]),
+                       ("moRootCACert", root)):  # fmt: skip
+        (certs / f"{name}.der").write_bytes(cert.public_bytes(der))
+        (certs / f"{name}.pem").write_bytes(cert.public_bytes(pem))
+    (keys / "contractLeaf.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, encryption)
+    )
+    (keys / "contractLeafPassword.txt").write_bytes(PASSWORD + b"\n")
     return directory

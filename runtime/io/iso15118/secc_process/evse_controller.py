@@ -10,10 +10,18 @@ Setpoint P (W, P > 0 charges the car) -> what the car hears:
 - ISO 15118-20 DC_BPT / AC_BPT, dynamic mode: the EVSE's limits collapse to P (charge limits P and no
   discharge when P >= 0; discharge limits |P| and no charge when P < 0); for AC that is the signed
   EVSETargetActivePower.
-- scheduled mode: the same numbers as the EVSE's maximum limits (the car picks within them).
+- scheduled mode: the same numbers as the EVSE's maximum limits (the car picks within them), and the
+  schedule offered in ScheduleExchangeRes is that power at the time: one schedule tuple whose charging
+  schedule allows max(P, 0) and whose discharging schedule (BPT) allows max(-P, 0) until departure.
 - ISO 15118-2 / DIN, and -20 without BPT: charge only, max(P, 0) as the EVSE's maximum power.
 P is first clamped to the car's and the charger's limits. Command "stop" sends Terminate (-20) or
-StopCharging (-2); "renegotiate" sends ServiceRenegotiation (-20) or ReNegotiation (-2) once.
+StopCharging (-2); "renegotiate" sends ServiceRenegotiation (-20) or ReNegotiation (-2) once; "pause"
+holds the session in its charge loop with every power limit and target at 0 W.
+
+Authorization: EIM is authorized by the site (the package's answer). Plug & Charge (-20): the car's
+contract chain is checked against the mobility operator roots in the PKI (``pnc.py``); a refused
+contract is answered FAILED (the session ends: the package's SECC would carry on after the WARN_ codes)
+and raises ``authorization`` with the reason; an accepted one clears it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 
+import pnc
 from iso15118.secc.controller.ev_data import (
     EVACCLLimits,
     EVACCPDLimits,
@@ -30,12 +39,41 @@ from iso15118.secc.controller.ev_data import (
     EVRatedLimits,
     EVSessionLimits,
 )
+from iso15118.secc.controller.interface import AuthorizationResponse
 from iso15118.secc.controller.simulator import SimEVSEController, get_evse_context
 from iso15118.shared.messages.datatypes import DCEVSEStatus, DCEVSEStatusCode
 from iso15118.shared.messages.datatypes import EVSENotification as NotificationV2
-from iso15118.shared.messages.enums import AuthEnum, ControlMode, IsolationLevel, Protocol, ServiceV20
-from iso15118.shared.messages.iso15118_20.common_messages import ServiceParameterList
-from iso15118.shared.messages.iso15118_20.common_types import EVSENotification, EVSEStatus, RationalNumber
+from iso15118.shared.messages.enums import (
+    AuthEnum,
+    AuthorizationStatus,
+    ControlMode,
+    IsolationLevel,
+    Protocol,
+    ServiceV20,
+)
+from iso15118.shared.messages.iso15118_20.ac import (
+    ACChargeParameterDiscoveryResParams,
+    BPTACChargeParameterDiscoveryResParams,
+)
+from iso15118.shared.messages.iso15118_20.common_messages import (
+    ChargingSchedule,
+    DischargingSchedule,
+    PowerSchedule,
+    PowerScheduleEntry,
+    PowerScheduleEntryList,
+    PriceLevelSchedule,
+    PriceLevelScheduleEntry,
+    PriceLevelScheduleEntryList,
+    ScheduledScheduleExchangeResParams,
+    ScheduleTuple,
+    ServiceParameterList,
+)
+from iso15118.shared.messages.iso15118_20.common_types import (
+    EVSENotification,
+    EVSEStatus,
+    RationalNumber,
+)
+from iso15118.shared.messages.iso15118_20.common_types import ResponseCode as ResponseCodeV20
 from iso15118.shared.messages.iso15118_20.dc import (
     BPTDCChargeParameterDiscoveryResParams,
     DCChargeParameterDiscoveryResParams,
@@ -73,9 +111,11 @@ def _num(value):
 class PlcrunEVSEController(SimEVSEController):
     """One EVSE: ``emit(message)`` sends a line to plcrun; ``command(w, command)`` comes from it."""
 
-    def __init__(self, evse: dict, emit) -> None:
+    def __init__(self, evse: dict, emit, pki_path: str = "") -> None:
         super().__init__()
         self.evse = evse
+        self.pki_path = pki_path
+        self._refused = False
         self.id = evse["id"]
         self.emit = emit
         self.ev_data_context = fresh_ev_context()
@@ -159,6 +199,86 @@ class PlcrunEVSEController(SimEVSEController):
             )
         return base
 
+    async def is_authorized(self, id_token=None, id_token_type=None, certificate_chain=None, hash_data=None):
+        session = self.comm_session
+        pnc_20 = _PROTOCOLS.get(getattr(session, "protocol", None), 0) == 20
+        if getattr(session, "selected_auth_option", None) != AuthEnum.PNC or not pnc_20:
+            return await super().is_authorized(id_token, id_token_type, certificate_chain, hash_data)
+        accepted, reason = pnc.check_contract(self.pki_path, getattr(session, "plcrun_contract", None))
+        iface = self.evse["iface"]
+        if accepted:
+            log.info("%s: Plug & Charge authorized: %s", self.id, reason)
+            if self._refused:
+                self._refused = False
+                text = f"Plug & Charge authorized on {iface}: {reason}"
+                self.emit(
+                    {"t": "alarm", "evse": self.id, "key": "authorization", "raise": False, "text": text}
+                )
+            return AuthorizationResponse(AuthorizationStatus.ACCEPTED, ResponseCodeV20.OK)
+        self._refused = True
+        text = f"Plug & Charge refused on {iface}: {reason}"
+        log.warning("%s: %s", self.id, text)
+        self.emit({"t": "alarm", "evse": self.id, "key": "authorization", "raise": True, "text": text})
+        return AuthorizationResponse(AuthorizationStatus.REJECTED, ResponseCodeV20.FAILED)
+
+    async def service_renegotiation_supported(self) -> bool:
+        # the package's simulator says no: then a car asked to renegotiate ends the session instead
+        return True
+
+    async def get_ac_charge_params_v20(self, energy_service):
+        evse = self.evse
+        rational = RationalNumber.get_rational_repr
+        base = ACChargeParameterDiscoveryResParams(
+            evse_max_charge_power=rational(evse["max_charge_w"]),
+            evse_min_charge_power=rational(0),
+            evse_nominal_frequency=rational(50),
+            evse_present_active_power=rational(0),
+        )
+        if energy_service == ServiceV20.AC_BPT:
+            return BPTACChargeParameterDiscoveryResParams(
+                **base.dict(),
+                evse_max_discharge_power=rational(evse["max_discharge_w"]),
+                evse_min_discharge_power=rational(0),
+            )
+        return base
+
+    async def get_scheduled_se_params(self, selected_energy_service, schedule_exchange_req):
+        """Scheduled mode: one schedule tuple, the program's power now, until the car's departure."""
+        power = self._allowed_power()
+        self.applied_w = power
+        rational = RationalNumber.get_rational_repr
+        asked = getattr(schedule_exchange_req, "scheduled_params", None)
+        departure = _num(getattr(asked, "departure_time", None))
+        duration = int(departure) if departure and 0 < departure < 86400 else 86400
+
+        def schedule(watts: float) -> PowerSchedule:
+            entry = PowerScheduleEntry(duration=duration, power=rational(watts))
+            return PowerSchedule(time_anchor=0, schedule_entry_list=PowerScheduleEntryList(entries=[entry]))
+
+        # the XSD wants a price schedule with each power schedule: one flat price level (no tariffs)
+        flat = PriceLevelSchedule(
+            time_anchor=0,
+            schedule_id=1,
+            num_price_levels=1,
+            schedule_entries=PriceLevelScheduleEntryList(
+                entries=[PriceLevelScheduleEntry(duration=duration, price_level=0)]
+            ),
+        )
+        discharging = None
+        if selected_energy_service.service in (ServiceV20.AC_BPT, ServiceV20.DC_BPT):
+            discharging = DischargingSchedule(
+                power_schedule=schedule(max(-power, 0.0)), price_level_schedule=flat
+            )
+        offer = ScheduleTuple(
+            schedule_tuple_id=1,
+            charging_schedule=ChargingSchedule(
+                power_schedule=schedule(max(power, 0.0)), price_level_schedule=flat
+            ),
+            discharging_schedule=discharging,
+        )
+        log.info("%s: scheduled mode, offered %.0f W until departure (%d s)", self.id, power, duration)
+        return ScheduledScheduleExchangeResParams(schedule_tuples=[offer])
+
     # ------------------------------------------------------------ the charge loop
     def _kind(self):
         """(protocol code, energy mode code, control mode code) of the running session."""
@@ -197,8 +317,10 @@ class PlcrunEVSEController(SimEVSEController):
         """The setpoint after the command, the charger's and the car's limits."""
         _, mode, _ = self._kind()
         bidirectional = mode in (3, 4)
-        power = 0.0 if self.command_name == "stop" else self.setpoint_w
-        car_max_charge, car_min_charge, car_max_discharge, car_min_discharge = self._car_limits(mode != 1)
+        power = 0.0 if self.command_name in ("stop", "pause") else self.setpoint_w
+        car_max_charge, car_min_charge, car_max_discharge, car_min_discharge = self._car_limits(
+            mode not in (1, 3)
+        )
         high = self.evse["max_charge_w"]
         if car_max_charge is not None:
             high = min(high, car_max_charge)
@@ -308,7 +430,7 @@ class PlcrunEVSEController(SimEVSEController):
             return {name: None for name in _FIELDS} | {"connected": False, "bidirectional_allowed": False}
         ev = self.ev_data_context
         protocol, mode, control = self._kind()
-        max_charge, min_charge, max_discharge, min_discharge = self._car_limits(mode != 1)
+        max_charge, min_charge, max_discharge, min_discharge = self._car_limits(mode not in (1, 3))
         bidirectional = mode in (3, 4) and (max_discharge or 0.0) > 0 and self.evse["max_discharge_w"] > 0
         if mode == 1 or mode == 3:
             present = _num(ev.present_active_power)

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pnc
+import tls_watch
 from pki_check import check_pki
 
 
@@ -130,7 +132,11 @@ async def run(config: dict, fd: int) -> None:
     from iso15118.shared.exificient_exi_codec import ExificientEXICodec
 
     logging.getLogger().setLevel(config["log_level"])  # the package's import reset it to its own
+    # it warns in every AC charge loop that no reactive power setpoint is given (plcrun sets none)
+    logging.getLogger("iso15118.secc.controller.interface").setLevel(logging.ERROR)
     tls_evses = [e for e in evses if e["tls"]]
+    tls_watch.install(_handshake_alarms(link, evses))
+    pnc.capture_contracts()
     refused = await _check_tls(link, config, tls_evses, forever=False) if tls_evses else set()
     codec = ExificientEXICodec()
     directory = tempfile.mkdtemp(prefix="plcrun-secc-")
@@ -153,7 +159,7 @@ async def run(config: dict, fd: int) -> None:
         if not warmed:  # after load_envs: the codec reads the package's shared settings
             warmed = True
             log.info("EXI codec warmed up in %.1f s", warm_up(codec))
-        controller = PlcrunEVSEController(evse, link.emit)
+        controller = PlcrunEVSEController(evse, link.emit, config["pki_path"])
         await controller.set_status(ServiceStatus.STARTING)
         controllers[evse["id"]] = controller
         handler = SECCHandler(exi_codec=codec, evse_controller=controller, config=secc_config)
@@ -167,6 +173,30 @@ async def run(config: dict, fd: int) -> None:
             task.cancel()
         with contextlib.suppress(TimeoutError, OSError):
             await asyncio.wait_for(writer.drain(), 1.0)
+
+
+def _handshake_alarms(link: Link, evses: list[dict]):
+    """A failed TLS handshake raises ``iso15118:<evse>:tls-handshake`` with its reason (a new reason
+    raises it again); the next handshake that succeeds on that interface clears it."""
+    by_iface = {e["iface"]: e["id"] for e in evses}
+    failing: dict[str, str] = {}
+
+    def report(iface: str, ok: bool, text: str) -> None:
+        evse = by_iface.get(iface)
+        if evse is None:
+            return
+        if ok:
+            if failing.pop(evse, None) is not None:
+                text = f"TLS handshake on {iface} succeeded ({text})"
+                link.emit({"t": "alarm", "evse": evse, "key": "tls-handshake", "raise": False, "text": text})
+            return
+        log.warning("TLS handshake on %s failed: %s", iface, text)
+        if failing.get(evse) != text:
+            failing[evse] = text
+            text = f"TLS handshake with a car on {iface} failed: {text}"
+            link.emit({"t": "alarm", "evse": evse, "key": "tls-handshake", "raise": True, "text": text})
+
+    return report
 
 
 async def _serve(link: Link, evse: dict, handler) -> None:
