@@ -3,6 +3,7 @@ judged by the scenarios' own criteria (the same run as ``plcrun sim``)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -12,11 +13,18 @@ from plcrun.executor.engine import Executor, ExecutorConfig
 from plcrun.io.sim.evaluate import evaluate
 from plcrun.io.sim.scenario_load import builtin_scenarios, load_scenario
 from plcrun.io.site_io import sim_io
+from plcrun.state.program import CompiledProgram
 from st_rig import PROGRAMS
 
 
+@functools.cache
+def compiled(program_file: str) -> CompiledProgram:
+    """Each program compiled once for the module (every run gets its own state and executor)."""
+    return compile_file(PROGRAMS / program_file)
+
+
 def simulate(program_file: str, scenario_name: str, every_parameter_used: bool = False) -> list[str]:
-    program = compile_file(PROGRAMS / program_file)
+    program = compiled(program_file)
     scenario = load_scenario(scenario_name)
     io = sim_io(program, scenario)
     executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
@@ -71,7 +79,7 @@ def test_the_new_scenarios_catch_the_failures_they_are_for(
     def edit(data: dict[str, Any], source: str) -> None:
         data["service"].update(without_the_fix)
 
-    program = compile_file(PROGRAMS / "freq_response.st")
+    program = compiled("freq_response.st")
     loaded = load_scenario(scenario, edit)
     io = sim_io(program, loaded)
     executor = Executor(program, clock=VirtualClock(), drivers=io.drivers, config=ExecutorConfig())
