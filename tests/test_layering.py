@@ -6,12 +6,14 @@ nothing of plcrun, and no module imports itself back through others (no import c
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runtime"
 IO_MAY_USE = {"driver_api", "alarms", "clock", "threads"}
 
 
+@functools.cache  # each file parsed once for all the rules
 def _imports(path: Path) -> list[str]:
     """Absolute plcrun module names imported by one file (relative imports resolved)."""
     module = "plcrun." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
