@@ -51,6 +51,7 @@ def test_full_configuration_parses(site: Path) -> None:
     assert (
         curve.frequency_paths()[0] == "main.curve_f[1]" and curve.frequency_paths()[-1] == "main.curve_f[20]"
     )
+    assert curve.stale_s is None and enable.stale_s is None  # no freshness limit unless given
     assert config.input_paths() == frozenset(curve.input_paths()) | {"main.enable"}  # type: ignore[attr-defined]
     assert "main.site_w" in config.output_paths()  # type: ignore[attr-defined]
     topics = config.topics.resolve("gw-9")  # type: ignore[attr-defined]
@@ -100,6 +101,12 @@ def test_full_configuration_parses(site: Path) -> None:
             'power_limit_w = "lots"',
             "mqtt.commands.fw.power_limit_w",
             "must be a number",
+        ),
+        (
+            'path = "main.enable"',
+            'path = "main.enable"\nstale_s = 0',
+            "mqtt.commands.enable.stale_s",
+            "between",
         ),
     ],
 )
