@@ -314,7 +314,9 @@ def explain(arrival: int, transactions: list[tuple[int, int, int, int, int]], wr
         if received >= arrival or not arrival - 3_000_000 <= answered <= arrival:
             continue
         if fc in (6, 16) and address == 260:
-            return f"behind a write of register 260 (value {values.get(received)}) answered just before"
+            value = values.get(received)
+            what = "a refresh or an earlier change" if value is None else f"value {value}"
+            return f"behind a write of register 260 ({what}) answered just before"
         if fc in (6, 16):
             return f"behind a write of register {address}"
         return f"behind a poll (read at {address}) answered just before"
