@@ -221,7 +221,7 @@ SEGMENTS = (
     "meter answer -> worker has the sample (network, threads)",
     "worker has it -> scan reads it (scan pick-up)",
     "scan reads it -> new setpoint handed to the charger driver",
-    "handed over -> request sent (writer wake-up, queued behind)",
+    "handed over -> request sent (thread wake-up, queued behind)",
     "sent -> charger receives it (network, device process)",
 )
 
@@ -260,9 +260,9 @@ class Probe:
         for i, charger in enumerate(chargers):
             self._wrap_outputs(charger, self.handed[i])
             worker = charger._worker
-            transports = [worker._transport] + ([worker._writer.transport] if worker._writer else [])
-            for transport in transports:
-                self._wrap_write(transport, self.sent[i])
+            self._wrap_write(worker._transport, "write", self.sent[i])
+            if worker._writer is not None:  # the setpoint connection: the request leaves in send()
+                self._wrap_write(worker._writer.link, "send", self.sent[i])
 
     @staticmethod
     def _wrap_outputs(driver: Any, log: list[tuple[int, float]]) -> None:
@@ -277,15 +277,15 @@ class Probe:
         driver.write_outputs = handed
 
     @staticmethod
-    def _wrap_write(transport: Any, log: list[tuple[int, int]]) -> None:
-        write = transport.write
+    def _wrap_write(transport: Any, method: str, log: list[tuple[int, int]]) -> None:
+        write = getattr(transport, method)
 
-        def sent(table: Any, address: int, values: Any, function: Any) -> None:
+        def sent(table: Any, address: int, values: Any, function: Any) -> Any:
             if address == 260:
                 log.append((time.perf_counter_ns(), int(values[0])))
-            write(table, address, values, function)
+            return write(table, address, values, function)
 
-        transport.write = sent
+        setattr(transport, method, sent)
 
     def clear(self) -> None:
         for log in (self.published, self.read, *self.handed, *self.sent):

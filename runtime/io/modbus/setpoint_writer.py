@@ -2,24 +2,28 @@
 
 On one connection a setpoint that changes while a poll is waiting for a slow answer (a charger
 answering in 5-50 ms, a poll of several blocks) waits for that answer, tens of ms. With its own
-connection and thread it goes out at once; the device must accept two Modbus TCP clients (most
-gateways and many chargers do; check yours). The polling thread still connects first, discovers
-SunSpec models and resolves output addresses, and sends the heartbeat re-writes between its polls
-(so a refresh waiting for its answer never holds a change back here); this thread writes the newest
-value of every changed output (changes that come while a write is out coalesce into one), and
-reconnects on its own with the device's backoff. On stop it writes pending (safe) values first.
+connection it goes out at once; the device must accept two Modbus TCP clients (most gateways and many
+chargers do; check yours). The polling thread still connects first, discovers SunSpec models and
+resolves output addresses, and sends the heartbeat re-writes between its polls (so a refresh waiting
+for its answer never holds a change back here). When the connection is idle, the scan thread itself
+puts a changed setpoint's request on the wire (``poke``: no thread wake-up between the scan and the
+device); this module's thread waits for the answer, writes the newest value of every other changed
+output one request at a time (changes that come while a write is out coalesce into one), and
+reconnects with the device's backoff. On stop it writes pending (safe) values first.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from ...executor.clock import WorkerTime
 from .handover import Handover
 from .model import DeviceSpec
-from .transport import CommError, ModbusTransport
+from .transport import CommError
+from .write_link import WriteLink
 
 
 class DeviceWorker(Protocol):
@@ -36,7 +40,9 @@ class DeviceWorker(Protocol):
     @property
     def time(self) -> WorkerTime: ...
 
-    def write_changes_via(self, transport: ModbusTransport) -> None: ...
+    def write_changes_via(self, link: WriteLink) -> None: ...
+
+    def send_change_via(self, link: WriteLink) -> Callable[[], None] | None: ...
 
 
 log = logging.getLogger("plcrun.io.modbus")
@@ -47,8 +53,8 @@ class SetpointWriter:
     def __init__(self, worker: DeviceWorker) -> None:
         spec = worker.spec
         self.worker = worker
-        self.transport = ModbusTransport(
-            f"{spec.name} (setpoints)",
+        self.link = WriteLink(
+            spec.name,
             spec.host,
             spec.port,
             spec.unit,
@@ -59,6 +65,20 @@ class SetpointWriter:
         self.wake = threading.Event()
         self.ready = threading.Event()  # set once the polling thread resolved the output addresses
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # whoever holds it owns the connection (scan thread: never waits)
+        self._finish: Callable[[], None] | None = None  # takes the answer to what the scan thread sent
+
+    def poke(self) -> None:
+        """The scan thread: outputs changed. If the connection is idle, the first change leaves now."""
+        if self.ready.is_set() and not self.worker.stopping.is_set() and self._lock.acquire(blocking=False):
+            try:
+                if self._finish is None and self.link.connected:
+                    self._finish = self.worker.send_change_via(self.link)
+            except CommError:  # the setpoint thread reconnects and writes it again
+                pass
+            finally:
+                self._lock.release()
+        self.wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -80,12 +100,16 @@ class SetpointWriter:
             self.wake.clear()
             if self.ready.is_set():
                 try:
-                    if not self.transport.connected:
-                        self.transport.connect()
-                    worker.write_changes_via(self.transport)
+                    with self._lock:
+                        finish, self._finish = self._finish, None
+                        if finish is not None:
+                            finish()
+                        if not self.link.connected:
+                            self.link.connect()
+                        worker.write_changes_via(self.link)
                     backoff_ms = spec.reconnect_min_ms
                 except CommError as exc:
-                    self.transport.close()
+                    self.link.close()
                     worker.handover.redo()
                     if stopping:
                         log.warning("device '%s': safe values not written before stop: %s", spec.name, exc)
@@ -97,4 +121,4 @@ class SetpointWriter:
             if stopping:
                 break
             worker.time.wait(self.wake, 1.0)  # woken by every change
-        self.transport.close()
+        self.link.close()

@@ -31,6 +31,7 @@ from .points import PointProblem, decode_input, encode_output, scale_power
 from .setpoint_writer import SetpointWriter
 from .sunspec import SunSpecError, SunSpecMap, discover
 from .transport import CommError, DeviceException, ModbusTransport
+from .write_link import WriteLink
 
 log = logging.getLogger("plcrun.io.modbus")
 _MS = 1_000_000
@@ -121,9 +122,13 @@ class DeviceWorker:
         return self._handover.take(now_ns)
 
     def set_outputs(self, values: Mapping[str, object], force: bool = False) -> None:
-        """Newest output values by point name; changed ones (all with ``force``) are written at once."""
+        """Newest output values by point name; changed ones (all with ``force``) are written at once
+        (with a setpoint connection that is idle, the request leaves from this thread)."""
         if self._handover.set_outputs(values, force):
-            (self._wake if self._writer is None else self._writer.wake).set()
+            if self._writer is None:
+                self._wake.set()
+            else:
+                self._writer.poke()
 
     def status(self) -> DriverStatus:
         qualities = self._handover.qualities(self.spec.points)
@@ -292,8 +297,9 @@ class DeviceWorker:
         for output in self._outputs.values():
             self._resolve_output(output)
         self._init_writes()
-        if self._writer is not None:
+        if self._writer is not None:  # it connects now, so that the first change can leave at once
             self._writer.ready.set()
+            self._writer.wake.set()
         self._bad_items.clear()
         self._replan()
         now = self._time.now_ns()
@@ -500,11 +506,48 @@ class DeviceWorker:
     def time(self) -> WorkerTime:
         return self._time
 
-    def write_changes_via(self, transport: ModbusTransport) -> None:
+    def write_changes_via(self, link: WriteLink) -> None:
         """The changed outputs, newest values, on the setpoint connection (the writer's thread)."""
-        self._write_outputs(self._time.now_ns(), transport)
+        self._write_outputs(self._time.now_ns(), link)
 
-    def _write_outputs(self, now: int, transport: ModbusTransport | None = None) -> None:
+    def send_change_via(self, link: WriteLink) -> Callable[[], None] | None:
+        """The scan thread, the setpoint connection idle: the first changed output's request leaves
+        now; returns what takes its answer (on the setpoint thread). Other changes stay for that thread:
+        one request at a time on a connection."""
+        desired, dirty = self._handover.take_outputs()
+        names = [name for name in dirty if name in self._outputs]
+        if not names:
+            return None
+        self._handover.redo(names[1:])
+        output, value = self._outputs[names[0]], desired[names[0]]
+        if output.refreshing:  # the device may apply the refresh after this change: write again
+            output.overtaken = True
+        encoded = self._encoded(output, value, self._time.now_ns())
+        if encoded is None:
+            return None
+        words, clamped = encoded
+        spec = output.spec
+        assert output.address is not None
+        try:
+            pending = link.send(spec.table, output.address, words, spec.write_function)
+        except CommError:
+            self._handover.redo([spec.name])
+            raise
+
+        def finish() -> None:
+            try:
+                link.answer(pending)
+            except DeviceException as exc:
+                self._write_refused(output, exc)
+                return
+            except CommError:
+                self._handover.redo([spec.name])
+                raise
+            self._write_accepted(output, value, clamped)
+
+        return finish
+
+    def _write_outputs(self, now: int, transport: ModbusTransport | WriteLink | None = None) -> None:
         desired, dirty = self._handover.take_outputs()
         heartbeat = None if transport is not None else self.spec.heartbeat_ms
         for name, value in desired.items():
@@ -540,23 +583,48 @@ class DeviceWorker:
                 self._handover.redo([name])
                 self._writer.wake.set()
 
-    def _write_one(self, output: _Output, value: object, now: int, transport: ModbusTransport) -> None:
-        spec = output.spec
-        key = f"{self._source}:point:{spec.name}"
-        output.last_write_ns = now  # also after a failure: retried with the next heartbeat or change
-        if output.address is None:
-            output.problem = output.problem or "output address unknown"
+    def _write_one(
+        self, output: _Output, value: object, now: int, transport: ModbusTransport | WriteLink
+    ) -> None:
+        encoded = self._encoded(output, value, now)
+        if encoded is None:
             return
+        words, clamped = encoded
+        spec = output.spec
+        assert output.address is not None
         try:
-            words, clamped = encode_output(spec, value, output.sf)
             transport.write(spec.table, output.address, words, spec.write_function)
-        except (PointProblem, DeviceException) as exc:
-            output.problem = str(exc)
-            self._raise(key, f"output '{spec.name}': {exc}", Severity.WARNING)
+        except DeviceException as exc:
+            self._write_refused(output, exc)
             return
         except CommError:
             self._handover.redo([spec.name])
             raise
+        self._write_accepted(output, value, clamped)
+
+    def _encoded(
+        self, output: _Output, value: object, now: int
+    ) -> tuple[list[int] | list[bool], bool] | None:
+        """The registers (or bits) of ``value`` and whether it was clamped; None when it cannot be written."""
+        output.last_write_ns = now  # also after a failure: retried with the next heartbeat or change
+        if output.address is None:
+            output.problem = output.problem or "output address unknown"
+            return None
+        try:
+            return encode_output(output.spec, value, output.sf)
+        except PointProblem as exc:
+            self._write_refused(output, exc)
+            return None
+
+    def _write_refused(self, output: _Output, exc: Exception) -> None:
+        output.problem = str(exc)
+        self._raise(
+            f"{self._source}:point:{output.spec.name}",
+            f"output '{output.spec.name}': {exc}",
+            Severity.WARNING,
+        )
+
+    def _write_accepted(self, output: _Output, value: object, clamped: bool) -> None:
         self._answered()
         self._counters["writes"] += 1
         self._counters["clamped"] += int(clamped)
@@ -564,4 +632,4 @@ class DeviceWorker:
         if output.problem:
             output.problem = ""
             if self._alarms is not None:
-                self._alarms.clear(key)
+                self._alarms.clear(f"{self._source}:point:{output.spec.name}")

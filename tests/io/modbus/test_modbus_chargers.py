@@ -3,6 +3,7 @@ clamping, safe state, write exceptions, and a SunSpec DER whose sign convention 
 
 from __future__ import annotations
 
+import pytest
 from plcrun.executor.alarms import AlarmBus
 from plcrun.executor.driver_api import Quality
 from plcrun.io.modbus.codec import decode
@@ -108,11 +109,13 @@ def test_safe_state_is_written_even_if_the_program_already_asked_for_it(start_dr
         assert setpoint_register(charger) == 0
 
 
+@pytest.mark.parametrize("write_connection", [False, True])
 def test_a_rejected_write_raises_an_alarm_and_reads_go_on(
-    start_driver: DriverFactory, alarms: AlarmBus
+    start_driver: DriverFactory, alarms: AlarmBus, write_connection: bool
 ) -> None:
     with ModbusPeer("charger") as charger:
-        driver = start_driver(device_spec("charger-1", quasar_table(charger.port), CATALOG))
+        table = quasar_table(charger.port, write_connection=write_connection)
+        driver = start_driver(device_spec("charger-1", table, CATALOG))
         inputs = Inputs(driver)
         inputs.wait("main.evs[1].soc_pct", good(55.0))
         charger.raise_exception(QUASAR["setpoint"], 2)

@@ -7,7 +7,9 @@ timeout (``timeout_ms``) runs in virtual time too: a held answer times out when 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from plcrun.executor.alarms import AlarmBus
@@ -190,6 +192,53 @@ def test_a_refresh_waiting_for_its_answer_does_not_hold_back_a_change() -> None:
             # the refresh, the change, and the change again once the refresh was answered
             assert arrived == [-1000, -2000, -2000]
             assert setpoint_register(charger) == -2000
+        finally:
+            charger.hold(False)
+            driver.stop()
+
+
+def test_a_change_leaves_from_the_scan_thread_when_the_setpoint_connection_is_idle() -> None:
+    """write_connection = true: the scan thread itself sends a changed setpoint on the idle setpoint
+    connection (no thread wake-up in between); changes while that request waits for its answer go out
+    after it, from the setpoint thread, one request carrying the newest value."""
+    time = ManualTime()
+    with ModbusPeer("charger") as charger:
+        table = quasar_table(
+            charger.port,
+            poll_ms=500,
+            heartbeat_ms=2000,
+            timeout_ms=5000,
+            idle_timeout_s=30,
+            write_connection=True,
+        )
+        driver = ModbusDeviceDriver(device_spec("charger-1", table, CHARGER_CATALOG), AlarmBus(), time)
+        driver.start(time)
+        try:
+            time.settle(workers=2)
+            writer = driver._worker._writer
+            assert writer is not None
+            wait_for(lambda: writer.link.connected)  # connected before the first change
+            senders: list[tuple[str, int]] = []
+            send = writer.link.send
+
+            def recorded(table: Any, address: int, values: Any, function: Any) -> Any:
+                senders.append((threading.current_thread().name, from_s16(int(values[0]))))
+                return send(table, address, values, function)
+
+            writer.link.send = recorded  # type: ignore[method-assign]
+            charger.hold()  # answers are late from now on (a write is applied when it arrives)
+            driver.write_outputs(time.now_ns(), {SETPOINT: -1500.0})
+            assert senders == [(threading.current_thread().name, -1500)]  # sent before the call returned
+            wait_for(lambda: setpoint_register(charger) == -1500)
+            driver.write_outputs(time.now_ns(), {SETPOINT: -1600.0})  # the connection waits for an answer
+            driver.write_outputs(time.now_ns(), {SETPOINT: -1700.0})
+            assert len(senders) == 1 and setpoint_register(charger) == -1500
+            charger.hold(False)
+            wait_for(lambda: setpoint_register(charger) == -1700)
+            assert senders[1:] == [("modbus-charger-1-setpoints", -1700)]  # -1600 coalesced away
+            time.settle(workers=2)
+            written = driver.last_written(SETPOINT)
+            assert written is not None and written[0] == -1700.0  # the device accepted it
         finally:
             charger.hold(False)
             driver.stop()

@@ -113,8 +113,14 @@ def test_every_table_type_and_order_is_decoded(plc: ModbusPeer, start_driver: Dr
     assert driver.output_paths() == frozenset({"%QD2", "main.out_coil", "main.out_scaled"})
 
 
-def test_outputs_are_encoded_and_written(plc: ModbusPeer, start_driver: DriverFactory) -> None:
-    driver = start_driver(device_spec("plc", plc_table(plc.port, POINTS), CATALOG))
+@pytest.mark.parametrize("write_connection", [False, True])
+def test_outputs_are_encoded_and_written(
+    plc: ModbusPeer, start_driver: DriverFactory, write_connection: bool
+) -> None:
+    """On the polling connection (pymodbus' client) and on a setpoint connection (plcrun's write
+    link): function 16 (float32), 5 (coil) and 6 (int16)."""
+    table = {**plc_table(plc.port, POINTS), "write_connection": write_connection}
+    driver = start_driver(device_spec("plc", table, CATALOG))
     driver.write_outputs(0, {"%QD2": -7.25, "main.out_coil": True, "main.out_scaled": 12.3})
     Inputs(driver).wait("main.i16", good(-1234))  # connected and polling
     wait_for(lambda: decode(plc.registers(100, 2), "float32", "little") == -7.25)
