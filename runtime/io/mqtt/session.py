@@ -25,7 +25,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -242,15 +241,13 @@ class Session:
             client.connect(config.host, config.port, keepalive=config.keepalive_s)
         except (OSError, ValueError) as error:
             return describe_connect_error(error, config.host, config.port, config.tls)
-        deadline = time.monotonic() + config.connect_timeout_s
-        while connection.connack is None and time.monotonic() < deadline and not self._stopping.is_set():
-            if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break
+        deadline_ns = self._time.now_ns() + round(config.connect_timeout_s * 1e9)
+        outcome = self._exchange(client, lambda: connection.connack is not None, deadline_ns)
         if connection.connack is None:
             _close_socket(client)
-            if time.monotonic() >= deadline:
+            if outcome == "timeout":
                 return f"no CONNACK from {config.host}:{config.port} within {config.connect_timeout_s:g} s"
-            if self._stopping.is_set():
+            if outcome == "stopped":
                 return "stopped"
             return describe_lost_before_connack(config.host, config.port, config.tls, connection.last_error)
         if connection.connack.is_failure:
@@ -260,7 +257,7 @@ class Session:
             mid = client.subscribe([(topic, 1) for topic in self._command_topics])[1]
             connection.subscription = -1 if mid is None else mid
         if self._require_subscriptions and self._command_topics:
-            refused = self._wait_for_suback(client, connection, deadline)
+            refused = self._wait_for_suback(client, connection, deadline_ns)
             if refused is not None:
                 _close_socket(client)
                 return refused
@@ -268,19 +265,39 @@ class Session:
             client.publish(self._status_topic, self._online_payload(), qos=1, retain=True)
         return None
 
-    def _wait_for_suback(self, client: mqtt.Client, connection: _Connection, deadline: float) -> str | None:
+    def _wait_for_suback(self, client: mqtt.Client, connection: _Connection, deadline_ns: int) -> str | None:
         """None once the broker confirmed every subscription, else why not."""
         config = self._config
         where = f"{config.host}:{config.port}"
-        while connection.suback is None and time.monotonic() < deadline and not self._stopping.is_set():
-            if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return f"lost the broker at {where} before it confirmed the subscriptions"
+        outcome = self._exchange(client, lambda: connection.suback is not None, deadline_ns)
         if connection.suback is None:
-            return f"no SUBACK from {where} within {config.connect_timeout_s:g} s"
+            if outcome == "timeout":
+                return f"no SUBACK from {where} within {config.connect_timeout_s:g} s"
+            return f"lost the broker at {where} before it confirmed the subscriptions"
         failed = [code for code in connection.suback if getattr(code, "is_failure", False)]
         if failed:
             return f"the broker at {where} refused the subscriptions: {failed[0]}"
         return None
+
+    def _exchange(self, client: mqtt.Client, done: Callable[[], bool], deadline_ns: int) -> str:
+        """paho reads and writes on this thread until ``done()`` (""), the deadline on the worker's
+        time passed ("timeout"), the connection failed ("lost") or ``stop`` ("stopped"). The wait
+        for the broker's answer goes through ``WorkerTime.wait_readable``, so a broker that never
+        answers times out in virtual time in tests; it looks at ``stop`` at least every 50 ms."""
+        while not done():
+            if self._stopping.is_set():
+                return "stopped"
+            left_s = (deadline_ns - self._time.now_ns()) / 1e9
+            if left_s <= 0:
+                return "timeout"
+            sock = client.socket()
+            if not isinstance(sock, socket.socket):  # closed (plain TCP or TLS: no websockets here)
+                return "lost"
+            buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0  # decrypted, not yet read
+            if buffered or self._time.wait_readable(sock, min(left_s, 0.05), self._stopping):
+                if client.loop(timeout=0) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return "lost"
+        return ""
 
     def _run(self) -> None:
         delay = self._config.reconnect_min_s
