@@ -16,6 +16,8 @@ from plcrun.io.site_io import sim_io
 from plcrun.state.program import CompiledProgram
 from st_rig import PROGRAMS
 
+pytestmark = pytest.mark.slow  # every shipped scenario, whole (CPU-bound; handed out first under -n 2)
+
 
 @functools.cache
 def compiled(program_file: str) -> CompiledProgram:
