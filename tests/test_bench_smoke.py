@@ -121,6 +121,27 @@ def test_scan_cost_three_implementations_agree_and_time() -> None:
     scan_cost.verify(runners, last, 5, n_evs)
 
 
+def test_a_state_from_generated_source_runs_like_the_compiled_one() -> None:
+    """bench/baseline_codegen.state_from_source (how --baseline-ref runs an earlier compiler's code):
+    with this compiler's own source it must behave exactly like the compiled state, and with a
+    changed source it must run that source."""
+    baseline = sys.modules["baseline_codegen"]
+    n_evs = 3
+    program = compile_source(scan_cost.program_source(n_evs), "freq_response_3.st")
+    same = baseline.state_from_source(program, program.python_source)
+    runners = scan_cost.make_runners(n_evs)[:2]
+    runners.append(scan_cost.CompiledRunner("from source", same, n_evs, scan_cost.compiled_scan(same)))
+    scan_cost.verify(runners, 0, 80, n_evs)
+    changed = program.python_source.replace("self.v_enable_count + 1", "self.v_enable_count + 2")
+    assert changed != program.python_source
+    other = baseline.state_from_source(program, changed)
+    scan_cost.compiled_scan(other)(0)
+    other.write("freq_response.enable", True)
+    for k in range(1, 4):
+        scan_cost.compiled_scan(other)(k * scan_cost.SCAN_NS)
+    assert other.read("freq_response.enable_count") == 2
+
+
 def test_scan_cost_verify_notices_a_difference() -> None:
     runners = scan_cost.make_runners(2)
     runners[1].plant.ramp_w_per_scan = 1.0  # the hand-written one now ramps differently
