@@ -43,6 +43,8 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             if pou.kind == "FUNCTION" or v.section == "VAR_TEMP"
         }
         self.init_flow(class_name(pou), locals_)
+        self.x.module_lines = self.module_lines
+        self.x.module_name = self.module_name
 
     # ------------------------------------------------------------ POU shells
     def generate(self) -> None:

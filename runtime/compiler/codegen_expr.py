@@ -29,6 +29,10 @@ _CALLS = re.compile(r"\bF_\w+\(")  # a call of an ST function (which may write t
 _PURE = re.compile(r"\(?-?(?:[A-Za-z_][\w.]*|\d[\d.e+-]*)\)?")
 
 
+# variables, literals and + - on them: evaluating it again gives the same value, without a call
+_ARITHMETIC = re.compile(r"[\w.() +-]+")
+
+
 def _is_pure(code: str) -> bool:
     """A literal or a plain variable read: evaluating it twice gives the same value and cannot fault."""
     return _PURE.fullmatch(code) is not None
@@ -53,7 +57,9 @@ class ExprGen(NodeVisitor):
         self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable
         self.safe_index: dict[int, tuple[int, int]] = {}  # id(VarInfo) -> known value range of an alias
         self.shift: dict[int, int] = {}  # id(VarInfo) -> L: its alias runs L below the value
-        self.self_name = "self"  # the instance whose members ``member`` references name
+        self.self_name = "self"
+        self.module_lines: list[tuple[str, int]] | None = None  # the POU's module-level lines
+        self.module_name = ""  # the instance whose members ``member`` references name
         self.element_cache: dict[
             tuple[str, str], str
         ] = {}  # (array code, alias) -> local holding the element
@@ -371,18 +377,29 @@ class ExprGen(NodeVisitor):
         return f"({tmp} := {code})", tmp
 
     def io_path(self, target: A.Expr) -> str:
-        """An f-string building the process-image path of ``target`` at run time."""
+        """The process-image path of ``target`` at run time: an f-string, built once per instance
+        path and index values and then looked up in a table of the module (formatting a path
+        costs more than the lookup of QUALITY_OF or AGE_OF itself)."""
         parts: list[str] = []
+        keys: list[str] = []
         node = target
         while isinstance(node, A.Member | A.Index):
             if isinstance(node, A.Member):
                 parts.append("." + node.name.lower())
             else:
-                parts.append("[" + ",".join("{" + self.expr(i) + "}" for i in node.indices) + "]")
+                codes = [self.expr(i) for i in node.indices]
+                keys = codes + keys
+                parts.append("[" + ",".join("{" + code + "}" for code in codes) + "]")
             node = node.base
         assert isinstance(node, A.Name) and isinstance(node.ref, VarRef)
-        head = "{_G._path}." if node.ref.scope == "global" else "{" + self.self_name + "._path}."
-        return "f" + repr(head + node.name.lower() + "".join(reversed(parts)))
+        owner = "_G._path" if node.ref.scope == "global" else f"{self.self_name}._path"
+        text = "f" + repr("{" + owner + "}." + node.name.lower() + "".join(reversed(parts)))
+        if self.module_lines is None or not all(_ARITHMETIC.fullmatch(k) for k in keys):
+            return text
+        table = f"_paths_{self.module_name}_{len(self.module_lines)}"
+        self.module_lines.append((f"{table} = {{}}", target.pos.line))
+        key = f"({owner}, {', '.join(keys)})" if keys else owner
+        return f"({table}.get({key}) or {table}.setdefault({key}, {text}))"
 
     def function_call(self, e: A.Call, pou: T.PouType, en_flag: str | None = None) -> str:
         bound = e.bound

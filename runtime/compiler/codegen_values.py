@@ -223,7 +223,7 @@ def _is_plc_time(e: A.Expr | None) -> bool:
     if not isinstance(e, A.Call) or e.ref is None:
         return False
     target = e.ref[1]
-    return isinstance(target, BuiltinRef) and target.name == "PLC_TIME"
+    return isinstance(target, BuiltinRef) and target.name in ("PLC_TIME", "AGE_OF")
 
 
 def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr | None = None) -> str:
@@ -266,7 +266,7 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
             if isinstance(value_expr, A.TimeLit | A.DateLit | A.Name | A.Member | A.Index):
                 return code
             if u.name == "TIME" and _is_plc_time(value_expr):
-                return code  # the scan's logical time is a TIME by construction
+                return code  # the scan's logical time and an input's age are TIMEs by construction
             if _converts_to(value_expr, u):
                 return code
             return wrap_code(code, u)
