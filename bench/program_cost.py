@@ -6,7 +6,8 @@ earlier commit checked out into a temporary git worktree (its runtime, compiler,
 programs/), "now" this checkout. Per build and fleet size: µs per scan spent in the program's body
 (the generated code of freq_response and every block it calls; timed around each body call) and
 the whole run's speed in simulated seconds per wall second (start-up excluded: 1 s warm-up, and
-timed without the body wrapper). Figures are medians over the rounds.
+timed without the body wrapper). Each figure is the best round of its build (the machine's load
+falls on both builds alike; the best round is the one it disturbed least).
 
     python bench/program_cost.py --before c7aae99 --evs 10,100 --seconds 10 --rounds 3
     python bench/program_cost.py --before none --per-fb        # where the program's time goes, by block
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -148,13 +148,13 @@ def main() -> None:
     print("\n| build | EVs | program µs per scan | speed (x real time) |")
     print("|---|---|---|---|")
     for (label, evs), runs in results.items():
-        program = statistics.median(float(r["program_us"]) for r in runs)  # type: ignore[arg-type]
-        speed = statistics.median(float(r["speed"]) for r in runs)  # type: ignore[arg-type]
+        program = min(float(r["program_us"]) for r in runs)  # type: ignore[arg-type]
+        speed = max(float(r["speed"]) for r in runs)  # type: ignore[arg-type]
         print(f"| {label} | {evs} | {program:.1f} | {speed:.1f} |")
     if args.before != "none":
         for evs in sizes:
-            old = statistics.median(float(r["program_us"]) for r in results[(builds[0][0], evs)])  # type: ignore[arg-type]
-            new = statistics.median(float(r["program_us"]) for r in results[("now", evs)])  # type: ignore[arg-type]
+            old = min(float(r["program_us"]) for r in results[(builds[0][0], evs)])  # type: ignore[arg-type]
+            new = min(float(r["program_us"]) for r in results[("now", evs)])  # type: ignore[arg-type]
             print(f"{evs} EVs: program now/before = {new / old:.2f}")
     if args.per_fb:
         for evs in sizes:
