@@ -67,6 +67,7 @@ def run_simulation(
 
         executor.scheduler.add_scan_observer(record)
     site.start()
+    ran = False
     try:
         total = scenario.duration_ns
         chunks = 50
@@ -78,9 +79,10 @@ def run_simulation(
                 _progress((k + 1) / chunks)
         if show_progress:
             print(file=sys.stderr)
-    except BaseException:
-        site.stop()
-        raise
+        ran = True
+    finally:
+        if not ran:  # a fault of the simulation itself, Ctrl-C: outputs safe, nothing left running
+            site.stop()
     return site
 
 
