@@ -7,9 +7,10 @@ deadline, then spin on the clock for the rest; the spin follows the measured wak
 late). ``VirtualClock``
 only moves when someone sleeps or advances it, so timing behaviour is reproducible in tests.
 
-I/O worker threads take a ``WorkerTime`` (``now_ns`` and a way to wait on their wake-up event):
-``REAL_TIME`` in production, ``ManualTime`` in tests, which step virtual time and let the workers
-settle, so poll schedules, retries, backoff and heartbeats are tested without wall-clock waits.
+I/O worker threads take a ``WorkerTime`` (``now_ns``, a way to wait on their wake-up event and a
+way to wait for a device's answer on a socket): ``REAL_TIME`` in production, ``ManualTime`` in
+tests, which step virtual time and let the workers settle, so poll schedules, retries, backoff,
+heartbeats and request timeouts are tested without wall-clock waits.
 """
 
 from __future__ import annotations
