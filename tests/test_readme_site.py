@@ -74,9 +74,16 @@ def test_the_commission_section_discharges_the_emulated_cars_on_a_dip() -> None:
     assert seen["values"]["main.grid_hz"] < 49.99
     # the site's safe value (0 W) reached both chargers when it stopped
     assert [c[0] for c in seen["chargers_after_stop"]] == [0, 0], seen["chargers_after_stop"]
-    # a clean start (no ERROR line, no traceback) and a clean stop on Ctrl-C
+    # a clean start (no ERROR line, no traceback) and a clean stop on Ctrl-C; the one ERROR line
+    # allowed is the program's own frequency-event alarm: the dip raises it once it is 0.1 Hz deep,
+    # which happens before the stop when the machine is loaded (seen under load 10)
     for process in (devices, run):
         assert process["returncode"] == 0, process["stderr"][-2000:]
         assert "Traceback" not in process["stderr"]
-        assert " ERROR " not in process["stderr"], process["stderr"][-2000:]
+        errors = [
+            line
+            for line in process["stderr"].splitlines()
+            if " ERROR " in line and "ALARM st:main.frequency_event:" not in line
+        ]
+        assert not errors, process["stderr"][-2000:]
     assert "connection lost" not in run["stderr"], run["stderr"][-2000:]  # the devices outlive the site
