@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from plcrun.site import SiteRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("site*.toml"))
+compiled = functools.cache(compile_file)  # the examples share their programs; a site is built, never run
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
@@ -20,7 +22,7 @@ def test_example_site_configuration_is_valid(example: Path, monkeypatch: pytest.
     monkeypatch.chdir(example.parent)
     first = example.read_text().splitlines()[0]
     named = first.removeprefix("# program:").strip() if first.startswith("# program:") else ""
-    program = compile_file(ROOT / (named or "programs/freq_response.st"))
+    program = compiled(ROOT / (named or "programs/freq_response.st"))
     site = SiteRuntime.build(program, config=str(example), clock=VirtualClock(), gateway_id="example")
     assert site.executor.drivers, "an example should declare devices"
     for driver in site.executor.drivers:
