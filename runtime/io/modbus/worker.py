@@ -26,8 +26,9 @@ from .codec import decode, encode
 from .errors import GATEWAY_EXCEPTIONS, POINT_EXCEPTIONS
 from .handover import Handover
 from .model import DeviceSpec, PointSpec, PollGroupSpec
+from .output_writes import OutputState, OutputWrites
 from .plan import Block, Item, plan_blocks
-from .points import PointProblem, decode_input, encode_output, scale_power
+from .points import PointProblem, decode_input, scale_power
 from .setpoint_writer import SetpointWriter
 from .sunspec import SunSpecError, SunSpecMap, discover
 from .transport import CommError, DeviceException, ModbusTransport
@@ -43,19 +44,6 @@ class _Input:
     item: Item | None = None  # None while unresolved (SunSpec point not found)
     sf_item: Item | None = None
     unresolved: str = ""
-
-
-@dataclass
-class _Output:
-    spec: PointSpec
-    address: int | None = None
-    sf: int | None = None
-    problem: str = ""
-    last_write_ns: int = -(2**62)
-    written: object = None  # the last value the device accepted
-    written_ns: int | None = None  # when, in the executor's clock
-    refreshing: bool = False  # a heartbeat re-write is waiting for its answer on the poll connection
-    overtaken: bool = False  # meanwhile a change went out on the setpoint connection
 
 
 @dataclass
@@ -84,7 +72,7 @@ class DeviceWorker:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._inputs = [_Input(p) for p in spec.inputs()]
-        self._outputs = {p.name: _Output(p) for p in spec.outputs()}
+        self._outputs = {p.name: OutputState(p) for p in spec.outputs()}
         self._groups = [
             _Group(group, [i for i in self._inputs if i.spec.poll_group == name])
             for name, group in spec.poll_groups.items()
@@ -99,6 +87,17 @@ class DeviceWorker:
         stale_limits = {p.name: (p.stale_ms or groups[p.poll_group].stale_ms) * _MS for p in spec.inputs()}
         self._handover = Handover(spec.inputs(), stale_limits)
         self._writer = SetpointWriter(self) if spec.write_connection and self._outputs else None
+        self._writes = OutputWrites(
+            self._source,
+            self._outputs,
+            self._handover,
+            spec.heartbeat_ms,
+            lambda: self._clock(),
+            self._counters,
+            self._raise,
+            self._clear,
+            self._write_accepted,
+        )
 
     # ---- scan-thread side -------------------------------------------------------------------------------
     def start(self, clock_ns: Callable[[], int]) -> None:
@@ -329,7 +328,7 @@ class DeviceWorker:
         if resolved.sf_address is not None:
             point.sf_item = Item("holding", resolved.sf_address, 1)
 
-    def _resolve_output(self, output: _Output) -> None:
+    def _resolve_output(self, output: OutputState) -> None:
         spec = output.spec
         output.address, output.sf, output.problem = spec.address, None, ""
         sf_address = spec.scale_register
@@ -508,128 +507,23 @@ class DeviceWorker:
 
     def write_changes_via(self, link: WriteLink) -> None:
         """The changed outputs, newest values, on the setpoint connection (the writer's thread)."""
-        self._write_outputs(self._time.now_ns(), link)
+        self._writes.write(self._time.now_ns(), link, heartbeats=False)
 
     def send_change_via(self, link: WriteLink) -> Callable[[], None] | None:
-        """The scan thread, the setpoint connection idle: the first changed output's request leaves
-        now; returns what takes its answer (on the setpoint thread). Other changes stay for that thread:
-        one request at a time on a connection."""
-        desired, dirty = self._handover.take_outputs()
-        names = [name for name in dirty if name in self._outputs]
-        if not names:
-            return None
-        self._handover.redo(names[1:])
-        output, value = self._outputs[names[0]], desired[names[0]]
-        if output.refreshing:  # the device may apply the refresh after this change: write again
-            output.overtaken = True
-        encoded = self._encoded(output, value, self._time.now_ns())
-        if encoded is None:
-            return None
-        words, clamped = encoded
-        spec = output.spec
-        assert output.address is not None
-        try:
-            pending = link.send(spec.table, output.address, words, spec.write_function)
-        except CommError:
-            self._handover.redo([spec.name])
-            raise
+        """The scan thread: the first changed output's request now, on the idle setpoint connection."""
+        return self._writes.send_change(link, self._time.now_ns())
 
-        def finish() -> None:
-            try:
-                link.answer(pending)
-            except DeviceException as exc:
-                self._write_refused(output, exc)
-                return
-            except CommError:
-                self._handover.redo([spec.name])
-                raise
-            self._write_accepted(output, value, clamped)
-
-        return finish
-
-    def _write_outputs(self, now: int, transport: ModbusTransport | WriteLink | None = None) -> None:
-        desired, dirty = self._handover.take_outputs()
-        heartbeat = None if transport is not None else self.spec.heartbeat_ms
-        for name, value in desired.items():
-            output = self._outputs.get(name)
-            if output is None:
-                continue
-            due = name in dirty or (heartbeat is not None and now - output.last_write_ns >= heartbeat * _MS)
-            if not due:
-                continue
-            if output.refreshing:  # the device may apply the refresh after this change: write again
-                output.overtaken = True
-            self._write_one(output, value, now, transport or self._transport)
+    def _write_outputs(self, now: int) -> None:
+        self._writes.write(now, self._transport, heartbeats=True)
 
     def _refresh_outputs(self, now: int) -> None:
-        """With a setpoint connection, the heartbeat re-writes go out here, between polls: a refresh
-        waiting for its answer never holds a change back. A change written on the other connection
-        while a refresh of the same output was in flight goes out once more after the refresh's answer
-        (the device may have applied the two in either order)."""
-        heartbeat = self.spec.heartbeat_ms
-        if heartbeat is None or self._writer is None:
-            return
-        for name, output in self._outputs.items():
-            if now - output.last_write_ns < heartbeat * _MS:
-                continue
-            output.refreshing, output.overtaken = True, False  # before reading the value (see above)
-            value = self._handover.desired(name)
-            try:
-                if value is not None:
-                    self._write_one(output, value, now, self._transport)
-            finally:
-                output.refreshing = False
-            if output.overtaken:
-                self._handover.redo([name])
-                self._writer.wake.set()
+        if self._writer is not None:
+            self._writes.refresh(now, self._transport, self._writer.wake)
 
-    def _write_one(
-        self, output: _Output, value: object, now: int, transport: ModbusTransport | WriteLink
-    ) -> None:
-        encoded = self._encoded(output, value, now)
-        if encoded is None:
-            return
-        words, clamped = encoded
-        spec = output.spec
-        assert output.address is not None
-        try:
-            transport.write(spec.table, output.address, words, spec.write_function)
-        except DeviceException as exc:
-            self._write_refused(output, exc)
-            return
-        except CommError:
-            self._handover.redo([spec.name])
-            raise
-        self._write_accepted(output, value, clamped)
-
-    def _encoded(
-        self, output: _Output, value: object, now: int
-    ) -> tuple[list[int] | list[bool], bool] | None:
-        """The registers (or bits) of ``value`` and whether it was clamped; None when it cannot be written."""
-        output.last_write_ns = now  # also after a failure: retried with the next heartbeat or change
-        if output.address is None:
-            output.problem = output.problem or "output address unknown"
-            return None
-        try:
-            return encode_output(output.spec, value, output.sf)
-        except PointProblem as exc:
-            self._write_refused(output, exc)
-            return None
-
-    def _write_refused(self, output: _Output, exc: Exception) -> None:
-        output.problem = str(exc)
-        self._raise(
-            f"{self._source}:point:{output.spec.name}",
-            f"output '{output.spec.name}': {exc}",
-            Severity.WARNING,
-        )
-
-    def _write_accepted(self, output: _Output, value: object, clamped: bool) -> None:
+    def _write_accepted(self) -> None:
         self._answered()
         self._counters["writes"] += 1
-        self._counters["clamped"] += int(clamped)
-        output.written, output.written_ns = value, self._clock()
-        if output.problem:
-            output.problem = ""
-            if self._alarms is not None:
-                self._alarms.clear(f"{self._source}:point:{output.spec.name}")
+
+    def _clear(self, key: str) -> None:
+        if self._alarms is not None:
+            self._alarms.clear(key)
