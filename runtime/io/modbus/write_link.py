@@ -86,6 +86,7 @@ class WriteLink:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise CommError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)  # a send never waits (a socket with a timeout polls before sending)
         self._sock = sock
         self.connects += 1
 
@@ -111,7 +112,7 @@ class WriteLink:
         frame = _HEADER.pack(self._transaction, 0, len(pdu) + 1, self.unit) + pdu
         self.requests += 1
         try:
-            sent = sock.send(frame, socket.MSG_DONTWAIT)
+            sent = sock.send(frame)
         except OSError as exc:
             self.close()
             raise CommError(f"connection lost ({exc.strerror or exc})") from None
@@ -154,6 +155,8 @@ class WriteLink:
                 raise CommError(f"no answer within {self.timeout_s * 1000:.0f} ms")
             try:
                 chunk = sock.recv(size - len(data))
+            except BlockingIOError:  # readable was a false alarm: wait again
+                continue
             except OSError as exc:
                 self.close()
                 raise CommError(f"connection lost ({exc.strerror or exc})") from None
