@@ -109,10 +109,10 @@ def compare(args: argparse.Namespace) -> None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     goals = {10: 500, 100: 150}
     for title, table in (
-        ("wall clock (the issue's measure)", best),
-        ("CPU time of the scan thread", best_cpu),
+        ("wall-clock s (the issue's measure)", best),
+        ("s of the scan thread's CPU time", best_cpu),
     ):
-        print(f"\nsimulated s per {title} s, best of {args.rounds}:\n")
+        print(f"\nsimulated s per {title}, best of {args.rounds}:\n")
         print("| EVs | " + " | ".join(label for label, _, _ in builds) + f" | now / {builds[0][0]} | goal |")
         print("|---" * (len(builds) + 3) + "|")
         for n in args.sizes:
