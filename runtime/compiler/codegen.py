@@ -327,12 +327,22 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         self.out(f"{counter} = _LOOP_CHUNK")
         self.loops.append(None)
         if has_continue(s.body):
+            # CONTINUE goes to the UNTIL test: the test runs at the top of every pass but the
+            # first, with whatever statements its expression needs (a call's outputs) before it
             first = self.x.temp("first")
             self.out(f"{first} = True")
-            cond = self.x.expr(s.cond)
-            self.x.pre.clear()
-            self.out(f"while {first} or not {cond}:")
+            self.out("while True:")
             self.out.depth += 1
+            line = self.out.line
+            self.out.line = s.cond.pos.line
+            self.out(f"if not {first}:")
+            self.out.depth += 1
+            cond = self.x.expr(s.cond)
+            self.flush_pre()
+            self.out(f"if {cond}:")
+            self.out("    break")
+            self.out.depth -= 1
+            self.out.line = line
             self.out(f"{first} = False")
             self._budget(counter)
             self.block(s.body)
