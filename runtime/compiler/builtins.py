@@ -205,7 +205,7 @@ def convert_code(code: str, source: T.Type, target: T.Type, how: str = "TO") -> 
         if T.is_real_like(t):
             return _round_real(f"_parse_real({code})", t)
         if isinstance(t, T.ElementaryType) and t.kind == "time":
-            return f"({wrap_code(f'_parse_int({code})', t)} * 1000000)"
+            return wrap_code(f"({wrap_code(f'_parse_int({code})', t)} * 1000000)", t)
         return wrap_code(f"_parse_int({code})", t)
     if isinstance(s, T.EnumType):
         s = T.DINT
