@@ -242,7 +242,8 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         assert call.ref is not None
         callee = call.ref[1]
         inline = isinstance(callee, T.PouType) and inlinable_fb(callee)
-        if inline or "[" in instance or "(" in instance:
+        # a local for the instance: read once, not once per parameter (the object never changes)
+        if inline or "[" in instance or "(" in instance or len(call.bound) >= 2:
             tmp = self.x.temp("fb")
             self.flush_pre()
             self.out(f"{tmp} = {instance}")
