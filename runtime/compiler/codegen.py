@@ -211,7 +211,12 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         elif isinstance(u, T.ArrayType):
             self.out(f"_acopy({lvalue}, {value_code})")
         else:
-            self.out(f"{lvalue} = {store_code(value_code, value.ty, t, value)}")
+            code = store_code(value_code, value.ty, t, value)
+            if code == f"_f32({value_code})":  # REAL rounding through the state's cell, no call
+                self.out(f"_F32[0] = {value_code}")
+                self.out(f"{lvalue} = _F32[0]")
+            else:
+                self.out(f"{lvalue} = {code}")
 
     def call_statement(self, call: A.Call) -> None:
         if call.ref is None or call.ref[0] != "fb":

@@ -22,7 +22,7 @@ from ..compiler.diagnostics import Diagnostic
 from ..compiler.literals import format_duration
 from ..compiler.model import InstanceModel, ProgramModel, TaskModel
 from ..errors import PlcrunError
-from .support import NAMESPACE, ScanContext, TaskInfo, make_f32
+from .support import NAMESPACE, ScanContext, TaskInfo, make_f32, make_f32_cell
 
 _STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([-0-9, ]+)\]")
 
@@ -75,7 +75,9 @@ class ProgramState:
         namespace: dict[str, Any] = {"__builtins__": {"__build_class__": __build_class__}, "__name__": "st"}
         namespace.update(NAMESPACE)
         namespace["_rt"] = self.rt
-        namespace["_f32"] = make_f32()
+        cell = make_f32_cell()
+        namespace["_f32"] = make_f32(cell)
+        namespace["_F32"] = cell
         for code in program.code:
             exec(code, namespace)
         self.namespace = namespace

@@ -99,14 +99,20 @@ def f32(value: float) -> float:
         return math.copysign(math.inf, value)
 
 
-def make_f32() -> Callable[[float], float]:
+def make_f32_cell() -> memoryview[float]:
+    """One program state's private 4-byte float32 cell (``_F32`` in generated code, which stores a
+    REAL assignment through it: ``_F32[0] = value; x = _F32[0]``, no call)."""
+    return memoryview(bytearray(4)).cast("f")
+
+
+def make_f32(cell: memoryview[float] | None = None) -> Callable[[float], float]:
     """A faster binary32 rounding for one program state (a private 4-byte cell, so no thread shares
     it): storing into a float32 memoryview rounds to nearest and saturates to +-inf."""
-    cell = memoryview(bytearray(4)).cast("f")
+    box = make_f32_cell() if cell is None else cell
 
     def f32_cell(value: float) -> float:
-        cell[0] = value
-        return cell[0]
+        box[0] = value
+        return box[0]
 
     return f32_cell
 

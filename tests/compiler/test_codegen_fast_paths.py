@@ -34,6 +34,7 @@ def test_fast_paths_are_taken_in_the_conformance_program() -> None:
     assert "for _e" in body  # the whole array of cells: element iteration
     assert "& 4294967295) - 2147483648)" in body  # DINT wrap only on the rare path ...
     assert "-2147483648 <= (_w := " in body  # ... behind a range test
+    assert "_F32[0] = (self.v_r * 3.0)\n        self.v_r_prod = _F32[0]" in body  # REAL store, no call
 
 
 def test_limit_with_a_call_in_a_bound_keeps_the_call() -> None:
