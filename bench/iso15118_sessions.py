@@ -6,11 +6,17 @@ The cars (``tests/io/iso15118/ev_car.py``, one process and JVM each, plugged in 
 all in a network namespace this script creates) run DC BPT in dynamic mode; the site program asks each connected car for 5 kW. Printed: the
 scan's wake latency and execution time (p50/p99/p99.9/max) per phase and the ratio of the p99s;
 sessions per SECC process (how many reached the charge loop and stayed there), the charge-loop period
-per session, and the CPU the SECC process (with its JVM) used per session. The cars pause
-``--loop-delay`` s between charge loops (default 0.2 s; the package's EV sends the next at once). Needs root, Java and the SECC environment
+per session, the CPU the SECC process (with its JVM) used per session, how late the SECC process's
+event loop woke (a 20 ms sleeper: p50/p99/max per phase; a car drops the session when an answer takes
+over 0.5 s), how much of that loop's time went into the EXI codec's calls (the JVM works while the
+loop waits), and the machine's load average beside each phase. The cars pause ``--loop-delay`` s
+between charge loops (default 0.2 s; the package's EV sends the next at once). ``--car-processes``:
+how many processes (each with its own JVM) carry the cars; 10 (one per car) loads this machine with
+20 more processes beside the SECC and the scan. Needs root, Java and the SECC environment
 (``/opt/plcrun-iso15118`` or ``$PLCRUN_ISO15118_PYTHON``).
 
-    python bench/iso15118_sessions.py                      # 10 cars, 20 s per phase
+    python bench/iso15118_sessions.py                      # 10 cars in 10 processes, 20 s per phase
+    python bench/iso15118_sessions.py --car-processes 1    # the 10 cars in one process (one JVM)
     python bench/iso15118_sessions.py --cars 4 --block 10
 """
 
@@ -45,6 +51,8 @@ from plcrun.io.iso15118 import Iso15118Driver, parse_iso15118_config  # noqa: E4
 from plcrun.io.iso15118.process import JAVA_OPTIONS  # noqa: E402
 
 from tests.io.iso15118.conftest import EV_CAR, rig_skip_reason, secc_python  # noqa: E402
+
+LAG_FILE_ENV = "PLCRUN_SECC_LAG_FILE"  # secc_process/worker.py: the event loop's lateness
 from tests.io.iso15118.netns import CarNet  # noqa: E402
 
 PROGRAM = """
@@ -93,6 +101,7 @@ def main() -> None:
     parser.add_argument(
         "--loop-delay", type=float, default=0.2, help="the cars' pause between charge loops (s)"
     )
+    parser.add_argument("--car-processes", type=int, default=0, help="processes for the cars (0: one each)")
     args = parser.parse_args()
     reason = rig_skip_reason()
     if reason:
@@ -101,6 +110,9 @@ def main() -> None:
     program = compile_source(PROGRAM.format(n=n), "bench_iso15118.st")
     tmp = Path(tempfile.mkdtemp(prefix="plcrun-bench-iso-"))
     os.chmod(tmp, 0o755)
+    lag_file = tmp / "secc-lag.jsonl"
+    os.environ[LAG_FILE_ENV] = str(lag_file)  # the SECC process inherits it
+    windows: dict[str, list[tuple[float, float, float, float]]] = {"none": [], "sessions": []}
     with CarNet(n) as net:
         table = {
             "python": secc_python(),
@@ -127,7 +139,9 @@ def main() -> None:
         def phase(name: str) -> float:
             executor.request_stats_reset()
             cpu0 = cpu_s(driver.process.pid)
+            start, load0 = time.time(), os.getloadavg()[0]
             time.sleep(args.block)
+            windows[name].append((start, time.time(), load0, os.getloadavg()[0]))
             task = stats.task("DEFAULT")
             samples[name]["wake"].append(task.wake_latency.window())
             samples[name]["exec"].append(task.execution.window())
@@ -147,18 +161,20 @@ def main() -> None:
                 return []
             return [e for e in map(json.loads, path.read_text().splitlines()) if "loop" in e]
 
-        # one car process (its own JVM) per car, plugged in one after the other: a car is its own
-        # computer, and ten session set-ups at once on this machine's two cores time out
+        # the cars in --car-processes processes (each its own JVM), plugged in one after the other
+        # (ten session set-ups at once on this machine's two cores time out)
+        groups = args.car_processes or n
         cars = []
-        for iface in net.cars:
+        for g in range(groups):
+            ifaces = net.cars[g::groups]
             argv = net.car_command(
                 "env", f"JAVA_TOOL_OPTIONS={JAVA_OPTIONS}", "nice", "-n", "-10", secc_python(), str(EV_CAR),
-                "--iface", iface, "--log", log, "--stop-file", str(stop_file),
-                "--loop-delay", str(args.loop_delay),
+                *[a for iface in ifaces for a in ("--iface", iface)], "--log", log,
+                "--stop-file", str(stop_file), "--loop-delay", str(args.loop_delay), "--stagger", "3",
             )  # fmt: skip
             cars.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(loops(iface)) < 3:
+            while time.monotonic() < deadline and len(loops(ifaces[-1])) < 3:
                 time.sleep(0.25)
         in_loop = sum(len(loops(c)) >= 3 for c in net.cars)
         before = {c: len(loops(c)) for c in net.cars}
@@ -186,7 +202,11 @@ def main() -> None:
         p: {k: percentiles(np.concatenate(v) if v else np.array([])) for k, v in d.items()}
         for p, d in samples.items()
     }
-    print(f"ISO 15118: {n} EVSEs in one SECC process, {args.block:g} s per phase, cars: DC BPT dynamic")
+    lags = [json.loads(line) for line in lag_file.read_text().splitlines()] if lag_file.exists() else []
+    print(
+        f"ISO 15118: {n} EVSEs in one SECC process, {args.block:g} s per phase, cars: DC BPT dynamic "
+        f"in {args.car_processes or n} process(es)"
+    )
     print(f"{'phase':9s} wake p50 / p99 / p99.9 / max               exec p50 / p99 / p99.9 / max")
     for name, data in figures.items():
         w, e = data["wake"], data["exec"]
@@ -195,6 +215,21 @@ def main() -> None:
             + " / ".join(format_ns(w[k]) for k in ("p50", "p99", "p99_9", "max")).ljust(40)
             + " / ".join(format_ns(e[k]) for k in ("p50", "p99", "p99_9", "max"))
         )
+    for name, spans in windows.items():
+        inside = [e for e in lags if any(a <= e["t"] <= b for a, b, _l0, _l1 in spans)]
+        loads = ", ".join(f"{l0:.1f}->{l1:.1f}" for _a, _b, l0, l1 in spans)
+        if inside:
+            seconds = 5.0 * len(inside)
+            calls = sum(e["exi_calls"] for e in inside)
+            print(
+                f"{name:9s} SECC event loop late p50 {statistics.median(e['p50_ms'] for e in inside):.1f} ms, "
+                f"p99 (worst 5 s) {max(e['p99_ms'] for e in inside):.1f} ms, "
+                f"max {max(e['max_ms'] for e in inside):.1f} ms; EXI codec calls {calls / seconds:.1f}/s, "
+                f"{sum(e['exi_ms'] for e in inside) / max(calls, 1):.1f} ms each, "
+                f"{sum(e['exi_ms'] for e in inside) / seconds / 10:.0f} % of the loop's time; load average {loads}"
+            )
+        else:
+            print(f"{name:9s} load average {loads}")
     ratio = figures["sessions"]["wake"]["p99"] / figures["none"]["wake"]["p99"]
     print(f"wake p99 sessions/none: {ratio:.2f}")
     print(

@@ -28,9 +28,11 @@ log = logging.getLogger("plcrun.iso15118")
 WORKER = Path(__file__).with_name("secc_process") / "worker.py"
 
 
-# The EXI codec's JVM on a small gateway: one GC thread, the quick compiler only, a small heap
-# (measured: the full tiered JIT competes with the charge loop for the CPU in its first minute).
-JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -Xss512k -Xmx128m"
+# The EXI codec's JVM on a small gateway: one GC thread, the quick compiler only (measured: the full
+# tiered JIT competes with the charge loop for the CPU in its first minute), and a young generation
+# large enough for the codec's ~7 MB of garbage per message: with -Xmx128m it collected every ~5
+# messages (~28 ms each, while the SECC's event loop waits); with 160 MB every ~20 (bench/README.md).
+JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -Xss512k -Xmn160m -Xmx256m"
 
 
 def secc_environment() -> dict[str, str]:

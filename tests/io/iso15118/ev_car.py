@@ -57,6 +57,9 @@ def main() -> None:
     parser.add_argument("--loops", type=int, default=100000)
     parser.add_argument("--soc", type=float, default=60.0)
     parser.add_argument("--loop-delay", type=float, default=0.0, help="seconds between charge loops")
+    parser.add_argument(
+        "--stagger", type=float, default=0.0, help="the n-th --iface plugs in n times this (s)"
+    )
     args = parser.parse_args()
     if args.pki:
         os.environ["PKI_PATH"] = args.pki.rstrip("/") + "/"
@@ -353,7 +356,8 @@ async def run(args) -> None:
 
     warm_up(codec)
 
-    async def one(iface: str) -> None:
+    async def one(index: int, iface: str) -> None:
+        await asyncio.sleep(index * args.stagger)
         log = open(args.log.replace("{iface}", iface), "a", buffering=1)  # noqa: SIM115 - for the whole run
         car = FollowingCar(config, log)
         try:
@@ -362,7 +366,9 @@ async def run(args) -> None:
             log.write(json.dumps({"t": time.time(), "error": f"{type(exc).__name__}: {exc}"}) + "\n")
             raise
 
-    results = await asyncio.gather(*(one(iface) for iface in args.iface), return_exceptions=True)
+    results = await asyncio.gather(
+        *(one(i, iface) for i, iface in enumerate(args.iface)), return_exceptions=True
+    )
     if any(isinstance(r, BaseException) for r in results):
         sys.exit(1)
 

@@ -166,6 +166,8 @@ async def run(config: dict, fd: int) -> None:
         tasks.append(asyncio.create_task(_serve(link, evse, handler)))
     if tls_evses:
         tasks.append(asyncio.create_task(_check_tls(link, config, tls_evses, forever=True)))
+    if os.environ.get(LAG_FILE_ENV):
+        tasks.append(asyncio.create_task(_measure_lag(os.environ[LAG_FILE_ENV], controllers, codec)))
     try:
         await _commands(reader, link, ids, controllers)
     finally:
@@ -197,6 +199,50 @@ def _handshake_alarms(link: Link, evses: list[dict]):
             link.emit({"t": "alarm", "evse": evse, "key": "tls-handshake", "raise": True, "text": text})
 
     return report
+
+
+LAG_FILE_ENV = "PLCRUN_SECC_LAG_FILE"  # benches: where the event loop's lateness goes (off by default)
+
+
+async def _measure_lag(path: str, controllers: dict, codec, period_s: float = 0.02) -> None:
+    """How late this process's event loop wakes a 20 ms sleeper: every 5 s one JSON line with the
+    p50/p99/max lateness in ms, the sessions in their charge loops, and the EXI codec's calls (count,
+    ms in all, the longest): they block the loop while the JVM works. A car waits at most 0.5 s for a
+    charge-loop answer: a loop blocked that long drops cars."""
+    exi = {"calls": 0, "ms": 0.0, "max_ms": 0.0}
+
+    def timed(call):
+        def run(*args):
+            start = time.monotonic()
+            try:
+                return call(*args)
+            finally:
+                spent = (time.monotonic() - start) * 1000
+                exi["calls"] += 1
+                exi["ms"] += spent
+                exi["max_ms"] = max(exi["max_ms"], spent)
+
+        return run
+
+    codec.encode, codec.decode = timed(codec.encode), timed(codec.decode)
+    samples: list[float] = []
+    flushed = time.monotonic()
+    with open(path, "a", buffering=1) as out:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(period_s)
+            now = time.monotonic()
+            samples.append((now - start - period_s) * 1000)
+            if now - flushed >= 5.0:
+                samples.sort()
+                line = {"t": time.time(), "n": len(samples), "p50_ms": samples[len(samples) // 2],
+                        "p99_ms": samples[int(len(samples) * 0.99)], "max_ms": samples[-1],
+                        "sessions": sum(c.connected for c in controllers.values()),
+                        "loops": sum(c.loops for c in controllers.values())} | {
+                        f"exi_{k}": v for k, v in exi.items()}  # fmt: skip
+                out.write(json.dumps(line) + "\n")
+                samples, flushed = [], now
+                exi.update(calls=0, ms=0.0, max_ms=0.0)
 
 
 async def _serve(link: Link, evse: dict, handler) -> None:
