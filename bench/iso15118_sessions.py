@@ -45,6 +45,7 @@ from plcrun.executor.alarms import AlarmBus  # noqa: E402
 from plcrun.executor.clock import MonotonicClock  # noqa: E402
 from plcrun.executor.config import ExecutorConfig  # noqa: E402
 from plcrun.executor.engine import Executor  # noqa: E402
+from plcrun.executor.rt_setup import RtConfig, apply_rt_setup  # noqa: E402
 from plcrun.executor.stats import format_ns  # noqa: E402
 from plcrun.executor.watchdog import WatchdogConfig  # noqa: E402
 from plcrun.io.iso15118 import Iso15118Driver, parse_iso15118_config  # noqa: E402
@@ -102,6 +103,11 @@ def main() -> None:
         "--loop-delay", type=float, default=0.2, help="the cars' pause between charge loops (s)"
     )
     parser.add_argument("--car-processes", type=int, default=0, help="processes for the cars (0: one each)")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="the scan thread's real-time set-up as in plcrun run (SCHED_FIFO)",
+    )
     args = parser.parse_args()
     reason = rig_skip_reason()
     if reason:
@@ -129,7 +135,14 @@ def main() -> None:
         executor = Executor(
             program, clock=MonotonicClock(), drivers=[driver], config=ExecutorConfig(watchdog=watchdog)
         )
-        runner = threading.Thread(target=executor.run, daemon=True)
+
+        def scan() -> None:
+            if args.realtime:  # as `plcrun run` does on the scan thread (SCHED_FIFO 40, mlockall, ...)
+                session = apply_rt_setup(RtConfig())
+                print("real-time set-up:", "; ".join(f"{i.name}: {i.detail}" for i in session.items))
+            executor.run()
+
+        runner = threading.Thread(target=scan, daemon=True)
         runner.start()
         stats = executor.scheduler.stats
         samples: dict[str, dict[str, list[np.ndarray[Any, Any]]]] = {
@@ -205,7 +218,8 @@ def main() -> None:
     lags = [json.loads(line) for line in lag_file.read_text().splitlines()] if lag_file.exists() else []
     print(
         f"ISO 15118: {n} EVSEs in one SECC process, {args.block:g} s per phase, cars: DC BPT dynamic "
-        f"in {args.car_processes or n} process(es)"
+        f"in {args.car_processes or n} process(es), {args.loop_delay:g} s between loops, scan "
+        + ("real-time (SCHED_FIFO)" if args.realtime else "at nice 0")
     )
     print(f"{'phase':9s} wake p50 / p99 / p99.9 / max               exec p50 / p99 / p99.9 / max")
     for name, data in figures.items():
