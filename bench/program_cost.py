@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,7 @@ def main() -> None:
                 check=False,
                 capture_output=True,
             )
+        shutil.rmtree(tmp, ignore_errors=True)
     print(
         "\n| build | EVs | program µs per scan (wall) | program µs per scan (thread CPU) "
         "| speed (x real time) | simulated s per s of thread CPU |"
