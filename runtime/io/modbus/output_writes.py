@@ -26,8 +26,9 @@ _MS = 1_000_000
 @dataclass
 class OutputState:
     spec: PointSpec
-    address: int | None = None
-    sf: int | None = None
+    # (register address, scale factor): published in one assignment by the polling thread when it
+    # resolves the output, read once per write by the scan and setpoint threads (never half updated)
+    target: tuple[int, int | None] | None = None
     problem: str = ""
     last_write_ns: int = -(2**62)
     written: object = None  # the last value the device accepted
@@ -74,11 +75,10 @@ class OutputWrites:
         encoded = self._encoded(output, value, now)
         if encoded is None:
             return None
-        words, clamped = encoded
+        address, words, clamped = encoded
         spec = output.spec
-        assert output.address is not None
         try:
-            pending = link.send(spec.table, output.address, words, spec.write_function)
+            pending = link.send(spec.table, address, words, spec.write_function)
         except CommError:
             self._handover.redo([spec.name])
             raise
@@ -139,11 +139,10 @@ class OutputWrites:
         encoded = self._encoded(output, value, now)
         if encoded is None:
             return
-        words, clamped = encoded
+        address, words, clamped = encoded
         spec = output.spec
-        assert output.address is not None
         try:
-            transport.write(spec.table, output.address, words, spec.write_function)
+            transport.write(spec.table, address, words, spec.write_function)
         except DeviceException as exc:
             self._write_refused(output, exc)
             return
@@ -154,17 +153,21 @@ class OutputWrites:
 
     def _encoded(
         self, output: OutputState, value: object, now: int
-    ) -> tuple[list[int] | list[bool], bool] | None:
-        """The registers (or bits) of ``value`` and whether it was clamped; None when it cannot be written."""
+    ) -> tuple[int, list[int] | list[bool], bool] | None:
+        """The address, the registers (or bits) of ``value`` and whether it was clamped; None when it
+        cannot be written."""
         output.last_write_ns = now  # also after a failure: retried with the next heartbeat or change
-        if output.address is None:
+        target = output.target
+        if target is None:
             output.problem = output.problem or "output address unknown"
             return None
+        address, sf = target
         try:
-            return encode_output(output.spec, value, output.sf)
+            words, clamped = encode_output(output.spec, value, sf)
         except PointProblem as exc:
             self._write_refused(output, exc)
             return None
+        return address, words, clamped
 
     def _write_refused(self, output: OutputState, exc: Exception) -> None:
         output.problem = str(exc)

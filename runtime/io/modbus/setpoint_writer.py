@@ -70,12 +70,19 @@ class SetpointWriter:
 
     def poke(self) -> None:
         """The scan thread: outputs changed. If the connection is idle, the first change leaves now."""
-        if self.ready.is_set() and not self.worker.stopping.is_set() and self._lock.acquire(blocking=False):
+        if self.ready.is_set() and self._lock.acquire(blocking=False):
             try:
-                if self._finish is None and self.link.connected:
+                # stopping is looked at under the lock: the setpoint thread's last pass and its close
+                # hold it, so nothing leaves after that pass
+                if not self.worker.stopping.is_set() and self._finish is None and self.link.connected:
                     self._finish = self.worker.send_change_via(self.link)
             except CommError:  # the setpoint thread reconnects and writes it again
                 pass
+            except Exception:  # a bug here must not end the scan: the setpoint thread writes the change
+                log.exception(
+                    "device '%s': sending a setpoint from the scan thread failed", self.worker.spec.name
+                )
+                self.worker.handover.redo()
             finally:
                 self._lock.release()
         self.wake.set()
@@ -109,7 +116,8 @@ class SetpointWriter:
                         worker.write_changes_via(self.link)
                     backoff_ms = spec.reconnect_min_ms
                 except CommError as exc:
-                    self.link.close()
+                    with self._lock:
+                        self.link.close()
                     worker.handover.redo()
                     if stopping:
                         log.warning("device '%s': safe values not written before stop: %s", spec.name, exc)
@@ -121,4 +129,5 @@ class SetpointWriter:
             if stopping:
                 break
             worker.time.wait(self.wake, 1.0)  # woken by every change
-        self.link.close()
+        with self._lock:
+            self.link.close()

@@ -329,30 +329,38 @@ class DeviceWorker:
             point.sf_item = Item("holding", resolved.sf_address, 1)
 
     def _resolve_output(self, output: OutputState) -> None:
+        """Resolves the output's address and scale factor into locals and publishes them in one
+        assignment: the scan and setpoint threads keep writing with the previous target meanwhile
+        (a reconnect re-resolves), never with an address whose scale factor is still being read."""
         spec = output.spec
-        output.address, output.sf, output.problem = spec.address, None, ""
-        sf_address = spec.scale_register
+        output.problem = ""
+        address, sf_address = spec.address, spec.scale_register
         if spec.sunspec is not None:
             if self._sunspec is None:
-                output.problem = "SunSpec map not available"
+                output.problem, output.target = "SunSpec map not available", None
                 return
             try:
                 resolved = self._sunspec.resolve(spec.sunspec, spec.sunspec_sf)
             except SunSpecError as exc:
-                output.problem = str(exc)
+                output.problem, output.target = str(exc), None
                 self._raise(
                     f"{self._source}:point:{spec.name}", f"output '{spec.name}': {exc}", Severity.WARNING
                 )
                 return
-            output.address, sf_address = resolved.address, resolved.sf_address
+            address, sf_address = resolved.address, resolved.sf_address
+        sf: int | None = None
         if sf_address is not None:
             try:
                 sf = int(decode(self._read(Item(spec.table, sf_address, 1)), "int16"))
                 scale_power(sf)
-                output.sf = sf
             except (DeviceException, PointProblem) as exc:
                 output.problem = f"scale factor at {sf_address} unusable: {exc}"
-                output.address = None
+                output.target = None
+                return
+        if address is None:
+            output.target = None
+            return
+        output.target = (address, sf)
 
     def _init_writes(self) -> None:
         for write in self.spec.init_writes:
