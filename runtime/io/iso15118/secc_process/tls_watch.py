@@ -8,8 +8,8 @@ SSLObject that asyncio drives be our subclass: its ``do_handshake`` sees the out
 certificate refused, an alert from the car that refuses ours, no common version) and reports it with
 the interface it happened on. A car whose TLS stack closes the connection without sending its alert
 (Python's asyncio client does that when it refuses our certificate) leaves the handshake unfinished:
-no call of ours sees that end, so a handshake still unfinished ``UNFINISHED_S`` after it started is
-reported as failed too. Nothing else of the handshake changes.
+no call of ours sees that end, so a handshake still unfinished ``UNFINISHED_S`` after the car's first
+bytes is reported as failed too (a connection that sends nothing is not a handshake). Nothing else of the handshake changes.
 
 The package makes the server's context in ``tcp_server.get_ssl_context``, called by
 ``TCPServer.server_factory`` before its first ``await``; the interface reaches the context through a
@@ -59,12 +59,15 @@ def describe(exc: ssl.SSLError) -> str:
 
 def _observer(iface: str, report: Callable[[str, bool, str], None]) -> type[ssl.SSLObject]:
     class WatchedSSLObject(ssl.SSLObject):
-        _plcrun_started = False
+        _plcrun_calls = 0
         _plcrun_done = False
 
         def do_handshake(self) -> None:
-            if not self._plcrun_started:
-                self._plcrun_started = True
+            # asyncio calls this once when the connection opens and again when bytes arrive: the
+            # deadline starts with the car's first bytes, so a connection that never sends any (a port
+            # probe, a health check) raises no alarm
+            self._plcrun_calls += 1
+            if self._plcrun_calls == 2:
                 with contextlib.suppress(RuntimeError):  # no event loop drives it: no deadline
                     asyncio.get_running_loop().call_later(UNFINISHED_S, self._plcrun_unfinished)
             try:
