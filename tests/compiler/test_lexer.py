@@ -15,13 +15,16 @@ from plcrun.compiler.api import check_source
 N = 100_000
 
 
-def _cost(action: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _costs(first: Callable[[], object], second: Callable[[], object]) -> tuple[float, float]:
+    """The best of five runs of each, taken in turns, so that a busy moment of a shared machine
+    falls on both and not on one of them."""
+    best = [float("inf"), float("inf")]
+    for _ in range(5):
+        for index, action in enumerate((first, second)):
+            start = time.perf_counter()
+            action()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best[0], best[1]
 
 
 def _ordinary(size: int) -> str:
@@ -37,9 +40,10 @@ def _codes(text: str) -> list[str]:
 
 def _no_slower_than_ordinary(text: str) -> None:
     ordinary = _ordinary(len(text))
-    baseline = _cost(lambda: check_source(ordinary, "base.st"))
-    cost = _cost(lambda: check_source(text, "lex.st"))
-    assert cost < 5 * baseline + 0.05, f"{cost:.3f} s against {baseline:.3f} s for ordinary text"
+    baseline, cost = _costs(lambda: check_source(ordinary, "base.st"), lambda: check_source(text, "lex.st"))
+    # quadratic work over N = 100,000 characters would be thousands of times the ordinary text's
+    # cost; 10x leaves room for a loaded machine and still catches it
+    assert cost < 10 * baseline + 0.05, f"{cost:.3f} s against {baseline:.3f} s for ordinary text"
 
 
 def test_blanks_after_a_case_label_are_linear() -> None:
