@@ -14,6 +14,7 @@ model's lag (and no minimum power: a DC charger runs at any power). The scenario
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import threading
@@ -134,6 +135,10 @@ class Rehearsal:
         physics = threading.Thread(target=self._physics, name="plcrun-devices-sim", daemon=True)
         physics.start()
         self._threads.append(physics)
+        # what exists now (modules, scenario, register images) never becomes garbage: out of the
+        # collector's way, so a full collection is short and a device does not pause tens of ms
+        gc.collect()
+        gc.freeze()
 
     def stop(self) -> None:
         self._stop.set()
