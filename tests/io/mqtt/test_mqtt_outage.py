@@ -161,6 +161,16 @@ def record_seqs(segment: bytes) -> list[int]:
     return seqs
 
 
+def ciphertext_byte(segment: bytes, index: int) -> int:
+    """The offset of the middle byte of record ``index``'s ciphertext (the segment's middle byte can
+    fall on a record's length or sequence number, which is another fault: its framing is lost)."""
+    offset = SEGMENT_HEADER_BYTES
+    for _ in range(index):
+        offset += 13 + NONCE_BYTES + struct.unpack_from(">I", segment, offset)[0]
+    length = struct.unpack_from(">I", segment, offset)[0]
+    return offset + 13 + NONCE_BYTES + length // 2
+
+
 def test_tampered_record_is_detected_reported_and_not_loaded(
     tmp_path: Path, broker, probe, rig, caplog
 ) -> None:
@@ -173,7 +183,7 @@ def test_tampered_record_is_detected_reported_and_not_loaded(
     assert len(segments) == 1
     data = bytearray(segments[0].read_bytes())
     written = record_seqs(bytes(data))
-    data[len(data) // 2] ^= 0x01  # one bit inside a record's ciphertext
+    data[ciphertext_byte(bytes(data), len(written) // 2)] ^= 0x01  # one bit of a middle record's ciphertext
     segments[0].write_bytes(bytes(data))
 
     online = load_config(write_site_config(tmp_path / "site", broker.port))
