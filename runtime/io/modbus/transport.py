@@ -76,6 +76,18 @@ class _Client(ModbusTcpClient):
         return data
 
 
+def open_connection(host: str, port: int, timeout_s: float) -> socket.socket:
+    """A TCP connection to a Modbus device, Nagle off (a request is one small segment that must not
+    wait for the previous one's ACK); a failure is a ``CommError`` naming the address and the reason."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise CommError(f"cannot connect to {host}:{port}: {reason}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class ModbusTransport:
     def __init__(
         self,
@@ -105,13 +117,7 @@ class ModbusTransport:
     def connect(self) -> None:
         if self.connected:
             return
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise CommError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._client.socket = sock
+        self._client.socket = open_connection(self.host, self.port, self.timeout_s)
         self.connects += 1
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ...executor.clock import WorkerTime
 from .model import Table
-from .transport import CommError, DeviceException
+from .transport import CommError, DeviceException, open_connection
 
 _HEADER = struct.Struct(">HHHB")  # transaction id, protocol id (0), length of what follows, unit
 
@@ -80,12 +80,7 @@ class WriteLink:
     def connect(self) -> None:
         if self._sock is not None:
             return
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise CommError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = open_connection(self.host, self.port, self.timeout_s)
         sock.setblocking(False)  # a send never waits (a socket with a timeout polls before sending)
         self._sock = sock
         self.connects += 1
