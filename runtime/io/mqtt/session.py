@@ -304,8 +304,13 @@ class Session:
         while not self._stopping.is_set():
             self._conn_ids += 1
             connection = _Connection(self._conn_ids, self._post, self._wake)
-            client = self._new_client(connection)
-            error = self._connect(client, connection)
+            try:
+                client = self._new_client(connection)
+            except Exception as exc:  # the session thread must not end: this is a failed attempt
+                log.exception("%s: making the MQTT client failed", self._name)
+                error: str | None = f"cannot make the MQTT client: {type(exc).__name__}: {exc}"
+            else:
+                error = self._connect(client, connection)
             if error is not None:
                 if not self._stopping.is_set():
                     self._post(ConnectFailed(error))

@@ -44,6 +44,31 @@ def test_reconnect_attempts_back_off_doubling_to_the_cap(
     assert backhaul.status().connected is False
 
 
+def test_a_client_that_cannot_be_made_is_a_failed_attempt_not_a_dead_thread(
+    make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Making paho's client fails once (say a TLS file vanished at run time): the session thread
+    logs it, counts it as a failed attempt and goes on with the same backoff."""
+    time = ManualTime()
+    attempts: list[int] = []
+    new_client = Session._new_client
+
+    def failing_once(self: Session, connection: Any) -> Any:
+        attempts.append(time.now_ns() // MS)
+        if len(attempts) == 1:
+            raise FileNotFoundError("ca.pem")
+        return new_client(self, connection)
+
+    monkeypatch.setattr(Session, "_new_client", failing_once)
+    backhaul = Backhaul(make_config(free_port()), AlarmBus(), dict, GATEWAY, worker_time=time)
+    backhaul.start(FakeClock())
+    try:
+        time.run_for(1000 * MS, 10 * MS)
+    finally:
+        backhaul.stop()
+    assert attempts == [0, 50, 150, 350, 550, 750, 950]  # the thread lived on, on the same schedule
+
+
 def test_a_broker_that_never_answers_times_out_at_connect_timeout_s(
     make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
