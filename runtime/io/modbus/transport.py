@@ -76,6 +76,15 @@ class _Client(ModbusTcpClient):
         return data
 
 
+def write_function_code(table: Table, count: int, function: int | None) -> int:
+    """The Modbus function a write of ``count`` values uses: the point's own ``function`` when it is
+    the multiple-value one (15, 16) or the single one (5, 6) for its table, else 5/6 for one value
+    and 15/16 for more."""
+    if table == "coil":
+        return 15 if function == 15 or (function is None and count > 1) else 5
+    return 6 if function == 6 or (function is None and count == 1) else 16
+
+
 def open_connection(host: str, port: int, timeout_s: float) -> socket.socket:
     """A TCP connection to a Modbus device, Nagle off (a request is one small segment that must not
     wait for the previous one's ACK); a failure is a ``CommError`` naming the address and the reason."""
@@ -173,16 +182,16 @@ class ModbusTransport:
         self, table: Table, address: int, values: Sequence[int] | Sequence[bool], function: int | None
     ) -> None:
         client = self._client
-        if table == "coil":
-            if function == 15 or (function is None and len(values) > 1):
-                bits = [bool(v) for v in values]
-                self._call(15, address, len(bits), lambda **kw: client.write_coils(address, bits, **kw))
-            else:
-                bit = bool(values[0])
-                self._call(5, address, 1, lambda **kw: client.write_coil(address, bit, **kw))
-            return
-        words = [int(v) for v in values]
-        if function == 6 or (function is None and len(words) == 1):
-            self._call(6, address, 1, lambda **kw: client.write_register(address, words[0], **kw))
+        code = write_function_code(table, len(values), function)
+        if code == 15:
+            bits = [bool(v) for v in values]
+            self._call(15, address, len(bits), lambda **kw: client.write_coils(address, bits, **kw))
+        elif code == 5:
+            bit = bool(values[0])
+            self._call(5, address, 1, lambda **kw: client.write_coil(address, bit, **kw))
+        elif code == 6:
+            word = int(values[0])
+            self._call(6, address, 1, lambda **kw: client.write_register(address, word, **kw))
         else:
+            words = [int(v) for v in values]
             self._call(16, address, len(words), lambda **kw: client.write_registers(address, words, **kw))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ...executor.clock import WorkerTime
 from .model import Table
-from .transport import CommError, DeviceException, open_connection
+from .transport import CommError, DeviceException, open_connection, write_function_code
 
 _HEADER = struct.Struct(">HHHB")  # transaction id, protocol id (0), length of what follows, unit
 
@@ -39,17 +39,18 @@ class Pending:
 def request_pdu(
     table: Table, address: int, values: Sequence[int] | Sequence[bool], function: int | None
 ) -> tuple[int, bytes]:
-    """The function code and PDU of a write, as ``ModbusTransport.write`` chooses them."""
-    if table == "coil":
-        if function == 15 or (function is None and len(values) > 1):
-            bits = [bool(v) for v in values]
-            packed = bytes(
-                sum(1 << i for i, b in enumerate(bits[k : k + 8]) if b) for k in range(0, len(bits), 8)
-            )
-            return 15, struct.pack(">BHHB", 15, address, len(bits), len(packed)) + packed
+    """The function code and PDU of a write, the function chosen as ``ModbusTransport.write`` does."""
+    code = write_function_code(table, len(values), function)
+    if code == 15:
+        bits = [bool(v) for v in values]
+        packed = bytes(
+            sum(1 << i for i, b in enumerate(bits[k : k + 8]) if b) for k in range(0, len(bits), 8)
+        )
+        return 15, struct.pack(">BHHB", 15, address, len(bits), len(packed)) + packed
+    if code == 5:
         return 5, struct.pack(">BHH", 5, address, 0xFF00 if values[0] else 0)
     words = [int(v) & 0xFFFF for v in values]
-    if function == 6 or (function is None and len(words) == 1):
+    if code == 6:
         return 6, struct.pack(">BHH", 6, address, words[0])
     return 16, struct.pack(f">BHHB{len(words)}H", 16, address, len(words), 2 * len(words), *words)
 
