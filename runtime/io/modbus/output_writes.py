@@ -82,19 +82,7 @@ class OutputWrites:
         except CommError:
             self._handover.redo([spec.name])
             raise
-
-        def finish() -> None:
-            try:
-                link.answer(pending)
-            except DeviceException as exc:
-                self._write_refused(output, exc)
-                return
-            except CommError:
-                self._handover.redo([spec.name])
-                raise
-            self._write_accepted(output, value, clamped)
-
-        return finish
+        return lambda: self._settle(output, value, clamped, lambda: link.answer(pending))
 
     def write(self, now: int, transport: ModbusTransport | WriteLink, heartbeats: bool) -> None:
         """The changed outputs (and, with ``heartbeats``, those due for a re-write), newest values."""
@@ -141,13 +129,22 @@ class OutputWrites:
             return
         address, words, clamped = encoded
         spec = output.spec
+        self._settle(
+            output, value, clamped, lambda: transport.write(spec.table, address, words, spec.write_function)
+        )
+
+    def _settle(
+        self, output: OutputState, value: object, clamped: bool, answered: Callable[[], None]
+    ) -> None:
+        """Waits for the device's answer to a write (``answered``) and records what it means: accepted,
+        refused (an alarm), or no answer (the change stays due; the ``CommError`` goes on up)."""
         try:
-            transport.write(spec.table, address, words, spec.write_function)
+            answered()
         except DeviceException as exc:
             self._write_refused(output, exc)
             return
         except CommError:
-            self._handover.redo([spec.name])
+            self._handover.redo([output.spec.name])
             raise
         self._write_accepted(output, value, clamped)
 
