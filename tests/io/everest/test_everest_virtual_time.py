@@ -12,9 +12,10 @@ from plcrun.executor.alarms import AlarmBus
 from plcrun.executor.clock import ManualTime, VirtualClock
 from plcrun.io.everest import EverestSessionDriver
 from plcrun.io.everest.driver import ALARM_BROKER
-from plcrun.io.mqtt.session import _LIVENESS_CHECK_S, Session, network_thread_alive
+from plcrun.io.mqtt.session import _LIVENESS_CHECK_S, network_thread_alive
 
 from tests.io.everest.everest_rig import FakeEverest, Inputs, make_config
+from tests.io.mqtt.rig import record_connect_attempts
 from tests.support.modbus_devices import wait_for
 from tests.support.mosquitto import Mosquitto
 
@@ -36,14 +37,7 @@ def test_reconnect_attempts_back_off_on_plcruns_schedule(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     time = ManualTime()
-    attempts: list[int] = []
-    connect = Session._connect
-
-    def counted(self: Session, client: Any, connection: Any) -> str | None:
-        attempts.append(time.now_ns() // MS)
-        return connect(self, client, connection)
-
-    monkeypatch.setattr(Session, "_connect", counted)
+    attempts = record_connect_attempts(monkeypatch, time)
     broker = Mosquitto(tmp_path / "broker")  # its port, but not started: every attempt is refused at once
     port = broker.port
     alarms = AlarmBus()

@@ -8,8 +8,14 @@ import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from plcrun.io.mqtt import BackhaulConfig, parse_mqtt_config
+from plcrun.io.mqtt.session import Session
+
+if TYPE_CHECKING:  # the child process (backhaul_child.py) imports this module without pytest
+    import pytest
+    from plcrun.executor.clock import ManualTime
 
 GATEWAY = "gw-test"
 KEY_HEX = "6b" * 32
@@ -117,3 +123,17 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+def record_connect_attempts(monkeypatch: pytest.MonkeyPatch, clock: ManualTime) -> list[int]:
+    """The virtual times (ms) of the MQTT session's connection attempts from now on (the backhaul's
+    and the EVerest link's: both run on ``Session``)."""
+    attempts: list[int] = []
+    connect = Session._connect
+
+    def counted(self: Session, client: Any, connection: Any) -> str | None:
+        attempts.append(clock.now_ns() // 1_000_000)
+        return connect(self, client, connection)
+
+    monkeypatch.setattr(Session, "_connect", counted)
+    return attempts

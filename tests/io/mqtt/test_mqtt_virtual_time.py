@@ -15,7 +15,7 @@ from plcrun.io.mqtt import Backhaul
 from plcrun.io.mqtt.session import Session
 
 from tests.io.mqtt.conftest import ConfigFactory
-from tests.io.mqtt.rig import GATEWAY, FakeClock
+from tests.io.mqtt.rig import GATEWAY, FakeClock, record_connect_attempts
 from tests.support.modbus_devices import free_port, wait_for
 
 MS = 1_000_000
@@ -25,14 +25,7 @@ def test_reconnect_attempts_back_off_doubling_to_the_cap(
     make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     time = ManualTime()
-    attempts: list[int] = []
-    connect = Session._connect
-
-    def counted(self: Session, client: Any, connection: Any) -> str | None:
-        attempts.append(time.now_ns() // MS)
-        return connect(self, client, connection)
-
-    monkeypatch.setattr(Session, "_connect", counted)
+    attempts = record_connect_attempts(monkeypatch, time)
     config = make_config(free_port())  # reconnect_min_s 0.05, reconnect_max_s 0.2; nobody listens
     backhaul = Backhaul(config, AlarmBus(), dict, GATEWAY, worker_time=time)
     backhaul.start(FakeClock())
@@ -76,14 +69,7 @@ def test_a_broker_that_never_answers_times_out_at_connect_timeout_s(
     (a hung broker, a wrong service on the port): each attempt ends after connect_timeout_s (3 s) of
     virtual time, then the backoff. The test's peer holds its answer forever (``answers_held``)."""
     time = ManualTime()
-    attempts: list[int] = []
-    connect = Session._connect
-
-    def counted(self: Session, client: Any, connection: Any) -> str | None:
-        attempts.append(time.now_ns() // MS)
-        return connect(self, client, connection)
-
-    monkeypatch.setattr(Session, "_connect", counted)
+    attempts = record_connect_attempts(monkeypatch, time)
     with socket.create_server(("127.0.0.1", 0)) as silent:
         accepted: list[socket.socket] = []
         silent.settimeout(0.05)
