@@ -152,22 +152,24 @@ def test_a_late_answer_is_stale_and_a_silent_meter_comm_lost_until_it_is_back(me
         driver.stop()
 
 
+def start_charger_with_setpoint_connection(port: int, time: ManualTime) -> ModbusDeviceDriver:
+    """A Quasar charger's driver with write_connection = true (polls every 500 ms, a heartbeat
+    re-write every 2 s, 5 s request timeout), started on ``time``."""
+    table = quasar_table(
+        port, poll_ms=500, heartbeat_ms=2000, timeout_ms=5000, idle_timeout_s=30, write_connection=True
+    )
+    driver = ModbusDeviceDriver(device_spec("charger-1", table, CHARGER_CATALOG), AlarmBus(), time)
+    driver.start(time)
+    return driver
+
+
 def test_a_refresh_waiting_for_its_answer_does_not_hold_back_a_change() -> None:
     """write_connection = true: the heartbeat re-write goes out on the polling connection, so a change
     goes out on the setpoint connection at once although the refresh's answer is late; the change is
     written once more after that answer (the device may apply the two in either order)."""
     time = ManualTime()
     with ModbusPeer("charger") as charger:
-        table = quasar_table(
-            charger.port,
-            poll_ms=500,
-            heartbeat_ms=2000,
-            timeout_ms=5000,
-            idle_timeout_s=30,
-            write_connection=True,
-        )
-        driver = ModbusDeviceDriver(device_spec("charger-1", table, CHARGER_CATALOG), AlarmBus(), time)
-        driver.start(time)
+        driver = start_charger_with_setpoint_connection(charger.port, time)
         try:
             time.settle(workers=2)  # the polling thread and the setpoint writer
             driver.write_outputs(time.now_ns(), {SETPOINT: -1000.0})
@@ -203,16 +205,7 @@ def test_a_change_leaves_from_the_scan_thread_when_the_setpoint_connection_is_id
     after it, from the setpoint thread, one request carrying the newest value."""
     time = ManualTime()
     with ModbusPeer("charger") as charger:
-        table = quasar_table(
-            charger.port,
-            poll_ms=500,
-            heartbeat_ms=2000,
-            timeout_ms=5000,
-            idle_timeout_s=30,
-            write_connection=True,
-        )
-        driver = ModbusDeviceDriver(device_spec("charger-1", table, CHARGER_CATALOG), AlarmBus(), time)
-        driver.start(time)
+        driver = start_charger_with_setpoint_connection(charger.port, time)
         try:
             time.settle(workers=2)
             writer = driver._worker._writer
