@@ -35,6 +35,7 @@ from plcrun.compiler.api import compile_file  # noqa: E402
 from plcrun.executor.rt_setup import RtConfig, apply_rt_setup  # noqa: E402
 from plcrun.site import SiteRuntime  # noqa: E402
 
+from bench.meter_path_stamps import stamp_meter_path  # noqa: E402
 from tests.support.modbus_devices import M213, METER_BASE, ModbusPeer  # noqa: E402
 from tests.support.mosquitto import Mosquitto, MqttProbe  # noqa: E402
 
@@ -288,24 +289,7 @@ class Probe:
         self.sent: list[tuple[int, str]] = []
         meter = next(d for d in site.io.drivers if d.name == "site-meter")
         everest = next(d for d in site.io.drivers if d.kind == "everest")
-        publish = meter._worker._handover.publish
-
-        def published(point: Any, quality: Any, value: Any = None, problem: str = "") -> None:
-            publish(point, quality, value, problem)
-            if point.name == "grid_hz" and isinstance(value, float):
-                self.published.append((time.perf_counter_ns(), value))
-
-        meter._worker._handover.publish = published
-        read_inputs = meter.read_inputs
-
-        def read(now_ns: int) -> Any:
-            samples = read_inputs(now_ns)
-            sample = samples.get("main.grid_hz")
-            if sample is not None and isinstance(sample.value, float):
-                self.read.append((time.perf_counter_ns(), sample.value))
-            return samples
-
-        meter.read_inputs = read
+        stamp_meter_path(meter, self.published, self.read)
         write_outputs = everest.write_outputs
 
         def handed(now_ns: int, values: Any) -> None:
