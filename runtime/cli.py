@@ -24,6 +24,7 @@ from .cli_sweep import cmd_sweep
 from .compiler.api import check_file, compile_file
 from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
+from .executor.clock import DEFAULT_SPIN_NS, MAX_WAIT_SETTING_NS, PRODUCT_WAKE_TOLERANCE_NS
 from .executor.config import ExecutorConfig
 from .executor.runner import write_stats_json
 from .executor.watchdog import WatchdogConfig
@@ -262,6 +263,8 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
         watch=args.watch,
         scan_cpu=args.scan_cpu,
         require_realtime=args.require_realtime,
+        wake_tolerance_us=args.wake_tolerance_us,
+        spin_budget_us=args.spin_budget_us,
         on_started=started,
     )
     if args.stats_json:
@@ -270,6 +273,17 @@ def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
         except OSError as error:
             raise UsageError(f"--stats-json {args.stats_json}: {error.strerror}") from None
     return EXIT_ERRORS if site.faulted else EXIT_OK
+
+
+def wait_us(text: str) -> int:
+    """A waiting setting in whole microseconds, 0 to ``MAX_WAIT_SETTING_NS``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of microseconds") from None
+    if not 0 <= value <= MAX_WAIT_SETTING_NS // 1000:
+        raise argparse.ArgumentTypeError(f"{value} µs is outside 0..{MAX_WAIT_SETTING_NS // 1000}")
+    return value
 
 
 def dashboard_token(args: argparse.Namespace) -> str | None:
@@ -456,6 +470,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--scan-cpu", type=int, metavar="CPU", help="pin the scan thread to this CPU (the isolated core)"
+    )
+    run.add_argument(
+        "--wake-tolerance-us",
+        type=wait_us,
+        metavar="US",
+        help=f"how late a scan may start at p99 before the scan thread spins to be on time (default "
+        f"{PRODUCT_WAKE_TOLERANCE_NS // 1000}; 0: wake-ups of a few µs for about 1 %% of a core more); "
+        "site file: [runtime] wake_tolerance_us; docs/executor.md",
+    )
+    run.add_argument(
+        "--spin-budget-us",
+        type=wait_us,
+        metavar="US",
+        help=f"the most the scan thread spins before a release (default {DEFAULT_SPIN_NS // 1000}: what it "
+        "spins without SCHED_FIFO); site file: [runtime] spin_budget_us",
     )
 
     sim = sub.add_parser(

@@ -29,7 +29,13 @@ from .compiler.api import compile_file
 from .dashboard.server import DashboardServer
 from .errors import UsageError
 from .executor.alarms import AlarmBus
-from .executor.clock import Clock, MonotonicClock, VirtualClock
+from .executor.clock import (
+    DEFAULT_SPIN_NS,
+    PRODUCT_WAKE_TOLERANCE_NS,
+    Clock,
+    MonotonicClock,
+    VirtualClock,
+)
 from .executor.config import ExecutorConfig
 from .executor.engine import Executor
 from .executor.rt_setup import RtConfig
@@ -208,12 +214,16 @@ class SiteRuntime:
         watch: bool = False,
         scan_cpu: int | None = None,
         require_realtime: bool = False,
+        wake_tolerance_us: int | None = None,
+        spin_budget_us: int | None = None,
         on_started: Callable[[], None] | None = None,
     ) -> None:
         """Run until ``duration_s`` passed or a signal stops it (main thread: SIGINT/SIGTERM stop at
-        a scan boundary, SIGHUP reloads the program file). ``scan_cpu``/``require_realtime`` add to
-        the site file's ``[runtime]`` table (the arguments win)."""
+        a scan boundary, SIGHUP reloads the program file). ``scan_cpu``/``require_realtime`` and the
+        waiting mode (``wake_tolerance_us``, default ``PRODUCT_WAKE_TOLERANCE_NS``; ``spin_budget_us``,
+        default 1 ms) add to the site file's ``[runtime]`` table (the arguments win)."""
         use_small_stacks()  # before the session's threads start: with locked memory every stack is resident
+        self.set_wait(wake_tolerance_us, spin_budget_us)
         source = Path(self.program.main_file)
         cpu = scan_cpu if scan_cpu is not None else self.io.runtime.scan_cpu
         kwargs: dict[str, Any] = {} if status_out is None else {"status_out": status_out}
@@ -232,6 +242,24 @@ class SiteRuntime:
             session.run(duration_s)
         finally:
             self.stop()
+
+    def set_wait(self, wake_tolerance_us: int | None = None, spin_budget_us: int | None = None) -> None:
+        """The scan thread's waiting mode on a real clock: the arguments, else the site file's
+        ``[runtime]``, else plcrun's defaults (a clock built with a fixed spin is left alone unless a
+        value is given; a virtual clock never waits)."""
+        clock = self.executor.clock
+        options = self.io.runtime
+        tolerance = _first(wake_tolerance_us, options.wake_tolerance_us)
+        budget = _first(spin_budget_us, options.spin_budget_us)
+        if not isinstance(clock, MonotonicClock) or (
+            clock.tracker is None and tolerance is None and budget is None
+        ):
+            return
+        clock.set_wait(
+            PRODUCT_WAKE_TOLERANCE_NS if tolerance is None else tolerance * 1000,
+            DEFAULT_SPIN_NS if budget is None else budget * 1000,
+        )
+        log.info("waiting for releases: %s", clock.describe())
 
     @property
     def faulted(self) -> dict[str, str]:
@@ -254,6 +282,10 @@ def run_cycles(
     with site:
         site.run_cycles(cycles)
         return CycleResult(site.executor.snapshot(), site.faulted)
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _start_dashboard(executor: Executor, options: DashboardOptions) -> DashboardServer:

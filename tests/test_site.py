@@ -11,7 +11,7 @@ import pytest
 from plcrun.cli_sim import run_simulation
 from plcrun.compiler.api import compile_file
 from plcrun.errors import PlcrunError
-from plcrun.executor.clock import VirtualClock
+from plcrun.executor.clock import DEFAULT_SPIN_NS, PRODUCT_WAKE_TOLERANCE_NS, MonotonicClock, VirtualClock
 from plcrun.io.registry import BuildContext, DriverType, SiteContext, Wiring, registered
 from plcrun.io.sim.scenario_load import load_with_fleet_size
 from plcrun.site import SiteRuntime
@@ -131,3 +131,30 @@ def test_a_part_that_fails_to_start_leaves_nothing_running(
         site.start()
     # the failed service is not stopped (it never ran); the executor is shut down (outputs safe)
     assert log == ["start: drivers started=True", "executor shutdown"]
+
+
+def test_the_waiting_mode_comes_from_the_arguments_then_the_site_file_then_plcrun_defaults(
+    tmp_path: Path,
+) -> None:
+    program = compile_file(PLANT)
+    site = SiteRuntime.build(program, io=False, clock=MonotonicClock())
+    site.set_wait()
+    clock = site.executor.clock
+    assert isinstance(clock, MonotonicClock) and clock.tracker is not None
+    assert (clock.tracker.tolerance_ns, clock.tracker.max_ns) == (PRODUCT_WAKE_TOLERANCE_NS, DEFAULT_SPIN_NS)
+
+    site_file = tmp_path / "site.toml"
+    site_file.write_text("[runtime]\nwake_tolerance_us = 0\nspin_budget_us = 300\n")
+    site = SiteRuntime.build(program, config=str(site_file), clock=MonotonicClock())
+    site.set_wait()
+    clock = site.executor.clock
+    assert isinstance(clock, MonotonicClock) and clock.tracker is not None
+    assert (clock.tracker.tolerance_ns, clock.tracker.max_ns) == (0, 300_000)  # the file's
+    site.set_wait(wake_tolerance_us=150)
+    assert (clock.tracker.tolerance_ns, clock.tracker.max_ns) == (150_000, 300_000)  # the argument wins
+
+    fixed = SiteRuntime.build(program, io=False, clock=MonotonicClock(spin_ns=200_000))
+    fixed.set_wait()  # a bench's fixed spin stays unless a value is given
+    assert fixed.executor.clock.spin_ns == 200_000  # type: ignore[attr-defined]
+    virtual = SiteRuntime.build(program, io=False, clock=VirtualClock())
+    virtual.set_wait(wake_tolerance_us=10)  # nothing to set: virtual time never waits

@@ -17,7 +17,7 @@
     "main.site_w" = "site-meter.213.W"
 
 The ``[site]`` table is the site's own (name, description, required inputs), as are ``[runtime]``
-(real-time requirement, scan CPU) and ``[parameters]`` (program parameters by path, checked against
+(real-time requirement, scan CPU, how the scan thread waits) and ``[parameters]`` (program parameters by path, checked against
 the program by ``site_parameters``). Every other top-level table belongs to a driver of the registry (``plcrun.io.registry``: ``[devices]``/``[bindings]`` to
 Modbus, ``[everest]``, ``[mqtt]``, ``[server]`` to the SCADA server, ``[sim]``, and whatever other
 packages register, e.g. ``[host]``); each driver checks its tables and their bindings against a catalog of the
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..executor.clock import MAX_WAIT_SETTING_NS
 from ..state.program import CompiledProgram
 from .config_errors import ConfigError
 from .config_reader import TableReader
@@ -41,6 +42,8 @@ from .modbus.model import DeviceSpec
 from .modbus.site import Binding, ModbusSite
 from .registry import SITE_TABLES, DriverType, SiteContext, check_tables, registered
 from .site_config_reader import Problems, SiteConfigError
+
+MAX_WAIT_US = MAX_WAIT_SETTING_NS // 1000
 
 __all__ = [
     "Binding",
@@ -58,6 +61,8 @@ class RuntimeOptions:
 
     require_realtime: bool = False  # refuse to start without SCHED_FIFO
     scan_cpu: int | None = None  # pin the scan thread to this CPU (the isolated core)
+    wake_tolerance_us: int | None = None  # lateness accepted at p99 before spinning (None: plcrun's default)
+    spin_budget_us: int | None = None  # the most the scan thread spins before a release (None: 1 ms)
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,10 @@ def _parse_runtime(reader: TableReader | None) -> RuntimeOptions:
     options = RuntimeOptions(
         require_realtime=reader.boolean("require_realtime", False),
         scan_cpu=reader.integer("scan_cpu", None, minimum=0, maximum=4095),
+        wake_tolerance_us=reader.integer(
+            "wake_tolerance_us", None, minimum=0, maximum=MAX_WAIT_US, unit="µs"
+        ),
+        spin_budget_us=reader.integer("spin_budget_us", None, minimum=0, maximum=MAX_WAIT_US, unit="µs"),
     )
     reader.finish()
     return options

@@ -75,6 +75,14 @@ def test_scenarios_lists_the_builtin_ones() -> None:
             ["run", "programs/freq_response.st", "--duration", "5x"],
             "'5x' is not a duration: write e.g. 20, 20s, 5m or 1h",
         ),
+        (
+            ["run", "programs/freq_response.st", "--wake-tolerance-us", "0.1"],
+            "argument --wake-tolerance-us: '0.1' is not a whole number of microseconds",
+        ),
+        (
+            ["run", "programs/freq_response.st", "--spin-budget-us", "6000"],
+            "argument --spin-budget-us: 6000 µs is outside 0..5000",
+        ),
     ],
 )
 def test_mistakes_give_one_clear_line(args: list[str], message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 
 import pytest
 from plcrun.executor.clock import REAL_TIME, Clock, ManualTime, MonotonicClock, VirtualClock, WakeErrorTracker
@@ -150,6 +151,86 @@ def test_adaptive_clock_spins_as_long_as_the_kernel_oversleeps() -> None:
     deadline += 10_000_000
     clock.sleep_until(deadline)
     assert (source.reads - reads) * 100 < 40_000
+
+
+def test_with_a_tolerance_the_spin_is_what_the_p99_exceeds_it_by_without_floor_or_margin() -> None:
+    tracker = WakeErrorTracker(max_ns=1_000_000, tolerance_ns=100_000, window=256, every=32)
+    assert tracker.spin_ns == 1_000_000  # nothing measured yet: the whole budget
+    for _ in range(256):
+        tracker.record(60_000)  # SCHED_FIFO on a quiet VM: the tolerance covers the error
+    assert tracker.spin_ns == 0  # no 20 µs floor, no margin: a plain clock_nanosleep
+    for _ in range(256):
+        tracker.record(250_000)  # a kernel that wakes 250 µs late
+    assert tracker.spin_ns == 150_000  # spin only the part beyond the 100 µs accepted
+    for _ in range(254):
+        tracker.record(10_000)
+    tracker.record(3_000_000)
+    tracker.record(3_000_000)
+    assert tracker.spin_ns == 0  # two 3 ms outliers in 256 are above the p99 (the 3rd largest)
+    for _ in range(256):
+        tracker.record(4_000_000)  # no SCHED_FIFO, a loaded VM: the budget caps it
+    assert tracker.spin_ns == 1_000_000
+    assert tracker.spin_for(100_000) == 0 and tracker.spin_for(100_001) == 1
+    precise = WakeErrorTracker(max_ns=1_000_000, min_ns=20_000, margin_ns=30_000)
+    assert precise.spin_for(0) == 30_000 and precise.spin_for(60_000) == 90_000
+
+
+def test_a_tolerance_below_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="tolerance_ns"):
+        WakeErrorTracker(tolerance_ns=-1)
+    with pytest.raises(ValueError, match="tolerance_ns"):
+        MonotonicClock(wake_tolerance_ns=-1)
+    with pytest.raises(ValueError, match="spin budget"):
+        MonotonicClock().set_wait(0, -1)
+
+
+def run_against_a_late_kernel(clock: MonotonicClock, source: ScriptedTime, wakes: int) -> list[int]:
+    lateness = []
+    deadline = source.now
+    for _ in range(wakes):
+        deadline += 10_000_000
+        assert clock.sleep_until(deadline) is True
+        lateness.append(source.now - deadline)
+    return lateness
+
+
+def late_kernel(source: ScriptedTime, late_ns: int) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        source.now += round(seconds * 1e9) + late_ns
+
+    return sleep
+
+
+def test_a_tolerance_that_covers_the_kernel_error_sleeps_to_the_deadline_without_spinning() -> None:
+    source = ScriptedTime(start=0, step=100)
+    clock = MonotonicClock(time_source=source, sleep=late_kernel(source, 70_000), wake_tolerance_ns=100_000)
+    run_against_a_late_kernel(clock, source, 64)
+    assert clock.spin_ns == 0
+    reads = source.reads
+    lateness = run_against_a_late_kernel(clock, source, 10)
+    assert lateness == [70_100] * 10  # the kernel's 70 µs and the read after it: within the 100 µs
+    assert source.reads - reads == 20  # per wake-up: one read before the sleep, one after, no spin
+
+
+def test_a_tolerance_below_the_kernel_error_spins_the_rest() -> None:
+    source = ScriptedTime(start=0, step=100)
+    clock = MonotonicClock(time_source=source, sleep=late_kernel(source, 300_000), wake_tolerance_ns=100_000)
+    run_against_a_late_kernel(clock, source, 64)
+    assert clock.spin_ns == 200_100  # 300 µs late + one read, less the 100 µs accepted
+    lateness = run_against_a_late_kernel(clock, source, 10)
+    assert all(99_000 <= late <= 100_100 for late in lateness)  # late by the tolerance, not more
+
+
+def test_set_wait_switches_a_fixed_spin_to_the_measured_one_and_describes_it() -> None:
+    clock = MonotonicClock(spin_ns=300_000)
+    assert "fixed spin of 300 µs" in clock.describe()
+    clock.set_wait(150_000, 500_000)
+    assert clock.tracker is not None and clock.spin_ns == 500_000  # the budget until measured
+    assert clock.tracker.tolerance_ns == 150_000
+    assert "exceeds 150 µs" in clock.describe() and "budget 500 µs" in clock.describe()
+    clock.set_wait(0, 10_000)  # a budget below the precise mode's floor: the floor follows it
+    assert clock.tracker is not None and clock.tracker.min_ns == 10_000
+    assert "+ 30 µs" in MonotonicClock().describe()
 
 
 def test_fixed_spin_has_no_tracker() -> None:

@@ -1,4 +1,5 @@
-"""The site file's [runtime] table (real-time requirement, scan CPU) and [host] table reach SiteIo."""
+"""The site file's [runtime] table (real-time requirement, scan CPU, waiting mode) and [host] table reach
+SiteIo."""
 
 from __future__ import annotations
 
@@ -26,6 +27,28 @@ def test_runtime_table() -> None:
     assert (
         "runtime.require_realtime: must be true or false" in text and "runtime.scan_cpus: unknown key" in text
     )
+
+
+def test_runtime_waiting_mode_keys() -> None:
+    catalog = {"main.x": "REAL"}
+    config = parse_site_config(
+        {"runtime": {"wake_tolerance_us": 0, "spin_budget_us": 400}}, "s.toml", catalog
+    )
+    assert config.runtime == RuntimeOptions(wake_tolerance_us=0, spin_budget_us=400)
+    assert RuntimeOptions().wake_tolerance_us is None  # not given: plcrun's default (site.py)
+    with pytest.raises(SiteConfigError) as caught:
+        parse_site_config(
+            {"runtime": {"wake_tolerance_us": 0.1, "spin_budget_us": 9000, "wake_tolerance": 5}},
+            "/etc/plcrun/site.toml",
+            catalog,
+        )
+    text = str(caught.value)
+    assert "/etc/plcrun/site.toml" in text
+    assert "runtime.wake_tolerance_us: must be an integer" in text
+    assert "runtime.spin_budget_us" in text and "9000" in text and "5000" in text
+    assert "runtime.wake_tolerance: unknown key" in text and "wake_tolerance_us" in text  # did you mean
+    with pytest.raises(SiteConfigError, match=r"runtime\.wake_tolerance_us: .*-1"):
+        parse_site_config({"runtime": {"wake_tolerance_us": -1}}, "s.toml", catalog)
 
 
 def test_host_table_builds_the_host_driver(tmp_path: Path) -> None:
