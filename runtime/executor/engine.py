@@ -133,7 +133,7 @@ class Executor:
             )
             self.scheduler.stats.task(task.name).watchdog = "running"
         self._bind_runners()
-        self.scheduler.add_scan_observer(self._after_scan)
+        self.scheduler.add_scan_observer(self._after_scan, self._after_on_time_scan)
         self.scheduler.add_idle_hook(self._idle)
 
     def _image(self, program: CompiledProgram, state: ProgramState) -> ProcessImage:
@@ -215,12 +215,15 @@ class Executor:
     def _make_scan(self, task: str) -> Callable[[int, int], None]:
         supervisor_of = self.supervisors
         scheduler = self.scheduler
+        journal = self.journal
+        running = TaskState.RUNNING
+        virtual = self.virtual
 
         def scan(start_ns: int, release_ns: int) -> None:
             if self._pending is not None:
                 self._apply_online_change()
             supervisor = supervisor_of[task]
-            if supervisor.state is not TaskState.RUNNING:
+            if supervisor.state is not running:
                 self._scan_while_faulted(task, start_ns)
                 return
             state = self.state
@@ -228,12 +231,13 @@ class Executor:
             info = state.task_infos[task]
             rt.begin_scan(release_ns - (scheduler.epoch_ns or 0), info)
             rt.clock_now = start_ns
-            rt.time_limit = None if self.virtual else start_ns + supervisor.time_limit_ns
+            rt.time_limit = None if virtual else start_ns + supervisor.time_limit_ns
             image = self.image
             unsafe = image.read_inputs(task, start_ns)
-            released = self.journal.apply_pending(state)
-            if released:
-                image.restore_inputs(released)
+            if journal.busy:  # queued commands or forces
+                released = journal.apply_pending(state)
+                if released:
+                    image.restore_inputs(released)
             monitor = self._monitor
             try:
                 try:
@@ -249,8 +253,8 @@ class Executor:
                 self._body_fault(task, error, start_ns)
                 return
             try:
-                if self.journal.forcing():
-                    self.journal.apply_forces(state)
+                if journal.forcing():
+                    journal.apply_forces(state)
                 if unsafe:
                     image.apply_safe_state(task)
                 image.write_outputs(task, start_ns)
@@ -388,10 +392,24 @@ class Executor:
         """Reset the scan statistics at the next scan boundary (safe from any thread)."""
         self._stats_reset_requested = True
 
+    def _after_on_time_scan(self, task: str, release_ns: int) -> None:
+        """``_after_scan`` of a scan that started on its release and took no time (the scheduler's
+        virtual-time run path): the watchdog has nothing to see, the last execution time is 0."""
+        info = self.state.task_infos.get(task)
+        if self._stats_reset_requested or (info is not None and info.reset_requested):
+            self._after_scan(ScanRecord(task, release_ns, release_ns, release_ns, 0, False))
+            return
+        if info is not None:
+            info.overruns = self.scheduler.stats.tasks[task].overruns
+            info.last_exec_ns = 0
+        supervisor = self.supervisors[task]
+        if supervisor.state is TaskState.RUNNING:
+            supervisor.consecutive_overruns = 0  # what check() does with a short scan on time
+
     def _after_scan(self, record: ScanRecord) -> None:
         if self._stats_reset_requested:
             self._stats_reset_requested = False
-            self.scheduler.stats.reset()
+            self.scheduler.reset_stats()
         info = self.state.task_infos.get(record.task)
         stats = self.scheduler.stats.tasks[record.task]
         if info is not None:

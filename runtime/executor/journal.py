@@ -33,24 +33,31 @@ class Journal:
         self._pending: list[tuple[str, str, Any, str]] = []
         self._forces: dict[str, Any] = {}
         self.history: deque[JournalEntry] = deque(maxlen=history)
+        # commands queued or forces in place: the scan calls apply_pending only then; set under the
+        # lock with every queued command, recomputed under it after a drain (nothing is missed)
+        self.busy = False
 
     # ------------------------------------------------------------ any thread
     def write(self, path: str, value: Any, source: str = "api") -> None:
         with self._lock:
             self._pending.append(("write", path, value, source))
+            self.busy = True
 
     def force(self, path: str, value: Any, source: str = "api") -> None:
         with self._lock:
             self._pending.append(("force", path, value, source))
+            self.busy = True
 
     def release(self, path: str, source: str = "api") -> None:
         with self._lock:
             self._pending.append(("release", path, None, source))
+            self.busy = True
 
     def release_all(self, source: str = "api") -> None:
         with self._lock:
             for path in list(self._forces):
                 self._pending.append(("release", path, None, source))
+                self.busy = True
 
     def forces(self) -> dict[str, Any]:
         with self._lock:
@@ -78,6 +85,8 @@ class Journal:
                     released.append(path)
         if self._forces:
             self.apply_forces(state)
+        with self._lock:
+            self.busy = bool(self._pending or self._forces)
         return released
 
     def apply_forces(self, state: ProgramState) -> None:

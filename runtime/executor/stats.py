@@ -78,6 +78,32 @@ class SampleSeries:
         self.last = value
         self.total += value
 
+    def add_repeated(self, value: int, times: int) -> None:
+        """``add(value)`` ``times`` times, in a few numpy slice stores (the virtual-time run path
+        records its on-time scans in batches)."""
+        if times <= 0:
+            return
+        count = self.count
+        if count == 0 or value < self.min:
+            self.min = value
+        if count == 0 or value > self.max:
+            self.max = value
+        ring = self._ring
+        size = ring.shape[0]
+        if times >= size:
+            ring[:] = value
+        else:
+            start = count % size
+            end = start + times
+            if end <= size:
+                ring[start:end] = value
+            else:
+                ring[start:] = value
+                ring[: end - size] = value
+        self.count = count + times
+        self.last = value
+        self.total += value * times
+
     def reset(self) -> None:
         self.count = self.last = self.min = self.max = self.total = 0
 
@@ -237,6 +263,21 @@ class TaskStats:
         if overrun:
             self.overruns += 1
             self.last_overrun_start_ns = start_ns
+
+    def record_on_time(self, scans: int, first_start_ns: int, interval_ns: int) -> None:
+        """``scans`` consecutive scans that each started on its release, took no time, skipped
+        nothing and did not overrun (virtual time without a cost model), the first at
+        ``first_start_ns``: the same as that many ``record_scan`` calls."""
+        if scans <= 0:
+            return
+        self.scans += scans
+        self.execution.add_repeated(0, scans)
+        self.wake_latency.add_repeated(0, scans)
+        last_start = self._last_start_ns
+        if last_start is not None:
+            self.period.add(first_start_ns - last_start)
+        self.period.add_repeated(interval_ns, scans - 1)
+        self._last_start_ns = first_start_ns + (scans - 1) * interval_ns
 
     def break_period_chain(self) -> None:
         """The next scan does not follow the previous one (schedule restarted): no period sample."""
