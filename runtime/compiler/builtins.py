@@ -313,7 +313,7 @@ def emit_builtin(ref: BuiltinRef, args: list[str], self_path: Callable[[int], st
     if name == "TASK_RESET_OVERRUNS":
         return "_reset_overruns(_rt)"
     if name == "QUALITY_OF":
-        return f"_rt.quality({args[0]})"
+        return f"_rt.qualities.get({args[0]}, 4)"  # ScanContext.quality without its call (4 = UNBOUND)
     if name == "AGE_OF":
         return f"_rt.age({args[0]})"
     if ref.source is not None:

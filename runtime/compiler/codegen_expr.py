@@ -11,8 +11,8 @@ import re
 from . import builtins as B
 from . import st_ast as A
 from . import st_types as T
-from .ast_walk import NodeVisitor
-from .codegen_inline import inlinable_function
+from .ast_walk import NodeVisitor, walk
+from .codegen_inline import fault_free, inlinable_function
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, py_float, store_code
 from .model import ConstRef, EnumRef, VarRef
 
@@ -266,17 +266,50 @@ class ExprGen(NodeVisitor):
         for link in reversed(chain):
             mark = len(self.pre)
             right = self.expr(link.right)
-            if len(self.pre) > mark and not _is_atom(code):
-                tmp = self.temp()
-                self.pre.insert(mark, f"{tmp} = {code}")
-                code = tmp
-            code = self._binary_code(link, code, right)
+            if len(self.pre) > mark:
+                if not _is_atom(code):
+                    tmp = self.temp()
+                    self.pre.insert(mark, f"{tmp} = {code}")
+                    code = tmp
+                code = self._binary_code(link, code, right)
+            elif link.op in ("AND", "OR") and self.may_skip(link):
+                code = f"({code} {link.op.lower()} {right})"  # short circuit: cheaper than & and |
+            else:
+                code = self._binary_code(link, code, right)
             since_hoist += 1
             if since_hoist >= SPINE_CHUNK and link is not e:
                 code = self.hoist(code)
                 since_hoist = 0
         self.reach = max(self.reach, self.level + since_hoist)
         return code
+
+    def may_skip(self, e: A.Binary) -> bool:
+        """May BOOL ``AND``/``OR`` skip its right operand when the left one decides (Python's
+        ``and``/``or``)? Only when skipping it cannot be seen: it has no call with effects, cannot
+        fault (no division, MOD, ``**``, dereference or index that may be out of bounds) and
+        needs no statements before it. Both operands are bools, so the value is the same."""
+        if not (T.is_bool(e.ty) and T.is_bool(e.left.ty) and T.is_bool(e.right.ty)):
+            return False
+        if any(isinstance(n, A.Deref) for n in walk(e.right)):
+            return False
+        return fault_free(e.right, index_ok=self.index_in_bounds)
+
+    def index_in_bounds(self, e: A.Index) -> bool:
+        """Is every index of ``e`` a literal or a loop variable known to be inside its bounds?"""
+        base_type = T.underlying(e.base.ty)
+        if not isinstance(base_type, T.ArrayType):
+            return False
+        for index, (low, high) in zip(e.indices, base_type.dims, strict=True):
+            if isinstance(index, A.IntLit):
+                if not low <= index.value <= high:
+                    return False
+                continue
+            if not (isinstance(index, A.Name) and isinstance(index.ref, VarRef)):
+                return False
+            known = self.safe_index.get(id(index.ref.var))
+            if known is None or not (low <= known[0] and known[1] <= high):
+                return False
+        return True
 
     def _binary_code(self, e: A.Binary, left: str, right: str) -> str:
         op = e.op
@@ -398,8 +431,12 @@ class ExprGen(NodeVisitor):
             return text
         table = f"_paths_{self.module_name}_{len(self.module_lines)}"
         self.module_lines.append((f"{table} = {{}}", target.pos.line))
-        key = f"({owner}, {', '.join(keys)})" if keys else owner
-        return f"({table}.get({key}) or {table}.setdefault({key}, {text}))"
+        if not keys:
+            return f"({table}.get({owner}) or {table}.setdefault({owner}, {text}))"
+        # per instance path a table by index values: an int key hashes faster than a tuple
+        key = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+        by_index = f"({table}.get({owner}) or {table}.setdefault({owner}, {{}}))"
+        return f"({by_index}.get({key}) or {table}[{owner}].setdefault({key}, {text}))"
 
     def function_call(self, e: A.Call, pou: T.PouType, en_flag: str | None = None) -> str:
         bound = e.bound

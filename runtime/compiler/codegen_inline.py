@@ -11,6 +11,8 @@ same object, so its state, paths and online change are unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import st_ast as A
 from . import st_types as T
 from .ast_walk import walk
@@ -39,9 +41,12 @@ def _safe_call(call: A.Call) -> bool:
     )
 
 
-def fault_free(nodes: list[A.Stmt] | A.Expr) -> bool:
-    """Can this code run without a runtime fault, a loop or leaving early, whatever the values?"""
+def fault_free(nodes: list[A.Stmt] | A.Expr, index_ok: Callable[[A.Index], bool] | None = None) -> bool:
+    """Can this code run without a runtime fault, a loop or leaving early, whatever the values?
+    ``index_ok`` accepts the indexes known to be inside their bounds (a loop variable's range)."""
     for node in walk(nodes):
+        if index_ok is not None and isinstance(node, A.Index) and index_ok(node):
+            continue
         if isinstance(node, _CONTROL):
             return False
         if isinstance(node, A.Binary) and node.op in ("/", "MOD", "**"):

@@ -81,6 +81,7 @@ class ScanContext:
         return self.LOOP_CHUNK
 
     def quality(self, path: str) -> int:
+        # generated code reads ``qualities.get(path, 4)`` itself (QUALITY_OF, no call)
         return self.qualities.get(path, 4)  # 4 = UNBOUND
 
     def age(self, path: str) -> int:

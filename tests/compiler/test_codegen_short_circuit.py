@@ -1,0 +1,66 @@
+"""BOOL AND/OR use Python's short circuit only where skipping the right operand cannot be seen.
+
+The values (truth table, NaN, effects of calls) are checked by ``conformance/short_circuit.st``
+(the earlier compiler, which evaluated every operand, gives the same JSON); here: which code was
+chosen, and that a right operand that can fault still faults when the left one decides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plcrun.compiler.api import compile_file
+from plcrun.site import run_cycles
+
+HERE = Path(__file__).parent / "conformance"
+
+_CONFIG = """
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def _body(source: str, name: str) -> str:
+    start = source.index(f"class {name}:")
+    end = source.find("\n# ---- ", start)
+    return source[start : end if end > 0 else len(source)]
+
+
+def test_short_circuit_only_where_skipping_cannot_be_seen() -> None:
+    body = _body(compile_file(HERE / "short_circuit.st").python_source, "P_P")
+    assert "self.v_truth[1] = (self.v_t and self.v_f)" in body
+    assert "self.v_truth[5] = (self.v_t or self.v_f)" in body
+    assert "(self.v_f & F_MARK(1, True))" in body  # a call with an effect: evaluated
+    assert "(self.v_t | F_MARK(2, False)) | F_MARK(3, True)" in body
+    assert "(_m3[_k2] and ((_k2 + 1) > 1)) & _m3[" in body  # an index that may be out of bounds: &
+    assert "((not _m3[_k2]) or (_m5 >= 2))" in body  # a loop index known in bounds: or
+    assert "(self.v_w & 3855)" in body  # bit strings: & and |
+
+
+def _faults(tmp_path: Path, body: str) -> dict[str, str]:
+    path = tmp_path / "skip.st"
+    path.write_text(body + _CONFIG)
+    return run_cycles(compile_file(path), 1).faults
+
+
+def test_a_right_operand_that_divides_by_zero_still_faults(tmp_path: Path) -> None:
+    faults = _faults(
+        tmp_path,
+        """PROGRAM p VAR f : BOOL; x : LREAL := 1.0; zero : LREAL; b : BOOL; END_VAR
+b := f AND x / zero > 1.0;
+END_PROGRAM
+""",
+    )
+    assert len(faults) == 1 and "skip.st:2" in next(iter(faults.values()))
+
+
+def test_a_right_operand_with_an_index_out_of_bounds_still_faults(tmp_path: Path) -> None:
+    faults = _faults(
+        tmp_path,
+        """PROGRAM p VAR t : BOOL := TRUE; k : INT := 4; a : ARRAY[1..3] OF BOOL; b : BOOL; END_VAR
+b := t OR a[k];
+END_PROGRAM
+""",
+    )
+    assert len(faults) == 1 and "skip.st:2" in next(iter(faults.values()))
+    assert "index 4" in next(iter(faults.values()))
