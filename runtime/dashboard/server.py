@@ -2,7 +2,7 @@
 
 An asyncio HTTP front (``http_front.py``: one loop thread for every connection, a pool of two worker
 threads, a connection cap, time limits on every read) serves the static page (``static/``) and the
-JSON API (``api.py``); the chart sampler runs on another daemon thread. Neither ever blocks the scan
+JSON API (``api.py``); the chart sampler runs on another daemon thread while clients are there. Neither ever blocks the scan
 thread: reads go through the executor's thread-safe views, changes through its journal, and request
 work runs in the scan's slack (``executor/slack_gate.py``) only once the request has arrived in full.
 
@@ -94,6 +94,7 @@ class _Requests:
         gate = self.dashboard.gate
         gate.enter()
         try:
+            self.dashboard.sampler.client_seen()
             return self._answer(request)
         finally:
             gate.leave()

@@ -3,6 +3,7 @@ scans, and never delivers an abort once the body it aimed at has returned."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,8 @@ from plcrun.executor.engine import Executor, ExecutorConfig
 from plcrun.executor.watchdog import RunawayMonitor, TaskState, WatchdogConfig
 from plcrun.state.support import ScanAborted
 from scripted_driver import ScriptedDriver
+
+MS = 1_000_000
 
 PROGRAMS = Path(__file__).parent / "programs"
 
@@ -148,3 +151,40 @@ def test_an_abort_arriving_after_the_body_faults_the_task_and_scans_go_on() -> N
     assert supervisor.state is TaskState.FAULTED
     assert "watchdog: scan ran more than 200.0 ms and was aborted" in supervisor.fault_message
     assert len(driver.written) == 2 and len(driver.safe_states) >= 3  # safe every period after it
+
+
+def test_the_monitor_sleeps_until_a_body_would_be_overdue_and_aborts_just_after_two_limits() -> None:
+    # Virtual time: 10 ms scans whose bodies take 0.1 ms (limit 100 ms), then at 1.2345 s a body
+    # that never returns. The monitor's thread would sleep next_look_ns between looks.
+    limit = 100 * MS
+    now = [0]
+    monitor = RunawayMonitor({"t": limit}, lambda: now[0])
+    monitor.set_target(2**62)  # no such thread: the injection goes nowhere, the decision is counted
+    runaway_at = 1_234_500_000
+    looks: list[int] = []
+    current: int | None = None
+    while not monitor.aborts:
+        now[0] += monitor.next_look_ns(now[0])
+        t = now[0]
+        start = runaway_at if t >= runaway_at else (t - t % (10 * MS) if t % (10 * MS) < 100_000 else None)
+        if start != current:
+            if start is None:
+                monitor.leave_body()
+            else:
+                monitor.enter_body("t", start)
+            current = start
+        looks.append(t)
+        monitor.poll()
+    assert runaway_at + 2 * limit < looks[-1] <= runaway_at + 2 * limit + MS  # just after two limits
+    assert len(looks) <= 2 * 1.5 / 0.2  # about 5 looks a second (20 when it polled every half limit)
+    assert all(b - a >= MS for a, b in itertools.pairwise(looks))
+
+
+def test_next_look_of_the_monitor() -> None:
+    monitor = RunawayMonitor({"fast": 100 * MS, "slow": 1000 * MS}, lambda: 0)
+    assert monitor.next_look_ns(0) == 200 * MS  # no body: twice the shortest limit
+    monitor.enter_body("fast", 50 * MS)
+    assert monitor.next_look_ns(100 * MS) == 150 * MS + 1  # until the body is overdue
+    assert monitor.next_look_ns(250 * MS) == MS  # overdue (poll aborts it): never a busy loop
+    monitor.enter_body("slow", 0)
+    assert monitor.next_look_ns(10 * MS) == 200 * MS  # long limits: looked at again meanwhile
