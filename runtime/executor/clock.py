@@ -52,6 +52,9 @@ PRODUCT_WAKE_TOLERANCE_NS = 100_000
 """``plcrun run``'s default lateness allowance (``--wake-tolerance-us``, ``[runtime]
 wake_tolerance_us``): scans start within about 100 µs at p99 (the issue's bound is 200 µs) for
 about 1 % of a core less than the precise mode (bench/README.md, "Waiting modes")."""
+MAX_SLEEP_NS = 50_000_000
+"""The longest single kernel sleep of ``MonotonicClock.sleep_until`` with a cancel event: how long a
+stop may go unseen while the scan thread sleeps."""
 MAX_WAIT_SETTING_NS = 5_000_000
 """The largest tolerance or spin budget a site may configure (half a 10 ms period)."""
 
@@ -125,8 +128,9 @@ class WakeErrorTracker:
 class MonotonicClock:
     """Real monotonic time (``time.perf_counter_ns``, CLOCK_MONOTONIC on Linux).
 
-    ``sleep_until`` sleeps in the kernel (clock_nanosleep, or the cancel event's timed wait) until
-    the spin before the deadline and then spins on the clock. With ``spin_ns`` the spin is fixed;
+    ``sleep_until`` sleeps in the kernel (clock_nanosleep, in pieces of at most ``MAX_SLEEP_NS``
+    with a look at the cancel event between them) until the spin before the deadline and then spins
+    on the clock. With ``spin_ns`` the spin is fixed;
     without it (the default) it is measured: ``WakeErrorTracker`` keeps it at the p99 of how late
     the kernel actually wakes this thread, less ``wake_tolerance_ns`` (the lateness accepted; 0:
     plus a margin instead), within ``max_spin_ns`` (the documented spin budget). Spinning costs CPU
@@ -187,20 +191,31 @@ class MonotonicClock:
         return self._time()
 
     def sleep_until(self, deadline_ns: int, cancel: threading.Event | None = None) -> bool:
+        if cancel is not None and cancel.is_set():
+            return False
         now = self._time
         tracker = self.tracker
         wake_at = deadline_ns - (tracker.spin_ns if tracker is not None else self.spin_ns)
         coarse_ns = wake_at - now()
         if coarse_ns > 0:
-            if cancel is None:
-                self._sleep(coarse_ns / 1e9)
-            elif cancel.wait(coarse_ns / 1e9):
+            # clock_nanosleep, not the cancel event's timed wait (a Condition and a new lock per
+            # call: ~5 µs more CPU per wake-up here); a long wait goes in pieces, with a look at
+            # the event between them, so a stop is seen within MAX_SLEEP_NS
+            sleep = self._sleep
+            while coarse_ns > MAX_SLEEP_NS:
+                sleep(MAX_SLEEP_NS / 1e9)
+                if cancel is not None and cancel.is_set():
+                    return False
+                coarse_ns = wake_at - now()
+            if coarse_ns > 0:
+                sleep(coarse_ns / 1e9)
+            if cancel is not None and cancel.is_set():
                 return False
+            woke = now()
             if tracker is not None:
-                woke = now()
                 tracker.record(woke - wake_at)
-                if woke >= deadline_ns:  # nothing left to spin (a tolerance that covers the error)
-                    return True
+            if woke >= deadline_ns:  # nothing left to spin (a tolerance that covers the error)
+                return True
         if cancel is None:
             while now() < deadline_ns:
                 pass

@@ -7,7 +7,15 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from plcrun.executor.clock import REAL_TIME, Clock, ManualTime, MonotonicClock, VirtualClock, WakeErrorTracker
+from plcrun.executor.clock import (
+    MAX_SLEEP_NS,
+    REAL_TIME,
+    Clock,
+    ManualTime,
+    MonotonicClock,
+    VirtualClock,
+    WakeErrorTracker,
+)
 
 MS = 1_000_000
 
@@ -79,6 +87,34 @@ def test_monotonic_coarse_sleep_is_cancelled_by_the_event() -> None:
     cancel.set()
     # A deadline an hour away: only an honoured cancel lets this test finish.
     assert clock.sleep_until(clock.now_ns() + 3600 * 10**9, cancel) is False
+
+
+def test_a_long_wait_sleeps_in_pieces_and_sees_a_stop_between_them() -> None:
+    source = ScriptedTime(start=0, step=100)
+    cancel = threading.Event()
+    naps: list[int] = []
+    stop_in_nap = [3]
+
+    def sleep(seconds: float) -> None:
+        naps.append(round(seconds * 1e9))
+        source.now += round(seconds * 1e9)
+        if len(naps) == stop_in_nap[0]:
+            cancel.set()  # a stop (signal handler or another thread) during this piece
+
+    clock = MonotonicClock(spin_ns=0, time_source=source, sleep=sleep)
+    assert clock.sleep_until(3600 * 10**9, cancel) is False
+    assert naps == [MAX_SLEEP_NS] * 3  # seen at the end of that piece, not an hour later
+    naps.clear()
+    cancel.clear()
+    stop_in_nap[0] = 0
+    deadline = source.now + 120 * MS
+    assert clock.sleep_until(deadline, cancel) is True
+    assert len(naps) == 3 and naps[:2] == [MAX_SLEEP_NS] * 2 and sum(naps) < 120 * MS
+    assert deadline <= source.now <= deadline + 100  # the last piece ends at the deadline
+    naps.clear()
+    reads = source.reads
+    assert clock.sleep_until(source.now + 9 * MS, cancel) is True  # a 10 ms task's wait: one sleep
+    assert len(naps) == 1 and source.reads - reads == 2  # a read before and after, no spin
 
 
 def test_monotonic_real_sleep_reaches_its_deadline() -> None:
