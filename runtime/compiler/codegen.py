@@ -36,6 +36,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         self.out = Emitter(chunk)
         self.loops: list[tuple[str, str] | None] = []  # per enclosing loop: (alias, lvalue) of FOR aliases
         self.split_depth = 0  # nesting of FOR loops generated in a fast and a checked version
+        self.count_up: tuple[int, str] | None = None  # see LoopMixin._count_up_loop
         self.hoisted: list[list[tuple[str, str]]] = []  # per enclosing FOR: (local, member) pairs
         locals_ = {"r_"} | {
             "v_" + v.name.lower()
@@ -212,8 +213,9 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             self.out(f"_acopy({lvalue}, {value_code})")
         else:
             code = store_code(value_code, value.ty, t, value)
-            if code == f"_f32({value_code})":  # REAL rounding through the state's cell, no call
-                self.out(f"_F32[0] = {value_code}")
+            rounded = _f32_argument(code)
+            if rounded is not None:  # REAL rounding (or LREAL_TO_REAL) through the state's cell, no call
+                self.out(f"_F32[0] = {rounded}")
                 self.out(f"{lvalue} = _F32[0]")
             else:
                 self.out(f"{lvalue} = {code}")
@@ -409,3 +411,18 @@ def generate_globals(decls: Declarations, filename: str) -> GeneratedChunk:
     for g in decls.globals.values():
         out(f"        self.v_{g.name.lower()} = {values.initial(g.type, g.init)}", g.pos.line)
     return chunk
+
+
+def _f32_argument(code: str) -> str | None:
+    """``x`` when ``code`` is the whole call ``_f32(x)``, else None."""
+    if not (code.startswith("_f32(") and code.endswith(")")) or "'" in code or '"' in code:
+        return None  # (a string literal could hold a parenthesis: not worth parsing)
+    depth = 0
+    for position, char in enumerate(code):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0 and position != len(code) - 1:
+                return None  # the call's parenthesis closes before the end: _f32(a) + f(b)
+    return code[5:-1]

@@ -63,6 +63,8 @@ class ExprGen(NodeVisitor):
         self.element_cache: dict[
             tuple[str, str], str
         ] = {}  # (array code, alias) -> local holding the element
+        self.io_tables: dict[int, str] = {}  # id(QUALITY_OF/AGE_OF target) -> local: its paths by index
+        self.qualities_local = ""  # a local holding _rt.qualities for the loop being generated
 
     def temp(self, stem: str = "t") -> str:
         self.temp_count += 1
@@ -371,6 +373,8 @@ class ExprGen(NodeVisitor):
     def builtin(self, e: A.Call, ref: B.BuiltinRef) -> str:
         if ref.name in ("QUALITY_OF", "AGE_OF"):
             assert e.io_target is not None
+            if ref.name == "QUALITY_OF" and self.qualities_local:
+                return f"{self.qualities_local}.get({self.io_path(e.io_target)}, 4)"
             return B.emit_builtin(ref, [self.io_path(e.io_target)])
         values = [a.value for a in sorted_args(e) if a.value is not None]
         codes = []
@@ -409,6 +413,14 @@ class ExprGen(NodeVisitor):
         tmp = self.temp()
         return f"({tmp} := {code})", tmp
 
+    def io_owner(self, target: A.Expr) -> str:
+        """The code of the instance path that ``target``'s process-image path starts with."""
+        node = target
+        while isinstance(node, A.Member | A.Index):
+            node = node.base
+        assert isinstance(node, A.Name) and isinstance(node.ref, VarRef)
+        return "_G._path" if node.ref.scope == "global" else f"{self.self_name}._path"
+
     def io_path(self, target: A.Expr) -> str:
         """The process-image path of ``target`` at run time: an f-string, built once per instance
         path and index values and then looked up in a table of the module (formatting a path
@@ -429,12 +441,15 @@ class ExprGen(NodeVisitor):
         text = "f" + repr("{" + owner + "}." + node.name.lower() + "".join(reversed(parts)))
         if self.module_lines is None or not all(_ARITHMETIC.fullmatch(k) for k in keys):
             return text
+        # per instance path a table by index values: an int key hashes faster than a tuple
+        key = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+        hoisted = self.io_tables.get(id(target))  # the instance's table, looked up before the loop
+        if hoisted is not None and keys:
+            return f"({hoisted}.get({key}) or {hoisted}.setdefault({key}, {text}))"
         table = f"_paths_{self.module_name}_{len(self.module_lines)}"
         self.module_lines.append((f"{table} = {{}}", target.pos.line))
         if not keys:
             return f"({table}.get({owner}) or {table}.setdefault({owner}, {text}))"
-        # per instance path a table by index values: an int key hashes faster than a tuple
-        key = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
         by_index = f"({table}.get({owner}) or {table}.setdefault({owner}, {{}}))"
         return f"({by_index}.get({key}) or {table}[{owner}].setdefault({key}, {text}))"
 

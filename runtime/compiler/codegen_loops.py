@@ -10,6 +10,7 @@ offsets (``ARRAY[1..n]``: the index is the loop local itself) or over the elemen
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from . import st_ast as A
@@ -27,6 +28,8 @@ from .builtins import wrap_code
 from .codegen_values import convert_constant, literal_code, store_code
 from .model import VarRef
 
+_INT = re.compile(r"-?\d+")
+
 if TYPE_CHECKING:
     from .codegen_chunk import Emitter
     from .codegen_expr import ExprGen
@@ -42,6 +45,7 @@ class LoopMixin:
     hoisted: list[list[tuple[str, str]]]
     module_name: str
     module_lines: list[tuple[str, int]]
+    count_up: tuple[int, str] | None  # (c, local holding e) while generating a FOR i := c TO e body
 
     if TYPE_CHECKING:  # provided by PouGenerator
 
@@ -59,6 +63,7 @@ class LoopMixin:
         step = "1" if s.step is None else self.x.expr(s.step)
         self.flush_pre()
         rng = self.x.temp("r")
+        last = ""
         bounds = [self.decls.const_int(part) for part in (s.start, s.end)]
         if step_value is not None and step_value != 0 and None not in bounds:
             # constant bounds: one range object for the module, not one per scan
@@ -69,11 +74,15 @@ class LoopMixin:
             self.module_lines.append((f"{rng} = _range({begin}, {stop}, {step_value})", s.pos.line))
         elif step_value is None:
             self.out(f"{rng} = _for_range({start}, {end}, {step})")
+        elif step_value > 0 and step_value == 1 and bounds[0] is not None and _INT.fullmatch(start):
+            last = self.x.temp("last")  # FOR i := c TO e: e in a local, the range made if needed
+            self.out(f"{last} = {end}")
         elif step_value > 0:
             self.out(f"{rng} = _range({start}, ({end}) + 1, {step_value})")
         else:
             self.out(f"{rng} = _range({start}, ({end}) - 1, {step_value})")
         aliased = ref.scope in ("member", "local") and not assigns(s.body, ref.var)
+        outer_alias = self.x.aliases.get(id(ref.var))  # a local of an enclosing loop holding it
         loop_var = self.x.temp("k") if aliased else target
         sites = index_sites(s.body, ref.var) if aliased else []
         if aliased:
@@ -81,6 +90,15 @@ class LoopMixin:
             start_c, end_c = self.decls.const_int(s.start), self.decls.const_int(s.end)
             if start_c is not None and end_c is not None:
                 self.x.safe_index[id(ref.var)] = (min(start_c, end_c), max(start_c, end_c))
+        if last:
+            splits = sites and id(ref.var) not in self.x.safe_index and self.split_depth < 2
+            low, high = max((lo for lo, _ in sites), default=0), min((hi for _, hi in sites), default=0)
+            if splits and low <= int(start) <= high:
+                self._count_up_loop(s, start, last, rng, loop_var, target, ref.var, aliased, high)
+                if aliased:
+                    self._unalias(ref.var, outer_alias)
+                return
+            self.out(f"{rng} = _range({start}, {last} + 1, 1)")
         self.loops.append((loop_var, target) if aliased else None)
         if sites and id(ref.var) not in self.x.safe_index and self.split_depth < 2:
             # Two versions of the loop: when the whole range is inside the bounds of every array the
@@ -111,8 +129,49 @@ class LoopMixin:
             self._for_body(s, rng, loop_var, target, ref.var, cache_elements=aliased and statically_safe)
         self.loops.pop()
         if aliased:
-            del self.x.aliases[id(ref.var)]
-            self.x.safe_index.pop(id(ref.var), None)
+            self._unalias(ref.var, outer_alias)
+
+    def _unalias(self, var: T.VarInfo, outer_alias: str | None) -> None:
+        """After a loop over ``var``: reads of it go to the enclosing loop's local again, if any
+        (not to the member, which that loop writes only when it ends)."""
+        if outer_alias is None:
+            del self.x.aliases[id(var)]
+        else:
+            self.x.aliases[id(var)] = outer_alias
+        self.x.safe_index.pop(id(var), None)
+
+    def _count_up_loop(
+        self,
+        s: A.For,
+        start: str,
+        last: str,
+        rng: str,
+        loop_var: str,
+        target: str,
+        var: T.VarInfo,
+        aliased: bool,
+        high: int,
+    ) -> None:
+        """``FOR i := c TO e`` (step 1, c inside the bounds of every array i indexes): the fast
+        body when e is at most the smallest upper bound (an empty range included), iterating a
+        range made from c and e directly; else the checked body over ``range(c, e + 1)``."""
+        self.loops.append((loop_var, target) if aliased else None)
+        self.out(f"if {last} <= {high}:")
+        self.out.depth += 1
+        self.split_depth += 1
+        self.x.safe_index[id(var)] = (int(start), high)
+        self.count_up = (int(start), last)
+        self._for_body(s, rng, loop_var, target, var, cache_elements=True)
+        self.count_up = None
+        del self.x.safe_index[id(var)]
+        self.split_depth -= 1
+        self.out.depth -= 1
+        self.out("else:")
+        self.out.depth += 1
+        self.out(f"{rng} = _range({start}, {last} + 1, 1)")
+        self._for_body(s, rng, loop_var, target, var, cache_elements=False)
+        self.out.depth -= 1
+        self.loops.pop()
 
     def _for_body(
         self, s: A.For, rng: str, loop_var: str, target: str, var: T.VarInfo, cache_elements: bool
@@ -120,6 +179,7 @@ class LoopMixin:
         """The loop itself. With ``cache_elements`` (indices known to be in bounds) each structure
         element is read once per iteration, and, when the body calls nothing, the scalar members and
         globals it uses live in locals for the loop and are written back after it."""
+        count_up, self.count_up = self.count_up, None  # this loop's, not a nested loop's
         hoisted: list[tuple[str, str]] = []  # (local, member) of scalars written back after the loop
         held: list[tuple[str, str]] = []  # (local, member) of every member the loop reads from a local
         bounds = [self.decls.const_int(part) for part in (s.start, s.end, s.step or A.IntLit(s.pos, 1))]
@@ -143,6 +203,8 @@ class LoopMixin:
             self.x.aliases[id(used)] = local
         for local, source in held:
             self.out(f"{local} = {source}")
+        outer_qualities = self.x.qualities_local
+        io_targets = self._hoist_io_paths(s.body) if cache_elements else []
         self.hoisted.append(hoisted)
         added: list[tuple[str, str]] = []
         whole = self._whole_array(s, var, bounds) if cache_elements else None
@@ -154,7 +216,9 @@ class LoopMixin:
             self.x.element_cache[(whole, loop_var)] = element
             added.append((whole, loop_var))
         else:
-            shift = self._shift(s, var, rng, loop_var, target, trips) if cache_elements else None
+            shift = self._shift(s, var, rng, loop_var, target, trips, count_up) if cache_elements else None
+            if shift is None and count_up is not None:
+                shift = f"_range({count_up[0]}, {count_up[1]} + 1)"
             self.out(f"for {loop_var} in {shift or rng}:")
         self.out.depth += 1
         if cache_elements and whole is None:
@@ -179,6 +243,9 @@ class LoopMixin:
             self.loops[-1] = (loop_var, target)
         for key in added:
             del self.x.element_cache[key]
+        for io_target in io_targets:
+            del self.x.io_tables[io_target]
+        self.x.qualities_local = outer_qualities
         self.out.depth -= 1
         self.out("else:")
         self.out.depth += 1
@@ -187,6 +254,9 @@ class LoopMixin:
             span = range(first, last + (1 if step > 0 else -1), step)
             final = literal_code(convert_constant(span.start + len(span) * span.step, var.type))
             self.out(f"{target} = {final}")  # the value after a normal end, known at compile time
+        elif count_up is not None:  # c + the number of passes
+            begin, end = count_up
+            self.out(f"{target} = {wrap_code(f'({end} + 1 if {end} >= {begin} else {begin})', var.type)}")
         else:
             self.out(f"{target} = {wrap_code(f'{rng}.start + _len({rng}) * {rng}.step', var.type)}")
         self.out.depth -= 1
@@ -198,8 +268,38 @@ class LoopMixin:
                 if alias == local:
                     del self.x.aliases[used_id]
 
+    def _hoist_io_paths(self, body: list[A.Stmt]) -> list[int]:
+        """Before the loop: for each QUALITY_OF/AGE_OF of an indexed variable in its body, the
+        table of the instance's paths by index (the body then looks up only the index), and
+        ``_rt.qualities`` when the body reads qualities (nothing in a scan replaces it)."""
+        targets: list[int] = []
+        qualities = ""
+        for node in walk(body):
+            if not (isinstance(node, A.Call) and node.io_target is not None):
+                continue
+            if not qualities and node.ref is not None and getattr(node.ref[1], "name", "") == "QUALITY_OF":
+                qualities = self.x.qualities_local = self.x.temp("q")
+                self.out(f"{qualities} = _rt.qualities")
+            if not any(isinstance(n, A.Index) for n in walk(node.io_target)):
+                continue
+            table = f"_paths_{self.module_name}_{len(self.module_lines)}"
+            self.module_lines.append((f"{table} = {{}}", node.pos.line))
+            local = self.x.temp("p")
+            owner = self.x.io_owner(node.io_target)
+            self.out(f"{local} = ({table}.get({owner}) or {table}.setdefault({owner}, {{}}))")
+            self.x.io_tables[id(node.io_target)] = local
+            targets.append(id(node.io_target))
+        return targets
+
     def _shift(
-        self, s: A.For, var: T.VarInfo, rng: str, loop_var: str, target: str, trips: int | None
+        self,
+        s: A.For,
+        var: T.VarInfo,
+        rng: str,
+        loop_var: str,
+        target: str,
+        trips: int | None,
+        count_up: tuple[int, str] | None = None,
     ) -> str | None:
         """When every array the loop variable indexes starts at the same L (ARRAY[1..n]), iterate
         over the element offsets (value - L): each index is then the loop local itself, and the
@@ -212,7 +312,11 @@ class LoopMixin:
         low = lows.pop()
         if low == 0:
             return None
-        if rng.startswith("_range_"):  # constant bounds: a second module-level range
+        if count_up is not None:  # FOR i := c TO e: offsets c - L .. e - L
+            first, last = count_up
+            stop = f"{last} + {1 - low}" if low < 1 else (last if low == 1 else f"{last} - {low - 1}")
+            shifted = f"_range({stop})" if first == low else f"_range({first - low}, {stop})"
+        elif rng.startswith("_range_"):  # constant bounds: a second module-level range
             name = f"{rng}_from{low}".replace("-", "m")
             self.module_lines.append(
                 (f"{name} = _range({rng}.start - {low}, {rng}.stop - {low}, {rng}.step)", s.pos.line)

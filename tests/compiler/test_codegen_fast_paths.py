@@ -27,7 +27,10 @@ def test_fast_paths_are_taken_in_the_conformance_program() -> None:
     for call in ("_max(", "_min(", "F_IN_BAND(", "self.v_single._body()", "_body()\n        self.v_edges"):
         assert call not in body, call  # inlined
     assert re.search(r"(_fb\d+) = self\.v_ret_fb\n(.*\n)*? +\1\._body\(\)", body)  # a loop, RETURN: called
-    assert "for _k" in body and "in _range(_r" in body and ".start - 1, " in body  # offsets
+    # FOR k := 1 TO n over ARRAY[1..]: the offsets 0 .. n - 1 straight from n, no range checked first
+    assert re.search(
+        r"(_last\d+) = self\.v_n_vals\n +if \1 <= 10:\n(.*\n)*? +for _k\d+ in _range\(\1\):", body
+    )
     assert "self.v_lim_low = ((-1.0) if (_t" in body  # LIMIT with plain bounds: inline
     assert "_limit(1.0, F_NOTE(7.0), 5.0)" in body  # a call in IN (may write what a bound reads): not
     assert "F_NOTE(" in body  # writes a global: called

@@ -7,6 +7,7 @@ chosen, and that a right operand that can fault still faults when the left one d
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from plcrun.compiler.api import compile_file
@@ -32,8 +33,9 @@ def test_short_circuit_only_where_skipping_cannot_be_seen() -> None:
     assert "self.v_truth[5] = (self.v_t or self.v_f)" in body
     assert "(self.v_f & F_MARK(1, True))" in body  # a call with an effect: evaluated
     assert "(self.v_t | F_MARK(2, False)) | F_MARK(3, True)" in body
-    assert "(_m3[_k2] and ((_k2 + 1) > 1)) & _m3[" in body  # an index that may be out of bounds: &
-    assert "((not _m3[_k2]) or (_m5 >= 2))" in body  # a loop index known in bounds: or
+    # in the loop over flags: an index that may be out of bounds keeps &, one known in bounds: or
+    assert re.search(r"\((_m\d+)\[(_k\d+)\] and \(\(\2 \+ 1\) > 1\)\) & \1\[", body)
+    assert re.search(r"\(\(not _m\d+\[_k\d+\]\) or \(_m\d+ >= 2\)\)", body)
     assert "(self.v_w & 3855)" in body  # bit strings: & and |
 
 
