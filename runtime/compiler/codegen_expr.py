@@ -375,6 +375,13 @@ class ExprGen(NodeVisitor):
             assert e.io_target is not None
             if ref.name == "QUALITY_OF" and self.qualities_local:
                 return f"{self.qualities_local}.get({self.io_path(e.io_target)}, 4)"
+            if ref.name == "AGE_OF":  # ScanContext.age without its call: 0 when never stamped
+                stamp, age = self.temp(), self.temp()
+                path = self.io_path(e.io_target)
+                return (
+                    f"(0 if ({stamp} := _rt.stamps.get({path})) is None"
+                    f" else ({age} if ({age} := _rt.clock_now - {stamp}) > 0 else 0))"
+                )
             return B.emit_builtin(ref, [self.io_path(e.io_target)])
         values = [a.value for a in sorted_args(e) if a.value is not None]
         codes = []

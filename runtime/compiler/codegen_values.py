@@ -217,6 +217,17 @@ def _converts_to(e: A.Expr | None, target: T.Type) -> bool:
     return isinstance(ref, BuiltinRef) and ref.source is not None and T.underlying(ref.result) is target
 
 
+def _small_mod(e: A.Expr | None, target: T.Type) -> bool:
+    """``a MOD c`` with a literal c > 0 whose every result (-c < r < c) fits ``target``: no wrap."""
+    while isinstance(e, A.Paren):
+        e = e.inner
+    if not (isinstance(e, A.Binary) and e.op == "MOD" and isinstance(e.right, A.IntLit)):
+        return False
+    span = T.int_range(target)
+    c = e.right.value
+    return c > 0 and span is not None and span[0] <= -(c - 1) and c - 1 <= span[1]
+
+
 def _is_plc_time(e: A.Expr | None) -> bool:
     while isinstance(e, A.Paren):
         e = e.inner
@@ -253,7 +264,7 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
         if u.kind in ("int", "bits"):
             if isinstance(v, T.LiteralIntType) and isinstance(value_expr, A.IntLit):
                 return repr(convert_constant(value_expr.value, u))
-            if _converts_to(value_expr, u):
+            if _converts_to(value_expr, u) or _small_mod(value_expr, u):
                 return code
             if isinstance(value_expr, A.Name | A.Member | A.Index) and isinstance(v, T.ElementaryType):
                 vr, tr = T.int_range(v), T.int_range(u)

@@ -84,7 +84,7 @@ class ScanContext:
         # generated code reads ``qualities.get(path, 4)`` itself (QUALITY_OF, no call)
         return self.qualities.get(path, 4)  # 4 = UNBOUND
 
-    def age(self, path: str) -> int:
+    def age(self, path: str) -> int:  # generated code (AGE_OF) inlines this
         stamp = self.stamps.get(path)
         return 0 if stamp is None else max(0, self.clock_now - stamp)
 

@@ -1,0 +1,68 @@
+"""Stores that need no call or wrap-around: an assignment of LREAL_TO_REAL(x) rounds through the
+state's float32 cell (``_F32``) like an implicit REAL rounding, with the same values (nearest
+binary32, overflow to infinity, NaN kept); ``a MOD c`` (c a literal whose results fit the
+variable) is stored without the wrap test, with the values the earlier compiler gave."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from plcrun.compiler.api import compile_file
+from plcrun.site import run_cycles
+
+_SOURCE = """PROGRAM p
+VAR
+  big : LREAL := 1.0E300; third : LREAL := 0.1; nan : LREAL;
+  r_big : REAL; r_third : REAL; r_nan : REAL; r_neg : REAL; r_sum : REAL;
+END_VAR
+nan := SQRT(-1.0);
+r_big := LREAL_TO_REAL(big);
+r_third := LREAL_TO_REAL(third / 3.0);
+r_nan := LREAL_TO_REAL(nan);
+r_neg := LREAL_TO_REAL(-big);
+r_sum := LREAL_TO_REAL(third) + LREAL_TO_REAL(third * 2.0);
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def test_lreal_to_real_assignment_rounds_through_the_cell(tmp_path: Path) -> None:
+    path = tmp_path / "cell.st"
+    path.write_text(_SOURCE)
+    program = compile_file(path)
+    assert "_F32[0] = self.v_big\n        self.v_r_big = _F32[0]" in program.python_source
+    values = run_cycles(program, 1).values["p"]
+    assert values["r_big"] == math.inf and values["r_neg"] == -math.inf
+    assert values["r_third"] == 0.03333333507180214  # the nearest binary32 of 0.1 / 3
+    assert values["r_nan"] is None or math.isnan(values["r_nan"])
+    assert values["r_sum"] == 0.30000001192092896
+
+
+_MOD_SOURCE = """PROGRAM p
+VAR
+  a : INT := 32767; b : INT := -32768; c : DINT := -1000001; d : INT := 5;
+  m1 : INT; m2 : INT; m3 : INT; m4 : INT; m5 : SINT; m6 : UINT;
+END_VAR
+m1 := (a + 1) MOD 512;     (* the sum leaves INT; its MOD fits *)
+m2 := b MOD 512;
+m3 := DINT_TO_INT(c MOD 1000);
+m4 := (d - 11) MOD 4;
+m5 := d MOD 200;           (* 199 does not fit SINT: wrapped as before *)
+m6 := (d - 11) MOD 4;      (* negative results do not fit UINT: wrapped as before *)
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def test_a_small_mod_is_stored_without_the_wrap_test(tmp_path: Path) -> None:
+    path = tmp_path / "mod.st"
+    path.write_text(_MOD_SOURCE)
+    program = compile_file(path)
+    source = program.python_source
+    assert "self.v_m1 = (_v % 512 if (_v := (self.v_a + 1)) >= 0 else -(-_v % 512))" in source
+    assert "self.v_m5 = (_w if" in source and "self.v_m6 = (((" in source  # still wrapped
+    values = run_cycles(program, 1).values["p"]
+    assert [values[f"m{i}"] for i in range(1, 7)] == [0, 0, -1, -2, 5, 65534]
