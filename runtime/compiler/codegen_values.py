@@ -252,6 +252,14 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
                 value_expr, A.IntLit | A.RealLit
             ):
                 return py_float(convert_constant(value_expr.value, u))  # type: ignore[arg-type]
+            if (
+                u is not T.REAL
+                and isinstance(v, T.LiteralIntType | T.LiteralRealType)
+                and isinstance(value_expr, A.Unary)
+                and value_expr.op == "-"
+                and isinstance(value_expr.operand, A.IntLit | A.RealLit)
+            ):  # a negative literal: its LREAL value, not a call of float() each time
+                return f"({py_float(float(-value_expr.operand.value))})"
             if u is T.REAL:
                 if v is T.REAL and is_binary32(value_expr):
                     return code

@@ -66,3 +66,22 @@ def test_a_small_mod_is_stored_without_the_wrap_test(tmp_path: Path) -> None:
     assert "self.v_m5 = (_w if" in source and "self.v_m6 = (((" in source  # still wrapped
     values = run_cycles(program, 1).values["p"]
     assert [values[f"m{i}"] for i in range(1, 7)] == [0, 0, -1, -2, 5, 65534]
+
+
+def test_a_negative_literal_is_stored_as_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "neg.st"
+    path.write_text(
+        """PROGRAM p VAR a : LREAL := 5.0; b : LREAL := 5.0; c : LREAL; END_VAR
+a := -1.5;
+b := -0.0;
+c := -3;
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+    )
+    program = compile_file(path)
+    assert "self.v_a = (-1.5)" in program.python_source and "_float(" not in program.python_source
+    values = run_cycles(program, 1).values["p"]
+    assert values["a"] == -1.5 and values["c"] == -3.0 and isinstance(values["c"], float)
+    assert math.copysign(1.0, values["b"]) == -1.0  # -0.0 keeps its sign, as float(-0.0) did
