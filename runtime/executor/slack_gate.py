@@ -59,14 +59,19 @@ class SlackGate:
         self._quiet_until_ns = 0
         self._last_hook_ns: int | None = None
         self.waits = 0  # entries that had to wait for a slack window (for the bench and tests)
+        self._waiting = 0  # threads waiting for a window now (under _changed)
         executor.scheduler.add_idle_hook(self._after_scan)
 
     def _after_scan(self, now_ns: int, slack_ns: int) -> None:
-        """Scan thread, after a scan with slack: open a window until shortly before the next release."""
-        with self._changed:
-            self._quiet_until_ns = now_ns + slack_ns - MARGIN_NS
-            self._last_hook_ns = now_ns
-            self._changed.notify_all()
+        """Scan thread, after a scan with slack: open a window until shortly before the next release.
+        The lock and the notification only when a thread waits (most periods nobody does): a waiter
+        counts itself before it looks at the window, and the window is written before the count is
+        read, so a waiter either sees the new window or is notified."""
+        self._quiet_until_ns = now_ns + slack_ns - MARGIN_NS
+        self._last_hook_ns = now_ns
+        if self._waiting:
+            with self._changed:
+                self._changed.notify_all()
 
     def _open_now(self) -> bool:
         now = self._clock.now_ns()
@@ -82,7 +87,11 @@ class SlackGate:
             return
         self.waits += 1
         with self._changed:
-            self._changed.wait_for(self._open_now, timeout=MAX_WAIT_S)
+            self._waiting += 1
+            try:
+                self._changed.wait_for(self._open_now, timeout=MAX_WAIT_S)
+            finally:
+                self._waiting -= 1
 
     def leave(self) -> None:
         self._work.release()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from dashboard_site import site_executor, wait_for
+from plcrun.executor import slack_gate
 from plcrun.executor.clock import VirtualClock
 from plcrun.executor.engine import Executor
 from plcrun.executor.slack_gate import MARGIN_NS, SlackGate
@@ -79,3 +81,29 @@ def test_open_when_the_executor_has_not_scanned_for_a_while() -> None:
     gate.enter()
     gate.leave()
     assert gate.waits == 0
+
+
+def test_a_waiting_thread_is_woken_by_the_next_scan_not_by_its_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The scan thread notifies only when a thread waits (it skips the lock otherwise): with the time
+    # limit out of reach, only that notification lets the worker in.
+    monkeypatch.setattr(slack_gate, "MAX_WAIT_S", 3600.0)
+    gate, clock, executor = _gate()
+    executor.run(max_scans=1)
+    release = executor.scheduler.tasks[0].next_release_ns
+    clock.advance(release - MARGIN_NS - clock.now_ns() - MS // 2)
+    entered = threading.Event()
+
+    def work() -> None:
+        gate.enter()
+        entered.set()
+        gate.leave()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    wait_for(lambda: gate.waits == 1 and gate._waiting == 1, what="the worker to wait")
+    executor.run(max_scans=1)
+    assert entered.wait(10)
+    worker.join(timeout=5)
+    assert gate._waiting == 0
