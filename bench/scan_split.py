@@ -77,6 +77,7 @@ def split(evs: int, seconds: float, rounds: int) -> None:
         ages.update = timed(ages.update, acc, "SoC ages")
     for binding in image.bindings:
         binding.driver.read_inputs = timed(binding.driver.read_inputs, acc, "driver read")  # type: ignore[method-assign]
+        binding.driver.read_input_groups = timed(binding.driver.read_input_groups, acc, "driver read")  # type: ignore[method-assign]
         binding.driver.write_outputs = timed(binding.driver.write_outputs, acc, "driver write")  # type: ignore[method-assign]
     image.read_inputs = timed(image.read_inputs, acc, "inputs copy")  # type: ignore[method-assign]
     image.write_outputs = timed(image.write_outputs, acc, "outputs + driver write")  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -34,6 +34,17 @@ class Sample(NamedTuple):
     value: object
     quality: Quality = Quality.GOOD
     timestamp_ns: int = 0
+
+
+class InputGroup(NamedTuple):
+    """Samples of one read that share their quality and acquisition time: ``values[i]`` is the value
+    of ``paths[i]``. A driver that delivers the same set of paths again should pass the same tuple
+    object: the process image keeps what it worked out about a tuple (by its identity)."""
+
+    paths: tuple[str, ...]
+    values: Sequence[object]
+    quality: Quality
+    timestamp_ns: int
 
 
 @dataclass(slots=True)
@@ -66,6 +77,8 @@ class Driver(ABC):
 
     name: str = "driver"
     kind: str = "driver"
+    delivers_groups = False
+    """True: the process image reads the inputs with ``read_input_groups`` instead of ``read_inputs``."""
 
     def start(self, clock: Clock) -> None:  # noqa: B027 - optional hook
         """Begin background I/O. ``clock`` is the executor's clock."""
@@ -84,6 +97,15 @@ class Driver(ABC):
     @abstractmethod
     def read_inputs(self, now_ns: int) -> Mapping[str, Sample]:
         """Latest samples, only those that changed since the previous call (may be empty)."""
+
+    def read_input_groups(self, now_ns: int) -> Sequence[InputGroup]:
+        """``read_inputs`` as groups of samples that share quality and stamp, in the order of the
+        samples (a driver that sets ``delivers_groups`` builds them directly: the image stores a
+        group of values of one type in a few C-level passes). This default: one group per sample."""
+        return [
+            InputGroup((path,), (sample.value,), sample.quality, sample.timestamp_ns)
+            for path, sample in self.read_inputs(now_ns).items()
+        ]
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:  # noqa: B027
         """Hand over output values (all of ``output_paths()``, every scan). Must not block."""

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from itertools import repeat
 from typing import Any
 
-from ..compiler import st_types as T
 from ..errors import PlcrunError
 from ..state.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
-from .driver_api import Driver, Quality, Sample
+from .driver_api import Driver, InputGroup, Quality, Sample
+from .image_store import BOOL, INT, LREAL, REAL, SLOW, Ages, GroupEntry, fast_store, fit
 from .input_range import Check, misfit_check
 
 log = logging.getLogger("plcrun.image")
@@ -43,11 +42,13 @@ class InputPoint:
     misfit: Check | None = None  # why a value does not fit the variable's type (input_range.py)
     rejected: str = ""  # the last misfit reported, so a value held out of range logs once
     # the fast path of read_inputs: a value of the variable's own Python type that fits is stored
-    # by ``store`` (one C-level call) without ``accessor.set``'s conversion calls (see _fast_store)
+    # by ``store`` (one C-level call) without ``accessor.set``'s conversion calls (see image_store.fast_store)
     kind: int = 0
     low: int = 0
     high: int = 0
     store: Callable[[Any], Any] | None = None
+    ages: Ages | None = None  # a soc_pct input: the ages its stamp feeds, at age_index
+    age_index: int = -1
 
 
 @dataclass
@@ -56,70 +57,12 @@ class DriverBinding:
     task: str
     inputs: dict[str, InputPoint] = field(default_factory=dict)
     outputs: dict[str, Accessor] = field(default_factory=dict)
+    grouped: bool = False  # the driver delivers its inputs as groups (Driver.delivers_groups)
 
 
-_SLOW, _LREAL, _REAL, _INT, _BOOL = range(5)
-
-
-def _fast_store(acc: Accessor) -> tuple[int, int, int, Callable[[Any], Any] | None]:
-    """(kind, low, high, store) of the process image's fast path for ``acc``: LREAL takes a finite
-    float as it is, REAL a float that rounds to a finite binary32, an integer type an int inside its
-    range, BOOL True/False; exactly what ``misfit`` accepts and ``accessor.set`` stores for them.
-    Anything else (enumerations, strings, other Python types, misfits) takes ``accessor.set``."""
-    if acc.holder is None or acc.key is None:
-        return _SLOW, 0, 0, None
-    store = (
-        partial(acc.holder.__setitem__, acc.key)
-        if isinstance(acc.key, int)
-        else partial(setattr, acc.holder, acc.key)
-    )
-    u = T.underlying(acc.type)
-    if u is T.LREAL:
-        return _LREAL, 0, 0, store
-    if u is T.REAL:
-        return _REAL, 0, 0, store
-    if u is T.BOOL:
-        return _BOOL, 0, 0, store
-    if isinstance(u, T.ElementaryType) and u.kind in ("int", "bits", "time", "date"):
-        limits = T.int_range(acc.type)
-        if limits is not None:
-            return _INT, limits[0], limits[1], store
-    return _SLOW, 0, 0, None
-
-
-class _Ages:
-    """The ``soc_age`` companions of one task's ``soc_pct`` inputs, written every scan: ages of
-    every input that has a stamp, in one C-level pass (``map(setattr)``) when every age variable is
-    an attribute of its structure that takes any age up to ``high``; else one by one through the
-    accessors (which convert, e.g. wrap a value beyond the variable's range)."""
-
-    def __init__(self) -> None:
-        self.points: list[InputPoint] = []
-        self.accessors: list[Accessor] = []
-        self.holders: list[Any] = []
-        self.keys: list[str] = []
-        self.high = -1  # the largest age the fast pass may store; -1: no fast pass
-
-    def add(self, point: InputPoint, age: Accessor) -> None:
-        kind, _, high, _ = _fast_store(age)
-        fast = kind == _INT and type(age.key) is str and (not self.points or self.high >= 0)
-        self.high = min(high, self.high if self.points else high) if fast else -1
-        self.points.append(point)
-        self.accessors.append(age)
-        self.holders.append(age.holder)
-        self.keys.append(sys.intern(age.key) if type(age.key) is str else "")
-
-    def update(self, clock_ns: int) -> None:
-        ages = [clock_ns - point.stamp_ns for point in self.points]
-        # the fast pass when no input lacks a stamp (its age would be clock_ns), none is stamped
-        # after now and every age fits the variables
-        if ages and self.high >= 0 and min(ages) >= 0 and max(ages) <= self.high and clock_ns not in ages:
-            deque(map(setattr, self.holders, self.keys, ages), maxlen=0)
-            return
-        for point, age in zip(self.points, self.accessors, strict=True):
-            stamp = point.stamp_ns
-            if stamp:
-                age.set(clock_ns - stamp if clock_ns > stamp else 0)
+_SLOW, _LREAL, _REAL, _INT, _BOOL = SLOW, LREAL, REAL, INT, BOOL  # the kinds (image_store.py)
+_GOOD = Quality.GOOD
+_GROUP_CACHE = 4096  # group entries kept; beyond that the cache starts again
 
 
 def task_of_path(program: CompiledProgram, path: str) -> str:
@@ -154,7 +97,11 @@ class ProcessImage:
             paths = sorted(driver.input_paths() | driver.output_paths())
             if not paths:
                 continue
-            binding = DriverBinding(driver, task_of_path(program, paths[0]))
+            binding = DriverBinding(
+                driver,
+                task_of_path(program, paths[0]),
+                grouped=bool(getattr(driver, "delivers_groups", False)),
+            )
             for path in sorted(driver.input_paths()):
                 try:
                     acc = state.accessor(path)
@@ -162,7 +109,7 @@ class ProcessImage:
                     problems.append(f"driver '{driver.name}': {error}")
                     continue
                 root = _root_of(path)
-                kind, low, high, store = _fast_store(acc)
+                kind, low, high, store = fast_store(acc)
                 binding.inputs[path] = InputPoint(
                     path,
                     acc,
@@ -183,6 +130,11 @@ class ProcessImage:
         if problems:
             raise BindingError("; ".join(problems))
         self._ages = self._age_companions()
+        # paths whose input is not GOOD (UNBOUND at first) and paths whose last value was rejected:
+        # a group of GOOD values none of whose paths is in either needs no per-input bookkeeping
+        self._not_good = {path for b in self.bindings for path in b.inputs}
+        self._rejected: set[str] = set()
+        self._groups: dict[int, GroupEntry] = {}  # by id of the driver's paths tuple
         self._cell = memoryview(bytearray(4)).cast("f")  # binary32 rounding, as the REAL coercer does
         self._task_bindings: dict[str, list[DriverBinding]] = {}
         for binding in self.bindings:
@@ -200,11 +152,11 @@ class ProcessImage:
             if d.location is not None and d.location.startswith("%Q")
         ]
 
-    def _age_companions(self) -> dict[str, _Ages]:
+    def _age_companions(self) -> dict[str, Ages]:
         """EV session records carry the age of their SoC (``soc_age`` beside a bound ``soc_pct``):
         the image keeps it current, as FBs cannot call AGE_OF on a VAR_IN_OUT array element."""
         bound = {p for b in self.bindings for p in b.inputs}
-        found: dict[str, _Ages] = {}
+        found: dict[str, Ages] = {}
         for binding in self.bindings:
             for path, point in binding.inputs.items():
                 if not path.endswith(".soc_pct"):
@@ -216,70 +168,133 @@ class ProcessImage:
                     age = self.state.accessor(age_path)
                 except PathError:
                     continue
-                found.setdefault(binding.task, _Ages()).add(point, age)
+                ages = found.setdefault(binding.task, Ages())
+                point.age_index = ages.add(point, age)
+                point.ages = ages
         return found
 
     # ------------------------------------------------------------ per scan
     def read_inputs(self, task: str, clock_ns: int) -> bool:
         """Copy the task's new samples into variables. True when a required input is not GOOD and
         the program does not handle its quality (the caller then applies the safe state)."""
-        rt = self.state.rt
-        qualities, stamps, cell = rt.qualities, rt.stamps, self._cell
         for binding in self._task_bindings.get(task, ()):
+            if binding.grouped:
+                for group in binding.driver.read_input_groups(clock_ns):
+                    self._store_group(binding, group)
+                continue
             samples: Mapping[str, Sample] = binding.driver.read_inputs(clock_ns)
             if not samples:
                 continue
             points = binding.inputs
+            store = self._store_sample
             for path, sample in samples.items():
                 point = points.get(path)
-                if point is None:
-                    continue
-                quality = sample.quality
-                if quality is not point.quality:  # rt.qualities holds int(point.quality) (absent: UNBOUND)
-                    point.quality = quality
-                    qualities[path] = int(quality)
-                point.stamp_ns = stamps[path] = sample.timestamp_ns
-                value: Any = sample.value
-                if value is None:
-                    continue
-                kind = point.kind
-                if kind and point.store is not None:
-                    kind_of_value = type(value)
-                    if kind == _REAL:
-                        if kind_of_value is float:
-                            cell[0] = value
-                            stored = cell[0]
-                            if stored - stored == 0.0:  # finite (inf - inf and NaN are NaN)
-                                point.store(stored)
-                                point.value = value
-                                point.rejected = ""
-                                continue
-                    elif kind == _LREAL:
-                        if kind_of_value is float and value - value == 0.0:
-                            point.store(value)
-                            point.value = value
-                            point.rejected = ""
-                            continue
-                    elif kind == _INT:
-                        if kind_of_value is int and point.low <= value <= point.high:
-                            point.store(value)
-                            point.value = value
-                            point.rejected = ""
-                            continue
-                    elif value is True or value is False:
-                        point.store(value)
-                        point.value = value
-                        point.rejected = ""
-                        continue
-                self._store_checked(point, value)
+                if point is not None:
+                    store(point, sample.value, sample.quality, sample.timestamp_ns)
         unsafe = False
         for point in self._guarded.get(task, ()):
-            if point.quality is not Quality.GOOD:
+            if point.quality is not _GOOD:
                 unsafe = True
         ages = self._ages.get(task)
         if ages is not None:
             ages.update(clock_ns)
         return unsafe
+
+    def _store_sample(self, point: InputPoint, value: Any, quality: Quality, stamp_ns: int) -> None:
+        """One input's sample: quality (``rt.qualities`` holds int(point.quality), absent means
+        UNBOUND), stamp, then the value by the fast path when it fits, else ``_store_checked``."""
+        path = point.path
+        if quality is not point.quality:
+            point.quality = quality
+            self.state.rt.qualities[path] = int(quality)
+            if quality is _GOOD:
+                self._not_good.discard(path)
+            else:
+                self._not_good.add(path)
+        point.stamp_ns = self.state.rt.stamps[path] = stamp_ns
+        if point.ages is not None:
+            point.ages.stamp(point.age_index, stamp_ns)
+        if value is None:
+            return
+        kind = point.kind
+        if kind and point.store is not None:
+            kind_of_value = type(value)
+            stored: Any = value
+            if kind == _REAL:
+                if kind_of_value is float:
+                    cell = self._cell
+                    cell[0] = value
+                    stored = cell[0]
+                    fits = stored - stored == 0.0  # finite (inf - inf and NaN are NaN)
+                else:
+                    fits = False
+            elif kind == _LREAL:
+                fits = kind_of_value is float and value - value == 0.0
+            elif kind == _INT:
+                fits = kind_of_value is int and point.low <= value <= point.high
+            else:
+                fits = value is True or value is False
+            if fits:
+                point.store(stored)
+                point.value = value
+                if point.rejected:
+                    point.rejected = ""
+                    self._rejected.discard(path)
+                return
+        self._store_checked(point, value)
+
+    def _store_group(self, binding: DriverBinding, group: InputGroup) -> None:
+        """A driver's group of samples with one quality and stamp: when every path is bound, GOOD
+        already and not rejected, and every value fits the group's one fast kind, the stores are a
+        few C-level passes; otherwise each value takes ``_store_sample``."""
+        paths, values, quality, stamp_ns = group
+        entry = self._groups.get(id(paths))
+        if entry is None or entry.paths is not paths:
+            entry = self._group_entry(binding, paths)
+        points = entry.points
+        not_good, rejected = self._not_good, self._rejected
+        store_all = entry.store
+        if (
+            store_all is not None
+            and quality is _GOOD
+            and (not not_good or not_good.isdisjoint(paths))
+            and (not rejected or rejected.isdisjoint(paths))
+            and len(values) == len(points)
+            and store_all(values, stamp_ns, self.state.rt.stamps, self._cell)
+        ):
+            if entry.ages is not None:
+                entry.ages.stamp(entry.age_index, stamp_ns)
+            return
+        stored = (
+            fit(entry.kind, entry.low, entry.high, values, entry.lreal)
+            if quality is _GOOD
+            and entry.kind
+            and len(values) == len(points)
+            and (not not_good or not_good.isdisjoint(paths))
+            and (not rejected or rejected.isdisjoint(paths))
+            else None
+        )
+        if stored is None:
+            store = self._store_sample
+            for point, value in zip(points, values, strict=False):
+                if point is not None:
+                    store(point, value, quality, stamp_ns)
+            return
+        self.state.rt.stamps.update(dict.fromkeys(paths, stamp_ns))
+        deque(map(setattr, points, repeat("stamp_ns"), repeat(stamp_ns, len(points))), maxlen=0)
+        if entry.ages is not None:
+            entry.ages.stamp(entry.age_index, stamp_ns)
+        deque(map(setattr, entry.holders, entry.keys, stored), maxlen=0)
+        deque(map(setattr, points, repeat("value"), values), maxlen=0)
+
+    def _group_entry(self, binding: DriverBinding, paths: tuple[str, ...]) -> GroupEntry:
+        points = [binding.inputs.get(path) for path in paths]
+        ages = next((p.ages for p in points if p is not None and p.ages is not None), None)
+        entry = GroupEntry(paths, points, ages)
+        if len(self._groups) >= _GROUP_CACHE:  # a driver that makes new tuples every time
+            self._groups.clear()
+        self._groups[id(paths)] = entry
+        return entry
 
     def _store_checked(self, point: InputPoint, value: Any) -> None:
         """The general path: ``misfit`` first, then ``accessor.set`` (which converts)."""
@@ -288,14 +303,18 @@ class ProcessImage:
             try:
                 point.accessor.set(value)
                 point.value = value
-                point.rejected = ""
+                if point.rejected:
+                    point.rejected = ""
+                    self._rejected.discard(point.path)
                 return
             except (TypeError, ValueError, OverflowError) as error:
                 problem = str(error)
         point.quality = Quality.BAD
         self.state.rt.qualities[point.path] = int(Quality.BAD)
+        self._not_good.add(point.path)
         if problem != point.rejected:
             point.rejected = problem
+            self._rejected.add(point.path)
             log.warning("input %s: value rejected (BAD): %s", point.path, problem)
 
     def restore_inputs(self, paths: list[str]) -> None:

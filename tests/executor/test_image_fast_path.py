@@ -13,6 +13,7 @@ import pytest
 from plcrun.compiler.api import compile_file
 from plcrun.executor.alarms import AlarmBus
 from plcrun.executor.clock import VirtualClock
+from plcrun.executor.driver_api import InputGroup, Quality
 from plcrun.executor.engine import Executor, ExecutorConfig
 from plcrun.executor.process_image import _SLOW
 from plcrun.executor.watchdog import TaskState, WatchdogConfig
@@ -32,11 +33,52 @@ VALUES: list[object] = [
 ]  # fmt: skip
 
 
-def run(values: list[object], slow: bool) -> list[dict[str, object]]:
+FAST_PATHS = PATHS[:8]  # r, l, i, u, d, b, t, w: attributes of a fast kind
+
+
+class GroupedDriver(ScriptedDriver):
+    """The scripted samples delivered as groups (``Driver.read_input_groups``): ``layout`` "all" (one
+    group per read), "fast" (the fast kinds together, the rest one by one), "single" (one group
+    per path) or "twice" (each path twice in a group of its own: the duplicate rules out the made
+    store function, so the group takes ``image_store.fit``)."""
+
+    delivers_groups = True
+
+    def __init__(self, layout: str, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.layout = layout
+        self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def read_input_groups(self, now_ns: int) -> list[InputGroup]:
+        samples = self.read_inputs(now_ns)
+        if self.layout == "all":
+            parts = [list(samples)]
+        elif self.layout == "fast":
+            parts = [[p for p in samples if p in FAST_PATHS]] + [[p] for p in samples if p not in FAST_PATHS]
+        elif self.layout == "single":
+            parts = [[p] for p in samples]
+        else:
+            parts = [[p, p] for p in samples]
+        groups = []
+        for part in parts:
+            by_quality: dict[tuple[Quality, int], list[str]] = {}
+            for path in part:
+                by_quality.setdefault((samples[path].quality, samples[path].timestamp_ns), []).append(path)
+            for (quality, stamp), paths in by_quality.items():
+                key = self._tuples.setdefault(tuple(paths), tuple(paths))  # the same tuple each time
+                groups.append(InputGroup(key, [samples[p].value for p in paths], quality, stamp))
+        return groups
+
+
+def run(values: list[object], slow: bool, layout: str = "") -> list[dict[str, object]]:
     script: list[tuple[int, dict[str, object]]] = [
         (k * 10 * MS, dict.fromkeys(PATHS, value)) for k, value in enumerate(values)
     ]
-    driver = ScriptedDriver("kinds", PATHS, [], script)
+    driver = (
+        GroupedDriver(layout, "kinds", PATHS, [], script)
+        if layout
+        else ScriptedDriver("kinds", PATHS, [], script)
+    )
     executor = Executor(compile_file(PROGRAMS / "input_kinds.st"), clock=VirtualClock(), drivers=[driver])
     if slow:
         for point in executor.image.bindings[0].inputs.values():
@@ -71,6 +113,60 @@ def test_the_fast_path_stores_what_the_general_path_stores() -> None:
     assert fast[VALUES.index(3.4028236e38)]["kinds.r"][1] == "BAD"  # rounds beyond the largest REAL
     assert fast[VALUES.index(70_000)]["kinds.i"][1] == "BAD"
     assert fast[VALUES.index(70_000)]["kinds.d"][:2] == ("70000", "GOOD")
+
+
+@pytest.mark.parametrize("layout", ["all", "fast", "single", "twice"])
+def test_groups_of_samples_store_what_single_samples_store(layout: str) -> None:
+    # every value of the battery in turn, then a good value after each (a rejection's recovery)
+    values = [v for value in VALUES for v in (value, 2)]
+    assert run(values, slow=False, layout=layout) == run(values, slow=False)
+    assert run(values, slow=True, layout=layout) == run(values, slow=True)
+
+
+def test_a_driver_without_groups_of_its_own_delivers_one_group_per_sample() -> None:
+    driver = ScriptedDriver("kinds", PATHS[:2], [], [(0, {"kinds.r": 1.5, "kinds.l": 2.5})])
+    groups = driver.read_input_groups(7)
+    assert sorted((g.paths, tuple(g.values), g.quality, g.timestamp_ns) for g in groups) == [
+        (("kinds.l",), (2.5,), Quality.GOOD, 7),
+        (("kinds.r",), (1.5,), Quality.GOOD, 7),
+    ]
+
+
+def test_a_group_of_every_fast_kind_is_stored_whole_or_value_by_value_alike() -> None:
+    good = {"kinds.r": 1.5, "kinds.l": 2.5, "kinds.i": -3, "kinds.u": 4, "kinds.d": 5, "kinds.b": True}
+    good |= {"kinds.t": 6, "kinds.w": 7}
+    other = {"kinds.r": -2.5, "kinds.l": 1e300, "kinds.i": 32767, "kinds.u": 0, "kinds.d": -(2**31)}
+    other |= {"kinds.b": False, "kinds.t": 2**62, "kinds.w": 65535}
+    steps = [good, other, good] + [
+        good | {path: value} for path in FAST_PATHS for value in (1e39, math.nan, 70_000, "x")
+    ]
+    steps += [other, good, other | {"kinds.r": -0.0}, good]  # every value at once: the made store
+    outcomes = []
+    for layout in ("", "fast"):
+        script = [(k * 10 * MS, values) for k, values in enumerate(steps)]
+        driver = (
+            GroupedDriver(layout, "kinds", FAST_PATHS, [], script)
+            if layout
+            else ScriptedDriver("kinds", FAST_PATHS, [], script)
+        )
+        executor = Executor(compile_file(PROGRAMS / "input_kinds.st"), clock=VirtualClock(), drivers=[driver])
+        seen = []
+        for _ in steps:
+            executor.run(max_scans=1)
+            seen.append(
+                [
+                    (
+                        repr(executor.image.bindings[0].inputs[p].accessor.get()),
+                        executor.image.bindings[0].inputs[p].quality,
+                        executor.state.rt.stamps.get(p),
+                    )
+                    for p in FAST_PATHS
+                ]
+            )
+        outcomes.append(seen)
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][0][:2] == ("1.5", Quality.GOOD)
+    assert {q for step in outcomes[0] for _, q, _ in step} == {Quality.GOOD, Quality.BAD}
 
 
 @pytest.mark.parametrize("delivered", [(True, True), (True, False)])

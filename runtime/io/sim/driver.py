@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import numpy.typing as npt
 
-from ...executor.driver_api import Clock, Driver, DriverStatus, Quality, Sample
+from ...executor.driver_api import Clock, Driver, DriverStatus, InputGroup, Quality, Sample
 from ..config_errors import ConfigError
 from ..ev_session import EV_INPUT_FIELDS, SETPOINT_FIELD
 from .ev_samples import DYNAMIC_FIELDS, EvReporter
@@ -68,6 +68,7 @@ class SimDriver(Driver):
     """
 
     kind = "sim"
+    delivers_groups = True
 
     def __init__(
         self,
@@ -132,6 +133,9 @@ class SimDriver(Driver):
         every = max(1, round(scenario.fleet.report_period_s / self.dt_s))
         self._reporter = EvReporter(scenario, self.fleet, self._ev_paths, slots, every) if slots else None
         self._meter_bindings = [(self.meter_paths[ch], ch) for ch in CHANNELS if ch in self.meter_paths]
+        self._meter_group = tuple(path for path, _ in self._meter_bindings)  # every channel at once
+        self._meter_single = {path: (path,) for path, _ in self._meter_bindings}
+        self._meter_all = [ch for _, ch in self._meter_bindings] == list(CHANNELS)
         self._setpoints: list[float] = [0.0] * self.fleet.n  # mirror of fleet.setpoint_w
         self._setpoint_keys: tuple[str, ...] = ()  # the order of the last values handled by numpy
         self._setpoint_positions = np.zeros(0, dtype=np.int64)  # ... where the cars' setpoints are
@@ -159,6 +163,14 @@ class SimDriver(Driver):
         return frozenset(self._setpoint_paths)
 
     def read_inputs(self, now_ns: int) -> Mapping[str, Sample]:
+        new = tuple.__new__  # Sample(...) without the named tuple's Python-level __new__
+        return {
+            path: new(Sample, (value, group.quality, group.timestamp_ns))
+            for group in self.read_input_groups(now_ns)
+            for path, value in zip(group.paths, group.values, strict=True)
+        }
+
+    def read_input_groups(self, now_ns: int) -> list[InputGroup]:
         if self._t0_ns is None:
             self._t0_ns = now_ns
         target = max(0, (now_ns - self._t0_ns + self.dt_ns // 2) // self.dt_ns)
@@ -173,7 +185,7 @@ class SimDriver(Driver):
                 self.scenario.name,
                 self.scenario.duration_s,
             )
-        return self._collect_samples()
+        return self._collect_groups()
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
         if values == self._last_outputs:  # the same setpoints as last time: nothing moves
@@ -336,23 +348,23 @@ class SimDriver(Driver):
             self._load_chunk(step)
         offset = step - self._grid_chunk_start
         t_s = step * self.dt_s
-        grid_hz = self._grid_hz[offset]
         meter = self.meter
         grid_v = self._grid_v[offset]
-        voltage = self._voltage_now = meter.physical_voltage(t_s, grid_v)
         fleet_power = self.fleet.total_power()
         site_power = self._base_load[offset] + fleet_power
-        meter_v = self._meter_v[offset] if voltage is grid_v else meter.quantise_v(voltage)
-        meter.update_quantised(step, t_s, self._meter_hz[offset], meter_v, meter.quantise_power(site_power))
+        voltage = self._voltage_now = meter.observe(
+            step, t_s, self._meter_hz[offset], grid_v, self._meter_v[offset], site_power
+        )
         freq = meter.readings["frequency_hz"]
+        setpoint = self._setpoint_sum
         self.recorder.append(
-            grid_hz,
+            self._grid_hz[offset],
             freq.value,
             _QUALITY_VALUE[freq.quality],
             voltage,
             site_power,
             fleet_power,
-            self._setpoint_total(),
+            self._setpoint_total() if setpoint is None else setpoint,
         )
         if self._reporter is not None:
             self._reporter.step_observed(step)
@@ -400,20 +412,42 @@ class SimDriver(Driver):
             self._stamp_of_step = self._stamp_ns(max(step, 0) * self.dt_s)
         return self._stamp_of_step
 
-    def _collect_samples(self) -> dict[str, Sample]:
-        out: dict[str, Sample] = {}
+    def _collect_groups(self) -> list[InputGroup]:
+        groups: list[InputGroup] = []
         readings = self.meter.readings
+        if self.meter.quiet_step == self.step_index and self._meter_all:
+            # the last step read every channel GOOD, now (MeterModel.observe): one group as below
+            freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
+            freq.fresh = volts.fresh = power.fresh = False
+            values = [freq.value, volts.value, power.value]
+            groups.append(InputGroup(self._meter_group, values, Quality.GOOD, self._step_stamp_ns()))
+            if self._reporter is not None:
+                self._reporter.collect(groups, self._step_stamp_ns())
+            return groups
         acquired_s, stamp = math.nan, 0
         now_s = max(self.step_index, 0) * self.dt_s
+        meter: list[tuple[str, float, Quality, int]] = []
         for path, channel in self._meter_bindings:
             reading = readings[channel]
             if reading.fresh:
                 if reading.acquired_s != acquired_s:  # the channels are usually read together
                     acquired_s = reading.acquired_s
                     stamp = self._step_stamp_ns() if acquired_s == now_s else self._stamp_ns(acquired_s)
-                out[path] = tuple.__new__(Sample, (reading.value, reading.quality, stamp))
+                meter.append((path, reading.value, reading.quality, stamp))
+                reading.fresh = False
         for reading in readings.values():
             reading.fresh = False
+        if meter:
+            quality, first_stamp = meter[0][2], meter[0][3]
+            if len(meter) == len(self._meter_group) and all(
+                q is quality and s == first_stamp for _, _, q, s in meter
+            ):
+                groups.append(
+                    InputGroup(self._meter_group, [v for _, v, _, _ in meter], quality, first_stamp)
+                )
+            else:
+                single = self._meter_single
+                groups.extend(InputGroup(single[p], (v,), q, s) for p, v, q, s in meter)
         if self._reporter is not None:
-            self._reporter.collect(out, self._step_stamp_ns())
-        return out
+            self._reporter.collect(groups, self._step_stamp_ns())
+        return groups

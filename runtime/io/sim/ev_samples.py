@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ...executor.driver_api import Quality, Sample
+from ...executor.driver_api import InputGroup, Quality
 from ..ev_session import (
     AUTH_EIM,
     CONTROL_DYNAMIC,
@@ -88,6 +88,9 @@ class EvReporter:
         self._by_phase: list[list[int]] = [[] for _ in range(report_every)]
         for slot, offset in enumerate(offsets):
             self._by_phase[offset % report_every].append(slot)
+        # the paths of the measured fields of each phase's slots, slot by slot (one tuple each, so
+        # that the process image recognises a group it has seen)
+        self._phase_paths = [self._dynamic_paths_of(slots) for slots in self._by_phase]
         self._steps = 0  # steps since the last read
         self._phases: list[int] = []  # phases of those steps that have cars to report
         self._switched: list[int] = []  # slots whose car arrived or left since the last read
@@ -114,6 +117,9 @@ class EvReporter:
             "auth_mode": AUTH_EIM,
         }
         return tuple(values[f] for f in self.static_fields)
+
+    def _dynamic_paths_of(self, slots: list[int]) -> tuple[str, ...]:
+        return tuple(paths[slot] for slot in slots for _, paths in self._dynamic_fields)
 
     # -- bookkeeping per step ---------------------------------------------------------------------
     def step_observed(self, step: int) -> None:
@@ -177,8 +183,9 @@ class EvReporter:
         return list(rows)
 
     # -- samples ----------------------------------------------------------------------------------
-    def collect(self, out: dict[str, Sample], stamp_ns: int) -> None:
-        """Add the EV samples of this read to ``out``."""
+    def collect(self, groups: list[InputGroup], stamp_ns: int) -> None:
+        """Add the EV samples of this read to ``groups``: the static fields that changed, then the
+        measured fields of the cars that report, all GOOD and stamped ``stamp_ns``."""
         if not self._first and not self._phases and not self._switched:
             self._steps = 0
             return
@@ -186,22 +193,29 @@ class EvReporter:
         connected = self.fleet.connected
         n = self.n_cars
         changed = range(self.slots) if self._first else self._switched
+        static_paths: list[str] = []
+        static_values: list[object] = []
         for slot in changed:
             on = slot < n and bool(connected.item(slot))
             values = self._static_on[slot] if on else self._static_off
             previous = self._static_sent[slot]
             for k, paths in enumerate(self._static_paths):
                 if self._first or values[k] != previous[k]:
-                    out[paths[slot]] = Sample(values[k], good, stamp_ns)
+                    static_paths.append(paths[slot])
+                    static_values.append(values[k])
             self._static_sent[slot] = values
+        if static_paths:
+            groups.append(InputGroup(tuple(static_paths), static_values, good, stamp_ns))
         due = self._due_slots()
         if due and self._dynamic_paths:
             measured = self._measured(due)
-            fields = self._dynamic_fields
-            new = tuple.__new__  # Sample(...) without the named tuple's Python-level __new__
-            for slot, values in zip(due, measured, strict=True):
-                for k, paths in fields:
-                    out[paths[slot]] = new(Sample, (values[k], good, stamp_ns))
+            index = self._dynamic_index
+            values_of = [row[k] for row in measured for k in index]
+            if len(self._phases) == 1 and due is self._by_phase[self._phases[0]]:
+                paths_of = self._phase_paths[self._phases[0]]
+            else:
+                paths_of = self._dynamic_paths_of(due)
+            groups.append(InputGroup(paths_of, values_of, good, stamp_ns))
         self._steps = 0
         self._phases.clear()
         self._switched.clear()

@@ -4,9 +4,11 @@ Scalar series are kept for every row. The per-car power matrix is float32 and th
 ``per_ev_stride``-th row so that a long run with 1000 cars stays within a fixed memory budget.
 At most ``max_rows`` rows are kept (the most recent ones).
 
-What the driver knows every scan (grid, meter, site and fleet power, setpoint) is written per row by
-``append``; what the fleet model computes in closed form (time, SoC mean/min, connected cars, per-car
-power) is filled in later for a batch of pending rows by ``fill``, which is much cheaper than per row.
+What the driver knows every scan (grid, meter, site and fleet power, setpoint) is given per row to
+``append``, which keeps it in a Python list until the next ``fill`` or read writes the rows into the
+columns at once (a numpy store per value cost more than the rest of a simulation step); what the
+fleet model computes in closed form (time, SoC mean/min, connected cars, per-car power) is filled in
+later for a batch of pending rows by ``fill``, which is much cheaper than per row.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ SCALARS = (
     "connected",
 )
 PER_EV_BUDGET = 4_000_000  # float32 values (16 MB)
+APPENDED = (
+    "grid_hz",
+    "meter_hz",
+    "meter_quality",
+    "voltage_v",
+    "site_power_w",
+    "fleet_power_w",
+    "setpoint_w",
+)
+_APPENDED_INDEX = {name: index for index, name in enumerate(APPENDED)}
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,7 @@ class HistoryRecorder:
         self.filled = 0  # rows ever filled (the ones after that are pending)
         self.fill_limit = max(1, self.max_rows // 4)
         self._scalars = {name: np.full(rows, math.nan) for name in SCALARS}
-        self._bind_columns()
+        self._appended: list[list[float]] = []  # rows appended, not yet in the columns
         self.n_evs = n_evs
         self.per_ev_stride = max(1, math.ceil(rows * max(n_evs, 1) / PER_EV_BUDGET))
         ev_rows = rows // self.per_ev_stride + 1
@@ -99,13 +111,6 @@ class HistoryRecorder:
         self._ev_power = np.zeros((ev_rows, n_evs), dtype=np.float32)
         self._ev_rows = 0
 
-    def _bind_columns(self) -> None:
-        columns = self._scalars
-        self._grid_hz, self._meter_hz = columns["grid_hz"], columns["meter_hz"]
-        self._meter_quality, self._voltage_v = columns["meter_quality"], columns["voltage_v"]
-        self._site_power_w, self._fleet_power_w = columns["site_power_w"], columns["fleet_power_w"]
-        self._setpoint_w = columns["setpoint_w"]
-
     def _make_room(self) -> None:
         capacity = len(self._scalars["t_s"])
         if capacity < self.max_rows:
@@ -114,7 +119,6 @@ class HistoryRecorder:
                 grown = np.full(size, math.nan)
                 grown[:capacity] = array
                 self._scalars[name] = grown
-            self._bind_columns()
             return
         keep = self.rows // 2
         assert self.appended - self.filled <= keep, "fill pending rows before dropping old ones"
@@ -147,22 +151,32 @@ class HistoryRecorder:
         setpoint_w: float,
     ) -> None:
         """A new row with the values known in its scan (the rest comes with ``fill``)."""
-        row = self.rows
-        if row == len(self._grid_hz):
-            self._make_room()
-            row = self.rows
-        self._grid_hz[row] = grid_hz
-        self._meter_hz[row] = meter_hz
-        self._meter_quality[row] = meter_quality
-        self._voltage_v[row] = voltage_v
-        self._site_power_w[row] = site_power_w
-        self._fleet_power_w[row] = fleet_power_w
-        self._setpoint_w[row] = setpoint_w
-        self.rows = row + 1
+        self._appended.append(
+            [grid_hz, meter_hz, meter_quality, voltage_v, site_power_w, fleet_power_w, setpoint_w]
+        )
         self.appended += 1
 
+    def _store_appended(self) -> None:
+        """Write the appended rows into the columns, making room as ``append`` row by row would."""
+        rows = self._appended
+        if not rows:
+            return
+        block = np.array(rows, dtype=np.float64)
+        done = 0
+        while done < len(rows):
+            if self.rows == len(self._scalars["t_s"]):
+                self._make_room()
+            take = min(len(rows) - done, len(self._scalars["t_s"]) - self.rows)
+            for index, name in enumerate(APPENDED):
+                self._scalars[name][self.rows : self.rows + take] = block[done : done + take, index]
+            self.rows += take
+            done += take
+        rows.clear()
+
     def set_last(self, name: str, value: float) -> None:
-        if self.rows:
+        if self._appended and name in _APPENDED_INDEX:
+            self._appended[-1][_APPENDED_INDEX[name]] = value
+        elif self.rows:
             self._scalars[name][self.rows - 1] = value
 
     @property
@@ -188,6 +202,7 @@ class HistoryRecorder:
         count = self.pending
         if not count:
             return
+        self._store_appended()
         start = self.rows - count
         self._scalars["t_s"][start : self.rows] = t_s
         self._scalars["soc_mean_pct"][start : self.rows] = soc_mean_pct
@@ -203,6 +218,7 @@ class HistoryRecorder:
         self.filled = self.appended
 
     def column(self, name: str) -> FloatArray:
+        self._store_appended()
         return self._scalars[name][: self.rows].copy()
 
     def per_ev(self) -> tuple[FloatArray, npt.NDArray[np.float32]]:

@@ -72,6 +72,7 @@ class MeterModel:
         self._active_by_channel: dict[str, list[Fault]] = {}
         self._quiet = True  # no fault is active on any channel
         self._collapse_v: float | None = None
+        self.quiet_step = -1  # the step ``observe`` last updated every reading GOOD (no fault), or -1
 
     def _refresh(self, t_s: float) -> None:
         self._active_by_channel = {channel: self._active(channel, t_s) for channel in CHANNELS}
@@ -112,6 +113,39 @@ class MeterModel:
             ):
                 value = fault.frequency_hz
         return value
+
+    def observe(
+        self,
+        step: int,
+        t_s: float,
+        frequency_hz: float,
+        grid_v: float,
+        grid_v_quantised: float,
+        power_w: float,
+    ) -> float:
+        """One simulation step: the physical voltage (``physical_voltage``) is returned and the
+        readings updated as ``update_quantised`` does with the voltage at the register resolution
+        (``grid_v_quantised`` when it is the grid's) and the power quantised. Without an active
+        fault and with a reading every step, in one short pass (and ``quiet_step`` set)."""
+        if not self._valid_from <= t_s < self._valid_to:
+            self._refresh(t_s)
+        readings = self.readings
+        if self._quiet and self.every == 1 and readings:  # no fault: no collapse either
+            resolution = self.spec.resolution_w
+            if resolution > 0.0 and power_w - power_w == 0.0:  # _quantise: finite values only
+                power_w = round(power_w / resolution) * resolution
+            good = Quality.GOOD
+            freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
+            freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, True
+            volts.value, volts.quality, volts.acquired_s, volts.fresh = grid_v_quantised, good, t_s, True
+            power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, True
+            self.quiet_step = step
+            return grid_v
+        self.quiet_step = -1
+        voltage = grid_v if self._collapse_v is None else self._collapse_v
+        meter_v = grid_v_quantised if voltage is grid_v else self.quantise_v(voltage)
+        self.update_quantised(step, t_s, frequency_hz, meter_v, self.quantise_power(power_w))
+        return voltage
 
     def update(self, step: int, t_s: float, frequency_hz: float, voltage_v: float, power_w: float) -> None:
         """Advance to scan ``step`` at scenario time ``t_s`` with the true (physical) values; readings are
