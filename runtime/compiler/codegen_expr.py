@@ -394,9 +394,23 @@ class ExprGen(NodeVisitor):
             codes.append(code)
         if ref.name in ("MAX", "MIN") and len(codes) == 2:
             return self.min_max(ref.name, codes[0], codes[1])
+        if _real_to_whole(ref) and len(codes) == 1 and self.module_lines is not None:
+            return self.remembered(ref, codes[0], e.pos.line)
         if ref.name == "LIMIT" and _is_pure(codes[0]) and _is_pure(codes[2]) and not _CALLS.search(codes[1]):
             return self.limit(codes[0], codes[1], codes[2])
         return B.emit_builtin(ref, codes)
+
+    def remembered(self, ref: B.BuiltinRef, value: str, line: int) -> str:
+        """A REAL -> integer/TIME conversion that remembers its last argument and result (per call
+        site): a parameter such as ``REAL_TO_TIME(hold_s * 1000.0)`` is converted again only when
+        it changes. Equal floats give equal whole results (0.0 and -0.0 both 0); a NaN never equals
+        the remembered key, so its conversion still faults where it did."""
+        table = f"_memo_{self.module_name}_{len(self.module_lines or [])}"
+        assert self.module_lines is not None
+        self.module_lines.append((f"{table} = [(None, 0)]", line))
+        key, last = self.temp("k"), self.temp("c")
+        convert = B.emit_builtin(ref, [key])
+        return f"({last}[1] if ({last} := {table}[0])[0] == ({key} := {value}) else _memo({table}, {key}, {convert}))"
 
     def min_max(self, name: str, first: str, second: str) -> str:
         """MAX/MIN of two values inline, each evaluated once, in order (Python's ``max(a, b)`` is a
@@ -535,6 +549,17 @@ class ExprGen(NodeVisitor):
         if prelude:
             return f"({', '.join(prelude)}, {code})[-1]"
         return f"({code})"
+
+
+def _real_to_whole(ref: B.BuiltinRef) -> bool:
+    """A conversion from REAL/LREAL to an integer, bit string or TIME (rounded, a call)."""
+    source, target = ref.source, T.underlying(ref.result)
+    return (
+        source is not None
+        and T.is_real_like(source)
+        and isinstance(target, T.ElementaryType)
+        and target.kind in ("int", "bits", "time")
+    )
 
 
 def function_returns(pou: T.PouType) -> list[T.VarInfo | None]:

@@ -334,7 +334,14 @@ def reset_overruns(rt: ScanContext) -> bool:
     return True
 
 
+def memo(table: list[tuple[object, object]], key: object, value: object) -> object:
+    """Remember a conversion's argument and result at its call site (one tuple: atomic)."""
+    table[0] = (key, value)
+    return value
+
+
 NAMESPACE: dict[str, object] = {
+    "_memo": memo,
     "_acopy": acopy,
     "_clone": clone,
     "_with": with_members,

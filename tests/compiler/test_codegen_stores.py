@@ -1,7 +1,9 @@
 """Stores that need no call or wrap-around: an assignment of LREAL_TO_REAL(x) rounds through the
 state's float32 cell (``_F32``) like an implicit REAL rounding, with the same values (nearest
 binary32, overflow to infinity, NaN kept); ``a MOD c`` (c a literal whose results fit the
-variable) is stored without the wrap test, with the values the earlier compiler gave."""
+variable) is stored without the wrap test, with the values the earlier compiler gave; a
+REAL -> integer/TIME conversion remembers its last argument and result (same values, and a NaN
+still faults at its line after a good value was remembered)."""
 
 from __future__ import annotations
 
@@ -85,3 +87,38 @@ END_RESOURCE END_CONFIGURATION
     values = run_cycles(program, 1).values["p"]
     assert values["a"] == -1.5 and values["c"] == -3.0 and isinstance(values["c"], float)
     assert math.copysign(1.0, values["b"]) == -1.0  # -0.0 keeps its sign, as float(-0.0) did
+
+
+_MEMO_SOURCE = """PROGRAM p
+VAR
+  scan : INT; hold_s : REAL := 1.5; x : LREAL := -1.0; z : LREAL;
+  t_hold : TIME; t_sum : TIME; i_x : INT; i_sum : DINT; w_x : WORD; i_z : INT;
+END_VAR
+scan := scan + 1;
+t_hold := REAL_TO_TIME(hold_s * 1000.0);
+t_sum := t_sum + REAL_TO_TIME(hold_s * 1000.0);
+x := x + 0.5;
+i_x := LREAL_TO_INT(x);
+i_sum := i_sum + LREAL_TO_INT(x) * 100 + LREAL_TO_INT(-x);
+w_x := LREAL_TO_WORD(x + 3.0);
+IF scan = 3 THEN z := -0.0; ELSE z := 0.0; END_IF;
+i_z := LREAL_TO_INT(z);
+IF scan = 9 THEN z := SQRT(-1.0); END_IF;
+i_z := LREAL_TO_INT(z);
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def test_a_conversion_remembers_its_last_result_and_a_nan_still_faults(tmp_path: Path) -> None:
+    path = tmp_path / "memo.st"
+    path.write_text(_MEMO_SOURCE)
+    program = compile_file(path)
+    assert program.python_source.count("_memo(") == 8
+    result = run_cycles(program, 7)  # x: -0.5 .. 2.5 (ties to even), z: -0.0 at scan 3
+    values = result.values["p"]
+    assert (values["t_hold"], values["t_sum"]) == ("T#1s500ms", "T#10s500ms")
+    assert (values["i_x"], values["i_sum"], values["w_x"], values["i_z"]) == (2, 693, 6, 0)
+    faults = run_cycles(program, 9).faults  # the same site, remembered 0, gets NaN
+    assert len(faults) == 1 and "memo.st:16" in next(iter(faults.values()))
