@@ -26,7 +26,7 @@ SPINE_CHUNK = 24
 
 _LITERAL = re.compile(r"\(?-?\d[\d.e+-]*\)?|True|False")
 _CALLS = re.compile(r"\bF_\w+\(")  # a call of an ST function (which may write through VAR_IN_OUT)
-_PURE = re.compile(r"\(?-?(?:[A-Za-z_][\w.]*|\d[\d.e+-]*)\)?")
+_PURE = re.compile(r"\(?-?(?:[A-Za-z_][\w.]*|\d[\d.e+-]*|_[A-Za-z]\w*\[(?:_[A-Za-z]\w*|\d+)\])\)?")
 
 
 # variables, literals and + - on them: evaluating it again gives the same value, without a call
@@ -34,7 +34,9 @@ _ARITHMETIC = re.compile(r"[\w.() +-]+")
 
 
 def _is_pure(code: str) -> bool:
-    """A literal or a plain variable read: evaluating it twice gives the same value and cannot fault."""
+    """A literal, a plain variable read, or an element of a loop's local list at a loop offset
+    (``_m4[_k2]``, only generated where the offset is proved in bounds): evaluating it twice gives
+    the same value and cannot fault."""
     return _PURE.fullmatch(code) is not None
 
 

@@ -92,3 +92,28 @@ END_RESOURCE END_CONFIGURATION
     result = run_cycles(compile_file(path), 1)
     fault = next(iter(result.faults.values()))
     assert "nan.st:3" in fault and "nan" in fault.lower(), fault
+
+
+def test_limit_with_elements_of_a_proved_loop_is_inline(tmp_path: Path) -> None:
+    path = tmp_path / "limit_loop.st"
+    path.write_text(
+        """PROGRAM p
+VAR lo : ARRAY[1..4] OF LREAL := [0.0, 1.0, 2.0, -1.0]; hi : ARRAY[1..4] OF LREAL := [1.0, 1.5, 2.0, 1.0];
+  out : ARRAY[1..4] OF LREAL; x : LREAL := 1.75; n : INT := 4; i : INT; nan : LREAL;
+END_VAR
+nan := SQRT(-1.0);
+FOR i := 1 TO n DO
+  out[i] := LIMIT(lo[i], x * hi[i], hi[i]);
+END_FOR;
+out[4] := LIMIT(lo[4], nan, hi[4]);
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+    )
+    program = compile_file(path)
+    loop = program.python_source.split("for _k", 1)[1].split("else:", 1)[0]
+    assert "_limit(" not in loop and " if (_t" in loop  # lo[i] and hi[i] read twice: inline
+    out = run_cycles(program, 1).values["p"]["out"]
+    assert out[:3] == [1.0, 1.5, 2.0]  # x * hi above hi, inside, at the bound
+    assert out[3] is None or out[3] != out[3]  # NaN passes LIMIT, as support.limit lets it
