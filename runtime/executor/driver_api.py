@@ -77,6 +77,9 @@ class Driver(ABC):
 
     name: str = "driver"
     kind: str = "driver"
+    outputs_by_value = False
+    """True: the driver treats output values equal (==) to the last ones as no change, so the process
+    image may hand over the last mapping again (it never changes a mapping it has handed over)."""
     delivers_groups = False
     """True: the process image reads the inputs with ``read_input_groups`` instead of ``read_inputs``."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -139,7 +140,14 @@ class ProcessImage:
         self._task_bindings: dict[str, list[DriverBinding]] = {}
         for binding in self.bindings:
             self._task_bindings.setdefault(binding.task, []).append(binding)
-        self._output_reads = {id(binding): _output_reader(binding.outputs) for binding in self.bindings}
+        self._output_reads = {
+            id(binding): _output_reader(
+                binding.outputs,
+                getattr(binding.driver, "outputs_by_value", False)
+                and not getattr(binding.driver, "masks_undelivered", False),
+            )
+            for binding in self.bindings
+        }
         self._inputs_by_path = {path: point for b in self.bindings for path, point in b.inputs.items()}
         # the inputs whose bad quality forces the safe state (required, quality not read by the program)
         self._guarded: dict[str, list[InputPoint]] = {}
@@ -412,15 +420,29 @@ class ProcessImage:
         return out
 
 
-def _output_reader(outputs: dict[str, Accessor]) -> Callable[[], dict[str, Any]]:
+def _output_reader(outputs: dict[str, Accessor], by_value: bool = False) -> Callable[[], dict[str, Any]]:
     """Reads a binding's outputs into a new {path: value}: when every one is an attribute of the
-    object holding it (structure members, program variables), in one C-level pass (``map(getattr)``)."""
+    object holding it (structure members, program variables), in one C-level pass (``map(getattr)``).
+    ``by_value`` (a driver with ``outputs_by_value``): values equal to the last ones give the last
+    mapping again instead of a new one (it was never changed after it was handed over)."""
     paths = list(outputs)
     holders = [acc.holder for acc in outputs.values()]
     keys = [acc.key for acc in outputs.values()]
     if all(type(key) is str for key in keys) and None not in holders:
-        names = [str(key) for key in keys]
-        return lambda: dict(zip(paths, map(getattr, holders, names), strict=True))
+        names = [sys.intern(str(key)) for key in keys]
+        if not by_value:
+            return lambda: dict(zip(paths, map(getattr, holders, names), strict=True))
+        last: list[Any] = [None, {}]  # the last values and the mapping made of them
+
+        def read() -> dict[str, Any]:
+            values = list(map(getattr, holders, names))
+            if values == last[0]:
+                mapping: dict[str, Any] = last[1]
+                return mapping
+            last[0], last[1] = values, dict(zip(paths, values, strict=True))
+            return last[1]  # type: ignore[no-any-return]
+
+        return read
     accessors = list(outputs.items())
     return lambda: {path: acc.get() for path, acc in accessors}
 

@@ -205,3 +205,31 @@ def test_an_st_alarm_clears_when_a_restart_gives_the_task_fresh_instances() -> N
     assert [a.message for a in alarms.active() if a.key == "st:guard.long_running"] == [
         f"running for {executor.read('guard.scans')} scans"
     ]
+
+
+class ByValueDriver(ScriptedDriver):
+    outputs_by_value = True
+
+
+@pytest.mark.parametrize("by_value", [False, True])
+def test_equal_outputs_hand_over_the_last_mapping_only_to_a_driver_that_compares_by_value(
+    by_value: bool,
+) -> None:
+    script: list[tuple[int, dict[str, object]]] = [(0, {"plant.hz": 50.0}), (20 * MS, {"plant.hz": 49.9})]
+    cls = ByValueDriver if by_value else ScriptedDriver
+    driver = cls("meter", ["plant.hz"], ["plant.p_set"], script)
+    handed: list[object] = []
+    original = driver.write_outputs
+
+    def keep(now_ns: int, values: object) -> None:
+        handed.append(values)
+        original(now_ns, values)  # type: ignore[arg-type]
+
+    driver.write_outputs = keep  # type: ignore[method-assign]
+    executor = Executor(compile_file(PROGRAMS / "plant.st"), clock=VirtualClock(), drivers=[driver])
+    executor.run(max_scans=4)
+    assert [dict(v) for v in handed] == [
+        {"plant.p_set": p} for p in (0.0, 0.0, pytest.approx(10000.0), pytest.approx(10000.0))
+    ]  # type: ignore[call-overload]
+    same = [handed[i] is handed[i + 1] for i in range(3)]
+    assert same == ([True, False, True] if by_value else [False, False, False])

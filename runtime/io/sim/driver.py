@@ -43,6 +43,7 @@ _VECTOR_SETPOINTS = 48  # from this many output values on, they are parsed with 
 # (about 60 ns per value) stays well inside a real-time scan, large enough to amortise the numpy calls.
 _FILL_CELLS = 1 << 13
 _QUALITY_VALUE = {quality: float(quality) for quality in Quality}
+_GOOD = Quality.GOOD
 _NUMBER_TYPES = (int, float, np.integer, np.floating, np.bool_)
 
 
@@ -69,6 +70,7 @@ class SimDriver(Driver):
 
     kind = "sim"
     delivers_groups = True
+    outputs_by_value = True  # equal setpoints: nothing moves (write_outputs)
 
     def __init__(
         self,
@@ -143,6 +145,7 @@ class SimDriver(Driver):
         self._setpoint_sum: float | None = 0.0  # None: to be summed again
         self._all_connected: bool | None = None  # None: to be looked at again (a car came or went)
         self._last_outputs: dict[str, object] | None = None  # the last values written, if still in force
+        self._outputs_given: Mapping[str, object] | None = None  # the mapping of the last write_outputs
         self._last_bad = 0
         self.bad_setpoints = 0
 
@@ -188,10 +191,12 @@ class SimDriver(Driver):
         return self._collect_groups()
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
-        if values == self._last_outputs:  # the same setpoints as last time: nothing moves
-            self.bad_setpoints += self._last_bad
+        last = self._last_outputs
+        if last is not None and (values is self._outputs_given or values == last):
+            self.bad_setpoints += self._last_bad  # the same setpoints as last time: nothing moves
         else:
             self._apply_setpoints(values)
+        self._outputs_given = values  # handed over again when equal (outputs_by_value)
         self.recorder.set_last("setpoint_w", self._setpoint_total())
 
     def apply_safe_state(self, values: Mapping[str, object]) -> None:
@@ -419,10 +424,11 @@ class SimDriver(Driver):
             # the last step read every channel GOOD, now (MeterModel.observe): one group as below
             freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
             freq.fresh = volts.fresh = power.fresh = False
+            stamp_now = self._step_stamp_ns()
             values = [freq.value, volts.value, power.value]
-            groups.append(InputGroup(self._meter_group, values, Quality.GOOD, self._step_stamp_ns()))
+            groups.append(tuple.__new__(InputGroup, (self._meter_group, values, _GOOD, stamp_now)))
             if self._reporter is not None:
-                self._reporter.collect(groups, self._step_stamp_ns())
+                self._reporter.collect(groups, stamp_now)
             return groups
         acquired_s, stamp = math.nan, 0
         now_s = max(self.step_index, 0) * self.dt_s

@@ -186,9 +186,22 @@ class EvReporter:
     def collect(self, groups: list[InputGroup], stamp_ns: int) -> None:
         """Add the EV samples of this read to ``groups``: the static fields that changed, then the
         measured fields of the cars that report, all GOOD and stamped ``stamp_ns``."""
-        if not self._first and not self._phases and not self._switched:
-            self._steps = 0
-            return
+        if not self._first and not self._switched:
+            phases = self._phases
+            if not phases:
+                self._steps = 0
+                return
+            if len(phases) == 1 and self._steps < self.report_every and self._dynamic_paths:
+                # the usual read: the cars of one phase report (the general path below, shorter)
+                phase = phases[0]
+                index = self._dynamic_index
+                values_of = [row[k] for row in self._measured(self._by_phase[phase]) for k in index]
+                groups.append(
+                    tuple.__new__(InputGroup, (self._phase_paths[phase], values_of, Quality.GOOD, stamp_ns))
+                )
+                self._steps = 0
+                phases.clear()
+                return
         good = Quality.GOOD
         connected = self.fleet.connected
         n = self.n_cars
@@ -215,7 +228,7 @@ class EvReporter:
                 paths_of = self._phase_paths[self._phases[0]]
             else:
                 paths_of = self._dynamic_paths_of(due)
-            groups.append(InputGroup(paths_of, values_of, good, stamp_ns))
+            groups.append(tuple.__new__(InputGroup, (paths_of, values_of, good, stamp_ns)))
         self._steps = 0
         self._phases.clear()
         self._switched.clear()

@@ -73,6 +73,8 @@ class MeterModel:
         self._quiet = True  # no fault is active on any channel
         self._collapse_v: float | None = None
         self.quiet_step = -1  # the step ``observe`` last updated every reading GOOD (no fault), or -1
+        self._trio: tuple[Reading, Reading, Reading] | None = None  # the three readings, once made
+        self._resolution_w = spec.resolution_w
 
     def _refresh(self, t_s: float) -> None:
         self._active_by_channel = {channel: self._active(channel, t_s) for channel in CHANNELS}
@@ -129,13 +131,13 @@ class MeterModel:
         fault and with a reading every step, in one short pass (and ``quiet_step`` set)."""
         if not self._valid_from <= t_s < self._valid_to:
             self._refresh(t_s)
-        readings = self.readings
-        if self._quiet and self.every == 1 and readings:  # no fault: no collapse either
-            resolution = self.spec.resolution_w
+        trio = self._trio
+        if self._quiet and self.every == 1 and trio is not None:  # no fault: no collapse either
+            resolution = self._resolution_w
             if resolution > 0.0 and power_w - power_w == 0.0:  # _quantise: finite values only
                 power_w = round(power_w / resolution) * resolution
             good = Quality.GOOD
-            freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
+            freq, volts, power = trio
             freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, True
             volts.value, volts.quality, volts.acquired_s, volts.fresh = grid_v_quantised, good, t_s, True
             power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, True
@@ -145,6 +147,8 @@ class MeterModel:
         voltage = grid_v if self._collapse_v is None else self._collapse_v
         meter_v = grid_v_quantised if voltage is grid_v else self.quantise_v(voltage)
         self.update_quantised(step, t_s, frequency_hz, meter_v, self.quantise_power(power_w))
+        if all(channel in self.readings for channel in CHANNELS):  # the readings are made once
+            self._trio = (self.readings["frequency_hz"], self.readings["voltage_v"], self.readings["power_w"])
         return voltage
 
     def update(self, step: int, t_s: float, frequency_hz: float, voltage_v: float, power_w: float) -> None:
