@@ -263,6 +263,7 @@ def sim_io(
         scenario.n_evs if site.ev_prefix else None,
         first_index=first,
         max_history_rows=scenario.n_steps + 1 if realtime else None,
+        realtime=realtime,
     )
     writes, skipped = scenario_parameters(program, site, scenario)
     if site.ev_count_path is not None and site.ev_count_path in writes:

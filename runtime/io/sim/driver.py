@@ -40,8 +40,11 @@ __all__ = ["DYNAMIC_FIELDS", "EV_INPUT_FIELDS", "SETPOINT_FIELD", "SimDriver"]
 _GRID_CHUNK = 4096
 _VECTOR_SETPOINTS = 48  # from this many output values on, they are parsed with numpy
 # History rows are filled in batches of about this many row x car values: small enough that one batch
-# (about 60 ns per value) stays well inside a real-time scan, large enough to amortise the numpy calls.
+# (about 60 ns per value) stays well inside a real-time scan, large enough to amortise the numpy calls;
+# in virtual time no scan waits, and larger batches cost less per step (at 100 EVs 6.4 µs a step at
+# 2**13, 4.4 at 2**15, measured in a whole run; the rows are the same whatever the batch).
 _FILL_CELLS = 1 << 13
+_FILL_CELLS_VIRTUAL = 1 << 15
 _QUALITY_VALUE = {quality: float(quality) for quality in Quality}
 _GOOD = Quality.GOOD
 _NUMBER_TYPES = (int, float, np.integer, np.floating, np.bool_)
@@ -66,6 +69,7 @@ class SimDriver(Driver):
     ``n_evs`` is the number of session slots the program has (default: the scenario's fleet size);
     slots beyond the fleet read as not connected. ``history()`` keeps the most recent
     ``max_history_rows`` rows (default: the whole scenario, and at least one hour of 10 ms scans).
+    ``realtime=False`` (virtual time) fills the history in larger batches (``_FILL_CELLS_VIRTUAL``).
     """
 
     kind = "sim"
@@ -83,6 +87,7 @@ class SimDriver(Driver):
         first_index: int = 1,
         name: str = "sim",
         max_history_rows: int | None = None,
+        realtime: bool = True,
     ) -> None:
         self.name = name
         self.scenario = scenario
@@ -119,7 +124,8 @@ class SimDriver(Driver):
         # keep the whole scenario, and at least an hour of a run that goes on in real time
         keep = max_history_rows if max_history_rows is not None else max(scenario.n_steps + 1, 360_000)
         self.recorder = HistoryRecorder(scenario.n_steps + 1, scenario.n_evs, keep)
-        self._fill_batch = min(self.recorder.fill_limit, max(16, _FILL_CELLS // max(scenario.n_evs, 1)))
+        cells = _FILL_CELLS if realtime else _FILL_CELLS_VIRTUAL
+        self._fill_batch = min(self.recorder.fill_limit, max(16, cells // max(scenario.n_evs, 1)))
         self._t0_ns: int | None = None
         self.step_index = -1  # no state computed yet
         self._grid_chunk_start = -1
@@ -197,7 +203,8 @@ class SimDriver(Driver):
         else:
             self._apply_setpoints(values)
         self._outputs_given = values  # handed over again when equal (outputs_by_value)
-        self.recorder.set_last("setpoint_w", self._setpoint_total())
+        total = self._setpoint_sum
+        self.recorder.set_last_setpoint(self._setpoint_total() if total is None else total)
 
     def apply_safe_state(self, values: Mapping[str, object]) -> None:
         self.write_outputs(0, values)

@@ -273,13 +273,19 @@ class LazyFleet(FleetParams):
         means, lows, counts, powers = [], [], [], []
         for run, run_which in runs:
             anchors = versions[int(run_which[0])]
-            mean, low, count = self._soc_rows(anchors, run)
+            run_power = power_steps[power_which == run_which[0]]
+            # every car connected and its power wanted at every step: one decay matrix for both
+            shared = (
+                self._decay_matrix(anchors, slice(None), run)
+                if len(run_power) == len(run) and bool(anchors.connected.all()) and (run_power == run).all()
+                else None
+            )
+            mean, low, count = self._soc_rows(anchors, run, shared)
             means.append(mean)
             lows.append(low)
             counts.append(np.full(len(run), float(count)))
-            run_power = power_steps[power_which == run_which[0]]
             if len(run_power):
-                powers.append(self._power_rows(anchors, run_power))
+                powers.append(self._power_rows(anchors, run_power, shared))
         power = np.concatenate(powers) if powers else np.zeros((0, self.n))
         return FleetRows(np.concatenate(means), np.concatenate(lows), np.concatenate(counts), power)
 
@@ -294,15 +300,18 @@ class LazyFleet(FleetParams):
             return alpha ** k[0] * by_group[:, self._group_of[cars]], k
         return alpha**k, k
 
-    def _soc_rows(self, anchors: _Anchors, steps: IntArray) -> tuple[FloatArray, FloatArray, int]:
-        """SoC mean and minimum over the connected cars, and how many, at ``steps``."""
+    def _soc_rows(
+        self, anchors: _Anchors, steps: IntArray, decay: tuple[FloatArray, IntArray] | None = None
+    ) -> tuple[FloatArray, FloatArray, int]:
+        """SoC mean and minimum over the connected cars, and how many, at ``steps`` (``decay``: the
+        decay matrix of every car at these steps, when the caller has it)."""
         connected = anchors.connected
         count = int(connected.sum())
         if count == 0:
             nothing = np.full(len(steps), math.nan)
             return nothing, nothing.copy(), 0
         cars: Cars = slice(None) if count == self.n else np.flatnonzero(connected)
-        a, k = self._decay_matrix(anchors, cars, steps)
+        a, k = decay if decay is not None and count == self.n else self._decay_matrix(anchors, cars, steps)
         target = anchors.target[cars]
         gap = anchors.power0[cars] - target
         energy = (target * k * self.dt_s + gap * self._tau[cars] * (1.0 - a)) / 3600.0
@@ -310,8 +319,10 @@ class LazyFleet(FleetParams):
         self.lowest_soc[cars] = np.minimum(self.lowest_soc[cars], soc.min(axis=0))
         return soc.mean(axis=1), soc.min(axis=1), count
 
-    def _power_rows(self, anchors: _Anchors, steps: IntArray) -> FloatArray:
-        a, _ = self._decay_matrix(anchors, slice(None), steps)
+    def _power_rows(
+        self, anchors: _Anchors, steps: IntArray, decay: tuple[FloatArray, IntArray] | None = None
+    ) -> FloatArray:
+        a, _ = decay if decay is not None else self._decay_matrix(anchors, slice(None), steps)
         power: FloatArray = anchors.target + (anchors.power0 - anchors.target) * a
         return power
 

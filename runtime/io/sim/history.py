@@ -46,6 +46,7 @@ APPENDED = (
     "setpoint_w",
 )
 _APPENDED_INDEX = {name: index for index, name in enumerate(APPENDED)}
+_SETPOINT = _APPENDED_INDEX["setpoint_w"]
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,14 @@ class HistoryRecorder:
             self.rows += take
             done += take
         rows.clear()
+
+    def set_last_setpoint(self, value: float) -> None:
+        """``set_last("setpoint_w", value)`` (every scan)."""
+        rows = self._appended
+        if rows:
+            rows[-1][_SETPOINT] = value
+        elif self.rows:
+            self._scalars["setpoint_w"][self.rows - 1] = value
 
     def set_last(self, name: str, value: float) -> None:
         if self._appended and name in _APPENDED_INDEX:

@@ -41,10 +41,11 @@ class StepClock:
 
 
 def run_closed_loop(
-    scenario: Scenario, controller: Controller | None = None, n_evs: int | None = None
+    scenario: Scenario, controller: Controller | None = None, n_evs: int | None = None, realtime: bool = True
 ) -> SimDriver:
-    """One read/compute/write cycle per scan period in virtual time, like the executor does."""
-    driver = SimDriver(scenario, METER, PREFIX, n_evs)
+    """One read/compute/write cycle per scan period in virtual time, like the executor does
+    (``realtime=False``: the driver as the executor builds it for a virtual clock)."""
+    driver = SimDriver(scenario, METER, PREFIX, n_evs, realtime=realtime)
     clock = StepClock()
     driver.start(clock)
     image: dict[str, Sample] = {}
