@@ -289,14 +289,14 @@ class ExprGen(NodeVisitor):
 
     def may_skip(self, e: A.Binary) -> bool:
         """May BOOL ``AND``/``OR`` skip its right operand when the left one decides (Python's
-        ``and``/``or``)? Only when skipping it cannot be seen: it has no call with effects, cannot
-        fault (no division, MOD, ``**``, dereference or index that may be out of bounds) and
-        needs no statements before it. Both operands are bools, so the value is the same."""
+        ``and``/``or``)? Only when skipping it cannot be seen: it has no call with effects (calls
+        of one-line functions generated in place are none), cannot fault (no division, MOD,
+        ``**``, dereference or index that may be out of bounds) and needs no statements before it. Both operands are bools, so the value is the same."""
         if not (T.is_bool(e.ty) and T.is_bool(e.left.ty) and T.is_bool(e.right.ty)):
             return False
         if any(isinstance(n, A.Deref) for n in walk(e.right)):
             return False
-        return fault_free(e.right, index_ok=self.index_in_bounds)
+        return fault_free(e.right, index_ok=self.index_in_bounds, inlined_calls=True)
 
     def index_in_bounds(self, e: A.Index) -> bool:
         """Is every index of ``e`` a literal or a loop variable known to be inside its bounds?"""

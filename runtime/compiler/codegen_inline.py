@@ -41,11 +41,19 @@ def _safe_call(call: A.Call) -> bool:
     )
 
 
-def fault_free(nodes: list[A.Stmt] | A.Expr, index_ok: Callable[[A.Index], bool] | None = None) -> bool:
+def fault_free(
+    nodes: list[A.Stmt] | A.Expr,
+    index_ok: Callable[[A.Index], bool] | None = None,
+    inlined_calls: bool = False,
+) -> bool:
     """Can this code run without a runtime fault, a loop or leaving early, whatever the values?
-    ``index_ok`` accepts the indexes known to be inside their bounds (a loop variable's range)."""
+    ``index_ok`` accepts the indexes known to be inside their bounds (a loop variable's range);
+    ``inlined_calls`` accepts calls of one-line functions that are generated in place (their
+    expression cannot fault; the arguments are checked like the rest)."""
     for node in walk(nodes):
         if index_ok is not None and isinstance(node, A.Index) and index_ok(node):
+            continue
+        if inlined_calls and isinstance(node, A.Call) and _inlined(node):
             continue
         if isinstance(node, _CONTROL):
             return False
@@ -56,6 +64,13 @@ def fault_free(nodes: list[A.Stmt] | A.Expr, index_ok: Callable[[A.Index], bool]
         if isinstance(node, A.Assign) and isinstance(node.target.ty, T.SubrangeType):
             return False
     return True
+
+
+def _inlined(call: A.Call) -> bool:
+    if call.ref is None or call.ref[0] != "function" or call.en is not None or call.eno is not None:
+        return False
+    target = call.ref[1]
+    return isinstance(target, T.PouType) and inlinable_function(target) is not None
 
 
 def inlinable_fb(pou: T.PouType) -> bool:

@@ -66,3 +66,23 @@ END_PROGRAM
     )
     assert len(faults) == 1 and "skip.st:2" in next(iter(faults.values()))
     assert "index 4" in next(iter(faults.values()))
+
+
+def test_a_one_line_function_generated_in_place_may_be_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "inline.st"
+    path.write_text(
+        """FUNCTION in_band : BOOL VAR_INPUT x : LREAL; lo : LREAL; hi : LREAL; END_VAR
+in_band := x >= lo AND x <= hi;
+END_FUNCTION
+PROGRAM p VAR f : BOOL; t : BOOL := TRUE; x : LREAL := 0.5; zero : LREAL; a : BOOL; b : BOOL; END_VAR
+a := f AND in_band(x, 0.0, 1.0);
+b := t AND in_band(x / zero, 0.0, 1.0);
+END_PROGRAM
+"""
+        + _CONFIG
+    )
+    body = _body(compile_file(path).python_source, "P_P")
+    assert "self.v_a = (self.v_f and (" in body  # the inlined expression cannot fault: skipped
+    assert "self.v_b = (self.v_t & (" in body  # its argument divides: evaluated
+    faults = run_cycles(compile_file(path), 1).faults
+    assert len(faults) == 1 and "inline.st:6" in next(iter(faults.values()))
