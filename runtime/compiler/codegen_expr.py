@@ -26,6 +26,7 @@ SPINE_CHUNK = 24
 
 _LITERAL = re.compile(r"\(?-?\d[\d.e+-]*\)?|True|False")
 _CALLS = re.compile(r"\bF_\w+\(")  # a call of an ST function (which may write through VAR_IN_OUT)
+_INT_CODE = re.compile(r"-?\d+")
 _PURE = re.compile(r"\(?-?(?:[A-Za-z_][\w.]*|\d[\d.e+-]*|_[A-Za-z]\w*\[(?:_[A-Za-z]\w*|\d+)\])\)?")
 
 
@@ -255,6 +256,10 @@ class ExprGen(NodeVisitor):
         ``SPINE_CHUNK`` operators the partial result goes to a temporary (evaluated first, as the
         standard orders it). A right operand that needs statements before it (``pre``) gets the left
         part computed before those statements, so operands are still evaluated left to right."""
+        if e.op == "OR":
+            member = self.membership(e)
+            if member is not None:
+                return member
         chain: list[A.Binary] = []
         node: A.Expr = e
         while True:
@@ -286,6 +291,39 @@ class ExprGen(NodeVisitor):
                 since_hoist = 0
         self.reach = max(self.reach, self.level + since_hoist)
         return code
+
+    def membership(self, e: A.Binary) -> str | None:
+        """``x = c1 OR x = c2 OR ...`` with x a plain read of an integer or enumeration and the c
+        literals: ``(x in (c1, c2, ...))`` (x read once instead of once per comparison; the same
+        BOOL for every value of x). None when ``e`` is not of that form."""
+        leaves: list[A.Expr] = []
+        node: A.Expr = e
+        while isinstance(node, A.Binary) and node.op == "OR":
+            leaves.append(node.right)
+            node = node.left
+            while isinstance(node, A.Paren):
+                node = node.inner
+        leaves.append(node)
+        subject = ""
+        constants: list[str] = []
+        for leaf in reversed(leaves):
+            while isinstance(leaf, A.Paren):
+                leaf = leaf.inner
+            if not (
+                isinstance(leaf, A.Binary) and leaf.op == "=" and isinstance(leaf.left, A.Name | A.Member)
+            ):
+                return None
+            kind = T.underlying(leaf.left.ty)
+            if not (T.is_integer_like(kind) or isinstance(kind, T.EnumType)):
+                return None
+            if not isinstance(leaf.right, A.IntLit | A.EnumLit | A.Name):
+                return None
+            left, right = self.expr(leaf.left), self.expr(leaf.right)  # reads and literals: no pre
+            if not (_is_pure(left) and _INT_CODE.fullmatch(right)) or subject not in ("", left):
+                return None
+            subject = left
+            constants.append(right)
+        return f"({subject} in ({', '.join(constants)},))"
 
     def may_skip(self, e: A.Binary) -> bool:
         """May BOOL ``AND``/``OR`` skip its right operand when the left one decides (Python's

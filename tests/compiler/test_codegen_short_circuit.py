@@ -1,4 +1,5 @@
-"""BOOL AND/OR use Python's short circuit only where skipping the right operand cannot be seen.
+"""BOOL AND/OR use Python's short circuit only where skipping the right operand cannot be seen, and
+``x = c1 OR x = c2 ...`` over an integer or enumeration read becomes one membership test.
 
 The values (truth table, NaN, effects of calls) are checked by ``conformance/short_circuit.st``
 (the earlier compiler, which evaluated every operand, gives the same JSON); here: which code was
@@ -37,6 +38,8 @@ def test_short_circuit_only_where_skipping_cannot_be_seen() -> None:
     assert re.search(r"\((_m\d+)\[(_k\d+)\] and \(\(\2 \+ 1\) > 1\)\) & \1\[", body)
     assert re.search(r"\(\(not _m\d+\[_k\d+\]\) or \(_m\d+ >= 2\)\)", body)
     assert "(self.v_w & 3855)" in body  # bit strings: & and |
+    assert "self.v_member_or = (self.v_q in (2, 1, 3,))" in body  # x = c1 OR x = c2 ...: one read
+    assert "self.v_real_or = ((self.v_r == 2.0) or" in body  # REAL: the comparisons as written
 
 
 def _faults(tmp_path: Path, body: str) -> dict[str, str]:
