@@ -5,8 +5,8 @@ Scalar series are kept for every row. The per-car power matrix is float32 and th
 At most ``max_rows`` rows are kept (the most recent ones).
 
 What the driver knows every scan (grid, meter, site and fleet power, setpoint) is given per row to
-``append``, which keeps it in a Python list until the next ``fill`` or read writes the rows into the
-columns at once (a numpy store per value cost more than the rest of a simulation step); what the
+``append``, which keeps it in an ``array('d')`` until the next ``fill`` or read writes the rows into
+the columns at once (a numpy store per value cost more than the rest of a simulation step); what the
 fleet model computes in closed form (time, SoC mean/min, connected cars, per-car power) is filled in
 later for a batch of pending rows by ``fill``, which is much cheaper than per row.
 """
@@ -14,6 +14,7 @@ later for a batch of pending rows by ``fill``, which is much cheaper than per ro
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,7 +102,7 @@ class HistoryRecorder:
         self.filled = 0  # rows ever filled (the ones after that are pending)
         self.fill_limit = max(1, self.max_rows // 4)
         self._scalars = {name: np.full(rows, math.nan) for name in SCALARS}
-        self._appended: list[list[float]] = []  # rows appended, not yet in the columns
+        self._appended = array("d")  # rows appended, not yet in the columns (len(APPENDED) a row)
         self.n_evs = n_evs
         self.per_ev_stride = max(1, math.ceil(rows * max(n_evs, 1) / PER_EV_BUDGET))
         ev_rows = rows // self.per_ev_stride + 1
@@ -152,39 +153,41 @@ class HistoryRecorder:
         setpoint_w: float,
     ) -> None:
         """A new row with the values known in its scan (the rest comes with ``fill``)."""
-        self._appended.append(
-            [grid_hz, meter_hz, meter_quality, voltage_v, site_power_w, fleet_power_w, setpoint_w]
+        self._appended.extend(
+            (grid_hz, meter_hz, meter_quality, voltage_v, site_power_w, fleet_power_w, setpoint_w)
         )
         self.appended += 1
 
     def _store_appended(self) -> None:
         """Write the appended rows into the columns, making room as ``append`` row by row would."""
-        rows = self._appended
-        if not rows:
+        values = self._appended
+        if not values:
             return
-        block = np.array(rows, dtype=np.float64)
+        block = np.array(values, dtype=np.float64).reshape(-1, len(APPENDED))  # a copy
+        count = block.shape[0]
         done = 0
-        while done < len(rows):
+        while done < count:
             if self.rows == len(self._scalars["t_s"]):
                 self._make_room()
-            take = min(len(rows) - done, len(self._scalars["t_s"]) - self.rows)
+            take = min(count - done, len(self._scalars["t_s"]) - self.rows)
             for index, name in enumerate(APPENDED):
                 self._scalars[name][self.rows : self.rows + take] = block[done : done + take, index]
             self.rows += take
             done += take
-        rows.clear()
+        del values[:]
 
     def set_last_setpoint(self, value: float) -> None:
         """``set_last("setpoint_w", value)`` (every scan)."""
-        rows = self._appended
-        if rows:
-            rows[-1][_SETPOINT] = value
+        values = self._appended
+        if values:
+            values[len(values) - len(APPENDED) + _SETPOINT] = value
         elif self.rows:
             self._scalars["setpoint_w"][self.rows - 1] = value
 
     def set_last(self, name: str, value: float) -> None:
-        if self._appended and name in _APPENDED_INDEX:
-            self._appended[-1][_APPENDED_INDEX[name]] = value
+        values = self._appended
+        if values and name in _APPENDED_INDEX:
+            values[len(values) - len(APPENDED) + _APPENDED_INDEX[name]] = value
         elif self.rows:
             self._scalars[name][self.rows - 1] = value
 
