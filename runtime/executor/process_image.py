@@ -149,6 +149,13 @@ class ProcessImage:
             for binding in self.bindings
         }
         self._inputs_by_path = {path: point for b in self.bindings for path, point in b.inputs.items()}
+        # per task: (driver, output reader, whether it masks undelivered inputs) of each binding with outputs
+        self._task_outputs: dict[str, list[tuple[Driver, Callable[[], dict[str, Any]], bool]]] = {}
+        for binding in self.bindings:
+            if binding.outputs:
+                masks = bool(getattr(binding.driver, "masks_undelivered", False))
+                entry = (binding.driver, self._output_reads[id(binding)], masks)
+                self._task_outputs.setdefault(binding.task, []).append(entry)
         # the inputs whose bad quality forces the safe state (required, quality not read by the program)
         self._guarded: dict[str, list[InputPoint]] = {}
         for binding in self.bindings:
@@ -334,11 +341,9 @@ class ProcessImage:
                     point.accessor.set(point.value)
 
     def write_outputs(self, task: str, clock_ns: int) -> None:
-        for binding in self._task_bindings.get(task, ()):
-            if not binding.outputs:
-                continue
-            values = self._output_reads[id(binding)]()
-            if getattr(binding.driver, "masks_undelivered", False):
+        for driver, read, masks in self._task_outputs.get(task, ()):
+            values = read()
+            if masks:
                 # a reporting driver gets NaN for an input no device has delivered (not GOOD): the
                 # program's initial 0 Hz must never look like a measurement
                 inputs = self._inputs_by_path
@@ -346,7 +351,7 @@ class ProcessImage:
                     point = inputs.get(path)
                     if point is not None and point.quality is not Quality.GOOD:
                         values[path] = math.nan
-            binding.driver.write_outputs(clock_ns, values)
+            driver.write_outputs(clock_ns, values)
 
     def input_quality(self, path: str) -> Quality | None:
         """The quality of a driver-fed input (UNBOUND until its first sample), None if no driver feeds it."""

@@ -10,7 +10,8 @@ fleet state (``LazyFleet``), in pure Python for a few cars and with numpy for ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 
 import numpy as np
 
@@ -77,6 +78,11 @@ class EvReporter:
         self._dynamic_paths = [paths[f] for f in self.dynamic_fields]
         self._dynamic_index = [_MEASURED_INDEX[f] for f in self.dynamic_fields]
         self._dynamic_fields = list(zip(self._dynamic_index, self._dynamic_paths, strict=True))
+        index = self._dynamic_index
+        # the measured values of one car in the order of its dynamic fields, as a tuple
+        self._pick_dynamic: Callable[[Sequence[float]], tuple[float, ...]] = (
+            (lambda row: tuple(row[k] for k in index)) if len(index) < 2 else itemgetter(*index)
+        )
         self._capacity = fleet.capacity_wh.tolist()
         self._min_soc = fleet.min_soc.tolist()
         self._target_soc = fleet.target_soc.tolist()
@@ -194,8 +200,17 @@ class EvReporter:
             if len(phases) == 1 and self._steps < self.report_every and self._dynamic_paths:
                 # the usual read: the cars of one phase report (the general path below, shorter)
                 phase = phases[0]
-                index = self._dynamic_index
-                values_of = [row[k] for row in self._measured(self._by_phase[phase]) for k in index]
+                slots = self._by_phase[phase]
+                pick = self._pick_dynamic
+                values_of: list[float] = []
+                if len(slots) < _VECTOR_FROM:  # _measured for a few cars, without its lists
+                    connected, n, zeros = self.fleet.connected, self.n_cars, pick(_ZEROS)
+                    for slot in slots:
+                        on = slot < n and connected.item(slot)
+                        values_of.extend(pick(self._measured_python(slot)) if on else zeros)
+                else:
+                    for row in self._measured(slots):
+                        values_of.extend(pick(row))
                 groups.append(
                     tuple.__new__(InputGroup, (self._phase_paths[phase], values_of, Quality.GOOD, stamp_ns))
                 )
