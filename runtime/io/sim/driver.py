@@ -369,7 +369,8 @@ class SimDriver(Driver):
         )
         freq = meter.readings["frequency_hz"]
         setpoint = self._setpoint_sum
-        self.recorder.append(
+        recorder = self.recorder
+        recorder.append(
             self._grid_hz[offset],
             freq.value,
             _QUALITY_VALUE[freq.quality],
@@ -380,7 +381,7 @@ class SimDriver(Driver):
         )
         if self._reporter is not None:
             self._reporter.step_observed(step)
-        if self.recorder.pending >= self._fill_batch:
+        if recorder.appended - recorder.filled >= self._fill_batch:  # recorder.pending
             self._fill_history()
 
     def _begin(self) -> None:
