@@ -182,7 +182,9 @@ class SimDriver(Driver):
     def read_input_groups(self, now_ns: int) -> list[InputGroup]:
         if self._t0_ns is None:
             self._t0_ns = now_ns
-        target = max(0, (now_ns - self._t0_ns + self.dt_ns // 2) // self.dt_ns)
+        target = (now_ns - self._t0_ns + self.dt_ns // 2) // self.dt_ns
+        if target < 0:
+            target = 0
         if self.step_index < 0:
             self._begin()
         while self.step_index < target:
@@ -428,11 +430,12 @@ class SimDriver(Driver):
     def _collect_groups(self) -> list[InputGroup]:
         groups: list[InputGroup] = []
         readings = self.meter.readings
-        if self.meter.quiet_step == self.step_index and self._meter_all:
+        step = self.step_index
+        if self.meter.quiet_step == step and self._meter_all:
             # the last step read every channel GOOD, now (MeterModel.observe): one group as below
             freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
             freq.fresh = volts.fresh = power.fresh = False
-            stamp_now = self._step_stamp_ns()
+            stamp_now = self._stamp_of_step if step == self._stamp_step else self._step_stamp_ns()
             values = [freq.value, volts.value, power.value]
             groups.append(tuple.__new__(InputGroup, (self._meter_group, values, _GOOD, stamp_now)))
             if self._reporter is not None:

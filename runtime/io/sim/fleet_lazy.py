@@ -314,8 +314,17 @@ class LazyFleet(FleetParams):
         a, k = decay if decay is not None and count == self.n else self._decay_matrix(anchors, cars, steps)
         target = anchors.target[cars]
         gap = anchors.power0[cars] - target
-        energy = (target * k * self.dt_s + gap * self._tau[cars] * (1.0 - a)) / 3600.0
-        soc = anchors.soc0[cars] + energy / self.capacity_wh[cars] * 100.0
+        # soc0 + (target * k * dt + gap * tau * (1 - a)) / 3600 / capacity * 100, worked out in place
+        # (the same operations on the same operands, so the same values, without five temporaries)
+        soc = np.multiply(target, k)
+        soc *= self.dt_s
+        decayed = np.subtract(1.0, a)
+        decayed *= gap * self._tau[cars]
+        soc += decayed
+        soc /= 3600.0
+        soc /= self.capacity_wh[cars]
+        soc *= 100.0
+        soc += anchors.soc0[cars]
         self.lowest_soc[cars] = np.minimum(self.lowest_soc[cars], soc.min(axis=0))
         return soc.mean(axis=1), soc.min(axis=1), count
 
