@@ -253,7 +253,7 @@ class Executor:
                 self._body_fault(task, error, start_ns)
                 return
             try:
-                if journal.forcing():
+                if journal.busy and journal.forcing():  # busy: set whenever a force is in place
                     journal.apply_forces(state)
                 if unsafe:
                     image.apply_safe_state(task)

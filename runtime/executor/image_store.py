@@ -110,6 +110,7 @@ class Ages:
         self._unstamped = 0  # stamps equal to 0
         self._latest = 0  # no stamp is later than this
         self._earliest = 0  # no stamp is earlier than this
+        self._write: Callable[[int, list[int]], None] | None = None  # made at the first fast pass
 
     def add(self, point: Any, age: Accessor) -> int:
         """Adds a soc_pct input and its age variable; returns its index in ``stamps``."""
@@ -120,6 +121,7 @@ class Ages:
         self.accessors.append(age)
         self.holders.append(age.holder)
         self.keys.append(sys.intern(age.key) if type(age.key) is str else "")
+        self._write = None  # made again for the new list of ages
         stamps = [int(p.stamp_ns) for p in self.points]
         self.stamps = np.array(stamps, dtype=np.int64) if len(stamps) >= _VECTOR_AGES else stamps
         self._unstamped = stamps.count(0)
@@ -158,17 +160,42 @@ class Ages:
             and clock_ns - self._earliest <= self.high
         ):
             stamps = self.stamps
-            ages: list[int] = (
-                [clock_ns - stamp for stamp in stamps]
-                if isinstance(stamps, list)
-                else (clock_ns - stamps).tolist()
-            )
+            if isinstance(stamps, list):
+                write = self._write
+                if write is None:
+                    write = self._write = _ages_writer(self.holders, self.keys)
+                write(clock_ns, stamps)
+                return
+            ages: list[int] = (clock_ns - stamps).tolist()
             deque(map(setattr, self.holders, self.keys, ages), maxlen=0)
             return
         for point, age in zip(self.points, self.accessors, strict=True):
             stamp = point.stamp_ns
             if stamp:
                 age.set(clock_ns - stamp if clock_ns > stamp else 0)
+
+
+def _ages_writer(holders: Sequence[Any], keys: Sequence[str]) -> Callable[[int, list[int]], None]:
+    """``write(clock_ns, stamps)``: every age variable set to ``clock_ns - stamps[i]`` in
+    straight-line code (for a few sessions cheaper than a list of ages and ``map(setattr)``); keys
+    that are not plain names fall back to ``setattr``."""
+    if not all(key.isidentifier() for key in keys):
+
+        def write_each(clock_ns: int, stamps: list[int]) -> None:
+            deque(map(setattr, holders, keys, [clock_ns - stamp for stamp in stamps]), maxlen=0)
+
+        return write_each
+    args = ", ".join(f"h{i}=holders[{i}]" for i in range(len(keys)))
+    body = [
+        "def make(holders):",
+        f"  def write(clock_ns, stamps, {args}):",
+        *(f"    h{i}.{key} = clock_ns - stamps[{i}]" for i, key in enumerate(keys)),
+        "  return write",
+    ]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(body), namespace)  # code made here from names checked above
+    write: Callable[[int, list[int]], None] = namespace["make"](list(holders))
+    return write
 
 
 class GroupEntry:
