@@ -30,6 +30,7 @@ from .alarms import AlarmBus, Severity
 from .clock import Clock, VirtualClock
 from .config import ExecutorConfig as ExecutorConfig  # re-exported: its home was here
 from .driver_api import Driver
+from .image_store import attribute_reader
 from .journal import Journal
 from .online_change import OnlineChangeResult, prepare_online_change
 from .process_image import ProcessImage
@@ -330,7 +331,7 @@ class Executor:
         holders = [acc.holder for acc in accessors]
         keys = [acc.key for acc in accessors]
         if all(type(key) is str for key in keys) and None not in holders:
-            return lambda: list(map(getattr, holders, keys))
+            return attribute_reader(holders, [str(key) for key in keys])
         return lambda: [acc.get() for acc in accessors]
 
     def _check_st_alarms(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import PlcrunError
 from ..state.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
 from .driver_api import Driver, InputGroup, Quality, Sample
-from .image_store import BOOL, INT, LREAL, REAL, SLOW, Ages, GroupEntry, fast_store, fit
+from .image_store import BOOL, INT, LREAL, REAL, SLOW, Ages, GroupEntry, attribute_reader, fast_store, fit
 from .input_range import Check, misfit_check
 
 log = logging.getLogger("plcrun.image")
@@ -445,7 +445,8 @@ class ProcessImage:
 
 def _output_reader(outputs: dict[str, Accessor], by_value: bool = False) -> Callable[[], dict[str, Any]]:
     """Reads a binding's outputs into a new {path: value}: when every one is an attribute of the
-    object holding it (structure members, program variables), in one C-level pass (``map(getattr)``).
+    object holding it (structure members, program variables), by one function made for them
+    (``image_store.attribute_reader``).
     ``by_value`` (a driver with ``outputs_by_value``): values equal to the last ones give the last
     mapping again instead of a new one (it was never changed after it was handed over)."""
     paths = list(outputs)
@@ -453,12 +454,13 @@ def _output_reader(outputs: dict[str, Accessor], by_value: bool = False) -> Call
     keys = [acc.key for acc in outputs.values()]
     if all(type(key) is str for key in keys) and None not in holders:
         names = [sys.intern(str(key)) for key in keys]
+        read_all = attribute_reader(holders, names)
         if not by_value:
-            return lambda: dict(zip(paths, map(getattr, holders, names), strict=True))
+            return lambda: dict(zip(paths, read_all(), strict=True))
         last: list[Any] = [None, {}]  # the last values and the mapping made of them
 
         def read() -> dict[str, Any]:
-            values = list(map(getattr, holders, names))
+            values = read_all()
             if values == last[0]:
                 mapping: dict[str, Any] = last[1]
                 return mapping
