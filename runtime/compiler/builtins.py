@@ -152,8 +152,10 @@ def is_builtin(name: str) -> bool:
 # ------------------------------------------------------------------ emission
 
 
-def wrap_code(code: str, t: T.Type) -> str:
-    """Python code that wraps an integer expression to the range of ``t``."""
+def wrap_code(code: str, t: T.Type, side: str = "") -> str:
+    """Python code that wraps an integer expression to the range of ``t``. ``side`` "high" or
+    "low": the value can only leave the range on that side (a variable of the range plus or minus
+    a positive literal), so only that bound is tested."""
     rng = T.int_range(t)
     if rng is None:
         return code
@@ -163,7 +165,12 @@ def wrap_code(code: str, t: T.Type) -> str:
         return f"(({code}) & {span - 1})"
     # signed: a range test is cheaper than the offset-mask-offset arithmetic for the values that
     # fit, which are nearly all; ``_w`` is a scratch local, read right after each assignment
-    return f"(_w if {low} <= (_w := {code}) <= {high} else ((_w + {-low}) & {span - 1}) - {-low})"
+    test = f"{low} <= (_w := {code}) <= {high}"
+    if side == "high":
+        test = f"(_w := {code}) <= {high}"
+    elif side == "low":
+        test = f"(_w := {code}) >= {low}"
+    return f"(_w if {test} else ((_w + {-low}) & {span - 1}) - {-low})"
 
 
 _ROUNDED = 4.6e18  # |x| up to this rounds inline; the result fits a 64-bit integer

@@ -23,6 +23,7 @@ from .codegen_inline import inlinable_fb
 from .codegen_loops import LoopMixin
 from .codegen_values import ValueBuilder, class_name, store_code
 from .declarations import Declarations
+from .model import VarRef
 
 
 class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
@@ -38,6 +39,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         self.split_depth = 0  # nesting of FOR loops generated in a fast and a checked version
         self.count_up: tuple[int, str] | None = None  # see LoopMixin._count_up_loop
         self.hoisted: list[list[tuple[str, str]]] = []  # per enclosing FOR: (local, member) pairs
+        self.stored_bool = ""  # the local the next BOOL assignment also stores into (see block)
         locals_ = {"r_"} | {
             "v_" + v.name.lower()
             for v in pou.variables.values()
@@ -124,8 +126,15 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
     # ------------------------------------------------------------ statements
     def block(self, stmts: list[A.Stmt]) -> None:
         start = len(self.out.chunk.lines)
-        for s in stmts:
+        for k, s in enumerate(stmts):
+            after = stmts[k + 1] if k + 1 < len(stmts) else None
+            marked = isinstance(s, A.Assign) and isinstance(after, A.If) and _stored_then_tested(s, after)
+            if marked:  # ``b[i] := e; IF b[i] THEN``: the IF tests the value just stored, kept in a local
+                self.stored_bool = self.x.temp("b")
             self.stmt(s)
+            self.stored_bool = ""
+            if not marked:
+                self.x.tested_bool = ""  # only the IF right after the assignment uses it
         if len(self.out.chunk.lines) == start:
             self.out("pass")
 
@@ -217,6 +226,9 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             if rounded is not None:  # REAL rounding (or LREAL_TO_REAL) through the state's cell, no call
                 self.out(f"_F32[0] = {rounded}")
                 self.out(f"{lvalue} = _F32[0]")
+            elif self.stored_bool and u is T.BOOL and code == value_code and ("." in lvalue or "[" in lvalue):
+                self.out(f"{lvalue} = {self.stored_bool} = {code}")
+                self.x.tested_bool = self.stored_bool
             else:
                 self.out(f"{lvalue} = {code}")
 
@@ -426,3 +438,35 @@ def _f32_argument(code: str) -> str | None:
             if depth == 0 and position != len(code) - 1:
                 return None  # the call's parenthesis closes before the end: _f32(a) + f(b)
     return code[5:-1]
+
+
+def _same_access(a: A.Expr, b: A.Expr) -> bool:
+    """``a`` and ``b`` name the same variable or element: names, members, and indices that are
+    literals or names (nothing whose value an evaluation could change)."""
+    while isinstance(b, A.Paren):
+        b = b.inner
+    if isinstance(a, A.Name) and isinstance(b, A.Name):
+        return isinstance(a.ref, VarRef) and isinstance(b.ref, VarRef) and a.ref.var is b.ref.var
+    if isinstance(a, A.Member) and isinstance(b, A.Member):
+        return a.name.lower() == b.name.lower() and _same_access(a.base, b.base)
+    if isinstance(a, A.Index) and isinstance(b, A.Index) and len(a.indices) == len(b.indices):
+        for i, j in zip(a.indices, b.indices, strict=True):
+            if isinstance(i, A.IntLit) and isinstance(j, A.IntLit):
+                if i.value != j.value:
+                    return False
+            elif not (isinstance(i, A.Name) and isinstance(j, A.Name) and _same_access(i, j)):
+                return False
+        return _same_access(a.base, b.base)
+    return False
+
+
+def _stored_then_tested(s: A.Assign, after: A.If) -> bool:
+    """A BOOL variable or element assigned and then tested by the next statement's IF."""
+    target = s.target
+    return (
+        isinstance(target, A.Name | A.Member | A.Index)
+        and T.underlying(target.ty) is T.BOOL
+        and T.underlying(s.value.ty) is T.BOOL
+        and bool(after.branches)
+        and _same_access(target, after.branches[0][0])
+    )

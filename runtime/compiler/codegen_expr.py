@@ -66,8 +66,9 @@ class ExprGen(NodeVisitor):
         self.element_cache: dict[
             tuple[str, str], str
         ] = {}  # (array code, alias) -> local holding the element
-        self.io_tables: dict[int, str] = {}  # id(QUALITY_OF/AGE_OF target) -> local: its paths by index
+        self.io_tables: dict[int, tuple[str, str]] = {}  # id(QUALITY_OF/AGE_OF target) -> (local, kind)
         self.qualities_local = ""  # a local holding _rt.qualities for the loop being generated
+        self.tested_bool = ""  # a local holding the BOOL the next IF tests (just stored; see block)
 
     def temp(self, stem: str = "t") -> str:
         self.temp_count += 1
@@ -506,7 +507,14 @@ class ExprGen(NodeVisitor):
         key = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
         hoisted = self.io_tables.get(id(target))  # the instance's table, looked up before the loop
         if hoisted is not None and keys:
-            return f"({hoisted}.get({key}) or {hoisted}.setdefault({key}, {text}))"
+            local, kind = hoisted
+            if kind == "offset":  # a _PathTable by element offset: the loop local itself
+                index = chain_indices(target)[0]
+                assert isinstance(index, A.Name) and isinstance(index.ref, VarRef)
+                return f"{local}[{self.aliases[id(index.ref.var)]}]"
+            if kind == "index":  # a _PathTable by index value
+                return f"{local}[{key}]"
+            return f"({local}.get({key}) or {local}.setdefault({key}, {text}))"
         table = f"_paths_{self.module_name}_{len(self.module_lines)}"
         self.module_lines.append((f"{table} = {{}}", target.pos.line))
         if not keys:
@@ -619,3 +627,15 @@ def sorted_args(e: A.Call) -> list[A.Arg]:
     names = B.PARAMETER_NAMES.get(target.name if isinstance(target, B.BuiltinRef) else "", [])
     order = {n: i for i, n in enumerate(names)}
     return sorted(e.args, key=lambda a: order.get((a.name or "").upper(), 99))
+
+
+def chain_indices(target: A.Expr) -> list[A.Expr]:
+    """The index expressions along a variable access (``evs[i].connected``: ``[i]``), outermost
+    first."""
+    indices: list[A.Expr] = []
+    node = target
+    while isinstance(node, A.Member | A.Index):
+        if isinstance(node, A.Index):
+            indices = list(node.indices) + indices
+        node = node.base
+    return indices

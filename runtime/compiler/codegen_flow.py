@@ -145,9 +145,10 @@ class FlowMixin:
             self._flat_if(s)
             return
         depth = self.out.depth
+        tested, self.x.tested_bool = self.x.tested_bool, ""
         for i, (cond, body) in enumerate(s.branches):
             self.out.line = cond.pos.line
-            code = self.x.expr(cond)
+            code = tested if i == 0 and tested else self.x.expr(cond)
             if i == 0 or not self.x.pre:
                 self.flush_pre()
                 self.out(("if " if i == 0 else "elif ") + code + ":")

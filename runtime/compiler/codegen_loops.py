@@ -25,6 +25,7 @@ from .ast_queries import (
 )
 from .ast_walk import walk
 from .builtins import wrap_code
+from .codegen_expr import chain_indices
 from .codegen_values import convert_constant, literal_code, store_code
 from .model import VarRef
 
@@ -204,10 +205,15 @@ class LoopMixin:
         for local, source in held:
             self.out(f"{local} = {source}")
         outer_qualities = self.x.qualities_local
-        io_targets = self._hoist_io_paths(s.body) if cache_elements else []
         self.hoisted.append(hoisted)
         added: list[tuple[str, str]] = []
         whole = self._whole_array(s, var, bounds) if cache_elements else None
+        shift = None
+        if whole is None:
+            shift = self._shift(s, var, rng, loop_var, target, trips, count_up) if cache_elements else None
+            if shift is None and count_up is not None:
+                shift = f"_range({count_up[0]}, {count_up[1]} + 1)"
+        io_targets = self._hoist_io_paths(s.body, var) if cache_elements else []
         if whole is not None:
             # the loop variable only picks elements of one array it runs over from end to end:
             # iterate over the elements themselves
@@ -216,9 +222,6 @@ class LoopMixin:
             self.x.element_cache[(whole, loop_var)] = element
             added.append((whole, loop_var))
         else:
-            shift = self._shift(s, var, rng, loop_var, target, trips, count_up) if cache_elements else None
-            if shift is None and count_up is not None:
-                shift = f"_range({count_up[0]}, {count_up[1]} + 1)"
             self.out(f"for {loop_var} in {shift or rng}:")
         self.out.depth += 1
         if cache_elements and whole is None:
@@ -243,8 +246,11 @@ class LoopMixin:
             self.loops[-1] = (loop_var, target)
         for key in added:
             del self.x.element_cache[key]
-        for io_target in io_targets:
-            del self.x.io_tables[io_target]
+        for io_target, outer in reversed(io_targets):  # an enclosing loop's table again, if any
+            if outer is None:
+                del self.x.io_tables[io_target]
+            else:
+                self.x.io_tables[io_target] = outer
         self.x.qualities_local = outer_qualities
         self.out.depth -= 1
         self.out("else:")
@@ -268,11 +274,13 @@ class LoopMixin:
                 if alias == local:
                     del self.x.aliases[used_id]
 
-    def _hoist_io_paths(self, body: list[A.Stmt]) -> list[int]:
+    def _hoist_io_paths(self, body: list[A.Stmt], var: T.VarInfo) -> list[tuple[int, tuple[str, str] | None]]:
         """Before the loop: for each QUALITY_OF/AGE_OF of an indexed variable in its body, the
         table of the instance's paths by index (the body then looks up only the index), and
-        ``_rt.qualities`` when the body reads qualities (nothing in a scan replaces it)."""
-        targets: list[int] = []
+        ``_rt.qualities`` when the body reads qualities (nothing in a scan replaces it). With one
+        index the table is a ``_PathTable`` that makes a missing path itself (one subscript in the
+        body), keyed by the element offset when the index is the loop variable run as offsets."""
+        targets: list[tuple[int, tuple[str, str] | None]] = []
         qualities = ""
         for node in walk(body):
             if not (isinstance(node, A.Call) and node.io_target is not None):
@@ -286,10 +294,43 @@ class LoopMixin:
             self.module_lines.append((f"{table} = {{}}", node.pos.line))
             local = self.x.temp("p")
             owner = self.x.io_owner(node.io_target)
-            self.out(f"{local} = ({table}.get({owner}) or {table}.setdefault({owner}, {{}}))")
-            self.x.io_tables[id(node.io_target)] = local
-            targets.append(id(node.io_target))
+            maker = self._path_maker(node.io_target, var)
+            if maker is None:
+                kind, made = "dict", "{}"
+            else:
+                kind, made = maker[0], f"_PathTable({maker[1]})"
+            self.out(f"{local} = ({table}.get({owner}) or {table}.setdefault({owner}, {made}))")
+            targets.append((id(node.io_target), self.x.io_tables.get(id(node.io_target))))
+            self.x.io_tables[id(node.io_target)] = (local, kind)
         return targets
+
+    def _path_maker(self, io_target: A.Expr, var: T.VarInfo) -> tuple[str, str] | None:
+        """(kind, code of a function of the key) making the path of ``io_target`` when it has one
+        index: "offset" when that index is the loop variable run as element offsets (the key is
+        the offset), else "index" (the key is the index value); None with more indices."""
+        indices = chain_indices(io_target)
+        if len(indices) != 1:
+            return None
+        index = indices[0]
+        low = self.x.shift.get(id(var))
+        by_offset = (
+            isinstance(index, A.Name)
+            and isinstance(index.ref, VarRef)
+            and index.ref.var is var
+            and low is not None
+            and id(var) in self.x.aliases
+        )
+        parts: list[str] = []
+        node = io_target
+        while isinstance(node, A.Member | A.Index):
+            parts.append("." + node.name.lower() if isinstance(node, A.Member) else "[{_i}]")
+            node = node.base
+        assert isinstance(node, A.Name)
+        text = "f" + repr("{_o}." + node.name.lower() + "".join(reversed(parts)))
+        if by_offset:
+            text = text.replace("{_i}", "{_i + " + str(low) + "}")
+        owner = self.x.io_owner(io_target)
+        return ("offset" if by_offset else "index"), f"lambda _i, _o={owner}: {text}"
 
     def _shift(
         self,

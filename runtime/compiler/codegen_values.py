@@ -228,6 +228,31 @@ def _small_mod(e: A.Expr | None, target: T.Type) -> bool:
     return c > 0 and span is not None and span[0] <= -(c - 1) and c - 1 <= span[1]
 
 
+def _step_side(e: A.Expr | None, target: T.Type) -> str:
+    """ "high" for ``x + c`` or ``c + x``, "low" for ``x - c``, where x is a variable whose type's
+    range lies inside ``target``'s and c a literal 0 < c < the range's size: the sum can leave the
+    range on that side only (``n := n + 1``); else ""."""
+    while isinstance(e, A.Paren):
+        e = e.inner
+    if not (isinstance(e, A.Binary) and e.op in ("+", "-")):
+        return ""
+    variable, literal = e.left, e.right
+    if e.op == "+" and isinstance(variable, A.IntLit):
+        variable, literal = literal, variable
+    rng, span = T.int_range(variable.ty) if variable.ty is not None else None, T.int_range(target)
+    if not (
+        isinstance(literal, A.IntLit)
+        and isinstance(variable, A.Name | A.Member | A.Index)
+        and rng is not None
+        and span is not None
+        and span[0] <= rng[0]
+        and rng[1] <= span[1]
+        and 0 < literal.value < span[1] - span[0]
+    ):
+        return ""
+    return "high" if e.op == "+" else "low"
+
+
 def _is_plc_time(e: A.Expr | None) -> bool:
     while isinstance(e, A.Paren):
         e = e.inner
@@ -280,7 +305,7 @@ def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr
                     return code
             if v is T.BOOL:
                 return f"_int({code})"
-            return wrap_code(code, u)
+            return wrap_code(code, u, _step_side(value_expr, u))
         if u.kind in ("time", "date"):
             if isinstance(value_expr, A.TimeLit | A.DateLit | A.Name | A.Member | A.Index):
                 return code
