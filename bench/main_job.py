@@ -298,6 +298,42 @@ def main() -> None:
                 f"{r['locked_kib'] / 1024:.0f} | {stats.get('overruns', '?')} |"
             )
     print()
+    print(
+        "Median over the rounds (outside the scans = the scan thread's CPU less its scans' mean execution "
+        "time x scans/s: waiting, scheduling, statistics):"
+    )
+    print()
+    print(
+        "| build | runs | CPU % of a core | scan thread % | outside the scans % | other threads % "
+        "| wake p50/p99 µs | exec p50 µs |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for label, runs in results.items():
+
+        def med(values: list[float]) -> float:
+            ordered = sorted(values)
+            n = len(ordered)
+            return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+        def stat(r: dict[str, object], kind: str, key: str) -> float:
+            value = r["stats"].get(kind)  # type: ignore[attr-defined]
+            value = value.get(key) if isinstance(value, dict) else value
+            return float(value or 0)
+
+        # a period's scan takes mean execution ns: that share of the period is the scans' CPU
+        outside = [
+            float(r["scan_cpu"]) - 100 * stat(r, "execution_ns", "mean") / stat(r, "interval_ns", "")  # type: ignore[arg-type]
+            for r in runs
+        ]
+        print(
+            f"| {label} | {len(runs)} | {med([float(r['cpu']) for r in runs]):.2f} "  # type: ignore[arg-type]
+            f"| {med([float(r['scan_cpu']) for r in runs]):.2f} | {med(outside):.2f} "  # type: ignore[arg-type]
+            f"| {med([float(r['cpu']) - float(r['scan_cpu']) for r in runs]):.2f} "  # type: ignore[arg-type]
+            f"| {med([stat(r, 'wake_latency_ns', 'p50') for r in runs]) / 1e3:.1f}"
+            f"/{med([stat(r, 'wake_latency_ns', 'p99') for r in runs]) / 1e3:.1f} "
+            f"| {med([stat(r, 'execution_ns', 'p50') for r in runs]) / 1e3:.0f} |"
+        )
+    print()
     for label, runs in results.items():
         r = runs[-1]
         threads = r["threads"]
