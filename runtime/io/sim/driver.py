@@ -435,7 +435,11 @@ class SimDriver(Driver):
             # the last step read every channel GOOD, now (MeterModel.observe): one group as below
             freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
             freq.fresh = volts.fresh = power.fresh = False
-            stamp_now = self._stamp_of_step if step == self._stamp_step else self._step_stamp_ns()
+            if step != self._stamp_step:  # _step_stamp_ns() without the calls
+                assert self._t0_ns is not None
+                self._stamp_step = step
+                self._stamp_of_step = self._t0_ns + round(max(step, 0) * self.dt_s * 1e9)
+            stamp_now = self._stamp_of_step
             values = [freq.value, volts.value, power.value]
             groups.append(tuple.__new__(InputGroup, (self._meter_group, values, _GOOD, stamp_now)))
             if self._reporter is not None:
