@@ -12,6 +12,7 @@ from . import builtins as B
 from . import st_ast as A
 from . import st_types as T
 from .ast_walk import NodeVisitor, walk
+from .codegen_guard import index_guards
 from .codegen_inline import fault_free, inlinable_function
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, py_float, store_code
 from .model import ConstRef, EnumRef, VarRef
@@ -22,6 +23,7 @@ _PY_COMPARE = {"=": "==", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="
 # expressions stay far below (each ST level adds at most about four levels of Python nesting).
 HOIST_HEIGHT = 12
 SPINE_CHUNK = 24
+GUARDED_LEFT = 60  # longest left operand code written twice by a guarded short circuit
 
 
 _LITERAL = re.compile(r"\(?-?\d[\d.e+-]*\)?|True|False")
@@ -284,6 +286,8 @@ class ExprGen(NodeVisitor):
                 code = self._binary_code(link, code, right)
             elif link.op in ("AND", "OR") and self.may_skip(link):
                 code = f"({code} {link.op.lower()} {right})"  # short circuit: cheaper than & and |
+            elif link.op in ("AND", "OR") and (guarded := self.guarded_skip(link, code, right)):
+                code = guarded
             else:
                 code = self._binary_code(link, code, right)
             since_hoist += 1
@@ -336,6 +340,28 @@ class ExprGen(NodeVisitor):
         if any(isinstance(n, A.Deref) for n in walk(e.right)):
             return False
         return fault_free(e.right, index_ok=self.index_in_bounds, inlined_calls=True)
+
+    def guarded_skip(self, e: A.Binary, left: str, right: str) -> str:
+        """``e`` short-circuited behind a range test of its index variables (codegen_guard), with
+        ``right`` (the checked right operand) where the test fails; "" when it does not apply."""
+        if len(left) > GUARDED_LEFT:  # the left operand's code is written twice (one runs)
+            return ""
+        ranges = index_guards(e, self.index_in_bounds)
+        if ranges is None:
+            return ""
+        saved = dict(self.safe_index)
+        mark = len(self.pre)
+        tests = []
+        for var_id, (name, low, high) in ranges.items():
+            tests.append(f"{low} <= {self.expr(name)} <= {high}")
+            self.safe_index[var_id] = (low, high)
+        fast = self.expr(e.right)
+        self.safe_index = saved
+        if len(self.pre) > mark:
+            del self.pre[mark:]
+            return ""
+        checked = self._binary_code(e, left, right)
+        return f"(({left} {e.op.lower()} {fast}) if {' and '.join(tests)} else {checked})"
 
     def index_in_bounds(self, e: A.Index) -> bool:
         """Is every index of ``e`` a literal or a loop variable known to be inside its bounds?"""
@@ -516,9 +542,11 @@ class ExprGen(NodeVisitor):
                 return f"{local}[{key}]"
             return f"({local}.get({key}) or {local}.setdefault({key}, {text}))"
         table = f"_paths_{self.module_name}_{len(self.module_lines)}"
+        if not keys:  # by instance path, made when first asked for
+            made = "f" + repr("{_o}." + node.name.lower() + "".join(reversed(parts)))
+            self.module_lines.append((f"{table} = _PathTable(lambda _o: {made})", target.pos.line))
+            return f"{table}[{owner}]"
         self.module_lines.append((f"{table} = {{}}", target.pos.line))
-        if not keys:
-            return f"({table}.get({owner}) or {table}.setdefault({owner}, {text}))"
         by_index = f"({table}.get({owner}) or {table}.setdefault({owner}, {{}}))"
         return f"({by_index}.get({key}) or {table}[{owner}].setdefault({key}, {text}))"
 

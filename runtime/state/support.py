@@ -340,18 +340,18 @@ def memo(table: list[tuple[object, object]], key: object, value: object) -> obje
     return value
 
 
-class PathTable(dict[int, str]):
+class PathTable(dict[Any, str]):
     """The process-image paths of one QUALITY_OF/AGE_OF site in a loop, by index (or element
     offset), for one instance: made by ``make`` the first time an index is asked for, after that
     one subscript (no ``get`` call and no ``or`` in the loop)."""
 
     __slots__ = ("make",)
 
-    def __init__(self, make: Callable[[int], str]) -> None:
+    def __init__(self, make: Callable[[Any], str]) -> None:
         super().__init__()
         self.make = make
 
-    def __missing__(self, key: int) -> str:
+    def __missing__(self, key: Any) -> str:
         path = self[key] = self.make(key)
         return path
 

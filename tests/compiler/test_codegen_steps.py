@@ -144,3 +144,38 @@ def test_an_if_right_after_a_bool_store_tests_the_stored_value(tmp_path: Path) -
     assert values["flags"] == [True, False, True, False]
     assert values["hits"] == [1, -1, 1, 0]
     assert (values["n_ok"], values["n_other"], values["chain"]) == (0, 2, 6)
+
+
+_GUARD_SOURCE = """PROGRAM p
+VAR
+  f : ARRAY[0..3] OF LREAL := [1.0, 2.0, 3.0, 4.0]; g : ARRAY[1..2, 1..2] OF BOOL := [TRUE, FALSE, FALSE, TRUE];
+  head : INT := 2; r : INT := 2; c : INT := 2; on : BOOL := TRUE; off : BOOL; x : LREAL := 3.0;
+  same : BOOL; differs : BOOL; diag : BOOL; either : BOOL; bad : INT := 2;
+END_VAR
+same := on AND NOT (x > f[head] OR x < f[head]);
+differs := off OR NOT (x > f[head] OR x < f[head]);
+diag := on AND g[r, c];
+either := off OR g[1, c];
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def test_an_index_guard_lets_and_or_skip_with_the_same_values_and_faults(tmp_path: Path) -> None:
+    path = tmp_path / "guard.st"
+    path.write_text(_GUARD_SOURCE)
+    program = compile_file(path)
+    source = program.python_source
+    assert "(self.v_on and (not ((self.v_x > self.v_f[self.v_head]) or" in source
+    assert "if 0 <= self.v_head <= 3 else (self.v_on & (not" in source
+    assert "if 1 <= self.v_r <= 2 and 1 <= self.v_c <= 2 else" in source
+    values = run_cycles(program, 1).values["p"]
+    assert (values["same"], values["differs"], values["diag"], values["either"]) == (True, True, True, False)
+    # out of bounds: the guard fails, both operands run as before and the index faults at its line
+    for line, variable, value in ((7, "head", 4), (9, "r", 3), (9, "c", 0)):
+        faulty = _GUARD_SOURCE.replace(f"{variable} : INT := 2", f"{variable} : INT := {value}")
+        path.write_text(faulty.replace("on : BOOL := TRUE", "on : BOOL"))  # the left decides
+        faults = run_cycles(compile_file(path), 1).faults
+        assert len(faults) == 1 and f"guard.st:{line}" in next(iter(faults.values()))
+        assert f"index {value}" in next(iter(faults.values()))
