@@ -495,8 +495,9 @@ class ExprGen(NodeVisitor):
         return f"({low} if ({tmp} := {value}) < {low} else ({high} if {tmp} > {high} else {tmp}))"
 
     def _operand(self, code: str) -> tuple[str, str]:
-        """(code that evaluates ``code`` once, name of its value afterwards)."""
-        if _LITERAL.fullmatch(code):
+        """(code that evaluates ``code`` once, code of its value afterwards): a literal or a pure
+        read of the instance's own data is read again (cheaper than keeping it in a local)."""
+        if _LITERAL.fullmatch(code) or (_is_pure(code) and "_G." not in code):
             return code, code
         tmp = self.temp()
         return f"({tmp} := {code})", tmp

@@ -179,3 +179,42 @@ def test_an_index_guard_lets_and_or_skip_with_the_same_values_and_faults(tmp_pat
         faults = run_cycles(compile_file(path), 1).faults
         assert len(faults) == 1 and f"guard.st:{line}" in next(iter(faults.values()))
         assert f"index {value}" in next(iter(faults.values()))
+
+
+_MINMAX_SOURCE = """TYPE CAR : STRUCT a : REAL; b : REAL; END_STRUCT; END_TYPE
+PROGRAM p
+VAR
+  cars : ARRAY[1..3] OF CAR; lo : ARRAY[1..3] OF REAL; hi : ARRAY[1..3] OF REAL; nan : LREAL; i : INT;
+  m : REAL := 2.0; n : REAL := -1.0; both : REAL; at_least_0 : REAL;
+END_VAR
+nan := SQRT(-1.0);
+cars[1].a := 1.0; cars[1].b := 2.0; cars[2].a := LREAL_TO_REAL(nan); cars[2].b := 5.0;
+cars[3].a := 7.0; cars[3].b := LREAL_TO_REAL(nan);
+FOR i := 1 TO 3 DO
+  lo[i] := MIN(cars[i].a, cars[i].b);
+  hi[i] := MAX(-cars[i].a, 0.0);
+END_FOR;
+both := MIN(m, n);
+at_least_0 := MAX(n, 0.0);
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def test_min_max_of_pure_reads_read_them_again_with_the_same_values(tmp_path: Path) -> None:
+    path = tmp_path / "minmax.st"
+    path.write_text(_MINMAX_SOURCE)
+    program = compile_file(path)
+    source = program.python_source
+    assert "self.v_both = (self.v_n if self.v_m > self.v_n else self.v_m)" in source
+    assert re.search(r"\(_e\d+\.v_b if _e\d+\.v_a > _e\d+\.v_b else _e\d+\.v_a\)", source)
+    values = run_cycles(program, 1).values["p"]
+    lo, hi = values["lo"], values["hi"]
+    assert lo[0] == 1.0 and _is_nan(lo[1]) and lo[2] == 7.0  # a NaN first wins, a NaN second loses
+    assert hi[0] == 0.0 and _is_nan(hi[1]) and hi[2] == 0.0
+    assert (values["both"], values["at_least_0"]) == (-1.0, 0.0)
+
+
+def _is_nan(value: object) -> bool:
+    return value is None or value != value  # the values' JSON form gives NaN as None
