@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .compiler import st_types as T
 from .executor.clock import VirtualClock
 from .executor.scheduler import ScanRecord
 from .io.sim.evaluate import SimReport, evaluate
@@ -24,7 +25,7 @@ from .io.sim.scenario import Scenario
 from .io.sim.scenario_load import load_with_fleet_size
 from .io.site_io import find_site_variables
 from .site import SiteRuntime
-from .state.program import CompiledProgram
+from .state.program import CompiledProgram, to_json
 
 
 def _progress(done: float, width: int = 40) -> None:
@@ -60,12 +61,22 @@ def run_simulation(
     executor = site.executor
     variables = find_site_variables(program)
     status_path = f"{variables.instance}.status" if variables is not None else ""
+    raw_status: list[Any] = []
     if status is not None and program.leaf(status_path) is not None:
+        bound: list[Any] = [None, None]  # the state the scans run on (a restart makes a new one), its getter
+
+        def record_on_time(_task: str, _release_ns: int) -> None:
+            state = executor.state
+            if bound[0] is not state:
+                bound[0], bound[1] = state, state.accessor(status_path).get
+            raw_status.append(bound[1]())
 
         def record(_scan: ScanRecord) -> None:
-            status.append(str(executor.read(status_path)))
+            record_on_time(_scan.task, _scan.start_ns)
 
-        executor.scheduler.add_scan_observer(record)
+        # the raw value per scan (a path lookup and a JSON conversion per scan cost ~3 µs at 10 EVs);
+        # named once at the end
+        executor.scheduler.add_scan_observer(record, record_on_time)
     site.start()
     ran = False
     try:
@@ -79,11 +90,24 @@ def run_simulation(
                 _progress((k + 1) / chunks)
         if show_progress:
             print(file=sys.stderr)
+        if status is not None and raw_status:
+            status.extend(_status_names(raw_status, executor.state.accessor(status_path).type))
         ran = True
     finally:
         if not ran:  # a fault of the simulation itself, Ctrl-C: outputs safe, nothing left running
             site.stop()
     return site
+
+
+def _status_names(values: list[Any], status_type: T.Type) -> list[str]:
+    """The recorded status values as the report shows them (an enumeration's name), each distinct
+    value converted once when the type is an enumeration or an integer (whose equal values print
+    alike; a REAL's 0.0 and -0.0 would not)."""
+    u = T.underlying(status_type)
+    if isinstance(u, T.EnumType) or (isinstance(u, T.ElementaryType) and u.kind in ("int", "bits")):
+        names: dict[Any, str] = {}
+        return [names[v] if v in names else names.setdefault(v, str(to_json(v, status_type))) for v in values]
+    return [str(to_json(v, status_type)) for v in values]
 
 
 @dataclass
