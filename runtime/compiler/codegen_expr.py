@@ -462,22 +462,37 @@ class ExprGen(NodeVisitor):
         if ref.name in ("MAX", "MIN") and len(codes) == 2:
             return self.min_max(ref.name, codes[0], codes[1])
         if _real_to_whole(ref) and len(codes) == 1 and self.module_lines is not None:
-            return self.remembered(ref, codes[0], e.pos.line)
+            return self.remembered(ref, codes[0], e.pos.line, values[0])
         if ref.name == "LIMIT" and _is_pure(codes[0]) and _is_pure(codes[2]) and not _CALLS.search(codes[1]):
             return self.limit(codes[0], codes[1], codes[2])
         return B.emit_builtin(ref, codes)
 
-    def remembered(self, ref: B.BuiltinRef, value: str, line: int) -> str:
+    def remembered(self, ref: B.BuiltinRef, value: str, line: int, arg: A.Expr) -> str:
         """A REAL -> integer/TIME conversion that remembers its last argument and result (per call
         site): a parameter such as ``REAL_TO_TIME(hold_s * 1000.0)`` is converted again only when
         it changes. Equal floats give equal whole results (0.0 and -0.0 both 0); a NaN never equals
-        the remembered key, so its conversion still faults where it did."""
+        the remembered key, so its conversion still faults where it did. The key is the parameter
+        itself when the argument is ``x * c``, ``x / c``, ``x + c`` or ``x - c`` (c a literal): equal
+        x give equal arguments, and -0.0 and 0.0 give arguments that convert alike. The remembered
+        pair is one tuple bound to a module name (``_memo_name`` rebinds it: one atomic store)."""
         table = f"_memo_{self.module_name}_{len(self.module_lines or [])}"
         assert self.module_lines is not None
-        self.module_lines.append((f"{table} = [(None, 0)]", line))
+        self.module_lines.append((f"{table} = (None, 0)", line))
         key, last = self.temp("k"), self.temp("c")
-        convert = B.emit_builtin(ref, [key])
-        return f"({last}[1] if ({last} := {table}[0])[0] == ({key} := {value}) else _memo({table}, {key}, {convert}))"
+        key_code, argument = value, key
+        operand = _keyed_operand(arg)
+        if operand is not None:
+            pre_mark, lines_mark = len(self.pre), len(self.module_lines)
+            operand_code = self.expr(operand)
+            if len(self.pre) > pre_mark or len(self.module_lines) > lines_mark:
+                del self.pre[pre_mark:], self.module_lines[lines_mark:]  # not generated twice
+            elif value.count(operand_code) == 1:
+                key_code, argument = operand_code, value.replace(operand_code, key)
+        convert = B.emit_builtin(ref, [argument])
+        return (
+            f"({last}[1] if ({last} := {table})[0] == ({key} := {key_code})"
+            f" else _memo_name(_NS, {table!r}, {key}, {convert}))"
+        )
 
     def min_max(self, name: str, first: str, second: str) -> str:
         """MAX/MIN of two values inline, each evaluated once, in order (Python's ``max(a, b)`` is a
@@ -626,6 +641,20 @@ class ExprGen(NodeVisitor):
         if prelude:
             return f"({', '.join(prelude)}, {code})[-1]"
         return f"({code})"
+
+
+def _keyed_operand(arg: A.Expr) -> A.Expr | None:
+    """The operand ``x`` of ``x * c``, ``c * x``, ``x / c``, ``x + c``, ``c + x``, ``x - c`` or
+    ``c - x`` (c a numeric literal): the argument is a function of x alone, and x = 0.0 and -0.0
+    give arguments whose whole values are equal (``c / x`` is left out: +-infinity)."""
+    if not isinstance(arg, A.Binary) or arg.op not in ("*", "/", "+", "-"):
+        return None
+    literals = (A.IntLit, A.RealLit)
+    if isinstance(arg.right, literals) and not isinstance(arg.left, literals):
+        return arg.left
+    if isinstance(arg.left, literals) and arg.op != "/" and not isinstance(arg.right, literals):
+        return arg.right
+    return None
 
 
 def _real_to_whole(ref: B.BuiltinRef) -> bool:

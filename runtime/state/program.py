@@ -75,6 +75,7 @@ class ProgramState:
         namespace: dict[str, Any] = {"__builtins__": {"__build_class__": __build_class__}, "__name__": "st"}
         namespace.update(NAMESPACE)
         namespace["_rt"] = self.rt
+        namespace["_NS"] = namespace  # for _memo_name, which rebinds a call site's remembered pair
         cell = make_f32_cell()
         namespace["_f32"] = make_f32(cell)
         namespace["_F32"] = cell

@@ -335,8 +335,16 @@ def reset_overruns(rt: ScanContext) -> bool:
 
 
 def memo(table: list[tuple[object, object]], key: object, value: object) -> object:
-    """Remember a conversion's argument and result at its call site (one tuple: atomic)."""
+    """Remember a conversion's argument and result at its call site (one tuple: atomic). Kept for
+    code generated before ``memo_name`` (bench/codegen_differential.py runs it with this module)."""
     table[0] = (key, value)
+    return value
+
+
+def memo_name(namespace: dict[str, Any], table: str, key: object, value: object) -> object:
+    """Remember a conversion's argument and result at its call site: one tuple bound to the
+    site's module name (one atomic store; the generated code reads the name as a global)."""
+    namespace[table] = (key, value)
     return value
 
 
@@ -358,6 +366,7 @@ class PathTable(dict[Any, str]):
 
 NAMESPACE: dict[str, object] = {
     "_memo": memo,
+    "_memo_name": memo_name,
     "_PathTable": PathTable,
     "_acopy": acopy,
     "_clone": clone,

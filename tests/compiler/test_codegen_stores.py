@@ -115,10 +115,54 @@ def test_a_conversion_remembers_its_last_result_and_a_nan_still_faults(tmp_path:
     path = tmp_path / "memo.st"
     path.write_text(_MEMO_SOURCE)
     program = compile_file(path)
-    assert program.python_source.count("_memo(") == 8
+    assert program.python_source.count("_memo_name(") == 8
     result = run_cycles(program, 7)  # x: -0.5 .. 2.5 (ties to even), z: -0.0 at scan 3
     values = result.values["p"]
     assert (values["t_hold"], values["t_sum"]) == ("T#1s500ms", "T#10s500ms")
     assert (values["i_x"], values["i_sum"], values["w_x"], values["i_z"]) == (2, 693, 6, 0)
     faults = run_cycles(program, 9).faults  # the same site, remembered 0, gets NaN
     assert len(faults) == 1 and "memo.st:16" in next(iter(faults.values()))
+
+
+_KEYED_SOURCE = """PROGRAM p
+VAR
+  scan : INT; x : REAL := -2.25; z : LREAL;
+  a : DINT; b : DINT; c : DINT; d : DINT; e : DINT; t : TIME; s_a : DINT; s_t : TIME;
+END_VAR
+scan := scan + 1;
+x := x + 0.75;
+IF scan = 4 THEN z := -0.0; ELSIF scan = 5 THEN z := 0.0; ELSE z := 0.25; END_IF;
+a := REAL_TO_DINT(x * 3.0);
+b := REAL_TO_DINT(x / 0.5);
+c := REAL_TO_DINT(7.0 - x);
+d := LREAL_TO_DINT(z - 0.5);
+e := LREAL_TO_DINT(2.0 * z + 0.5);
+t := REAL_TO_TIME(1000.0 * x);
+s_a := s_a + a;
+s_t := s_t + t;
+END_PROGRAM
+CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def test_a_conversion_keyed_on_its_parameter_follows_every_change(tmp_path: Path) -> None:
+    path = tmp_path / "keyed.st"
+    path.write_text(_KEYED_SOURCE)
+    program = compile_file(path)
+    source = program.python_source
+    # x * c, x / c, c - x, c * x key on the variable itself; 2.0 * z + 0.5 keys on the product
+    assert source.count(":= self.v_x) else _memo_name(") == 4
+    assert "(_k" in source and ":= self.v_z) else" in source
+    total = 0
+    for scans in range(1, 7):  # x: -1.5, -0.75, 0.0, 0.75, 1.5, 2.25 (exact in binary32)
+        x = -2.25 + 0.75 * scans
+        total += round(x * 3.0)  # Python rounds ties to even, as the conversions do
+        values = run_cycles(program, scans).values["p"]
+        expected = (round(x * 3.0), round(x / 0.5), round(7.0 - x), total)
+        assert (values["a"], values["b"], values["c"], values["s_a"]) == expected, scans
+    assert run_cycles(program, 4).values["p"]["t"] == "T#750ms"  # x = 0.75
+    for scans in (4, 5, 6):  # z: -0.0, 0.0, 0.25
+        values = run_cycles(program, scans).values["p"]
+        z = {4: -0.0, 5: 0.0, 6: 0.25}[scans]
+        assert (values["d"], values["e"]) == (round(z - 0.5), round(2.0 * z + 0.5)), scans
