@@ -318,6 +318,8 @@ class ExprGen(NodeVisitor):
                 isinstance(leaf, A.Binary) and leaf.op == "=" and isinstance(leaf.left, A.Name | A.Member)
             ):
                 return None
+            if not all(isinstance(n, A.Name | A.Member) for n in walk(leaf.left)):
+                return None  # an index or a call in the subject: its code may need statements before it
             kind = T.underlying(leaf.left.ty)
             if not (T.is_integer_like(kind) or isinstance(kind, T.EnumType)):
                 return None
@@ -498,7 +500,7 @@ class ExprGen(NodeVisitor):
         """MAX/MIN of two values inline, each evaluated once, in order (Python's ``max(a, b)`` is a
         call that costs four times as much): MAX is b if b > a else a, MIN b if b < a else a, as the
         builtins decide (so a NaN in the first place wins, as before)."""
-        a_code, a_ref = self._operand(first)
+        a_code, a_ref = self._operand(first, keep=_CALLS.search(second) is not None)
         b_code, b_ref = self._operand(second)
         test = "<" if name == "MAX" else ">"
         return f"({b_ref} if {a_code} {test} {b_code} else {a_ref})"
@@ -509,10 +511,11 @@ class ExprGen(NodeVisitor):
         tmp = self.temp()
         return f"({low} if ({tmp} := {value}) < {low} else ({high} if {tmp} > {high} else {tmp}))"
 
-    def _operand(self, code: str) -> tuple[str, str]:
+    def _operand(self, code: str, keep: bool = False) -> tuple[str, str]:
         """(code that evaluates ``code`` once, code of its value afterwards): a literal or a pure
-        read of the instance's own data is read again (cheaper than keeping it in a local)."""
-        if _LITERAL.fullmatch(code) or (_is_pure(code) and "_G." not in code):
+        read of the instance's own data is read again (cheaper than keeping it in a local), unless
+        ``keep`` (what runs in between may write it: a function with VAR_IN_OUT)."""
+        if _LITERAL.fullmatch(code) or (not keep and _is_pure(code) and "_G." not in code):
             return code, code
         tmp = self.temp()
         return f"({tmp} := {code})", tmp
@@ -620,13 +623,17 @@ class ExprGen(NodeVisitor):
         argument; arguments that are not plain reads are evaluated first, in order, into locals."""
         prelude: list[str] = []
         outer = dict(self.aliases)
+        codes: list[str] = []
         for param in pou.variables.values():
             arg = by_param.get(id(param))
             if arg is None or arg.value is None:
-                code = self.values.initial(param.type, param.init)
+                codes.append(self.values.initial(param.type, param.init))
             else:
-                code = store_code(self.expr(arg.value), arg.value.ty, param.type, arg.value)
-            if not _is_pure(code):
+                codes.append(store_code(self.expr(arg.value), arg.value.ty, param.type, arg.value))
+        # a read stands for its argument only when nothing after it can write what it reads
+        calls_after = [_CALLS.search("".join(codes[k + 1 :])) is not None for k in range(len(codes))]
+        for param, code, call_after in zip(pou.variables.values(), codes, calls_after, strict=True):
+            if not _is_pure(code) or (call_after and not _LITERAL.fullmatch(code)):
                 tmp = self.temp()
                 prelude.append(f"({tmp} := {code})")
                 code = tmp

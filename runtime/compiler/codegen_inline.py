@@ -90,6 +90,10 @@ def inlinable_function(pou: T.PouType) -> A.Expr | None:
         return None
     if any(v.section != "VAR_INPUT" or not T.is_elementary(v.type) for v in pou.variables.values()):
         return None
+    if any(
+        isinstance(t, T.SubrangeType) for t in [pou.return_type, *(v.type for v in pou.variables.values())]
+    ):
+        return None  # passing the argument or the result is a range check that can fault
     body: list[A.Stmt] = pou.decl.body
     if len(body) != 1 or not isinstance(body[0], A.Assign):
         return None

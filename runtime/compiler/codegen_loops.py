@@ -380,6 +380,8 @@ class LoopMixin:
         for node in walk(s.body):
             if isinstance(node, A.Exit | A.Return):
                 return None
+            if isinstance(node, A.Call) and node.io_target is not None:
+                return None  # QUALITY_OF/AGE_OF look their path up by the index: keep the variable
             if isinstance(node, A.Name) and isinstance(node.ref, VarRef) and node.ref.var is var:
                 uses += 1
         if not arrays or uses != len(arrays):

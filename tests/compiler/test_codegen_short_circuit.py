@@ -89,3 +89,32 @@ END_PROGRAM
     assert "self.v_b = (self.v_t & (" in body  # its argument divides: evaluated
     faults = run_cycles(compile_file(path), 1).faults
     assert len(faults) == 1 and "inline.st:6" in next(iter(faults.values()))
+
+
+def test_a_one_line_function_with_a_subrange_still_faults_when_skipping_would_hide_it(tmp_path: Path) -> None:
+    """Passing an argument to a subrange parameter, or returning a subrange result, is a range check
+    that can fault: such a function is called, not generated in place, and never skipped."""
+    parameter = _faults(
+        tmp_path,
+        """TYPE R : INT(0..10); END_TYPE
+FUNCTION positive : BOOL VAR_INPUT a : R; END_VAR positive := a > 0; END_FUNCTION
+PROGRAM p VAR g : BOOL := TRUE; x : INT := 50; ok : BOOL; END_VAR
+ok := g OR positive(x);
+END_PROGRAM
+""",
+    )
+    assert list(parameter.values()) == [
+        f"{tmp_path / 'skip.st'}:4: runtime fault: value 50 is outside the subrange 0..10"
+    ]
+    result = _faults(
+        tmp_path,
+        """TYPE R : INT(0..10); END_TYPE
+FUNCTION clip : R VAR_INPUT a : INT; END_VAR clip := a; END_FUNCTION
+PROGRAM p VAR g : BOOL := TRUE; x : INT := 50; ok : BOOL; END_VAR
+ok := g OR clip(x) > 0;
+END_PROGRAM
+""",
+    )
+    assert list(result.values()) == [
+        f"{tmp_path / 'skip.st'}:2: runtime fault: value 50 is outside the subrange 0..10"
+    ]
