@@ -100,12 +100,17 @@ def test_limit_with_elements_of_a_proved_loop_is_inline(tmp_path: Path) -> None:
         """PROGRAM p
 VAR lo : ARRAY[1..4] OF LREAL := [0.0, 1.0, 2.0, -1.0]; hi : ARRAY[1..4] OF LREAL := [1.0, 1.5, 2.0, 1.0];
   out : ARRAY[1..4] OF LREAL; x : LREAL := 1.75; n : INT := 4; i : INT; nan : LREAL;
+  ins : ARRAY[1..4] OF LREAL; out_nan : ARRAY[1..4] OF LREAL;
 END_VAR
 nan := SQRT(-1.0);
 FOR i := 1 TO n DO
   out[i] := LIMIT(lo[i], x * hi[i], hi[i]);
 END_FOR;
 out[4] := LIMIT(lo[4], nan, hi[4]);
+ins[2] := nan;
+FOR i := 1 TO n DO
+  out_nan[i] := LIMIT(lo[i], ins[i] * x, hi[i]);   (* the inline form with NaN in the loop *)
+END_FOR;
 END_PROGRAM
 CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
 END_RESOURCE END_CONFIGURATION
@@ -117,3 +122,10 @@ END_RESOURCE END_CONFIGURATION
     out = run_cycles(program, 1).values["p"]["out"]
     assert out[:3] == [1.0, 1.5, 2.0]  # x * hi above hi, inside, at the bound
     assert out[3] is None or out[3] != out[3]  # NaN passes LIMIT, as support.limit lets it
+    second = program.python_source.split("= self.v_out_nan", 1)[1].split("else:", 1)[0]  # its fast loop
+    assert "_limit(" not in second and " if (_t" in second
+    out_nan = run_cycles(program, 1).values["p"]["out_nan"]
+    assert (
+        out_nan[0] == 0.0 and out_nan[2] == 2.0 and out_nan[3] == 0.0
+    )  # 0 * x: lo, 2.0 (lo = hi), 0 in [-1, 1]
+    assert out_nan[1] is None or out_nan[1] != out_nan[1]  # NaN passes the inline LIMIT too
