@@ -47,6 +47,7 @@ _FILL_CELLS = 1 << 13
 _FILL_CELLS_VIRTUAL = 1 << 15
 _QUALITY_VALUE = {quality: float(quality) for quality in Quality}
 _GOOD = Quality.GOOD
+_GOOD_VALUE = _QUALITY_VALUE[_GOOD]
 _NUMBER_TYPES = (int, float, np.integer, np.floating, np.bool_)
 
 
@@ -187,8 +188,8 @@ class SimDriver(Driver):
             target = 0
         if self.step_index < 0:
             self._begin()
-        while self.step_index < target:
-            self._advance()
+        if self.step_index < target:
+            self._advance_to(target)
         if not self._end_logged and self.step_index >= self._n_steps:
             self._end_logged = True  # the models go on (grid held at its last value, cars as set)
             log.info(
@@ -390,8 +391,25 @@ class SimDriver(Driver):
         self.step_index = 0
         self._observe(0)
 
+    def _advance_to(self, target: int) -> None:
+        """Step up to ``target``: a quiet step (``_quiet_step``) where the fleet has nothing due and
+        does not trip, else ``_advance``."""
+        fleet = self.fleet
+        trip = fleet.trip_below_v
+        step = self.step_index
+        while step < target:
+            if not (
+                fleet._next_event > step
+                and fleet._next_connection > step + 1
+                and fleet.tripped_now == (trip > 0 and self._voltage_now < trip)
+                and self._quiet_step(step + 1)
+            ):
+                self._advance()
+            step = self.step_index
+
     def _advance(self) -> None:
-        switched = self.fleet.advance(self._voltage_now)
+        fleet = self.fleet
+        switched = fleet.advance(self._voltage_now)
         self.step_index += 1
         if switched:  # a session starts or ends with setpoint 0; a car arriving or leaving reports at once
             for car in switched:
@@ -402,6 +420,58 @@ class SimDriver(Driver):
             if self._reporter is not None:
                 self._reporter.switched(switched)
         self._observe(self.step_index)
+
+    def _quiet_step(self, step: int) -> bool:
+        """``fleet.advance`` and ``_observe(step)`` in one pass for a step where nothing happens: the
+        fleet has no event or connection due and does not trip (checked by ``_advance``), the meter
+        has no active fault and reads every step, the grid chunk holds the step, the setpoint sum
+        is known. The same operations on the same operands as the general path, without its calls.
+        False (nothing done) when the step is not such a step."""
+        meter = self.meter
+        trio = meter._trio
+        t_s = step * self.dt_s
+        setpoint = self._setpoint_sum
+        if (
+            trio is None
+            or not meter._quiet
+            or meter.every != 1
+            or not meter._valid_from <= t_s < meter._valid_to
+            or step >= self._grid_chunk_end
+            or setpoint is None
+        ):
+            return False
+        fleet = self.fleet
+        fleet.now = step
+        self.step_index = step
+        offset = step - self._grid_chunk_start
+        fleet_power = fleet.total_power()
+        site_power = self._base_load[offset] + fleet_power
+        power_w = site_power  # MeterModel.observe's quiet pass
+        resolution = meter._resolution_w
+        if resolution > 0.0 and power_w - power_w == 0.0:
+            power_w = round(power_w / resolution) * resolution
+        frequency_hz = self._meter_hz[offset]
+        grid_v = self._voltage_now = self._grid_v[offset]
+        freq, volts, power = trio
+        good = _GOOD
+        freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, True
+        volts.value, volts.quality, volts.acquired_s, volts.fresh = self._meter_v[offset], good, t_s, True
+        power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, True
+        meter.quiet_step = step
+        recorder = self.recorder
+        recorder._appended.extend(
+            (self._grid_hz[offset], frequency_hz, _GOOD_VALUE, grid_v, site_power, fleet_power, setpoint)
+        )
+        recorder.appended += 1
+        reporter = self._reporter
+        if reporter is not None:  # reporter.step_observed(step)
+            reporter._steps += 1
+            phase = step % reporter.report_every
+            if reporter._by_phase[phase]:
+                reporter._phases.append(phase)
+        if recorder.appended - recorder.filled >= self._fill_batch:
+            self._fill_history()
+        return True
 
     def _fill_history(self) -> None:
         """Complete the pending history rows from the fleet."""
@@ -442,8 +512,12 @@ class SimDriver(Driver):
             stamp_now = self._stamp_of_step
             values = [freq.value, volts.value, power.value]
             groups.append(tuple.__new__(InputGroup, (self._meter_group, values, _GOOD, stamp_now)))
-            if self._reporter is not None:
-                self._reporter.collect(groups, stamp_now)
+            reporter = self._reporter
+            if reporter is not None:
+                if reporter._phases or reporter._first or reporter._switched:
+                    reporter.collect(groups, stamp_now)
+                else:  # collect's answer when no car reports
+                    reporter._steps = 0
             return groups
         acquired_s, stamp = math.nan, 0
         now_s = max(self.step_index, 0) * self.dt_s

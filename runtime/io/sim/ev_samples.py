@@ -171,6 +171,46 @@ class EvReporter:
             round(power / self.power_resolution) * self.power_resolution,
         )
 
+    def _measured_few(self, slots: list[int], values_of: list[float]) -> None:
+        """``values_of.extend(pick(...))`` of each slot's ``_measured_python`` (zeros when no car is
+        connected) in one loop: ``state_of_car`` and the rounding inline, the same operations."""
+        fleet = self.fleet
+        pick, connected, n = self._pick_dynamic, fleet.connected.item, self.n_cars
+        now, dt_s = fleet.now, fleet.dt_s
+        anchor, target_of, power0, soc0 = (
+            fleet.anchor.item,
+            fleet.target.item,
+            fleet.power0.item,
+            fleet.soc0.item,
+        )
+        alpha, tau, capacity_wh = fleet._alpha_list, fleet._tau_list, fleet._capacity_list
+        res, p_res = self.soc_resolution, self.power_resolution
+        capacity, target_soc, min_soc = self._capacity, self._target_soc, self._min_soc
+        for slot in slots:
+            if not (slot < n and connected(slot)):
+                values_of.extend(pick(_ZEROS))
+                continue
+            k = now - anchor(slot)
+            a = alpha[slot] ** k
+            target = target_of(slot)
+            gap = power0(slot) - target
+            energy = (target * k * dt_s + gap * tau[slot] * (1.0 - a)) / 3600.0
+            power = target + gap * a
+            soc = soc0(slot) + energy / capacity_wh[slot] * 100.0
+            cap = capacity[slot]
+            soc_r = round(soc / res) * res
+            values_of.extend(
+                pick(
+                    (
+                        soc_r,
+                        float(round((target_soc[slot] - soc_r) / 100.0 * cap)),
+                        float(round((min_soc[slot] - soc_r) / 100.0 * cap)),
+                        float(round((100.0 - soc_r) / 100.0 * cap)),
+                        round(power / p_res) * p_res,
+                    )
+                )
+            )
+
     def _measured_numpy(self, cars: list[int]) -> list[tuple[float, float, float, float, float]]:
         index = np.array(cars, dtype=np.int64)
         fleet = self.fleet
@@ -204,10 +244,7 @@ class EvReporter:
                 pick = self._pick_dynamic
                 values_of: list[float] = []
                 if len(slots) < _VECTOR_FROM:  # _measured for a few cars, without its lists
-                    connected, n, zeros = self.fleet.connected, self.n_cars, pick(_ZEROS)
-                    for slot in slots:
-                        on = slot < n and connected.item(slot)
-                        values_of.extend(pick(self._measured_python(slot)) if on else zeros)
+                    self._measured_few(slots, values_of)
                 else:
                     for row in self._measured(slots):
                         values_of.extend(pick(row))
