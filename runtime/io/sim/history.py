@@ -46,8 +46,7 @@ APPENDED = (
     "fleet_power_w",
     "setpoint_w",
 )
-_APPENDED_INDEX = {name: index for index, name in enumerate(APPENDED)}
-_SETPOINT = _APPENDED_INDEX["setpoint_w"]
+_SETPOINT = APPENDED.index("setpoint_w")
 
 
 @dataclass(frozen=True)
@@ -177,19 +176,12 @@ class HistoryRecorder:
         del values[:]
 
     def set_last_setpoint(self, value: float) -> None:
-        """``set_last("setpoint_w", value)`` (every scan)."""
+        """The last row's ``setpoint_w`` (every scan: the setpoint total is known after the step)."""
         values = self._appended
         if values:
             values[len(values) - len(APPENDED) + _SETPOINT] = value
         elif self.rows:
             self._scalars["setpoint_w"][self.rows - 1] = value
-
-    def set_last(self, name: str, value: float) -> None:
-        values = self._appended
-        if values and name in _APPENDED_INDEX:
-            values[len(values) - len(APPENDED) + _APPENDED_INDEX[name]] = value
-        elif self.rows:
-            self._scalars[name][self.rows - 1] = value
 
     @property
     def pending(self) -> int:
