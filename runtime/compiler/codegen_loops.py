@@ -10,7 +10,6 @@ offsets (``ARRAY[1..n]``: the index is the loop local itself) or over the elemen
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from . import st_ast as A
@@ -25,11 +24,9 @@ from .ast_queries import (
 )
 from .ast_walk import walk
 from .builtins import wrap_code
-from .codegen_expr import chain_indices
+from .codegen_expr import _INT_CODE, chain_indices
 from .codegen_values import convert_constant, literal_code, store_code
 from .model import VarRef
-
-_INT = re.compile(r"-?\d+")
 
 if TYPE_CHECKING:
     from .codegen_chunk import Emitter
@@ -75,7 +72,7 @@ class LoopMixin:
             self.module_lines.append((f"{rng} = _range({begin}, {stop}, {step_value})", s.pos.line))
         elif step_value is None:
             self.out(f"{rng} = _for_range({start}, {end}, {step})")
-        elif step_value > 0 and step_value == 1 and bounds[0] is not None and _INT.fullmatch(start):
+        elif step_value > 0 and step_value == 1 and bounds[0] is not None and _INT_CODE.fullmatch(start):
             last = self.x.temp("last")  # FOR i := c TO e: e in a local, the range made if needed
             self.out(f"{last} = {end}")
         elif step_value > 0:
