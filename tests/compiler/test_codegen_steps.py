@@ -7,9 +7,8 @@ loop looks its process-image path up by one subscript of a table that makes miss
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from plcrun.compiler.api import compile_file
+from plcrun.compiler.api import compile_source
 from plcrun.site import run_cycles
 
 _STEP_SOURCE = """PROGRAM p
@@ -35,10 +34,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_a_step_by_a_literal_tests_one_bound_with_the_same_values(tmp_path: Path) -> None:
-    path = tmp_path / "steps.st"
-    path.write_text(_STEP_SOURCE)
-    program = compile_file(path)
+def test_a_step_by_a_literal_tests_one_bound_with_the_same_values() -> None:
+    program = compile_source(_STEP_SOURCE, "steps.st")
     source = program.python_source
     assert "self.v_a = (_w if (_w := (self.v_a + 1)) <= 32767 else" in source
     assert "self.v_b = (_w if (_w := (self.v_b - 1)) >= -32768 else" in source
@@ -79,10 +76,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_qualities_and_ages_in_a_loop_are_each_elements_own(tmp_path: Path) -> None:
-    path = tmp_path / "paths.st"
-    path.write_text(_PATH_SOURCE)
-    program = compile_file(path)
+def test_qualities_and_ages_in_a_loop_are_each_elements_own() -> None:
+    program = compile_source(_PATH_SOURCE, "paths.st")
     source = program.python_source
     assert "_PathTable(lambda _i, _o=self._path: f'{_o}.cars[{_i + 1}].on')" in source
     assert "_PathTable(lambda _i, _o=self._path: f'{_o}.zero[{_i}]')" in source
@@ -132,10 +127,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_an_if_right_after_a_bool_store_tests_the_stored_value(tmp_path: Path) -> None:
-    path = tmp_path / "tested.st"
-    path.write_text(_TESTED_SOURCE)
-    program = compile_file(path)
+def test_an_if_right_after_a_bool_store_tests_the_stored_value() -> None:
+    program = compile_source(_TESTED_SOURCE, "tested.st")
     source = program.python_source
     assert re.search(r"self\.v_ok = (_b\d+) = .*\n\s*if \1:", source)  # kept in a local for the IF
     assert re.search(r"\[_k\d+\] = (_b\d+) = .*\n\s*if \1:", source)  # an element, on the fast path
@@ -162,10 +155,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_an_index_guard_lets_and_or_skip_with_the_same_values_and_faults(tmp_path: Path) -> None:
-    path = tmp_path / "guard.st"
-    path.write_text(_GUARD_SOURCE)
-    program = compile_file(path)
+def test_an_index_guard_lets_and_or_skip_with_the_same_values_and_faults() -> None:
+    program = compile_source(_GUARD_SOURCE, "guard.st")
     source = program.python_source
     assert "(self.v_on and (not ((self.v_x > self.v_f[self.v_head]) or" in source
     assert "if 0 <= self.v_head <= 3 else (self.v_on & (not" in source
@@ -175,8 +166,8 @@ def test_an_index_guard_lets_and_or_skip_with_the_same_values_and_faults(tmp_pat
     # out of bounds: the guard fails, both operands run as before and the index faults at its line
     for line, variable, value in ((7, "head", 4), (9, "r", 3), (9, "c", 0)):
         faulty = _GUARD_SOURCE.replace(f"{variable} : INT := 2", f"{variable} : INT := {value}")
-        path.write_text(faulty.replace("on : BOOL := TRUE", "on : BOOL"))  # the left decides
-        faults = run_cycles(compile_file(path), 1).faults
+        faulty = faulty.replace("on : BOOL := TRUE", "on : BOOL")  # the left decides
+        faults = run_cycles(compile_source(faulty, "guard.st"), 1).faults
         assert len(faults) == 1 and f"guard.st:{line}" in next(iter(faults.values()))
         assert f"index {value}" in next(iter(faults.values()))
 
@@ -202,10 +193,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_min_max_of_pure_reads_read_them_again_with_the_same_values(tmp_path: Path) -> None:
-    path = tmp_path / "minmax.st"
-    path.write_text(_MINMAX_SOURCE)
-    program = compile_file(path)
+def test_min_max_of_pure_reads_read_them_again_with_the_same_values() -> None:
+    program = compile_source(_MINMAX_SOURCE, "minmax.st")
     source = program.python_source
     assert "self.v_both = (self.v_n if self.v_m > self.v_n else self.v_m)" in source
     assert re.search(r"\(_e\d+\.v_b if _e\d+\.v_a > _e\d+\.v_b else _e\d+\.v_a\)", source)

@@ -8,9 +8,8 @@ still faults at its line after a good value was remembered)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-from plcrun.compiler.api import compile_file
+from plcrun.compiler.api import compile_source
 from plcrun.site import run_cycles
 
 _SOURCE = """PROGRAM p
@@ -30,10 +29,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_lreal_to_real_assignment_rounds_through_the_cell(tmp_path: Path) -> None:
-    path = tmp_path / "cell.st"
-    path.write_text(_SOURCE)
-    program = compile_file(path)
+def test_lreal_to_real_assignment_rounds_through_the_cell() -> None:
+    program = compile_source(_SOURCE, "cell.st")
     assert "_F32[0] = self.v_big\n        self.v_r_big = _F32[0]" in program.python_source
     values = run_cycles(program, 1).values["p"]
     assert values["r_big"] == math.inf and values["r_neg"] == -math.inf
@@ -59,10 +56,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_a_small_mod_is_stored_without_the_wrap_test(tmp_path: Path) -> None:
-    path = tmp_path / "mod.st"
-    path.write_text(_MOD_SOURCE)
-    program = compile_file(path)
+def test_a_small_mod_is_stored_without_the_wrap_test() -> None:
+    program = compile_source(_MOD_SOURCE, "mod.st")
     source = program.python_source
     assert "self.v_m1 = (_v % 512 if (_v := (self.v_a + 1)) >= 0 else -(-_v % 512))" in source
     assert "self.v_m5 = (_w if" in source and "self.v_m6 = (((" in source  # still wrapped
@@ -70,9 +65,8 @@ def test_a_small_mod_is_stored_without_the_wrap_test(tmp_path: Path) -> None:
     assert [values[f"m{i}"] for i in range(1, 7)] == [0, 0, -1, -2, 5, 65534]
 
 
-def test_a_negative_literal_is_stored_as_its_value(tmp_path: Path) -> None:
-    path = tmp_path / "neg.st"
-    path.write_text(
+def test_a_negative_literal_is_stored_as_its_value() -> None:
+    program = compile_source(
         """PROGRAM p VAR a : LREAL := 5.0; b : LREAL := 5.0; c : LREAL; END_VAR
 a := -1.5;
 b := -0.0;
@@ -80,9 +74,9 @@ c := -3;
 END_PROGRAM
 CONFIGURATION c RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
 END_RESOURCE END_CONFIGURATION
-"""
+""",
+        "neg.st",
     )
-    program = compile_file(path)
     assert "self.v_a = (-1.5)" in program.python_source and "_float(" not in program.python_source
     values = run_cycles(program, 1).values["p"]
     assert values["a"] == -1.5 and values["c"] == -3.0 and isinstance(values["c"], float)
@@ -111,10 +105,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_a_conversion_remembers_its_last_result_and_a_nan_still_faults(tmp_path: Path) -> None:
-    path = tmp_path / "memo.st"
-    path.write_text(_MEMO_SOURCE)
-    program = compile_file(path)
+def test_a_conversion_remembers_its_last_result_and_a_nan_still_faults() -> None:
+    program = compile_source(_MEMO_SOURCE, "memo.st")
     assert program.python_source.count("_memo_name(") == 8
     result = run_cycles(program, 7)  # x: -0.5 .. 2.5 (ties to even), z: -0.0 at scan 3
     values = result.values["p"]
@@ -146,10 +138,8 @@ END_RESOURCE END_CONFIGURATION
 """
 
 
-def test_a_conversion_keyed_on_its_parameter_follows_every_change(tmp_path: Path) -> None:
-    path = tmp_path / "keyed.st"
-    path.write_text(_KEYED_SOURCE)
-    program = compile_file(path)
+def test_a_conversion_keyed_on_its_parameter_follows_every_change() -> None:
+    program = compile_source(_KEYED_SOURCE, "keyed.st")
     source = program.python_source
     # x * c, x / c, c - x, c * x key on the variable itself; 2.0 * z + 0.5 keys on the product
     assert source.count(":= self.v_x) else _memo_name(") == 4
