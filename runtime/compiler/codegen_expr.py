@@ -224,13 +224,11 @@ class ExprGen(NodeVisitor):
             and isinstance(index.ref, VarRef)
             and self.shift.get(id(index.ref.var)) == low
         ):
-            known = self.safe_index.get(id(index.ref.var))
-            if known is not None and low <= known[0] and known[1] <= high:
+            if self.known_inside(index.ref.var, low, high):
                 return self.aliases[id(index.ref.var)]  # the loop runs over the element offsets
         code = self.expr(index)
         if isinstance(index, A.Name) and isinstance(index.ref, VarRef):
-            known = self.safe_index.get(id(index.ref.var))
-            if known is not None and low <= known[0] and known[1] <= high:
+            if self.known_inside(index.ref.var, low, high):
                 return code if low == 0 else f"{code} - {low}"
             simple = True
         else:
@@ -377,10 +375,14 @@ class ExprGen(NodeVisitor):
                 continue
             if not (isinstance(index, A.Name) and isinstance(index.ref, VarRef)):
                 return False
-            known = self.safe_index.get(id(index.ref.var))
-            if known is None or not (low <= known[0] and known[1] <= high):
+            if not self.known_inside(index.ref.var, low, high):
                 return False
         return True
+
+    def known_inside(self, var: T.VarInfo, low: int, high: int) -> bool:
+        """Is ``var`` a loop variable whose whole range lies inside ``low..high``?"""
+        known = self.safe_index.get(id(var))
+        return known is not None and low <= known[0] and known[1] <= high
 
     def _binary_code(self, e: A.Binary, left: str, right: str) -> str:
         op = e.op

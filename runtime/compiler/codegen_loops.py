@@ -222,12 +222,11 @@ class LoopMixin:
             self.out(f"for {loop_var} in {shift or rng}:")
         self.out.depth += 1
         if cache_elements and whole is None:
-            safe = self.x.safe_index.get(id(var))
             for array in cacheable_arrays(s.body, var):
                 array_type = T.underlying(array.ty)
                 assert isinstance(array_type, T.ArrayType)
                 low, high = array_type.dims[0]
-                if safe is None or not (low <= safe[0] and safe[1] <= high):
+                if not self.x.known_inside(var, low, high):
                     continue
                 base = self.x.expr(array)
                 key = (base, loop_var)
