@@ -8,7 +8,8 @@ program state + simulation).
     python bench/sim_executor_speed.py --seconds 10 --before c7aae99,4b8f65a --evs 10,100 --rounds 3
 
 With ``--before COMMIT[,COMMIT...]`` the same measurement runs for those commits too (a ``git worktree`` in a
-temporary folder, its ``runtime/`` first on PYTHONPATH as ``plcrun``, its own programs/ and stdlib),
+temporary folder, its ``runtime/`` first on PYTHONPATH as ``plcrun``, its own programs/ and stdlib/
+as ``plcrun.st_programs`` / ``plcrun.st_stdlib``),
 in child processes that alternate between the builds, ``--rounds`` times each: the best round of
 each build is reported, and their ratio, so the machine's load falls on both alike.
 
@@ -91,6 +92,10 @@ def compare(args: argparse.Namespace) -> None:
             capture_output=True,
         )
         trees.append(tree)
+        # that tree's ST library and programs as plcrun.st_stdlib / st_programs: without them an
+        # editable install of this checkout would lend it this checkout's stdlib
+        for package, folder in (("st_stdlib", "stdlib"), ("st_programs", "programs")):
+            (tree / "runtime" / package).symlink_to(tree / folder)
         shim = tmp / f"path-{commit}"
         shim.mkdir()
         (shim / "plcrun").symlink_to(tree / "runtime")

@@ -7,6 +7,7 @@ nor blark (its column is switched off).
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -261,3 +262,36 @@ def test_hostile_load_attackers_connect_send_and_count() -> None:
                 connection.close()
             assert attack.counts["connects"] == attack.target and attack.counts["sent"] >= attack.target
             assert attack.open == {}  # run() closes what it opened
+
+
+# ------------------------------------------------------------------ sim report identity (issue 17)
+def test_sim_report_identity_finds_one_changed_byte_and_ignores_report_file_names(tmp_path: Path) -> None:
+    """bench/sim_report_identity.py's comparison of two report folders: equal folders and a
+    report.json differing only in its file-name keys are identical; one changed byte in a CSV, a
+    changed JSON value, a missing file, another exit status are each found."""
+    identity = _load("bench/sim_report_identity.py")
+    runs = []
+    for label in ("before", "now"):
+        folder = tmp_path / label
+        folder.mkdir()
+        (folder / "series.csv").write_text("t_s,grid_hz\n0,50.001\n0.01,49.999\n")
+        report = {"passed": True, "metrics": {"max_dev": [1.5, 2.0]}, "picture": f"{label}/report.svg"}
+        (folder / "report.json").write_text(json.dumps(report))
+        runs.append({"exit": 0, "stdout": "PASS\n", "stderr": "ALARM x\n", "folder": folder})
+    before, now = runs
+    assert identity.differences(before, now) == []
+    (now["folder"] / "series.csv").write_text("t_s,grid_hz\n0,50.001\n0.01,49.998\n")
+    assert identity.differences(before, now) == ["series.csv line 3 col 11: b'0.01,49.999' != b'0.01,49.998'"]
+    (now["folder"] / "series.csv").write_bytes((before["folder"] / "series.csv").read_bytes())
+    (now["folder"] / "report.json").write_text(
+        json.dumps({"passed": True, "metrics": {"max_dev": [1.5, 2.5]}})
+    )
+    assert identity.differences(before, now) == ["report.json .metrics.max_dev[1]: 2.0 != 2.5"]
+    (now["folder"] / "report.json").unlink()
+    assert identity.differences(before, now) == [
+        "report files ['report.json', 'series.csv'] != ['series.csv']"
+    ]
+    assert identity.differences(before, {**before, "exit": 1}) == ["exit b'0' != b'1'"]
+    assert identity.Case.parse("ffr_ramp@100:ffr").name == "ffr_ramp@100:ffr"
+    with pytest.raises(SystemExit, match="no built-in scenario"):
+        identity.Case.parse("no_such_grid@10")
