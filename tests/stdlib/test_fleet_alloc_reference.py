@@ -2,9 +2,10 @@
 it was before its loops were merged for speed): both run side by side in one program on the same
 sessions for hundreds of scans of a random walk (cars plugging in and out, SoC, limits, minimum
 powers, NaN, requests of either sign, site bounds that exclude 0 W, the fleet shrinking), and every
-output and every setpoint must be the same bit for bit, scan after scan (the sticky first-fit
-state carries over). The walk is checked to reach every branch: nothing runs, every car runs,
-first-fit, cars pinned at their minimum over several passes."""
+output, every setpoint and every element of the block's own arrays (ranges, run, pinned, ran last
+call) must be the same bit for bit, scan after scan (the sticky first-fit state carries over).
+The walk is checked to reach every branch: nothing runs, every car runs, first-fit, cars pinned at
+their minimum over several passes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ OUTPUTS = (
     "site_bounds_unreachable",
     "fraction",
 )
+# the block's own arrays (instance variables, seen on the dashboard and carried to the next call)
+ARRAYS = ("c_lo", "c_hi", "d_lo", "d_hi", "lo", "hi", "run", "pinned", "ran_charging", "ran_discharging")
 MAX_CARS = 14
 NAN = math.nan
 
@@ -112,6 +115,10 @@ def test_fleet_alloc_matches_its_reference_bit_for_bit(seed: int, settings: dict
                 state.read(f"twin.evs_ref[{i}].p_setpoint_w"),
             )
             assert _same(now, ref), (scan, i, now, ref)
+            for name in ARRAYS:
+                now, ref = state.read(f"twin.now_fb.{name}[{i}]"), state.read(f"twin.ref_fb.{name}[{i}]")
+                assert _same(now, ref), (scan, name, i, now, ref)
+        assert state.read("twin.now_fb.last_n") == state.read("twin.ref_fb.n"), scan
         magnitude = abs(state.read("twin.ref_fb.magnitude"))
         sum_lo = state.read("twin.ref_fb.sum_lo")
         if magnitude <= 0.0:
