@@ -21,6 +21,7 @@ from .codegen_expr import ExprGen, function_returns
 from .codegen_flow import FlowMixin
 from .codegen_inline import inlinable_fb
 from .codegen_loops import LoopMixin
+from .codegen_ranges import inside, range_kept
 from .codegen_values import ValueBuilder, class_name, store_code
 from .declarations import Declarations
 from .model import VarRef
@@ -34,6 +35,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         self.pou = pou
         self.values = ValueBuilder(decls)
         self.x = ExprGen(pou, self.values)
+        self.x.ranged = range_kept(pou)
         self.out = Emitter(chunk)
         self.loops: list[tuple[str, str] | None] = []  # per enclosing loop: (alias, lvalue) of FOR aliases
         self.split_depth = 0  # nesting of FOR loops generated in a fast and a checked version
@@ -221,7 +223,10 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         elif isinstance(u, T.ArrayType):
             self.out(f"_acopy({lvalue}, {value_code})")
         else:
-            code = store_code(value_code, value.ty, t, value)
+            if isinstance(t, T.SubrangeType) and inside(self.x.value_range(value), t.low, t.high):
+                code = value_code  # proved inside the subrange: no check
+            else:
+                code = store_code(value_code, value.ty, t, value)
             rounded = _f32_argument(code)
             if rounded is not None:  # REAL rounding (or LREAL_TO_REAL) through the state's cell, no call
                 self.out(f"_F32[0] = {rounded}")

@@ -14,6 +14,7 @@ from . import st_types as T
 from .ast_walk import NodeVisitor, walk
 from .codegen_guard import index_guards
 from .codegen_inline import fault_free, inlinable_function
+from .codegen_ranges import Range, inside, value_range
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, py_float, store_code
 from .model import ConstRef, EnumRef, VarRef
 
@@ -61,6 +62,7 @@ class ExprGen(NodeVisitor):
         self.reach = 0  # the deepest level reached below the current expression
         self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable
         self.safe_index: dict[int, tuple[int, int]] = {}  # id(VarInfo) -> known value range of an alias
+        self.ranged: dict[int, Range] = {}  # id(VarInfo) -> range of a subrange variable (codegen_ranges)
         self.shift: dict[int, int] = {}  # id(VarInfo) -> L: its alias runs L below the value
         self.self_name = "self"
         self.module_lines: list[tuple[str, int]] | None = None  # the POU's module-level lines
@@ -227,6 +229,8 @@ class ExprGen(NodeVisitor):
             if self.known_inside(index.ref.var, low, high):
                 return self.aliases[id(index.ref.var)]  # the loop runs over the element offsets
         code = self.expr(index)
+        if inside(self.value_range(index), low, high):
+            return code if low == 0 else f"{code} - {low}"
         if isinstance(index, A.Name) and isinstance(index.ref, VarRef):
             if self.known_inside(index.ref.var, low, high):
                 return code if low == 0 else f"{code} - {low}"
@@ -375,7 +379,9 @@ class ExprGen(NodeVisitor):
                 continue
             if not (isinstance(index, A.Name) and isinstance(index.ref, VarRef)):
                 return False
-            if not self.known_inside(index.ref.var, low, high):
+            if not (
+                self.known_inside(index.ref.var, low, high) or inside(self.value_range(index), low, high)
+            ):
                 return False
         return True
 
@@ -383,6 +389,11 @@ class ExprGen(NodeVisitor):
         """Is ``var`` a loop variable whose whole range lies inside ``low..high``?"""
         known = self.safe_index.get(id(var))
         return known is not None and low <= known[0] and known[1] <= high
+
+    def value_range(self, e: A.Expr) -> Range | None:
+        """The values integer expression ``e`` can have, from the POU's subrange variables whose
+        range is kept (codegen_ranges), or None."""
+        return value_range(e, lambda var: self.ranged.get(id(var)))
 
     def _binary_code(self, e: A.Binary, left: str, right: str) -> str:
         op = e.op
@@ -397,6 +408,8 @@ class ExprGen(NodeVisitor):
             return f"({left} ^ {right})"
         divisor = int(right) if right.isdigit() and int(right) > 0 else None
         if op == "MOD":
+            if divisor and (known := self.value_range(e.left)) is not None and known[0] >= 0:
+                return f"({left} % {divisor})"  # a non-negative dividend: Python's % is MOD
             return B.imod_code(left, divisor) if divisor else f"_imod({left}, {right})"
         if op == "**":
             return f"_expt({left}, {right})"
