@@ -490,12 +490,16 @@ class ExprGen(NodeVisitor):
         it changes. Equal floats give equal whole results (0.0 and -0.0 both 0); a NaN never equals
         the remembered key, so its conversion still faults where it did. The key is the parameter
         itself when the argument is ``x * c``, ``x / c``, ``x + c`` or ``x - c`` (c a literal): equal
-        x give equal arguments, and -0.0 and 0.0 give arguments that convert alike. The remembered
-        pair is one tuple bound to a module name (``_memo_name`` rebinds it: one atomic store)."""
-        table = f"_memo_{self.module_name}_{len(self.module_lines or [])}"
+        x give equal arguments, and -0.0 and 0.0 give arguments that convert alike. Key and result
+        are two module names (``_key_...``, ``_val_...``) that ``_remember`` rebinds, the result
+        first: only the state's scan thread runs the generated code, one task at a time. A key
+        that is a plain read is read again where it changed instead of being kept in a local."""
+        site = f"{self.module_name}_{len(self.module_lines or [])}"
+        key_name, value_name = f"_key_{site}", f"_val_{site}"
         assert self.module_lines is not None
-        self.module_lines.append((f"{table} = (None, 0)", line))
-        key, last = self.temp("k"), self.temp("c")
+        self.module_lines.append((f"{key_name} = None", line))
+        self.module_lines.append((f"{value_name} = 0", line))
+        key = self.temp("k")
         key_code, argument = value, key
         operand = _keyed_operand(arg)
         if operand is not None:
@@ -506,10 +510,12 @@ class ExprGen(NodeVisitor):
             elif value.count(operand_code) == 1:
                 key_code, argument = operand_code, value.replace(operand_code, key)
         convert = B.emit_builtin(ref, [argument])
-        return (
-            f"({last}[1] if ({last} := {table})[0] == ({key} := {key_code})"
-            f" else _memo_name(_NS, {table!r}, {key}, {convert}))"
-        )
+        store = f"_remember(_NS, {key_name!r}, {value_name!r}"
+        if _is_pure(key_code):
+            return (
+                f"({value_name} if {key_name} == {key_code} else {store}, ({key} := {key_code}), {convert}))"
+            )
+        return f"({value_name} if {key_name} == ({key} := {key_code}) else {store}, {key}, {convert}))"
 
     def min_max(self, name: str, first: str, second: str) -> str:
         """MAX/MIN of two values inline, each evaluated once, in order (Python's ``max(a, b)`` is a

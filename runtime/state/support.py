@@ -343,8 +343,17 @@ def memo(table: list[tuple[object, object]], key: object, value: object) -> obje
 
 def memo_name(namespace: dict[str, Any], table: str, key: object, value: object) -> object:
     """Remember a conversion's argument and result at its call site: one tuple bound to the
-    site's module name (one atomic store; the generated code reads the name as a global)."""
+    site's module name. Kept for code generated before ``remember`` (bench/codegen_differential.py
+    runs it with this module)."""
     namespace[table] = (key, value)
+    return value
+
+
+def remember(namespace: dict[str, Any], key_name: str, value_name: str, key: object, value: object) -> object:
+    """Remember a conversion's argument and result at its call site: two module names of the
+    state's namespace, the result bound first (only the state's scan thread runs generated code)."""
+    namespace[value_name] = value
+    namespace[key_name] = key
     return value
 
 
@@ -367,6 +376,7 @@ class PathTable(dict[Any, str]):
 NAMESPACE: dict[str, object] = {
     "_memo": memo,
     "_memo_name": memo_name,
+    "_remember": remember,
     "_PathTable": PathTable,
     "_acopy": acopy,
     "_clone": clone,

@@ -107,7 +107,7 @@ END_RESOURCE END_CONFIGURATION
 
 def test_a_conversion_remembers_its_last_result_and_a_nan_still_faults() -> None:
     program = compile_source(_MEMO_SOURCE, "memo.st")
-    assert program.python_source.count("_memo_name(") == 8
+    assert program.python_source.count("_remember(") == 8
     result = run_cycles(program, 7)  # x: -0.5 .. 2.5 (ties to even), z: -0.0 at scan 3
     values = result.values["p"]
     assert (values["t_hold"], values["t_sum"]) == ("T#1s500ms", "T#10s500ms")
@@ -142,8 +142,9 @@ def test_a_conversion_keyed_on_its_parameter_follows_every_change() -> None:
     program = compile_source(_KEYED_SOURCE, "keyed.st")
     source = program.python_source
     # x * c, x / c, c - x, c * x key on the variable itself; 2.0 * z + 0.5 keys on the product
-    assert source.count(":= self.v_x) else _memo_name(") == 4
-    assert "(_k" in source and ":= self.v_z) else" in source
+    assert source.count(" == self.v_x else _remember(") == 4
+    assert " == self.v_z else _remember(" in source  # a plain read: read again where it changed
+    assert " == (_k5 := (2.0 * self.v_z)) else _remember(" in source  # the product: kept in a local
     total = 0
     for scans in range(1, 7):  # x: -1.5, -0.75, 0.0, 0.75, 1.5, 2.25 (exact in binary32)
         x = -2.25 + 0.75 * scans
@@ -156,3 +157,30 @@ def test_a_conversion_keyed_on_its_parameter_follows_every_change() -> None:
         values = run_cycles(program, scans).values["p"]
         z = {4: -0.0, 5: 0.0, 6: 0.25}[scans]
         assert (values["d"], values["e"]) == (round(z - 0.5), round(2.0 * z + 0.5)), scans
+
+
+_ONCE_SOURCE = """FUNCTION bump : REAL
+  VAR_INPUT x : REAL; END_VAR
+  VAR_EXTERNAL calls : INT; END_VAR
+  calls := calls + 1;
+  bump := x;
+END_FUNCTION
+PROGRAM p
+VAR m : REAL := 0.25; u : TIME; END_VAR
+m := m + 0.5;
+u := REAL_TO_TIME(bump(m) * 1000.0);
+END_PROGRAM
+CONFIGURATION c VAR_GLOBAL calls : INT; END_VAR
+RESOURCE x ON PLC TASK t (INTERVAL := T#10ms, PRIORITY := 1); PROGRAM p WITH t : p;
+END_RESOURCE END_CONFIGURATION
+"""
+
+
+def test_a_remembered_conversion_evaluates_its_argument_once() -> None:
+    """Only a plain read is read again where the key changed; a call is evaluated once, in a local."""
+    program = compile_source(_ONCE_SOURCE, "once.st")
+    assert " == (_k1 := F_BUMP(self.v_m)) else _remember(" in program.python_source
+    for scans in (1, 2, 3):  # m: 0.75, 1.25, 1.75, a new key (a miss) every scan
+        values = run_cycles(program, scans).values
+        assert values["c"]["calls"] == scans  # bump runs once a scan
+        assert values["p"]["u"] == {1: "T#750ms", 2: "T#1s250ms", 3: "T#1s750ms"}[scans]
