@@ -392,8 +392,8 @@ class ExprGen(NodeVisitor):
 
     def value_range(self, e: A.Expr) -> Range | None:
         """The values integer expression ``e`` can have, from the POU's subrange variables whose
-        range is kept (codegen_ranges), or None."""
-        return value_range(e, lambda var: self.ranged.get(id(var)))
+        range is kept (codegen_ranges) and the loop variables of the loop being generated, or None."""
+        return value_range(e, lambda var: self.ranged.get(id(var)) or self.safe_index.get(id(var)))
 
     def _binary_code(self, e: A.Binary, left: str, right: str) -> str:
         op = e.op

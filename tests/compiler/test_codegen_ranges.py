@@ -2,7 +2,9 @@
 subrange type that its POU writes only by assignment needs no check where it indexes an array or
 is stored from a proved value (``(head + 1) MOD 512``); every other write (FOR, VAR_IN_OUT, a bit)
 leaves the checks in place, so an out-of-range index still faults at its ST line. The values of
-the ring itself are the conformance case ``conformance/subrange_ring.st``."""
+the ring itself are the conformance case ``conformance/subrange_ring.st``. Inside a FOR loop whose
+range is known, indices computed from the loop variable (``a[i - 1]``, ``b[i MOD 4]``) are proved
+the same way (``conformance/loop_neighbours.st``)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,16 @@ def test_the_ring_has_no_index_or_range_check() -> None:
     assert "self.v_back = _subrange(" in main
 
 
+def test_indices_from_a_loop_variable_inside_the_array_have_no_check() -> None:
+    """a[i - 1] with i in 2..5 and b[i MOD 4] with i in 0..7 (values: conformance/loop_neighbours)."""
+    body = _body(
+        compile_file(Path(__file__).parent / "conformance" / "loop_neighbours.st").python_source, "P_P"
+    )
+    assert "(_m4[_k2 - 1] - _m4[(_k2 - 1) - 1])" in body
+    assert "_m12[(_k11 % 4)] = " in body
+    assert body.count("_oob(") == 1  # a[i + 1] with i in 1..n, n unknown: checked
+
+
 def test_a_store_that_may_leave_the_range_keeps_its_check_and_faults_at_its_line() -> None:
     program = compile_file(HERE / "step_out.st")
     assert "self.v_h = _subrange(" in program.python_source
@@ -47,7 +59,14 @@ def test_a_store_that_may_leave_the_range_keeps_its_check_and_faults_at_its_line
 
 @pytest.mark.parametrize(
     ("case", "line", "index"),
-    [("for_end", 11, 4), ("in_out", 15, 7), ("bit_write", 9, 4), ("negative_mod", 8, -1)],
+    [
+        ("for_end", 11, 4),
+        ("in_out", 15, 7),
+        ("bit_write", 9, 4),
+        ("negative_mod", 8, -1),
+        ("loop_past_end", 11, 5),
+        ("difference", 9, -1),
+    ],
 )
 def test_an_unproved_index_keeps_its_check_and_faults_at_its_line(case: str, line: int, index: int) -> None:
     program = compile_file(HERE / f"{case}.st")
