@@ -3,13 +3,15 @@
 A FOR loop becomes a Python ``for`` over a ``range`` (built once per module when the bounds are
 constant). When every index the loop variable makes is proved inside its array's bounds (constant
 bounds, or a run-time check of the whole range that selects a fast and a checked copy of the
-loop), the fast copy reads each structure element once per iteration, iterates over element
+loop), the fast copy reads a structure element into a local once per iteration (when one pass
+through the body can reach it twice; else it is indexed where it is used), iterates over element
 offsets (``ARRAY[1..n]``: the index is the loop local itself) or over the elements themselves
 (a loop over a whole array), and keeps members it uses in locals for the loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import st_ast as A
@@ -20,7 +22,9 @@ from .ast_queries import (
     calls_pous,
     container_names,
     index_sites,
+    is_loop_index,
     scalar_names,
+    stable_base,
 )
 from .ast_walk import walk
 from .builtins import wrap_code
@@ -100,8 +104,8 @@ class LoopMixin:
         self.loops.append((loop_var, target) if aliased else None)
         if sites and id(ref.var) not in self.x.safe_index and self.split_depth < 2:
             # Two versions of the loop: when the whole range is inside the bounds of every array the
-            # loop variable indexes, run a body without bounds checks that also reads each structure
-            # element once per iteration; otherwise the checked body.
+            # loop variable indexes, run a body without bounds checks (structure elements read into
+            # locals, see _for_body); otherwise the checked body.
             low = max(lo for lo, _ in sites)
             high = min(hi for _, hi in sites)
             first, last = (
@@ -175,8 +179,9 @@ class LoopMixin:
         self, s: A.For, rng: str, loop_var: str, target: str, var: T.VarInfo, cache_elements: bool
     ) -> None:
         """The loop itself. With ``cache_elements`` (indices known to be in bounds) each structure
-        element is read once per iteration, and, when the body calls nothing, the scalar members and
-        globals it uses live in locals for the loop and are written back after it."""
+        element one pass can reach twice is read once per iteration, and, when the body calls nothing,
+        the scalar members and globals it uses live in locals for the loop and are written back
+        after it."""
         count_up, self.count_up = self.count_up, None  # this loop's, not a nested loop's
         hoisted: list[tuple[str, str]] = []  # (local, member) of scalars written back after the loop
         held: list[tuple[str, str]] = []  # (local, member) of every member the loop reads from a local
@@ -232,6 +237,8 @@ class LoopMixin:
                 key = (base, loop_var)
                 if key in self.x.element_cache:
                     continue
+                if _reads_on_a_path(s.body, _element_sites(s.body, var, base, self.x.expr)) < 2:
+                    continue  # one read per pass: the local would cost more than it saves
                 element = self.x.temp("e")
                 offset = "" if low == self.x.shift.get(id(var), 0) else f" - {low}"
                 self.out(f"{element} = {base}[{loop_var}{offset}]")
@@ -388,3 +395,40 @@ class LoopMixin:
         if len(codes) != 1 or array_type.dims != [(bounds[0], bounds[1])]:
             return None
         return codes.pop()
+
+
+def _element_sites(
+    body: list[A.Stmt], var: T.VarInfo, base: str, code_of: Callable[[A.Expr], str]
+) -> set[int]:
+    """The ``a[var]`` nodes of ``body`` whose array is ``base`` (by its code)."""
+    return {
+        id(e)
+        for e in walk(body)
+        if isinstance(e, A.Index)
+        and is_loop_index(e, var)
+        and stable_base(e.base)
+        and code_of(e.base) == base
+    }
+
+
+def _reads_on_a_path(body: list[A.Stmt], sites: set[int]) -> int:
+    """The most of ``sites`` one pass through ``body`` can reach: an IF or CASE counts its
+    conditions and its busiest branch, a nested loop counts twice (it may run many times)."""
+    total = 0
+    for stmt in body:
+        if isinstance(stmt, A.If):
+            bodies = [branch for _, branch in stmt.branches] + [stmt.else_body or []]
+            total += sum(_count(cond, sites) for cond, _ in stmt.branches)
+            total += max(_reads_on_a_path(branch, sites) for branch in bodies)
+        elif isinstance(stmt, A.Case):
+            bodies = [branch for _, branch in stmt.elements] + [stmt.else_body or []]
+            total += _count(stmt.selector, sites) + max(_reads_on_a_path(branch, sites) for branch in bodies)
+        elif isinstance(stmt, A.For | A.While | A.Repeat):
+            total += 2 * _count(stmt, sites)
+        else:
+            total += _count(stmt, sites)
+    return total
+
+
+def _count(node: A.Node, sites: set[int]) -> int:
+    return sum(1 for n in walk(node) if id(n) in sites)
