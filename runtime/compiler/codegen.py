@@ -128,6 +128,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
     # ------------------------------------------------------------ statements
     def block(self, stmts: list[A.Stmt]) -> None:
         start = len(self.out.chunk.lines)
+        outer_locals = dict(self.x.fb_locals)  # a call's local serves this list's later statements only
         for k, s in enumerate(stmts):
             after = stmts[k + 1] if k + 1 < len(stmts) else None
             marked = isinstance(s, A.Assign) and isinstance(after, A.If) and _stored_then_tested(s, after)
@@ -137,6 +138,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             self.stored_bool = ""
             if not marked:
                 self.x.tested_bool = ""  # only the IF right after the assignment uses it
+        self.x.fb_locals = outer_locals
         if len(self.out.chunk.lines) == start:
             self.out("pass")
 
@@ -253,16 +255,20 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             self.out(f"{flag} = {code}")
             self.out(f"if {flag}:")
             self.out.depth += 1
-        self._fb_call(call)
+        local = self._fb_call(call)
         if flag is not None:
             self.out.depth -= 1
+        elif local:  # it ran unconditionally: what follows may read the instance from the local
+            self.x.fb_locals[local[0]] = local[1]
         if eno is not None:
             target = self.x.lvalue(eno)
             self.flush_pre()
             self.out(f"{target} = {flag or 'True'}")
 
-    def _fb_call(self, call: A.Call) -> None:
+    def _fb_call(self, call: A.Call) -> tuple[str, str] | None:
+        """The call's code; (instance code, local) when it put a plain instance in a local."""
         instance = self.x.lvalue(call.callee)
+        local = None
         assert call.ref is not None
         callee = call.ref[1]
         inline = isinstance(callee, T.PouType) and inlinable_fb(callee)
@@ -271,6 +277,8 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             tmp = self.x.temp("fb")
             self.flush_pre()
             self.out(f"{tmp} = {instance}")
+            if "[" not in instance and "(" not in instance:
+                local = (instance, tmp)
             instance = tmp
         bound = call.bound
         after: list[str] = []
@@ -304,6 +312,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             self.out(f"{instance}._body()")
         for line in after:
             self.out(line)
+        return local
 
     def _inline_body(self, pou: T.PouType, instance: str) -> None:
         """The body of a small function block (``codegen_inline.inlinable_fb``) in place of the

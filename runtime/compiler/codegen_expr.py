@@ -73,6 +73,9 @@ class ExprGen(NodeVisitor):
         self.io_tables: dict[int, tuple[str, str]] = {}  # id(QUALITY_OF/AGE_OF target) -> (local, kind)
         self.qualities_local = ""  # a local holding _rt.qualities for the loop being generated
         self.tested_bool = ""  # a local holding the BOOL the next IF tests (just stored; see block)
+        # instance code -> the local a call earlier in the statement list (or an enclosing one) put
+        # it in; instances are never re-bound, so ``meas.valid`` after ``meas(...)`` reads the local
+        self.fb_locals: dict[str, str] = {}
 
     def temp(self, stem: str = "t") -> str:
         self.temp_count += 1
@@ -103,7 +106,8 @@ class ExprGen(NodeVisitor):
             assert e.ref is not None
             return self.var_code(e.ref)
         if isinstance(e, A.Member):
-            return f"{self.expr(e.base)}.v_{e.name.lower()}"
+            base = self.expr(e.base)
+            return f"{self.fb_locals.get(base, base)}.v_{e.name.lower()}"
         if isinstance(e, A.Index):
             return self.index(e)
         if isinstance(e, A.Paren):
@@ -184,7 +188,8 @@ class ExprGen(NodeVisitor):
         return self.expr(e.inner)
 
     def visit_Member(self, e: A.Member) -> str:
-        return f"{self.expr(e.base)}.v_{e.name.lower()}"
+        base = self.expr(e.base)
+        return f"{self.fb_locals.get(base, base)}.v_{e.name.lower()}"
 
     def visit_Index(self, e: A.Index) -> str:
         return self.index(e)
