@@ -264,10 +264,14 @@ class Scheduler:
     ) -> tuple[StopReason | None, int]:
         """The virtual-time run path of one task without a cost model: the same scans, stops,
         statistics, observers and idle hooks as ``run``'s loop, with less work per scan (no task
-        selection, on-time scans recorded in batches, observers' short forms). Returns (None,
-        scans run) when a scan did not start on its release or took time: ``run``'s loop goes on."""
+        selection, on-time scans recorded in batches, observers' short forms, a ``VirtualClock``'s
+        time read and moved in place). Returns (None, scans run) when a scan did not start on its
+        release or took time: ``run``'s loop goes on."""
         clock = self._virtual
         assert clock is not None
+        # VirtualClock itself (not a subclass that may do more): now_ns() and sleep_until() in place;
+        # sleep_until's look at the stop event is the one at the top of the loop
+        plain = type(clock) is VirtualClock
         interval = task.interval_ns
         idle = interval > self._idle_threshold_ns  # the slack after an on-time scan is one interval
         hooks = self._idle_hooks  # the lists themselves: a hook or observer added meanwhile counts
@@ -275,29 +279,38 @@ class Scheduler:
         stats = self.stats
         name = task.name
         run_scan = task.run_scan
-        scans = 0
+        task_stats = task.stats
+        first_index = task.scan_index
+        # max_scans (scans of this call) and index_limit as one bound on the task's scan index: this
+        # loop moves the index by one per scan
+        last_index = None if max_scans is None else first_index + max_scans
+        if index_limit is not None:
+            last_index = index_limit if last_index is None else min(last_index, index_limit)
         while True:
             if stop_event is not None and stop_event.is_set():
-                return StopReason.STOPPED, scans
-            if max_scans is not None and scans >= max_scans:
-                return StopReason.MAX_SCANS, scans
-            if index_limit is not None and task.scan_index >= index_limit:
-                return StopReason.MAX_SCANS, scans
+                return StopReason.STOPPED, task.scan_index - first_index
+            if last_index is not None and task.scan_index >= last_index:
+                return StopReason.MAX_SCANS, task.scan_index - first_index
             release = task.next_release_ns
-            now = clock.now_ns()
+            now = clock._now if plain else clock.now_ns()
             if now > release:
-                return None, scans  # late (the clock was moved): skips are counted by run's loop
+                return (
+                    None,
+                    task.scan_index - first_index,
+                )  # late (the clock was moved): run's loop counts skips
             if until_ns is not None and release >= until_ns:
                 if not clock.sleep_until(until_ns, stop_event):
-                    return StopReason.STOPPED, scans
-                return StopReason.UNTIL, scans
-            if not clock.sleep_until(release, stop_event):
-                return StopReason.STOPPED, scans
+                    return StopReason.STOPPED, task.scan_index - first_index
+                return StopReason.UNTIL, task.scan_index - first_index
+            if plain:
+                clock._now = release  # sleep_until(release): never backwards (now <= release)
+            elif not clock.sleep_until(release, stop_event):
+                return StopReason.STOPPED, task.scan_index - first_index
             if run_scan is not task.run_scan:  # replaced between scans
-                return None, scans
+                return None, task.scan_index - first_index
             self._running_since_ns = release
             self._running = task
-            stats.current = task.stats
+            stats.current = task_stats
             try:
                 run_scan(release, release)
             finally:
@@ -305,27 +318,30 @@ class Scheduler:
                 self._running = None
                 task.scan_index += 1
                 task.next_release_ns = release + interval
-            scans += 1
             if len(observers) != len(self._observers):
                 observers = list(zip(self._observers, self._on_time, strict=True))
-            end = clock.now_ns()
+            end = clock._now if plain else clock.now_ns()
             if end != release:  # a scan that took virtual time: recorded as run's loop does
                 self._record_unrecorded()
                 overrun = end > release + interval
-                task.stats.record_scan(release, end, release, 0, overrun)
+                task_stats.record_scan(release, end, release, 0, overrun)
                 record = ScanRecord(name, release, release, end, 0, overrun)
                 for observer, _ in observers:
                     observer(record)
                 if hooks:
                     self._idle(end)
                 continue
-            if self._unrecorded_task is not task or not self._unrecorded:
+            unrecorded = self._unrecorded
+            if not unrecorded or self._unrecorded_task is not task:
                 self._record_unrecorded()
                 self._unrecorded_task = task
                 self._unrecorded_first_ns = release
-            self._unrecorded += 1
-            if self._unrecorded >= _STATS_BATCH:
+                unrecorded = 0
+            if unrecorded >= _STATS_BATCH - 1:
+                self._unrecorded = unrecorded + 1
                 self._record_unrecorded()
+            else:
+                self._unrecorded = unrecorded + 1
             for observer, on_time in observers:
                 if on_time is not None:
                     on_time(name, release)
