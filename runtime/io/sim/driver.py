@@ -119,6 +119,7 @@ class SimDriver(Driver):
         self.dt_s = scenario.scan_period_s
         self._n_steps = scenario.n_steps  # a property that computes: once, not per read
         self.dt_ns = scenario.scan_period_ns
+        self._half_step_ns = self.dt_ns // 2  # a read lands on the nearest step
         self.grid = GridModel(scenario)
         self.fleet = LazyFleet(scenario.fleet, scenario.nominal_voltage_v, self.dt_s)
         self.meter = MeterModel(scenario.meter, scenario.faults, scenario.scan_period_s)
@@ -181,9 +182,27 @@ class SimDriver(Driver):
         }
 
     def read_input_groups(self, now_ns: int) -> list[InputGroup]:
+        # the usual read in virtual time: one step on, a quiet one (``_advance_to``'s conditions and
+        # ``_quiet_step``), the meter read whole; the groups as ``_collect_groups`` makes them
+        step = self.step_index + 1
+        t0 = self._t0_ns
+        fleet = self.fleet
+        trip = fleet.trip_below_v
+        if (
+            t0 is not None
+            and step > 0
+            and (now_ns - t0 + self._half_step_ns) // self.dt_ns == step
+            and step < self._n_steps  # (the end of the scenario is logged by the general path)
+            and self._meter_all
+            and fleet._next_event >= step
+            and fleet._next_connection > step
+            and fleet.tripped_now == (trip > 0 and self._voltage_now < trip)
+            and self._quiet_step(step)
+        ):
+            return self._quiet_groups(step)
         if self._t0_ns is None:
             self._t0_ns = now_ns
-        target = (now_ns - self._t0_ns + self.dt_ns // 2) // self.dt_ns
+        target = (now_ns - self._t0_ns + self._half_step_ns) // self.dt_ns
         if target < 0:
             target = 0
         if self.step_index < 0:
@@ -497,28 +516,37 @@ class SimDriver(Driver):
             self._stamp_of_step = self._stamp_ns(max(step, 0) * self.dt_s)
         return self._stamp_of_step
 
+    def _quiet_groups(self, step: int) -> list[InputGroup]:
+        """``_collect_groups`` after a step whose meter read every channel GOOD (``quiet_step``)
+        with every channel bound: one group as the general path makes it."""
+        trio = self.meter._trio
+        assert trio is not None  # made before any step can be quiet
+        freq, volts, power = trio
+        freq.fresh = volts.fresh = power.fresh = False
+        if step != self._stamp_step:  # _step_stamp_ns() without the calls
+            assert self._t0_ns is not None
+            self._stamp_step = step
+            self._stamp_of_step = self._t0_ns + round(max(step, 0) * self.dt_s * 1e9)
+        stamp_now = self._stamp_of_step
+        groups = [
+            tuple.__new__(
+                InputGroup, (self._meter_group, [freq.value, volts.value, power.value], _GOOD, stamp_now)
+            )
+        ]
+        reporter = self._reporter
+        if reporter is not None:
+            if reporter._phases or reporter._first or reporter._switched:
+                reporter.collect(groups, stamp_now)
+            else:  # collect's answer when no car reports
+                reporter._steps = 0
+        return groups
+
     def _collect_groups(self) -> list[InputGroup]:
-        groups: list[InputGroup] = []
-        readings = self.meter.readings
         step = self.step_index
         if self.meter.quiet_step == step and self._meter_all:
-            # the last step read every channel GOOD, now (MeterModel.observe): one group as below
-            freq, volts, power = readings["frequency_hz"], readings["voltage_v"], readings["power_w"]
-            freq.fresh = volts.fresh = power.fresh = False
-            if step != self._stamp_step:  # _step_stamp_ns() without the calls
-                assert self._t0_ns is not None
-                self._stamp_step = step
-                self._stamp_of_step = self._t0_ns + round(max(step, 0) * self.dt_s * 1e9)
-            stamp_now = self._stamp_of_step
-            values = [freq.value, volts.value, power.value]
-            groups.append(tuple.__new__(InputGroup, (self._meter_group, values, _GOOD, stamp_now)))
-            reporter = self._reporter
-            if reporter is not None:
-                if reporter._phases or reporter._first or reporter._switched:
-                    reporter.collect(groups, stamp_now)
-                else:  # collect's answer when no car reports
-                    reporter._steps = 0
-            return groups
+            return self._quiet_groups(step)  # the last step read every channel GOOD, now
+        groups: list[InputGroup] = []
+        readings = self.meter.readings
         acquired_s, stamp = math.nan, 0
         now_s = max(self.step_index, 0) * self.dt_s
         meter: list[tuple[str, float, Quality, int]] = []

@@ -38,6 +38,11 @@ _MEASURED_INDEX = {field: index for index, field in enumerate(DYNAMIC_FIELDS[:5]
 }
 STATIC_FIELDS = tuple(f for f in EV_INPUT_FIELDS if f not in DYNAMIC_FIELDS)
 _VECTOR_FROM = 8  # evaluate this many reporting cars or more with numpy
+# x + _HALF_ULP_ONE - _HALF_ULP_ONE is round(x) as a float for |x| < _EXACT (and finite): past 2**52
+# the spacing of floats is 1, so the addition rounds x to an integer, ties to even, as round() does;
+# both steps exact otherwise. _measured_few rounds this way (a call to round() and float() cost more)
+_HALF_ULP_ONE = 6755399441055744.0  # 1.5 * 2**52
+_EXACT = 2.0**50
 _ZEROS = (0.0, 0.0, 0.0, 0.0, 0.0)
 _DISCONNECTED: dict[str, object] = {
     "connected": False,
@@ -173,7 +178,8 @@ class EvReporter:
 
     def _measured_few(self, slots: list[int], values_of: list[float]) -> None:
         """``values_of.extend(pick(...))`` of each slot's ``_measured_python`` (zeros when no car is
-        connected) in one loop: ``state_of_car`` and the rounding inline, the same operations."""
+        connected) in one loop: ``state_of_car`` and the rounding inline, the same operations (the
+        rounding by ``_HALF_ULP_ONE`` when every value to round is inside ``_EXACT``)."""
         fleet = self.fleet
         pick, connected, n = self._pick_dynamic, fleet.connected.item, self.n_cars
         now, dt_s = fleet.now, fleet.dt_s
@@ -198,6 +204,31 @@ class EvReporter:
             power = target + gap * a
             soc = soc0(slot) + energy / capacity_wh[slot] * 100.0
             cap = capacity[slot]
+            x = soc / res
+            if -_EXACT < x < _EXACT:
+                soc_r = (x + _HALF_ULP_ONE - _HALF_ULP_ONE) * res
+                e_target = (target_soc[slot] - soc_r) / 100.0 * cap
+                e_min = (min_soc[slot] - soc_r) / 100.0 * cap
+                e_max = (100.0 - soc_r) / 100.0 * cap
+                p = power / p_res
+                if (
+                    -_EXACT < e_target < _EXACT
+                    and -_EXACT < e_min < _EXACT
+                    and -_EXACT < e_max < _EXACT
+                    and -_EXACT < p < _EXACT
+                ):
+                    values_of.extend(
+                        pick(
+                            (
+                                soc_r,
+                                e_target + _HALF_ULP_ONE - _HALF_ULP_ONE,
+                                e_min + _HALF_ULP_ONE - _HALF_ULP_ONE,
+                                e_max + _HALF_ULP_ONE - _HALF_ULP_ONE,
+                                (p + _HALF_ULP_ONE - _HALF_ULP_ONE) * p_res,
+                            )
+                        )
+                    )
+                    continue
             soc_r = round(soc / res) * res
             values_of.extend(
                 pick(

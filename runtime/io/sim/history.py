@@ -46,7 +46,8 @@ APPENDED = (
     "fleet_power_w",
     "setpoint_w",
 )
-_SETPOINT = APPENDED.index("setpoint_w")
+# the last appended row's setpoint_w, as an index from the end of the appended values
+_SETPOINT_FROM_END = APPENDED.index("setpoint_w") - len(APPENDED)
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class HistoryRecorder:
         """The last row's ``setpoint_w`` (every scan: the setpoint total is known after the step)."""
         values = self._appended
         if values:
-            values[len(values) - len(APPENDED) + _SETPOINT] = value
+            values[_SETPOINT_FROM_END] = value
         elif self.rows:
             self._scalars["setpoint_w"][self.rows - 1] = value
 
