@@ -173,7 +173,7 @@ def _ages_writer(holders: Sequence[Any], keys: Sequence[str]) -> Callable[[int, 
     """``write(clock_ns, stamps)``: every age variable set to ``clock_ns - stamps[i]`` in
     straight-line code (for a few sessions cheaper than a list of ages and ``map(setattr)``); keys
     that are not plain names fall back to ``setattr``."""
-    if not all(key.isidentifier() for key in keys):
+    if not keys or not all(key.isidentifier() for key in keys):
 
         def write_each(clock_ns: int, stamps: list[int]) -> None:
             deque(map(setattr, holders, keys, [clock_ns - stamp for stamp in stamps]), maxlen=0)
@@ -183,7 +183,8 @@ def _ages_writer(holders: Sequence[Any], keys: Sequence[str]) -> Callable[[int, 
     body = [
         "def make(holders):",
         f"  def write(clock_ns, stamps, {args}):",
-        *(f"    h{i}.{key} = clock_ns - stamps[{i}]" for i, key in enumerate(keys)),
+        "    " + "".join(f"s{i}, " for i in range(len(keys))) + "= stamps",  # one unpack, not n subscripts
+        *(f"    h{i}.{key} = clock_ns - s{i}" for i, key in enumerate(keys)),
         "  return write",
     ]
     namespace: dict[str, Any] = {}

@@ -233,3 +233,34 @@ def test_equal_outputs_hand_over_the_last_mapping_only_to_a_driver_that_compares
     ]  # type: ignore[call-overload]
     same = [handed[i] is handed[i + 1] for i in range(3)]
     assert same == ([True, False, True] if by_value else [False, False, False])
+
+
+def test_soc_ages_written_by_the_made_writer_equal_the_per_car_path_for_a_fleet() -> None:
+    """``_ages_writer``'s straight-line code (stamps unpacked once) against ``Ages.update``'s per-car
+    path (forced by ``high = -1``) for 12 sessions reporting at staggered times: the same ages after
+    every scan, each the clock less the session's stamp."""
+    paths = [f"fleet.evs[{i}].soc_pct" for i in range(1, 13)]
+    script = [(k * 7 * MS, {paths[(k * 5) % 12]: 40.0 + k, paths[k % 12]: 60.0}) for k in range(40)]
+    script.insert(0, (0, {p: 50.0 for p in paths}))
+    runs = []
+    for fast in (True, False):
+        executor = Executor(
+            compile_file(PROGRAMS / "ev_ages_many.st"),
+            clock=VirtualClock(),
+            drivers=[ScriptedDriver("chargers", paths, [], script)],
+        )
+        ages = executor.image._ages["DEFAULT"]
+        if not fast:
+            ages.high = -1  # the per-car path only
+        seen = []
+        for _ in range(45):
+            executor.run(max_scans=1)
+            now = executor.clock.now_ns()
+            ages_of = [p.path.replace(".soc_pct", ".soc_age") for p in ages.points]
+            values = [executor.state.accessor(path).get() for path in ages_of]
+            assert values == [now - p.stamp_ns for p in ages.points]
+            seen.append(values)
+        assert (ages._write is not None) is fast
+        runs.append(seen)
+    assert runs[0] == runs[1]
+    assert len({tuple(scan) for scan in runs[0]}) == 45 and len(set(runs[0][-1])) > 3
