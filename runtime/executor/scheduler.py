@@ -123,6 +123,9 @@ class Scheduler:
         self._running: Task | None = None
         self._running_since_ns = 0
         self._idle_threshold_ns = 0
+        self.single_task_path = True
+        """One task on a real clock runs through ``_run_one`` (False: ``run``'s general loop,
+        which the tests compare it with)."""
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -218,6 +221,9 @@ class Scheduler:
                 self._record_unrecorded()
             if reason is not None:
                 return reason
+        elif len(active) == 1 and self._cost_model is None and self.single_task_path:
+            limit = None if scans_per_task is None else active[0].scan_index + scans_per_task
+            return self._run_one(active[0], until_ns, max_scans, stop_event, limit)
         while True:
             if stop_event is not None and stop_event.is_set():
                 return StopReason.STOPPED
@@ -350,6 +356,83 @@ class Scheduler:
             if idle:
                 for hook in hooks:
                     hook(release, interval)
+
+    def _run_one(
+        self,
+        task: Task,
+        until_ns: int | None,
+        max_scans: int | None,
+        stop_event: threading.Event | None,
+        index_limit: int | None,
+    ) -> StopReason:
+        """The run path of one task on a real clock (``plcrun run``): ``run``'s loop and
+        ``_run_scan``/``_idle`` in one function, with the same waits, scans, stops, statistics,
+        observers and idle hooks. After the scan thread's sleep every function, object and cache
+        line a period touches is cold, at several µs each on the gateway VM (bench/README.md,
+        "Where the main job's CPU goes"), so the period's bookkeeping runs here, not in calls."""
+        clock = self.clock
+        now_ns = clock.now_ns
+        sleep_until = clock.sleep_until
+        is_set = None if stop_event is None else stop_event.is_set
+        interval = task.interval_ns
+        stats = task.stats
+        record_scan = stats.record_scan
+        executor_stats = self.stats
+        observers = self._observers  # the lists themselves: one added meanwhile counts
+        hooks = self._idle_hooks
+        threshold = self._idle_threshold_ns
+        name = task.name
+        scans = 0
+        while True:
+            if is_set is not None and is_set():
+                return StopReason.STOPPED
+            if max_scans is not None and scans >= max_scans:
+                return StopReason.MAX_SCANS
+            if index_limit is not None and task.scan_index >= index_limit:
+                return StopReason.MAX_SCANS
+            release = task.next_release_ns
+            now = now_ns()
+            if now < release:
+                if until_ns is not None and release >= until_ns:
+                    if not sleep_until(until_ns, stop_event):
+                        return StopReason.STOPPED
+                    return StopReason.UNTIL
+                if not sleep_until(release, stop_event):
+                    continue  # woken by the stop event
+                if is_set is not None and is_set():
+                    return StopReason.STOPPED
+                now = now_ns()
+                if now < release:
+                    continue
+            skipped = (now - release) // interval
+            if skipped:
+                release += skipped * interval
+            if until_ns is not None and release >= until_ns:
+                return StopReason.UNTIL
+            self._running_since_ns = now
+            self._running = task
+            executor_stats.current = stats
+            try:
+                task.run_scan(now, release)
+            finally:
+                executor_stats.current = None
+                self._running = None
+                task.scan_index += 1
+                next_release = task.next_release_ns = release + interval
+            end = now_ns()
+            overrun = end > next_release
+            record_scan(now, end, release, skipped, overrun)
+            if observers:
+                scan = ScanRecord(name, release, now, end, skipped, overrun)
+                for observer in observers:
+                    observer(scan)
+            scans += 1
+            if hooks:
+                now = now_ns()
+                slack = task.next_release_ns - now
+                if slack > threshold:
+                    for hook in hooks:
+                        hook(now, slack)
 
     def _record_unrecorded(self) -> None:
         """Put the on-time scans of the virtual-time run path into the statistics."""
