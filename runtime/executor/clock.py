@@ -62,8 +62,10 @@ MAX_WAIT_SETTING_NS = 5_000_000
 class WakeErrorTracker:
     """How late the kernel wakes us, and so how long to spin.
 
-    Keeps the last ``window`` oversleeps and every ``every`` samples takes their p99 (the 3rd
-    largest of 256). Precise mode (``tolerance_ns`` 0): spin the p99 plus ``margin_ns``, at least
+    Keeps the last ``window`` oversleeps and every ``every`` samples takes their p99 (the 2nd
+    largest of 128: a burst of late wake-ups, a stall of the VM, is forgotten after 1.3 s; a
+    window of 256 held it twice as long and spun 40 % more for the same p99 on a recorded kernel,
+    bench/README.md "Waiting modes"). Precise mode (``tolerance_ns`` 0): spin the p99 plus ``margin_ns``, at least
     ``min_ns``. With a tolerance: spin only what the p99 exceeds it by, ``max(0, p99 -
     tolerance_ns)``, no floor and no margin, so a tolerance that covers the kernel's error means no
     spin at all and the scan starts as late as the kernel wakes it. Both within ``max_ns`` (the spin
@@ -87,8 +89,8 @@ class WakeErrorTracker:
         max_ns: int = DEFAULT_SPIN_NS,
         min_ns: int = MIN_SPIN_NS,
         margin_ns: int = SPIN_MARGIN_NS,
-        window: int = 256,
-        every: int = 32,
+        window: int = 128,
+        every: int = 16,
         tolerance_ns: int = 0,
     ) -> None:
         if not 0 <= min_ns <= max_ns:

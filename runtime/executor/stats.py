@@ -63,7 +63,7 @@ class SampleSeries:
         self._ring: npt.NDArray[np.int64] = np.full(window, 0, dtype=np.int64)
         # the scan thread stores one sample through a memoryview of the ring: the same memory, a
         # far shorter path than numpy's item assignment, which is cold after every real-time sleep
-        self._store = memoryview(self._ring).cast("B").cast("q")
+        self._store = self._ring.data.cast("B").cast("q")
         self.count = 0
         self.last = 0
         self.min = 0

@@ -211,6 +211,30 @@ def test_with_a_tolerance_the_spin_is_what_the_p99_exceeds_it_by_without_floor_o
     assert precise.spin_for(0) == 30_000 and precise.spin_for(60_000) == 90_000
 
 
+def test_the_default_window_forgets_a_burst_of_late_wake_ups_within_144_of_them() -> None:
+    # a stall of the VM: three wake-ups 1.5 ms late among 70 µs ones (the tolerance covers 70 µs)
+    tracker = WakeErrorTracker(max_ns=1_000_000, tolerance_ns=100_000)
+    for _ in range(128):
+        tracker.record(70_000)
+    assert tracker.spin_ns == 0
+    for _ in range(3):
+        tracker.record(1_500_000)
+    for _ in range(13):
+        tracker.record(70_000)
+    assert tracker.spin_ns == 1_000_000  # the p99 (2nd largest of 128) is 1.5 ms: the budget
+    for _ in range(112):
+        tracker.record(70_000)
+    assert tracker.spin_ns == 1_000_000  # 125 wake-ups after the burst the window still holds it
+    for _ in range(16):
+        tracker.record(70_000)
+    assert tracker.spin_ns == 0  # at the next look (every 16) the outliers have left the window
+    one_outlier = WakeErrorTracker(max_ns=1_000_000, tolerance_ns=100_000)
+    for _ in range(127):
+        one_outlier.record(70_000)
+    one_outlier.record(1_500_000)
+    assert one_outlier.spin_ns == 0  # one in 128 is above the p99
+
+
 def test_a_tolerance_below_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="tolerance_ns"):
         WakeErrorTracker(tolerance_ns=-1)
