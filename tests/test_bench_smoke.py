@@ -295,3 +295,11 @@ def test_sim_report_identity_finds_one_changed_byte_and_ignores_report_file_name
     assert identity.Case.parse("ffr_ramp@100:ffr").name == "ffr_ramp@100:ffr"
     with pytest.raises(SystemExit, match="no built-in scenario"):
         identity.Case.parse("no_such_grid@10")
+
+
+def test_fixed_blocks_counts_each_block_and_times_the_scan() -> None:
+    fixed = _load("bench/fixed_blocks.py")
+    result = fixed.child(str(fixed.WRAPPER), 50)
+    assert set(result["bytecodes"]) >= {"FB_ROCOF", "FB_MEAS_VALID", "FB_LOSS_OF_GRID", "P_FIXED_BLOCKS"}
+    assert all(n > 0 for n in result["bytecodes"].values()) and result["us"] > 0
+    assert 49.9 < result["total"] < 50.1  # two RoCoFs of a stepping meter (small) + the filtered 50 Hz
