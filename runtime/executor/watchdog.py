@@ -108,15 +108,9 @@ _set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_objec
 )
 
 
-class _Body:
-    """One run of a task's program body (compared by identity: each entry is a new object). A plain
-    class with slots: one is made per scan, and a frozen dataclass costs several times as much."""
-
-    __slots__ = ("start_ns", "task")
-
-    def __init__(self, task: str, start_ns: int) -> None:
-        self.task = task
-        self.start_ns = start_ns
+_Body = tuple[str, int]
+"""One run of a task's program body: (task, start ns). Compared by identity: each entry is a new
+tuple, made in C (a class with ``__init__`` costs a Python call per scan, cold in real time)."""
 
 
 MIN_LOOK_NS = 1_000_000  # the monitor never looks more often than this
@@ -160,7 +154,7 @@ class RunawayMonitor:
 
     def enter_body(self, task: str, start_ns: int) -> None:
         """Called on the scan thread as the task's program body starts."""
-        self._body = _Body(task, start_ns)
+        self._body = (task, start_ns)
 
     def leave_body(self) -> None:
         """Called on the scan thread when the body returned or raised; idempotent."""
@@ -175,7 +169,8 @@ class RunawayMonitor:
         if body is None or body is self._aborted:
             return False
         shortest = min(self._limits.values(), default=100_000_000)
-        if self._now_ns() - body.start_ns <= 2 * self._limits.get(body.task, shortest):
+        task, start_ns = body
+        if self._now_ns() - start_ns <= 2 * self._limits.get(task, shortest):
             return False
         with self._lock:
             target = self._target
@@ -197,7 +192,8 @@ class RunawayMonitor:
         body = self._body
         if body is None or body is self._aborted:
             return 2 * shortest
-        overdue_at = body.start_ns + 2 * self._limits.get(body.task, shortest) + 1
+        task, start_ns = body
+        overdue_at = start_ns + 2 * self._limits.get(task, shortest) + 1
         return min(2 * shortest, max(MIN_LOOK_NS, overdue_at - now_ns))
 
     def _watch(self) -> None:
