@@ -286,7 +286,9 @@ class LazyFleet(FleetParams):
             counts.append(np.full(len(run), float(count)))
             if len(run_power):
                 powers.append(self._power_rows(anchors, run_power, shared))
-        power = np.concatenate(powers) if powers else np.zeros((0, self.n))
+        power = (
+            (np.concatenate(powers) if len(powers) > 1 else powers[0]) if powers else np.zeros((0, self.n))
+        )
         return FleetRows(np.concatenate(means), np.concatenate(lows), np.concatenate(counts), power)
 
     def _decay_matrix(self, anchors: _Anchors, cars: Cars, steps: IntArray) -> tuple[FloatArray, IntArray]:
@@ -332,7 +334,10 @@ class LazyFleet(FleetParams):
         self, anchors: _Anchors, steps: IntArray, decay: tuple[FloatArray, IntArray] | None = None
     ) -> FloatArray:
         a, _ = decay if decay is not None else self._decay_matrix(anchors, slice(None), steps)
-        power: FloatArray = anchors.target + (anchors.power0 - anchors.target) * a
+        # target + (power0 - target) * a, worked out in a (its last use; the same operations on the
+        # same operands: a sum does not depend on the order of its two terms)
+        power: FloatArray = np.multiply(anchors.power0 - anchors.target, a, out=a)
+        power += anchors.target
         return power
 
     def _rows_gathered(
