@@ -154,6 +154,8 @@ class Executor:
             return
         self._started = True
         self._open_retain()
+        if self._retain is None:  # the idle hook only writes retain snapshots: not called for nothing
+            self.scheduler.remove_idle_hook(self._idle)
         self._apply_parameters(self.state)
         for driver in self.drivers:
             driver.start(self.clock)

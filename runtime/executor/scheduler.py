@@ -150,6 +150,11 @@ class Scheduler:
     def add_idle_hook(self, hook: IdleHook) -> None:
         self._idle_hooks.append(hook)
 
+    def remove_idle_hook(self, hook: IdleHook) -> None:
+        """Take ``hook`` out (the others keep their order); nothing when it is not there."""
+        if hook in self._idle_hooks:
+            self._idle_hooks.remove(hook)
+
     def add_scan_observer(self, observer: ScanObserver, on_time: OnTimeObserver | None = None) -> None:
         """``observer(record)`` after every scan; ``on_time``, when given, instead of it for the
         on-time scans of the virtual-time run path (no record is built for those)."""

@@ -71,3 +71,21 @@ def test_a_snapshot_that_cannot_be_written_raises_an_alarm(tmp_path: Path) -> No
         assert "retain:write" not in {a.key for a in run.alarms.active()}  # ... and the alarm clears
     finally:
         run.shutdown()
+
+
+def test_the_retain_idle_hook_runs_only_when_there_is_a_retain_file(tmp_path: Path) -> None:
+    """The executor's idle hook only submits retain snapshots: without a retain file it is taken
+    out at start (no call per scan for nothing); with one it stays and snapshots are written."""
+    plain = Executor(PROGRAM, clock=VirtualClock())
+    plain.run(max_scans=3)
+    assert plain._idle not in plain.scheduler._idle_hooks
+    path = tmp_path / "site.retain"
+    kept = Executor(
+        PROGRAM, clock=VirtualClock(), config=ExecutorConfig(retain_path=str(path), retain_interval_s=0.05)
+    )
+    kept.run(duration_ns=300_000_000)
+    assert kept._idle in kept.scheduler._idle_hooks
+    store = kept._retain
+    assert store is not None and store.flush()
+    assert int(store.status()["writes"]) >= 1  # written by the idle hook, before any stop
+    kept.shutdown()
