@@ -303,3 +303,16 @@ def test_fixed_blocks_counts_each_block_and_times_the_scan() -> None:
     assert set(result["bytecodes"]) >= {"FB_ROCOF", "FB_MEAS_VALID", "FB_LOSS_OF_GRID", "P_FIXED_BLOCKS"}
     assert all(n > 0 for n in result["bytecodes"].values()) and result["us"] > 0
     assert 49.9 < result["total"] < 50.1  # two RoCoFs of a stepping meter (small) + the filtered 50 Hz
+
+
+def test_numpy_step_one_matches_the_compiled_block_and_a_change_is_seen() -> None:
+    per_car = _load("bench/numpy_per_car.py")
+    numpy_us, compiled_us = per_car.measure(10, 2)  # raises SystemExit on any differing bit
+    assert numpy_us > 0 and compiled_us > 0
+    original = per_car.st_max
+    try:  # a wrong MAX (x + 1): the minimum powers, so c_lo, differ
+        per_car.st_max = lambda a, b: a + 1.0
+        with pytest.raises(SystemExit, match="differs"):
+            per_car.measure(10, 1)
+    finally:
+        per_car.st_max = original
