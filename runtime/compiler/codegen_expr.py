@@ -233,8 +233,11 @@ class ExprGen(NodeVisitor):
         ):
             if self.known_inside(index.ref.var, low, high):
                 return self.aliases[id(index.ref.var)]  # the loop runs over the element offsets
+        proved = inside(self.value_range(index), low, high)
+        if proved and (folded := self.folded_offset(index, low)):
+            return folded
         code = self.expr(index)
-        if inside(self.value_range(index), low, high):
+        if proved:
             return code if low == 0 else f"{code} - {low}"
         if isinstance(index, A.Name) and isinstance(index.ref, VarRef):
             if self.known_inside(index.ref.var, low, high):
@@ -247,6 +250,30 @@ class ExprGen(NodeVisitor):
             return f"({tmp} - {low}) if {low} <= ({tmp} := {code}) <= {high} else _oob({tmp}, {low}, {high})"
         offset = code if low == 0 else f"{code} - {low}"
         return f"{offset} if {low} <= {code} <= {high} else _oob({code}, {low}, {high})"
+
+    def folded_offset(self, index: A.Expr, low: int) -> str:
+        """The element offset of ``x``, ``x + c``, ``c + x`` or ``x - c`` (x a variable, c a literal)
+        as one sum with the constants folded (``_k4 - 1`` for ``i - 1`` where i runs as ``_k4 + 1``
+        over a 1-based array); "" for other forms."""
+        while isinstance(index, A.Paren):
+            index = index.inner
+        name, c = index, 0
+        if isinstance(index, A.Binary) and index.op in ("+", "-"):
+            if isinstance(index.right, A.IntLit):
+                name, c = index.left, index.right.value if index.op == "+" else -index.right.value
+            elif index.op == "+" and isinstance(index.left, A.IntLit):
+                name, c = index.right, index.left.value
+            else:
+                return ""
+        if not (isinstance(name, A.Name) and isinstance(name.ref, VarRef)):
+            return ""
+        alias = self.aliases.get(id(name.ref.var))
+        if alias is not None:  # the loop runs ``alias`` = the variable - its shift
+            base, c = alias, c + self.shift.get(id(name.ref.var), 0)
+        else:
+            base = self.var_code(name.ref)
+        k = c - low
+        return base if k == 0 else f"{base} + {k}" if k > 0 else f"{base} - {-k}"
 
     def unary(self, e: A.Unary) -> str:
         inner = self.expr(e.operand)

@@ -41,9 +41,10 @@ def test_indices_from_a_loop_variable_inside_the_array_have_no_check() -> None:
     body = _body(
         compile_file(Path(__file__).parent / "conformance" / "loop_neighbours.st").python_source, "P_P"
     )
-    assert "(_m4[_k2 - 1] - _m4[(_k2 - 1) - 1])" in body
+    assert "(_m4[_k2 - 1] - _m4[_k2 - 2])" in body  # i - 1 at offset i - 2, the constants folded
     assert "_m12[(_k11 % 4)] = " in body
-    assert body.count("_oob(") == 1  # a[i + 1] with i in 1..n, n unknown: checked
+    assert "(_m17[_k15] + _m17[_k15 - 1])" in body  # i runs as _k15 + 1: a[i - 1] at offset _k15 - 1
+    assert body.count("_oob(") == 4  # a[i + 1] with i in 1..n, n unknown; e's loop when m > 5
 
 
 def test_a_store_that_may_leave_the_range_keeps_its_check_and_faults_at_its_line() -> None:
