@@ -225,13 +225,14 @@ class GroupEntry:
             self.kind = FLOATS
         self.lreal = [p.kind == LREAL for p in points if p is not None]
         bound = [p for p in points if p is not None]
-        self.store = (
+        made = (
             group_store(
                 [p.kind for p in bound], [p.low for p in bound], [p.high for p in bound], bound, paths
             )
             if len(bound) == len(points) and len(set(paths)) == len(paths)
             else None
         )
+        self.store = made or no_store  # no_store: every delivery takes the slower paths
         self.low = max((p.low for p in points if p is not None), default=0)
         self.high = min((p.high for p in points if p is not None), default=0)
         self.holders = [a.holder for a in accessors]
@@ -241,6 +242,11 @@ class GroupEntry:
 
 
 _STORE_MAX = 64  # groups of up to this many inputs get a store function of their own
+
+
+def no_store(values: Sequence[Any], stamp: int, stamps: dict[str, int], cell: Any) -> bool:
+    """The store of a group that has none made for it: it stores nothing."""
+    return False
 
 
 def group_store(
@@ -254,8 +260,9 @@ def group_store(
     these inputs (each one's type check, binary32 rounding and finiteness test exactly as the
     per-value fast path does them): ``store(values, stamp_ns, stamps, cell)`` writes the
     variables, each point's ``value`` and ``stamp_ns`` and ``stamps[path]``, or returns False
-    having written nothing when any value would not take the fast path. None when a point is not
-    an attribute of the object that holds it (or the group is too large to be worth it)."""
+    having written nothing when any value would not take the fast path or ``values`` is not one
+    value per input. None when a point is not an attribute of the object that holds it (or the
+    group is too large to be worth it)."""
     n = len(points)
     if not n or n > _STORE_MAX or any(k not in (LREAL, REAL, INT, BOOL) for k in kinds):
         return None
@@ -291,7 +298,10 @@ def group_store(
     body = [
         "def make(points, holders):",
         f"  def store(values, stamp, stamps, cell, {args}):",
-        f"    {names}, = values",
+        "    try:",
+        f"      {names}, = values",
+        "    except ValueError:",  # not one value per input (no cost when there is)
+        "      return False",
         f"    if not ({' and '.join(checks)}):",
         "      return False",
         *(f"    {line}" for line in rounding),

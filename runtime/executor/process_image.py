@@ -195,19 +195,19 @@ class ProcessImage:
         for binding in self._task_bindings.get(task, ()):
             if binding.grouped:
                 known, stamps, cell = self._groups, self.state.rt.stamps, self._cell
+                not_good, rejected = self._not_good, self._rejected
                 for group in binding.driver.read_input_groups(clock_ns):
-                    # the usual group, as _store_group takes it, without the call: known, with a
-                    # store function, GOOD, every input GOOD and none rejected
+                    # the usual group, as _store_group takes it, without the call: known, GOOD,
+                    # every input GOOD and none rejected, stored by its store function (which
+                    # answers False for a group without one or not one value per input)
                     paths, values, quality, stamp_ns = group
                     entry = known.get(id(paths))
                     if (
                         entry is not None
                         and entry.paths is paths
-                        and entry.store is not None
                         and quality is _GOOD
-                        and not self._not_good
-                        and not self._rejected
-                        and len(values) == len(entry.points)
+                        and not not_good
+                        and not rejected
                         and entry.store(values, stamp_ns, stamps, cell)
                     ):
                         if entry.ages is not None:
@@ -288,8 +288,7 @@ class ProcessImage:
         not_good, rejected = self._not_good, self._rejected
         store_all = entry.store
         if (
-            store_all is not None
-            and quality is _GOOD
+            quality is _GOOD
             and (not not_good or not_good.isdisjoint(paths))
             and (not rejected or rejected.isdisjoint(paths))
             and len(values) == len(points)

@@ -264,3 +264,37 @@ def test_soc_ages_written_by_the_made_writer_equal_the_per_car_path_for_a_fleet(
         runs.append(seen)
     assert runs[0] == runs[1]
     assert len({tuple(scan) for scan in runs[0]}) == 45 and len(set(runs[0][-1])) > 3
+
+
+class MisshapenDriver(ScriptedDriver):
+    """Delivers one group for three paths, with the values of its list ``deliveries`` in turn: some
+    with fewer or more values than paths (a driver bug the image must survive)."""
+
+    delivers_groups = True
+    PATHS = ("kinds.r", "kinds.l", "kinds.i")
+
+    def __init__(self, deliveries: list[list[object]]) -> None:
+        super().__init__("kinds", list(self.PATHS), [])
+        self.deliveries = deliveries
+
+    def read_input_groups(self, now_ns: int) -> list[InputGroup]:
+        values = self.deliveries.pop(0) if self.deliveries else []
+        return [InputGroup(self.PATHS, values, Quality.GOOD, now_ns)] if values else []
+
+
+def test_a_group_with_fewer_or_more_values_than_paths_stores_the_paths_that_have_one() -> None:
+    # the made store function answers False for it (nothing written); the value-by-value path then
+    # stores each path that has a value and ignores values beyond the paths
+    deliveries: list[list[object]] = [[1.5, 2.5, 3], [4.5, 5.5], [6.5, 7.5, 8, 9], [10.5, 11.5, 12]]
+    executor = Executor(
+        compile_file(PROGRAMS / "input_kinds.st"), clock=VirtualClock(), drivers=[MisshapenDriver(deliveries)]
+    )
+    seen = []
+    for _ in range(4):
+        executor.run(max_scans=1)
+        seen.append(tuple(executor.state.accessor(p).get() for p in MisshapenDriver.PATHS))
+    assert seen == [(1.5, 2.5, 3), (4.5, 5.5, 3), (6.5, 7.5, 8), (10.5, 11.5, 12)]
+    stamps = executor.state.rt.stamps
+    assert stamps["kinds.i"] == stamps["kinds.r"]  # the last delivery was whole again
+    entry = next(iter(executor.image._groups.values()))
+    assert entry.store([1.0, 2.0], 5, {}, executor.image._cell) is False
