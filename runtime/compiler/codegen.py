@@ -21,7 +21,7 @@ from .codegen_expr import ExprGen, function_returns
 from .codegen_flow import FlowMixin
 from .codegen_inline import inlinable_fb
 from .codegen_loops import LoopMixin
-from .codegen_ranges import inside, range_kept
+from .codegen_ranges import inside, range_kept, store_range
 from .codegen_values import ValueBuilder, class_name, store_code
 from .declarations import Declarations
 from .model import VarRef
@@ -225,8 +225,9 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
         elif isinstance(u, T.ArrayType):
             self.out(f"_acopy({lvalue}, {value_code})")
         else:
-            if isinstance(t, T.SubrangeType) and inside(self.x.value_range(value), t.low, t.high):
-                code = value_code  # proved inside the subrange: no check
+            span = store_range(t)
+            if span is not None and inside(self.x.value_range(value), *span):
+                code = value_code  # proved inside the target's range: no check, no wrap
             else:
                 code = store_code(value_code, value.ty, t, value)
             rounded = _f32_argument(code)

@@ -271,7 +271,9 @@ class ExprGen(NodeVisitor):
         if alias is not None:  # the loop runs ``alias`` = the variable - its shift
             base, c = alias, c + self.shift.get(id(name.ref.var), 0)
         else:
-            base = self.var_code(name.ref)
+            base = self.expr(name)  # a CONSTANT is its value
+            if _INT_CODE.fullmatch(base):
+                return repr(int(base) + c - low)
         k = c - low
         return base if k == 0 else f"{base} + {k}" if k > 0 else f"{base} - {-k}"
 
@@ -424,8 +426,18 @@ class ExprGen(NodeVisitor):
 
     def value_range(self, e: A.Expr) -> Range | None:
         """The values integer expression ``e`` can have, from the POU's subrange variables whose
-        range is kept (codegen_ranges) and the loop variables of the loop being generated, or None."""
-        return value_range(e, lambda var: self.ranged.get(id(var)) or self.safe_index.get(id(var)))
+        range is kept (codegen_ranges), the loop variables of the loop being generated and integer
+        CONSTANTs, or None."""
+        return value_range(e, self._var_range)
+
+    def _var_range(self, var: T.VarInfo) -> Range | None:
+        known = self.ranged.get(id(var)) or self.safe_index.get(id(var))
+        if known is None and var.constant and T.is_integer_like(var.type) and id(var) not in self.aliases:
+            value = self.values.constant(var.init)  # a CONSTANT, inlined as its value
+            if type(value) is int:
+                value = convert_constant(value, var.type)
+                return (value, value) if type(value) is int else None
+        return known
 
     def _binary_code(self, e: A.Binary, left: str, right: str) -> str:
         op = e.op

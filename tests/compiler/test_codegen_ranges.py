@@ -103,3 +103,17 @@ def test_writes_from_outside_are_checked_against_the_subrange() -> None:
         with pytest.raises(ValueError, match=r"outside 0\.\.3"):
             state.write("main.r.head", bad)
     assert state.read("main.r.head") == 3
+
+
+def test_a_store_proved_inside_its_type_has_no_wrap() -> None:
+    """LIMIT with literal or CONSTANT bounds, a negative literal (values: conformance/proved_stores)."""
+    body = _body(
+        compile_file(Path(__file__).parent / "conformance" / "proved_stores.st").python_source, "P_P"
+    )
+    assert "self.v_n = (0 if (_t1 := self.v_k) < 0 else (1000 if _t1 > 1000 else _t1))" in body
+    assert "self.v_m = (-1)" in body and "self.v_u = (0 if" in body
+    assert "self.v_s = (_w if -128 <= (_w := " in body  # 0..1000 does not fit SINT: wrapped
+    faults = run_cycles(compile_file(HERE / "limit_store.st"), 1).faults  # LIMIT(10, k, 5) is 5 or 10
+    assert len(faults) == 1
+    message = next(iter(faults.values()))
+    assert "limit_store.st:8" in message and "value 5 is outside the subrange 6..127" in message
