@@ -269,6 +269,7 @@ def test_a_lost_session_leaves_the_allocation_in_the_scan_that_sees_it_and_rejoi
     assert setpoints[2] == 0.0
     assert [setpoints[i] for i in (0, 1, 3)] == pytest.approx([-11000.0] * 3, abs=0.1)
     assert rig.get("n_lost") == 1
+    assert [rig.get(f"ev_lost[{i}]") for i in range(1, N_CARS + 1)] == [False, False, True, False]
     assert rig.get("p_shortfall_w") == pytest.approx(7000.0)
     assert not rig.get("alarm_fleet_short")  # told once it lasts fleet_short_delay_s (3 s)
     rig.run(300, grid_hz=49.8)
@@ -278,6 +279,7 @@ def test_a_lost_session_leaves_the_allocation_in_the_scan_that_sees_it_and_rejoi
     rig.scan(grid_hz=49.8)
     assert rig.setpoints(N_CARS) == pytest.approx([-10000.0] * 4, abs=0.1)
     assert not rig.get("alarm_fleet_short") and rig.get("n_lost") == 0
+    assert [rig.get(f"ev_lost[{i}]") for i in range(1, N_CARS + 1)] == [False] * N_CARS  # heard again
 
 
 def test_the_shortfall_alarm_says_by_how_many_watts() -> None:
