@@ -14,7 +14,7 @@ from . import st_types as T
 from .ast_walk import NodeVisitor, walk
 from .codegen_guard import index_guards
 from .codegen_inline import fault_free, inlinable_function
-from .codegen_ranges import Range, inside, value_range
+from .codegen_ranges import Range, inside, name_plus_constant, value_range
 from .codegen_values import ValueBuilder, class_name, convert_constant, literal_code, py_float, store_code
 from .model import ConstRef, EnumRef, VarRef
 
@@ -255,18 +255,11 @@ class ExprGen(NodeVisitor):
         """The element offset of ``x``, ``x + c``, ``c + x`` or ``x - c`` (x a variable, c a literal)
         as one sum with the constants folded (``_k4 - 1`` for ``i - 1`` where i runs as ``_k4 + 1``
         over a 1-based array); "" for other forms."""
-        while isinstance(index, A.Paren):
-            index = index.inner
-        name, c = index, 0
-        if isinstance(index, A.Binary) and index.op in ("+", "-"):
-            if isinstance(index.right, A.IntLit):
-                name, c = index.left, index.right.value if index.op == "+" else -index.right.value
-            elif index.op == "+" and isinstance(index.left, A.IntLit):
-                name, c = index.right, index.left.value
-            else:
-                return ""
-        if not (isinstance(name, A.Name) and isinstance(name.ref, VarRef)):
+        form = name_plus_constant(index)
+        if form is None:
             return ""
+        name, c = form
+        assert isinstance(name.ref, VarRef)
         alias = self.aliases.get(id(name.ref.var))
         if alias is not None:  # the loop runs ``alias`` = the variable - its shift
             base, c = alias, c + self.shift.get(id(name.ref.var), 0)

@@ -114,6 +114,24 @@ def value_range(e: A.Expr, known: Callable[[T.VarInfo], Range | None], depth: in
     return (low, high)
 
 
+def name_plus_constant(e: A.Expr) -> tuple[A.Name, int] | None:
+    """(x, c) for a variable read ``x``, ``x + c``, ``c + x`` or ``x - c`` (c a literal; -c for the
+    last), else None."""
+    while isinstance(e, A.Paren):
+        e = e.inner
+    name, c = e, 0
+    if isinstance(e, A.Binary) and e.op in ("+", "-"):
+        if isinstance(e.right, A.IntLit):
+            name, c = e.left, e.right.value if e.op == "+" else -e.right.value
+        elif e.op == "+" and isinstance(e.left, A.IntLit):
+            name, c = e.right, e.left.value
+        else:
+            return None
+    if isinstance(name, A.Name) and isinstance(name.ref, VarRef):
+        return name, c
+    return None
+
+
 def _is_limit(e: A.Call) -> bool:
     """LIMIT(mn, in, mx) with positional arguments and no EN/ENO."""
     if e.ref is None or e.ref[0] != "builtin" or e.en is not None or e.eno is not None:
