@@ -62,10 +62,12 @@ MAX_WAIT_SETTING_NS = 5_000_000
 class WakeErrorTracker:
     """How late the kernel wakes us, and so how long to spin.
 
-    Keeps the last ``window`` oversleeps and every ``every`` samples takes their p99 (the 2nd
-    largest of 128: a burst of late wake-ups, a stall of the VM, is forgotten after 1.3 s; a
-    window of 256 held it twice as long and spun 40 % more for the same p99 on a recorded kernel,
-    bench/README.md "Waiting modes"). Precise mode (``tolerance_ns`` 0): spin the p99 plus ``margin_ns``, at least
+    Keeps the last ``window`` oversleeps and every ``every`` samples takes their p99 (the 11th
+    largest of the last 1,024, about 10 s at 10 ms): the p99 a run is judged by, which a burst of
+    a few very late wake-ups (a stall of the VM) does not move. Shorter windows (128, 256) spun the
+    whole budget for seconds after such a burst, for the same p99 (bench/README.md, "Waiting
+    modes"). ``MonotonicClock`` works the spin out (``update``) in the slack before its next sleep,
+    not between a wake-up and the scan it starts. Precise mode (``tolerance_ns`` 0): spin the p99 plus ``margin_ns``, at least
     ``min_ns``. With a tolerance: spin only what the p99 exceeds it by, ``max(0, p99 -
     tolerance_ns)``, no floor and no margin, so a tolerance that covers the kernel's error means no
     spin at all and the scan starts as late as the kernel wakes it. Both within ``max_ns`` (the spin
@@ -75,6 +77,7 @@ class WakeErrorTracker:
         "_count",
         "_index",
         "_samples",
+        "due",
         "every",
         "margin_ns",
         "max_ns",
@@ -89,8 +92,8 @@ class WakeErrorTracker:
         max_ns: int = DEFAULT_SPIN_NS,
         min_ns: int = MIN_SPIN_NS,
         margin_ns: int = SPIN_MARGIN_NS,
-        window: int = 128,
-        every: int = 16,
+        window: int = 1024,
+        every: int = 32,
         tolerance_ns: int = 0,
     ) -> None:
         if not 0 <= min_ns <= max_ns:
@@ -107,8 +110,15 @@ class WakeErrorTracker:
         self.margin_ns = margin_ns
         self.tolerance_ns = tolerance_ns
         self.spin_ns = max_ns
+        self.due = False  # the clock's: an update waits for the slack before the next sleep
 
     def record(self, oversleep_ns: int) -> None:
+        """``add`` and, when due, ``update``: the spin for the next wake-up."""
+        if self.add(oversleep_ns):
+            self.update()
+
+    def add(self, oversleep_ns: int) -> bool:
+        """Keep one oversleep; True when the spin is due to be worked out again (``update``)."""
         samples = self._samples
         value = oversleep_ns if oversleep_ns > 0 else 0
         if len(samples) < self.window:
@@ -117,8 +127,13 @@ class WakeErrorTracker:
             samples[self._index] = value
             self._index = (self._index + 1) % self.window
         self._count += 1
-        if self._count % self.every == 0:
-            self.spin_ns = self.spin_for(sorted(samples)[-(len(samples) // 100 + 1)])  # p99
+        return self._count % self.every == 0
+
+    def update(self) -> None:
+        """The spin from the p99 of the oversleeps kept."""
+        samples = self._samples
+        if samples:
+            self.spin_ns = self.spin_for(sorted(samples)[-(len(samples) // 100 + 1)])
 
     def spin_for(self, p99_ns: int) -> int:
         """The spin for a measured p99 wake-up error."""
@@ -197,6 +212,9 @@ class MonotonicClock:
             return False
         now = self._time
         tracker = self.tracker
+        if tracker is not None and tracker.due:  # here, in the slack after a scan, not before one
+            tracker.due = False
+            tracker.update()
         wake_at = deadline_ns - (tracker.spin_ns if tracker is not None else self.spin_ns)
         coarse_ns = wake_at - now()
         if coarse_ns > 0:
@@ -214,8 +232,8 @@ class MonotonicClock:
             if cancel is not None and cancel.is_set():
                 return False
             woke = now()
-            if tracker is not None:
-                tracker.record(woke - wake_at)
+            if tracker is not None and tracker.add(woke - wake_at):
+                tracker.due = True
             if woke >= deadline_ns:  # nothing left to spin (a tolerance that covers the error)
                 return True
         if cancel is None:
