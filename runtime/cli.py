@@ -22,6 +22,7 @@ from .cli_devices import add_devices_parser, duration
 from .cli_sim import cmd_sim
 from .cli_sweep import cmd_sweep
 from .compiler.api import check_file, compile_file
+from .compiler.native import enable_native
 from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
 from .executor.clock import DEFAULT_SPIN_NS, MAX_WAIT_SETTING_NS, PRODUCT_WAKE_TOLERANCE_NS
@@ -141,6 +142,10 @@ def cmd_sim_args(args: argparse.Namespace) -> int:
     sizes = sizes or [None]
     path = resolve_program(args.program)
     program = compile_file(path)
+    if args.native:
+        reason = enable_native(program)
+        if reason:
+            print(f"plcrun: native build not used ({reason}); running interpreted", file=sys.stderr)
     if len(args.scenario) == 1 and len(sizes) == 1 and not args.sweep:
         return cmd_sim(program, args.scenario[0], sizes[0], args.json, args.out, args.set or [])
     if args.json:
@@ -157,6 +162,7 @@ def cmd_sim_args(args: argparse.Namespace) -> int:
         args.out,
         args.csv,
         args.jobs,
+        native=program.native is not None,
     )
 
 
@@ -514,6 +520,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--jobs", type=int, metavar="N", help="parallel runs of a sweep (default: one per core)")
     sim.add_argument("--csv", metavar="PATH", help="a sweep's summary CSV (default <out>/summary.csv)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON (one run)")
+    sim.add_argument(
+        "--native",
+        action="store_true",
+        help="run a native build of the program (Cython and gcc, cached; else interpreted, with a warning)",
+    )
     sim.add_argument(
         "--out", metavar="DIR", help="report folder (default sim-report-<scenario>; a sweep: sim-sweep)"
     )

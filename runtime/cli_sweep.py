@@ -114,11 +114,14 @@ def plan(
 _program: Any = None
 
 
-def _init_worker(program_file: str) -> None:
+def _init_worker(program_file: str, native: bool = False) -> None:
     global _program
     from .compiler.api import compile_file
+    from .compiler.native import enable_native
 
     _program = compile_file(program_file)
+    if native:  # the parent's build is in the cache: loaded, not built again
+        enable_native(_program)
 
 
 def run_one(spec: RunSpec, program: Any = None) -> RunRow:
@@ -173,12 +176,14 @@ def _progress(done: int, total: int, started: float, width: int = 30) -> None:
     )
 
 
-def run_sweep(program_file: str, specs: list[RunSpec], jobs: int, show_progress: bool) -> list[RunRow]:
+def run_sweep(
+    program_file: str, specs: list[RunSpec], jobs: int, show_progress: bool, native: bool = False
+) -> list[RunRow]:
     rows: list[RunRow | None] = [None] * len(specs)
     started = time.monotonic()
     jobs = max(1, min(jobs, len(specs)))
     context = multiprocessing.get_context("spawn")  # no forked copies of threads or locks
-    with context.Pool(jobs, initializer=_init_worker, initargs=(program_file,)) as pool:
+    with context.Pool(jobs, initializer=_init_worker, initargs=(program_file, native)) as pool:
         for done, row in enumerate(pool.imap_unordered(run_one, specs), start=1):
             rows[row.spec.index] = row
             if show_progress:
@@ -259,11 +264,12 @@ def cmd_sweep(
     out_dir: str | None,
     csv_path: str | None,
     jobs: int | None,
+    native: bool = False,
 ) -> int:
     out = Path(out_dir or "sim-sweep")
     specs = plan(scenarios, sizes, set_options, sweep, out)
     check_before_start(program, specs)
-    rows = run_sweep(program_file, specs, jobs or os.cpu_count() or 1, show_progress=True)
+    rows = run_sweep(program_file, specs, jobs or os.cpu_count() or 1, show_progress=True, native=native)
     print_table(rows)
     target = Path(csv_path) if csv_path else out / "summary.csv"
     write_csv(target, rows)

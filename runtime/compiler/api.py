@@ -114,7 +114,12 @@ def _compile(text: str, filename: str, use_library: bool) -> CompiledProgram:
                 sources,
             ) from None
     python_source = "\n".join(f"# ---- {c.name} ({c.filename})\n{c.source}" for c in chunks)
-    return CompiledProgram(model, code, python_source, diag.sorted())
+    program = CompiledProgram(model, code, python_source, diag.sorted())
+    for chunk in chunks:  # python_source's lines: a header, the chunk's lines, the blank line after it
+        program.line_table.append((chunk.filename, 0))
+        program.line_table.extend((chunk.filename, line) for _, line in chunk.lines)
+        program.line_table.append((chunk.filename, 0))
+    return program
 
 
 def _struct_types(types: Iterable[T.Type]) -> list[T.StructType]:

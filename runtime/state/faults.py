@@ -28,12 +28,24 @@ _MESSAGES = {
 }
 
 
+_LINE_TABLES: dict[str, list[tuple[str, int]]] = {}
+
+
+def register_line_table(filename: str, table: list[tuple[str, int]]) -> None:
+    """Frames of ``filename`` (a native build's source) map line n to ``table[n - 1]``: an ST file and line."""
+    _LINE_TABLES[filename] = table
+
+
 def describe_fault(error: BaseException, st_files: set[str] | dict[str, str]) -> RuntimeFault:
     """The innermost frame of ``error``'s traceback that belongs to an ST file, and a plain message."""
     file, line = "<unknown>", 0
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename in st_files:
             file, line = frame.filename, frame.lineno or 0
+        elif (table := _LINE_TABLES.get(frame.filename)) and 0 < (frame.lineno or 0) <= len(table):
+            st_file, st_line = table[(frame.lineno or 0) - 1]
+            if st_file in st_files and st_line > 0:
+                file, line = st_file, st_line
     if isinstance(error, STFault | ScanAborted):
         message = str(error)
     else:

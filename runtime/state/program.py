@@ -72,15 +72,22 @@ class ProgramState:
     def __init__(self, program: CompiledProgram) -> None:
         self.program = program
         self.rt = ScanContext()
-        namespace: dict[str, Any] = {"__builtins__": {"__build_class__": __build_class__}, "__name__": "st"}
-        namespace.update(NAMESPACE)
+        native = program.native
+        self.native = native is not None and native.claim(self)
+        namespace: dict[str, Any]
+        if self.native:  # the module's globals are this state's namespace while it owns the module
+            namespace = native.module.__dict__
+        else:
+            namespace = {"__builtins__": {"__build_class__": __build_class__}, "__name__": "st"}
+            namespace.update(NAMESPACE)
         namespace["_rt"] = self.rt
         namespace["_NS"] = namespace  # for _memo_name, which rebinds a call site's remembered pair
         cell = make_f32_cell()
         namespace["_f32"] = make_f32(cell)
         namespace["_F32"] = cell
-        for code in program.code:
-            exec(code, namespace)
+        if not self.native:
+            for code in program.code:
+                exec(code, namespace)
         self.namespace = namespace
         self.globals = namespace["GLOBALS_"]()
         self.globals._path = program.model.globals_name.lower()
@@ -360,6 +367,8 @@ class CompiledProgram:
         self._leaf_index: dict[str, VariableDesc] | None = None
         self._fresh: ProgramState | None = None  # a never-run state, for initial values
         self._descriptions: dict[tuple[bool, bool], list[VariableDesc]] = {}
+        self.line_table: list[tuple[str, int]] = []  # the ST file and line of each python_source line
+        self.native: Any = None  # a NativeModule (compiler/native.py) when the program runs natively
         self.located: dict[str, str] = {}
         for desc in self.variables():
             if desc.location is not None:

@@ -1,0 +1,129 @@
+"""The native build (compiler/native.py): conformance programs give the values the interpreter gives,
+faults name the same ST file and line, a second live state runs interpreted, a build is taken from the
+cache, and a missing C compiler leaves the program interpreted with the reason. The builds are real
+(Cython and gcc, -O0 to keep the suite fast); without Cython the module is skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("Cython")
+
+from plcrun.compiler.api import compile_file
+from plcrun.compiler.native import enable_native, typed_source
+from plcrun.site import run_cycles
+
+from tests.compiler.test_conformance import _matches
+
+HERE = Path(__file__).parent
+CONFORMANCE = HERE / "conformance"
+# the cases whose generated code the native types touch most: REAL/LREAL fields, BOOL fields, arrays of
+# structures in counted loops, blocks calling blocks, integer wrap-around and value copies
+NATIVE_CASES = [
+    "reals",
+    "integers",
+    "structures",
+    "value_semantics",
+    "effects_between_operands",
+    "codegen_fast_paths",
+    "count_up_loops",
+    "std_functions",  # DIV of INT literals: an inferred C double gave 4.0 for 9 / 2 (infer_types=False)
+]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLCRUN_NATIVE_CACHE", str(tmp_path_factory.getbasetemp() / "native-cache"))
+
+
+def _native(path: Path) -> object:
+    program = compile_file(path)
+    assert enable_native(program, optimise="-O0") is None
+    return program
+
+
+@pytest.mark.parametrize("case", NATIVE_CASES)
+def test_conformance_values_match_the_interpreter(case: str) -> None:
+    path = CONFORMANCE / f"{case}.st"
+    spec = json.loads(path.with_suffix(".expected.json").read_text())
+    program = _native(path)
+    state = program.new_state()  # type: ignore[attr-defined]
+    assert state.native and type(next(iter(state.instances.values()))).__module__.startswith("plcrun_native_")
+    del state
+    native = run_cycles(program, spec["cycles"])  # type: ignore[arg-type]
+    interpreted = run_cycles(compile_file(path), spec["cycles"])
+    assert native.faults == {}
+    _matches(native.values, spec["values"], case)
+    assert json.dumps(native.values, sort_keys=True) == json.dumps(interpreted.values, sort_keys=True)
+
+
+def test_a_fault_names_the_st_file_and_line() -> None:
+    path = HERE / "native" / "index_fault.st"
+    native = run_cycles(_native(path), 5)  # type: ignore[arg-type]
+    interpreted = run_cycles(compile_file(path), 5)
+    assert native.faults == interpreted.faults
+    assert native.faults["main_task"].startswith(f"{path}:14: runtime fault: array index 4 is outside 0..3")
+    assert native.values == interpreted.values
+
+
+def test_a_second_live_state_runs_interpreted_and_both_count_alone() -> None:
+    program = _native(HERE / "native" / "index_fault.st")
+    first = program.new_state()  # type: ignore[attr-defined]
+    second = program.new_state()  # type: ignore[attr-defined]
+    assert first.native and not second.native
+    first.run_task_scan("main_task", 0)
+    assert (first.instances["main"].v_next, second.instances["main"].v_next) == (2, 0)
+    second.run_task_scan("main_task", 0)
+    assert (first.instances["main"].v_next, second.instances["main"].v_next) == (2, 2)
+    del first
+    assert program.new_state().native  # type: ignore[attr-defined]  # the module is free again
+
+
+def test_the_second_build_comes_from_the_cache() -> None:
+    path = CONFORMANCE / "reals.st"
+    _native(path)
+    folder = Path(os.environ["PLCRUN_NATIVE_CACHE"])
+    built = {p: p.stat().st_mtime_ns for p in folder.glob("plcrun_native_*")}
+    assert built
+    _native(path)
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("plcrun_native_*")} == built
+
+
+def test_without_a_c_compiler_the_program_runs_interpreted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "no-such-c-compiler")
+    program = compile_file(CONFORMANCE / "integers.st")
+    assert enable_native(program) == "no C compiler found (no-such-c-compiler)"
+    assert not program.new_state().native
+
+
+def test_an_unknown_optimisation_flag_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLCRUN_NATIVE_OPTIMISE", "-O9")
+    program = compile_file(CONFORMANCE / "integers.st")
+    assert enable_native(program) == "PLCRUN_NATIVE_OPTIMISE='-O9': use one of -O0, -O1, -O2, -O3, -Os"
+    assert not program.new_state().native
+
+
+def test_types_come_from_initial_values_and_lines_keep_their_st_place() -> None:
+    program = compile_file(CONFORMANCE / "structures.st")
+    source = program.python_source
+    assert len(program.line_table) == len(source.split("\n"))
+    lines, where = typed_source(source, program.line_table)
+    assert len(lines) == len(where)
+    text = "\n".join(lines)
+    for declaration in (
+        "cdef class S_POINT:\n    cdef public double v_x\n    cdef public double v_y\n",  # REAL
+        "    cdef public S_POINT v_a\n    cdef public S_POINT v_b\n    cdef public object v_label\n",
+        "cdef class FB_R_TRIG:\n    cdef public bint v_clk\n",  # BOOL
+        "    cdef public object v_rises\n",  # INT stays a Python integer: no C overflow
+        "        cdef FB_R_TRIG _e11\n",  # the element of `edges` in the counted loop
+    ):
+        assert declaration in text
+    assert "__slots__" not in text and "_range(" not in text
+    original = source.split("\n")
+    for line, place in zip(lines, where, strict=True):  # every copied line keeps its ST place
+        if line in original and line.strip() and not line.startswith(("cdef ", "class ")):
+            assert place in [program.line_table[i] for i, old in enumerate(original) if old == line]
