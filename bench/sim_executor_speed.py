@@ -13,6 +13,9 @@ as ``plcrun.st_programs`` / ``plcrun.st_stdlib``),
 in child processes that alternate between the builds, ``--rounds`` times each: the best round of
 each build is reported, and their ratio, so the machine's load falls on both alike.
 
+With ``--native`` this checkout's native build (compiler/native.py: Cython and gcc, built once into
+the cache before the first round) is measured too, as "now native".
+
 Goals of issue 17: at least 500x real time at 10 EVs and 150x at 100 EVs.
 """
 
@@ -32,12 +35,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def speed(program_root: Path, evs: int, seconds: float) -> tuple[float, float]:
+def speed(program_root: Path, evs: int, seconds: float, native: bool = False) -> tuple[float, float]:
     from plcrun.compiler.api import compile_file
     from plcrun.executor.clock import VirtualClock
     from plcrun.site import SiteRuntime
 
     program = compile_file(program_root / "programs" / "freq_response.st")
+    if native:
+        from plcrun.compiler.native import enable_native
+
+        reason = enable_native(program)
+        if reason:
+            raise SystemExit(f"native build not used: {reason}")
     executor = SiteRuntime.build(program, scenario="quiet_grid", evs=evs, clock=VirtualClock()).executor
     executor.run(duration_ns=1_000_000_000)  # warm up: start-up samples, first allocation
     start, cpu = time.perf_counter(), time.thread_time()
@@ -65,23 +74,25 @@ def memory_per_session(evs: int) -> float:
 
 def child(args: argparse.Namespace) -> None:
     root = Path(args.program_root)
-    print(json.dumps({str(n): speed(root, n, args.seconds) for n in args.sizes}))
+    print(json.dumps({str(n): speed(root, n, args.seconds, args.native) for n in args.sizes}))
 
 
 def run_child(
-    pythonpath: str | None, program_root: Path, sizes: list[int], seconds: float
+    pythonpath: str | None, program_root: Path, sizes: list[int], seconds: float, native: bool = False
 ) -> dict[int, float]:
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--program-root", str(program_root)]
-    command += ["--evs", ",".join(map(str, sizes)), "--seconds", f"{seconds:g}"]
+    command += ["--evs", ",".join(map(str, sizes)), "--seconds", f"{seconds:g}"] + (
+        ["--native"] if native else []
+    )
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
 
 
 def compare(args: argparse.Namespace) -> None:
-    builds: list[tuple[str, str | None, Path]] = []
+    builds: list[tuple[str, str | None, Path, bool]] = []
     tmp = Path(tempfile.mkdtemp(prefix="plcrun-before-"))
     trees: list[Path] = []
     for commit in [] if args.before == "none" else args.before.split(","):
@@ -99,14 +110,16 @@ def compare(args: argparse.Namespace) -> None:
         shim = tmp / f"path-{commit}"
         shim.mkdir()
         (shim / "plcrun").symlink_to(tree / "runtime")
-        builds.append((commit, str(shim), tree))
-    builds.append(("now", None, ROOT))
-    best: dict[str, dict[int, float]] = {label: {} for label, _, _ in builds}  # wall
-    best_cpu: dict[str, dict[int, float]] = {label: {} for label, _, _ in builds}
+        builds.append((commit, str(shim), tree, False))
+    builds.append(("now", None, ROOT, False))
+    if args.native:
+        builds.append(("now native", None, ROOT, True))
+    best: dict[str, dict[int, float]] = {label: {} for label, *_ in builds}  # wall
+    best_cpu: dict[str, dict[int, float]] = {label: {} for label, *_ in builds}
     try:
         for _ in range(args.rounds):
-            for label, path, root in builds:
-                for n, (wall, cpu) in run_child(path, root, args.sizes, args.seconds).items():
+            for label, path, root, native in builds:
+                for n, (wall, cpu) in run_child(path, root, args.sizes, args.seconds, native).items():
                     best[label][n] = max(best[label].get(n, 0.0), wall)
                     best_cpu[label][n] = max(best_cpu[label].get(n, 0.0), cpu)
     finally:
@@ -118,13 +131,15 @@ def compare(args: argparse.Namespace) -> None:
         ("s of the scan thread's CPU time", best_cpu),
     ):
         print(f"\nsimulated s per {title}, best of {args.rounds}:\n")
-        print("| EVs | " + " | ".join(label for label, _, _ in builds) + f" | now / {builds[0][0]} | goal |")
-        print("|---" * (len(builds) + 3) + "|")
+        ratios = [label for label, *_ in builds if label.startswith("now") and label != builds[0][0]]
+        heads = " | ".join(f"{label} / {builds[0][0]}" for label in ratios)
+        print("| EVs | " + " | ".join(label for label, *_ in builds) + f" | {heads} | goal |")
+        print("|---" * (len(builds) + len(ratios) + 2) + "|")
         for n in args.sizes:
-            cells = [f"{table[label][n]:.1f}x" for label, _, _ in builds]
-            ratio = f"{table['now'][n] / table[builds[0][0]][n]:.2f}" if len(builds) > 1 else "-"
+            cells = [f"{table[label][n]:.1f}x" for label, *_ in builds]
+            shares = " | ".join(f"{table[label][n] / table[builds[0][0]][n]:.2f}" for label in ratios) or "-"
             goal = f"{goals[n]}x" if n in goals else ""
-            print(f"| {n} | " + " | ".join(cells) + f" | {ratio} | {goal} |")
+            print(f"| {n} | " + " | ".join(cells) + f" | {shares} | {goal} |")
 
 
 def main() -> None:
@@ -138,6 +153,11 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per build (best counts)")
     parser.add_argument("--memory", action="store_true", help="also the memory per EV session")
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="also this checkout's native build (Cython + gcc; compiler/native.py)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--program-root", default=str(ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,7 +167,9 @@ def main() -> None:
         return
     print(
         f"command: python bench/sim_executor_speed.py --seconds {args.seconds:g} --evs {args.evs} "
-        f"--before {args.before} --rounds {args.rounds}" + (" --memory" if args.memory else "")
+        f"--before {args.before} --rounds {args.rounds}"
+        + (" --memory" if args.memory else "")
+        + (" --native" if args.native else "")
     )
     compare(args)
     if args.memory:

@@ -9,6 +9,10 @@ data without its file-name keys), with the exit status, the terminal summary and
     python bench/sim_report_identity.py --before 8d7aa93 --quick         # the larger fleets + 4 scenarios
     python bench/sim_report_identity.py --before 8d7aa93 --case quiet_grid@200 --case ocpp_curve:ocpp_local_frequency
     python bench/sim_report_identity.py --list
+    python bench/sim_report_identity.py --before checkout --native      # interpreted vs native build
+
+``--before checkout`` takes this checkout as the earlier build too; with ``--native`` the later
+build runs ``plcrun sim --native`` (the native build of each program is made once, into the cache).
 
 A case is ``SCENARIO[@EVS][:PROGRAM]`` (PROGRAM a file of programs/ without ``.st``; default
 freq_response at the scenario's own fleet). Each build is whole: its runtime, its compiler, its
@@ -114,13 +118,15 @@ def _lay_out(runtime: Path, stdlib: Path, programs: Path, path: Path, *, move: b
     return path
 
 
-def run_case(case: Case, python_path: Path, out: Path) -> dict[str, Any]:
+def run_case(case: Case, python_path: Path, out: Path, native: bool = False) -> dict[str, Any]:
     """One ``plcrun sim`` run of ``case`` with the build on ``python_path``, its report in
     ``out/<case>`` (the same relative folder for both builds, so even the file names match)."""
     program = python_path / "plcrun" / "st_programs" / f"{case.program}.st"
     argv = [str(program), "--scenario", case.scenario, "--out", case.folder]
     if case.evs is not None:
         argv[3:3] = ["--evs", str(case.evs)]
+    if native:
+        argv.append("--native")
     env = {**os.environ, "PYTHONPATH": str(python_path)}
     start = time.perf_counter()
     done = subprocess.run(
@@ -203,6 +209,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the report folders (their path is printed)")
     parser.add_argument("--list", action="store_true", help="print the default cases and exit")
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="run this checkout's cases with plcrun sim --native (compiler/native.py)",
+    )
     args = parser.parse_args()
     if args.case:
         cases = [Case.parse(text) for text in args.case]
@@ -223,14 +234,19 @@ def main() -> int:
     identical = True
     try:
         builds = {
-            "before": package_from_commit(args.before, tmp / "before"),
+            "before": package_from_checkout(tmp / "before")
+            if args.before == "checkout"
+            else package_from_commit(args.before, tmp / "before"),
             "now": package_from_checkout(tmp / "now"),
         }
         for label in builds:
             (tmp / label / "out").mkdir()
 
         def both(case: Case) -> tuple[Case, dict[str, Any], dict[str, Any]]:
-            runs = {label: run_case(case, path, tmp / label / "out") for label, path in builds.items()}
+            runs = {
+                label: run_case(case, path, tmp / label / "out", args.native and label == "now")
+                for label, path in builds.items()
+            }
             return case, runs["before"], runs["now"]
 
         start = time.perf_counter()
