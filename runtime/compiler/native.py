@@ -39,6 +39,7 @@ _ARRAY_OF = re.compile(r"^        self\.(\w+) = \[(\w+)\(\) for ")
 _CACHED_FIELD = re.compile(r"^\s+(_m\d+|_fb\d+) = self\.(\w+)$")
 _COUNTED_LOOP = re.compile(r"^\s+for (_k\d+) in _range\([^,()]*\):$")
 _ELEMENT = re.compile(r"^\s+(_e\d+) = (_m\d+)\[")
+_ASSIGNED = re.compile(r"^\s+(\w+) [-+*/%&|^]?= |\bfor (\w+) in |\b(\w+) := ")
 _LOCAL_INIT = re.compile(r"^\s+(v_\w+|r_|_\w+) = (\S+)$")
 _F32_STORE = re.compile(r"^(\s+)_F32\[0\] = (.*)$")
 _F32_READ = re.compile(r"^(\s+)(\S+) = _F32\[0\]$")
@@ -194,20 +195,32 @@ def _local_types(body: list[str], fields: dict[str, str], elements: dict[str, st
     give a temporary that holds an INT here and a REAL there (``_v := 9`` ... ``_v := x * 2.0``) the
     type double, and 9 // 2 would become 4.0."""
     found: dict[str, set[str]] = {}
+    typed_at: dict[str, int] = {}  # how many of a local's assignments gave it its type
+    assigned: dict[str, int] = {}  # how many assignments it has in all
     array_of: dict[str, str] = {}
     for line in body:
+        for groups in _ASSIGNED.findall(line):
+            name = next(group for group in groups if group)
+            assigned[name] = assigned.get(name, 0) + 1
         cached = _CACHED_FIELD.match(line)
         if cached and cached.group(2) in elements:
             array_of[cached.group(1)] = elements[cached.group(2)]
         if cached and fields.get(cached.group(2), "object") not in ("object", "double", "bint"):
             found.setdefault(cached.group(1), set()).add(fields[cached.group(2)])  # a block or structure
+            typed_at[cached.group(1)] = typed_at.get(cached.group(1), 0) + 1
         counted = _COUNTED_LOOP.match(line)
         if counted:
             found.setdefault(counted.group(1), set()).add("Py_ssize_t")
+            typed_at[counted.group(1)] = typed_at.get(counted.group(1), 0) + 1
         element = _ELEMENT.match(line)
-        if element and element.group(2) in array_of:
+        if element and element.group(2) in array_of and assigned.get(element.group(2)) == 1:
             found.setdefault(element.group(1), set()).add(array_of[element.group(2)])
-    return {local: next(iter(kinds)) for local, kinds in found.items() if len(kinds) == 1}
+            typed_at[element.group(1)] = typed_at.get(element.group(1), 0) + 1
+    return {
+        local: next(iter(kinds))
+        for local, kinds in found.items()
+        if len(kinds) == 1 and typed_at[local] == assigned.get(local)  # no other assignment
+    }
 
 
 def _header() -> list[str]:
@@ -229,13 +242,17 @@ def cache_dir() -> Path:
 OPTIMISE_FLAGS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
-def build(program: CompiledProgram, *, optimise: str | None = None) -> NativeModule:
+def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool = True) -> NativeModule:
     """Build (or take from the cache) and load the native module of ``program``; ``optimise`` is
-    gcc's flag, default ``$PLCRUN_NATIVE_OPTIMISE`` or -O2."""
+    gcc's flag, default ``$PLCRUN_NATIVE_OPTIMISE`` or -O2. ``typed=False`` compiles the generated
+    source without any C type (bench/native_probe.py measures what the types bring)."""
     optimise = optimise or os.environ.get("PLCRUN_NATIVE_OPTIMISE") or "-O2"
     if optimise not in OPTIMISE_FLAGS:
         raise NativeBuildError(f"PLCRUN_NATIVE_OPTIMISE={optimise!r}: use one of {', '.join(OPTIMISE_FLAGS)}")
-    body, where = typed_source(program.python_source, program.line_table)
+    if typed:
+        body, where = typed_source(program.python_source, program.line_table)
+    else:
+        body, where = program.python_source.split("\n"), list(program.line_table)
     header = _header()
     lines = header + body
     table = [("", 0)] * len(header) + where
