@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..errors import PlcrunError
 from ..state.faults import register_line_table
 from ..state.program import CompiledProgram
 from ..state.support import NAMESPACE
@@ -46,7 +47,7 @@ _F32_READ = re.compile(r"^(\s+)(\S+) = _F32\[0\]$")
 _LOADED: dict[str, ModuleType] = {}
 
 
-class NativeBuildError(Exception):
+class NativeBuildError(PlcrunError):
     """The native build could not be made (no Cython, no C compiler, or a failed build)."""
 
 
