@@ -11,6 +11,7 @@ by the hash of their source; a program whose build fails runs interpreted, with 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.machinery
 import importlib.metadata
@@ -18,10 +19,12 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import weakref
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +34,8 @@ from ..errors import PlcrunError
 from ..state.faults import register_line_table
 from ..state.program import CompiledProgram
 from ..state.support import NAMESPACE
+from . import st_types as T
+from .codegen_values import class_name
 
 BUILD_TIMEOUT_S = 600  # one program's Cython + gcc run; a larger program is refused, not waited for
 _FLOAT_LITERAL = re.compile(r"-?\(?-?[0-9]+\.[0-9]*(e[+-]?[0-9]+)?\)?|-?\(?-?[0-9]+e[+-]?[0-9]+\)?")
@@ -38,13 +43,17 @@ _CLASS = re.compile(r"^class (\w+):$")
 _FIELD_INIT = re.compile(r"^        self\.(\w+) = (.*)$")
 _ARRAY_OF = re.compile(r"^        self\.(\w+) = \[(\w+)\(\) for ")
 _CACHED_FIELD = re.compile(r"^\s+(_m\d+|_fb\d+) = self\.(\w+)$")
-_COUNTED_LOOP = re.compile(r"^\s+for (_k\d+) in _range\([^,()]*\):$")
+_COUNTED_LOOP = re.compile(r"^(\s+)for (_k\d+) in _range\(([^,()]*)\):$")
 _ELEMENT = re.compile(r"^\s+(_e\d+) = (_m\d+)\[")
 _ASSIGNED = re.compile(r"^\s+(\w+) [-+*/%&|^]?= |\bfor (\w+) in |\b(\w+) := ")
 _LOCAL_INIT = re.compile(r"^\s+(v_\w+|r_|_\w+) = (\S+)$")
+# ``if False: x = None`` binds the names a nested helper declares nonlocal; Cython drops a constant
+# False branch with its bindings, a module name it cannot fold keeps them (and never runs either)
+_NEVER = re.compile(r"^(\s+)if False:")
+_STRING = re.compile(r"""((?:[rbfu]|rb|br|fr|rf)?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))""")
 _F32_STORE = re.compile(r"^(\s+)_F32\[0\] = (.*)$")
 _F32_READ = re.compile(r"^(\s+)(\S+) = _F32\[0\]$")
-_LOADED: dict[str, ModuleType] = {}
+_LOADED: dict[str, NativeModule] = {}  # one per loaded module: two compiles of one program share it
 
 
 class NativeBuildError(PlcrunError):
@@ -61,21 +70,23 @@ class NativeModule:
         self._owner: weakref.ref[Any] | None = None
 
     def claim(self, state: Any) -> bool:
-        """Give the module to ``state`` unless another live state holds it."""
+        """Give the module to ``state`` unless another live state holds it (a state that is only
+        kept by a reference cycle, such as the last run's in a sweep worker, is collected first)."""
         if self._owner is not None and self._owner() is not None:
-            return False
+            gc.collect()
+            if self._owner() is not None:
+                return False
         self._owner = weakref.ref(state)
         return True
 
 
-def typed_source(source: str, table: list[tuple[str, int]]) -> tuple[list[str], list[tuple[str, int]]]:
-    """The generated ``source`` as Cython: lines and, for each, the ST file and line it came from."""
-    lines = source.split("\n")
+def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, int]]]:
+    """``program``'s generated source as Cython: lines and, for each, the ST file and line it came from."""
+    lines = program.python_source.split("\n")
+    table = program.line_table
     places = table + [("", 0)] * (len(lines) - len(table))
     classes = {m.group(1) for line in lines if (m := _CLASS.match(line))}
-    elements = {
-        m.group(1): m.group(2) for line in lines if (m := _ARRAY_OF.match(line)) and m.group(2) in classes
-    }
+    element_classes = array_elements(program)
     out: list[str] = []
     where: list[tuple[str, int]] = []
     i = 0
@@ -90,6 +101,9 @@ def typed_source(source: str, table: list[tuple[str, int]]) -> tuple[list[str], 
         while end < len(lines) and (lines[end].startswith(" ") or not lines[end]):
             end += 1
         fields = _field_types(lines[i + 1 : end], classes)
+        elements = {
+            field: cls for field, cls in element_classes.get(head.group(1), {}).items() if cls in classes
+        }
         out.append(f"cdef class {head.group(1)}:")
         where.append(places[i])
         for name, kind in fields.items():
@@ -104,9 +118,11 @@ def typed_source(source: str, table: list[tuple[str, int]]) -> tuple[list[str], 
             if line.startswith("    def _body(self):"):
                 stop = next((n for n in range(k + 1, end) if lines[n].startswith("    def ")), end)
                 body = lines[k + 1 : stop]
-                out.append(line if any("lambda" in s for s in body) else "    cpdef _body(self):")
+                nested = any(s.lstrip().startswith("def ") for s in body)  # a helper for deep nesting
+                out.append(line if nested or any("lambda" in s for s in body) else "    cpdef _body(self):")
                 where.append(places[k])
-                for local, kind in (_leading_locals(body) | _local_types(body, fields, elements)).items():
+                kinds = {} if nested else _leading_locals(body, set()) | _local_types(body, fields, elements)
+                for local, kind in kinds.items():
                     out.append(f"        cdef {kind} {local}")
                     where.append(places[k])
                 k += 1
@@ -117,7 +133,26 @@ def typed_source(source: str, table: list[tuple[str, int]]) -> tuple[list[str], 
         i = end
     _functions(out, where)
     _f32_casts(out)
-    return [re.sub(r"\b_range\(", "range(", line) for line in out], where
+    _counted_loops(out, where)
+    return [_NEVER.sub(r"\1if _native_never:", line) for line in out], where
+
+
+def array_elements(program: CompiledProgram) -> dict[str, dict[str, str]]:
+    """For each generated class, its one-dimensional arrays of structures or blocks (VAR_IN_OUT
+    ones included): attribute name -> the element's class, from the program's declared types."""
+    found: dict[str, dict[str, str]] = {}
+    owners: list[tuple[str, dict[str, T.VarInfo]]] = [
+        (class_name(pou), pou.variables) for pou in program.model.used_pous()
+    ]
+    owners += [(class_name(t), t.fields) for t in program.model.types.values() if isinstance(t, T.StructType)]
+    for owner, variables in owners:
+        for var in variables.values():
+            array = T.underlying(var.type)
+            if isinstance(array, T.ArrayType) and len(array.dims) == 1:
+                element = T.underlying(array.element)
+                if isinstance(element, T.StructType | T.PouType):
+                    found.setdefault(owner, {})["v_" + var.name.lower()] = class_name(element)
+    return found
 
 
 def _functions(out: list[str], where: list[tuple[str, int]]) -> None:
@@ -130,9 +165,12 @@ def _functions(out: list[str], where: list[tuple[str, int]]) -> None:
                 (n for n in range(k + 1, len(out)) if out[n] and not out[n].startswith(" ")), len(out)
             )
             body = out[k + 1 : stop]
-            if not any("lambda" in line for line in body):
+            nested = any(line.lstrip().startswith("def ") for line in body)
+            if not nested and not any("lambda" in line for line in body):
                 out[k] = "cpdef " + out[k][len("def ") :]
-            declared = [f"    cdef {kind} {local}" for local, kind in _leading_locals(body).items()]
+            parameters = set(re.findall(r"\w+", out[k].split("(", 1)[1]))
+            kinds = {} if nested else _leading_locals(body, parameters) | _loop_indices(body)
+            declared = [f"    cdef {kind} {local}" for local, kind in kinds.items()]
             out[k + 1 : k + 1] = declared
             where[k + 1 : k + 1] = [where[k]] * len(declared)
             k = stop + len(declared)
@@ -140,14 +178,17 @@ def _functions(out: list[str], where: list[tuple[str, int]]) -> None:
         k += 1
 
 
-def _leading_locals(body: list[str]) -> dict[str, str]:
+def _leading_locals(body: list[str], parameters: set[str]) -> dict[str, str]:
     """The REAL/LREAL (C double) and BOOL (bint) locals a body starts by initialising: the generated
-    code gives every local its type's initial value first (0.0, False, ...), then runs the body."""
+    code gives every local its type's initial value first (0.0, False, ...), then runs the body (a
+    first statement that gives a parameter a literal is not a local's initialisation)."""
     found: dict[str, str] = {}
     for line in body:
         init = _LOCAL_INIT.match(line)
         if not init:
             break
+        if init.group(1) in parameters:
+            continue
         if _FLOAT_LITERAL.fullmatch(init.group(2)):
             found[init.group(1)] = "double"
         elif init.group(2) in ("True", "False"):
@@ -209,19 +250,62 @@ def _local_types(body: list[str], fields: dict[str, str], elements: dict[str, st
         if cached and fields.get(cached.group(2), "object") not in ("object", "double", "bint"):
             found.setdefault(cached.group(1), set()).add(fields[cached.group(2)])  # a block or structure
             typed_at[cached.group(1)] = typed_at.get(cached.group(1), 0) + 1
-        counted = _COUNTED_LOOP.match(line)
-        if counted:
-            found.setdefault(counted.group(1), set()).add("Py_ssize_t")
-            typed_at[counted.group(1)] = typed_at.get(counted.group(1), 0) + 1
         element = _ELEMENT.match(line)
         if element and element.group(2) in array_of and assigned.get(element.group(2)) == 1:
             found.setdefault(element.group(1), set()).add(array_of[element.group(2)])
             typed_at[element.group(1)] = typed_at.get(element.group(1), 0) + 1
-    return {
+    typed = {
         local: next(iter(kinds))
         for local, kinds in found.items()
         if len(kinds) == 1 and typed_at[local] == assigned.get(local)  # no other assignment
     }
+    return typed | _loop_indices(body)
+
+
+def _counted(lines: list[str], k: int) -> tuple[str, str, str, int] | None:
+    """The counted loop ``for _kN in _range(X):`` at ``lines[k]``: its indent, _kN, X and the end of
+    its body, unless the body assigns _kN (then it stays as it is)."""
+    loop = _COUNTED_LOOP.match(lines[k])
+    if not loop:
+        return None
+    indent, index, count = loop.groups()
+    end = k + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].startswith(indent + " ")):
+        end += 1
+    if any(re.search(rf"\b{index} (?:[-+*/%&|^]?=|:=) ", line) for line in lines[k + 1 : end]):
+        return None
+    return indent, index, count, end
+
+
+def _outside_strings(line: str, old: str, new: str) -> str:
+    """``line`` with ``old`` replaced by ``new`` in its code, not in its string literals."""
+    parts = _STRING.split(line)
+    return "".join(part if n % 2 else part.replace(old, new) for n, part in enumerate(parts))
+
+
+def _loop_indices(body: list[str]) -> dict[str, str]:
+    """A C index (``_kN_c``) for each counted loop of ``body`` (see ``_counted_loops``)."""
+    return {f"{found[1]}_c": "Py_ssize_t" for k in range(len(body)) if (found := _counted(body, k))}
+
+
+def _counted_loops(out: list[str], where: list[tuple[str, int]]) -> None:
+    """``for _kN in _range(X):`` runs over a C index: ``for _kN_c in range(_ssize_clamped(X))``, the
+    body's subscripts ``[_kN]`` read ``[_kN_c]`` and ``_kN`` is set from it first (other uses, and its
+    value after the loop, as before). X is an ST integer; clamped to the C range, a loop of more than
+    2**63 passes (which no scan finishes: the loop watchdog stops it first) becomes one of 2**63; in place."""
+    k = 0
+    while k < len(out):
+        found = _counted(out, k)
+        if found is None:
+            k += 1
+            continue
+        indent, index, count, end = found
+        out[k] = f"{indent}for {index}_c in range(_ssize_clamped({count})):"
+        for n in range(k + 1, end):
+            out[n] = _outside_strings(out[n], f"[{index}]", f"[{index}_c]")
+        out.insert(k + 1, f"{indent}    {index} = {index}_c")
+        where.insert(k + 1, where[k])
+        k += 1
 
 
 def _header() -> list[str]:
@@ -230,7 +314,12 @@ def _header() -> list[str]:
         ["# cython: language_level=3, binding=False, infer_types=False"]
         + ["from plcrun.state.support import NAMESPACE as _NAMESPACE_"]
         + [f"{name} = _NAMESPACE_[{name!r}]" for name in names]
-        + ["_rt = _G = _NS = _F32 = None"]
+        + ["_rt = _G = _NS = _F32 = None", "_native_never = False"]
+        + [
+            "cdef inline Py_ssize_t _ssize_clamped(object count):",
+            "    return 9223372036854775807 if count > 9223372036854775807 else (",
+            "        -9223372036854775808 if count < -9223372036854775808 else count)",
+        ]
     )
 
 
@@ -251,7 +340,7 @@ def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool 
     if optimise not in OPTIMISE_FLAGS:
         raise NativeBuildError(f"PLCRUN_NATIVE_OPTIMISE={optimise!r}: use one of {', '.join(OPTIMISE_FLAGS)}")
     if typed:
-        body, where = typed_source(program.python_source, program.line_table)
+        body, where = typed_source(program)
     else:
         body, where = program.python_source.split("\n"), list(program.line_table)
     header = _header()
@@ -268,61 +357,80 @@ def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool 
     if not (include / "Python.h").exists():
         raise NativeBuildError(f"the Python headers are missing ({include}/Python.h)")
     text = "\n".join(lines) + "\n"
-    key = hashlib.sha256(f"{cython_version}|{sys.version}|{optimise}|{text}".encode()).hexdigest()[:20]
-    name = f"plcrun_native_{key}"
+    command = _gcc_command(compiler, optimise, include)
+    key_text = f"{cython_version}|{sys.version}|{_compiler_version(compiler)}|{' '.join(command)}|{text}"
+    name = f"plcrun_native_{hashlib.sha256(key_text.encode()).hexdigest()[:20]}"
     folder = cache_dir()
     library = folder / (name + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
     source_path = folder / (name + ".pyx")
+    if name in _LOADED:
+        return _LOADED[name]
     if not library.exists():
-        _compile(text, name, folder, library, compiler, include, optimise)
+        _compile(text, name, folder, library, command)
     register_line_table(str(source_path), table)
     register_line_table(source_path.name, table)
-    module = _LOADED.get(name) or _load(name, library)
-    return NativeModule(module, str(source_path))
+    _LOADED[name] = NativeModule(_load(name, library), str(source_path))
+    return _LOADED[name]
 
 
-def _compile(
-    text: str, name: str, folder: Path, library: Path, cc: str, include: Path, optimise: str
-) -> None:
+def _gcc_command(compiler: str, optimise: str, include: Path) -> list[str]:
+    """gcc's arguments before the file names (Linux shared objects; they are part of the cache key)."""
+    return [compiler, optimise, "-shared", "-fPIC", "-fno-strict-aliasing", "-I", str(include)]
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise NativeBuildError(f"cannot run the C compiler {compiler}: {error}") from None
+    return (done.stdout or done.stderr).split("\n", 1)[0]
+
+
+def _compile(text: str, name: str, folder: Path, library: Path, command: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+    deadline = time.monotonic() + BUILD_TIMEOUT_S  # for both steps together
+    with tempfile.TemporaryDirectory(dir=folder, prefix="building-") as tmp:
         work = Path(tmp)
         (work / (name + ".pyx")).write_text(text)
         steps = [
-            [sys.executable, "-m", "cython", "-3", name + ".pyx", "-o", name + ".c"],
-            [
-                cc,
-                optimise,
-                "-shared",
-                "-fPIC",
-                "-fno-strict-aliasing",
-                "-I",
-                str(include),
-                name + ".c",
-                "-o",
-                library.name,
-            ],
+            ("cython", [sys.executable, "-m", "cython", "-3", name + ".pyx", "-o", name + ".c"]),
+            ("gcc", [*command, name + ".c", "-o", library.name]),
         ]
-        for step in steps:
-            try:
-                done = subprocess.run(step, cwd=work, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                raise NativeBuildError(f"{Path(step[0]).name} took longer than {BUILD_TIMEOUT_S} s") from None
-            if done.returncode:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-6:]
-                raise NativeBuildError(f"{Path(step[0]).name} failed: " + " / ".join(tail))
+        for label, step in steps:
+            _run_step(label, step, work, deadline)
         os.replace(work / (name + ".pyx"), folder / (name + ".pyx"))
         os.replace(work / library.name, library)  # last: a library in the cache is complete
 
 
+def _run_step(label: str, step: list[str], work: Path, deadline: float) -> None:
+    """One build step in its own process group, killed whole (gcc's cc1 included) at the deadline."""
+    with subprocess.Popen(
+        step, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise NativeBuildError(f"the build took longer than {BUILD_TIMEOUT_S} s ({label})") from None
+    if process.returncode:
+        tail = output.strip().splitlines()[-6:]
+        raise NativeBuildError(f"{label} failed: " + " / ".join(tail))
+
+
 def _load(name: str, library: Path) -> ModuleType:
-    loader = importlib.machinery.ExtensionFileLoader(name, str(library))
-    spec = importlib.util.spec_from_file_location(name, str(library), loader=loader)
-    if spec is None:
-        raise NativeBuildError(f"cannot load {library}")
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    _LOADED[name] = module
+    """Load a built module; a library that cannot be loaded (truncated, built elsewhere) is removed
+    from the cache, so the next run builds it again."""
+    try:
+        loader = importlib.machinery.ExtensionFileLoader(name, str(library))
+        spec = importlib.util.spec_from_file_location(name, str(library), loader=loader)
+        if spec is None:
+            raise ImportError("no module spec")
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+    except Exception as error:  # a module's import can raise anything; the build is then not used
+        library.unlink(missing_ok=True)
+        raise NativeBuildError(f"cannot load {library.name} ({error}); removed from the cache") from None
     return module
 
 

@@ -70,6 +70,46 @@ def test_a_fault_names_the_st_file_and_line() -> None:
     assert native.values == interpreted.values
 
 
+def test_loops_with_ends_beyond_a_c_integer_match_the_interpreter() -> None:
+    path = HERE / "native" / "big_loops.st"
+    program = _native(path)
+    assert "for _k3_c in range(_ssize_clamped(" in "\n".join(typed_source(program)[0])  # type: ignore[attr-defined]
+    native = run_cycles(program, 2)  # type: ignore[arg-type]
+    interpreted = run_cycles(compile_file(path), 2)
+    assert native.faults == interpreted.faults == {}
+    assert native.values == interpreted.values
+    assert native.values["main"]["found"] == 3 and native.values["main"]["s"] == 6
+
+
+def test_the_shapes_the_review_found_build_and_match_the_interpreter() -> None:
+    path = HERE / "native" / "review_cases.st"
+    program = _native(path)  # asserts the build is used (a refused build was finding 5 and 6)
+    native = run_cycles(program, 3)  # type: ignore[arg-type]
+    interpreted = run_cycles(compile_file(path), 3)
+    assert native.faults == interpreted.faults == {}
+    assert json.dumps(native.values, sort_keys=True) == json.dumps(interpreted.values, sort_keys=True)
+    assert native.values["main"]["text"] == "for _k4 in _range(3): a[_k4]"  # strings are not code
+    assert native.values["main"]["cells"]["items"][3]["v"] == 12  # each POU's own element class
+
+
+def test_two_compiles_of_one_program_share_one_module_and_its_owner() -> None:
+    path = HERE / "native" / "index_fault.st"
+    first, second = _native(path), _native(path)
+    assert first.native is second.native  # type: ignore[attr-defined]
+    one, two = first.new_state(), second.new_state()  # type: ignore[attr-defined]
+    assert one.native and not two.native
+    assert one.rt is not two.rt and one.namespace is not two.namespace
+
+
+def test_a_state_kept_only_by_a_reference_cycle_gives_the_module_back() -> None:
+    program = _native(HERE / "native" / "index_fault.st")
+    cycle: list[object] = [program.new_state()]  # type: ignore[attr-defined]
+    cycle.append(cycle)
+    assert cycle[0].native  # type: ignore[attr-defined]
+    del cycle  # as a sweep worker's last run: gone, but not yet collected
+    assert program.new_state().native  # type: ignore[attr-defined]
+
+
 def test_a_second_live_state_runs_interpreted_and_both_count_alone() -> None:
     program = _native(HERE / "native" / "index_fault.st")
     first = program.new_state()  # type: ignore[attr-defined]
@@ -111,7 +151,7 @@ def test_types_come_from_initial_values_and_lines_keep_their_st_place() -> None:
     program = compile_file(CONFORMANCE / "structures.st")
     source = program.python_source
     assert len(program.line_table) == len(source.split("\n"))
-    lines, where = typed_source(source, program.line_table)
+    lines, where = typed_source(program)
     assert len(lines) == len(where)
     text = "\n".join(lines)
     for declaration in (
@@ -122,7 +162,7 @@ def test_types_come_from_initial_values_and_lines_keep_their_st_place() -> None:
         "        cdef FB_R_TRIG _e11\n",  # the element of `edges` in the counted loop
     ):
         assert declaration in text
-    assert "__slots__" not in text and "_range(" not in text
+    assert "__slots__" not in text
     original = source.split("\n")
     for line, place in zip(lines, where, strict=True):  # every copied line keeps its ST place
         if line in original and line.strip() and not line.startswith(("cdef ", "class ")):
