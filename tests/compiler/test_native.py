@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("Cython")
 
 from plcrun.compiler.api import compile_file
-from plcrun.compiler.native import enable_native, typed_source
+from plcrun.compiler.native import NativeBuildError, _load, enable_native, typed_source
 from plcrun.site import run_cycles
 
 from tests.compiler.test_conformance import _matches
@@ -138,6 +138,14 @@ def test_without_a_c_compiler_the_program_runs_interpreted(monkeypatch: pytest.M
     program = compile_file(CONFORMANCE / "integers.st")
     assert enable_native(program) == "no C compiler found (no-such-c-compiler)"
     assert not program.new_state().native
+
+
+def test_a_library_that_cannot_be_loaded_is_reported_and_removed(tmp_path: Path) -> None:
+    library = tmp_path / "plcrun_native_truncated.cpython-311-x86_64-linux-gnu.so"
+    library.write_bytes(b"\x7fELF" + bytes(12))  # what an interrupted copy leaves
+    with pytest.raises(NativeBuildError, match=r"cannot load plcrun_native_truncated.*removed from the cache"):
+        _load("plcrun_native_truncated", library)
+    assert not library.exists()
 
 
 def test_an_unknown_optimisation_flag_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
