@@ -242,6 +242,7 @@ class GroupEntry:
 
 
 _STORE_MAX = 64  # groups of up to this many inputs get a store function of their own
+_ROUND_AT_ONCE = 4  # a group of this many REALs or more is rounded by one array('f')
 
 
 def no_store(values: Sequence[Any], stamp: int, stamps: dict[str, int], cell: Any) -> bool:
@@ -290,9 +291,16 @@ def group_store(
         else:
             checks.append(f"(v{i} is True or v{i} is False)")
             stored.append(f"v{i}")
-    finite = [
-        f"{name} - {name} == 0.0" for name, kind in zip(stored, kinds, strict=True) if kind in (LREAL, REAL)
-    ]
+    if len(rounding) >= 2 * _ROUND_AT_ONCE and all(kind == REAL for kind in kinds):
+        # every value a REAL: all rounded to binary32 by one array (the same cast as the cell's)
+        rounding = [f"{', '.join(stored)}, = array('f', values).tolist()"]
+    floats = [name for name, kind in zip(stored, kinds, strict=True) if kind in (LREAL, REAL)]
+    # every stored float finite: one sum is (a NaN or an infinity in it makes the sum one; a sum that
+    # overflows only sends the group to the slower paths, which store the same)
+    finite = [f"{floats[0]} - {floats[0]} == 0.0"] if len(floats) == 1 else []
+    if len(floats) > 1:
+        rounding.append(f"total = {' + '.join(floats)}")
+        finite = ["total - total == 0.0"]
     names = ", ".join(f"v{i}" for i in range(n))
     args = ", ".join(f"p{i}=points[{i}], h{i}=holders[{i}]" for i in range(n))
     body = [
@@ -314,6 +322,7 @@ def group_store(
         "  return store",
     ]
     namespace: dict[str, Any] = {}
+    namespace["array"] = array
     exec("\n".join(body), namespace)  # code made here from names checked above
     made: Callable[[Sequence[Any], int, dict[str, int], Any], bool] = namespace["make"](
         list(points), [p.accessor.holder for p in points]

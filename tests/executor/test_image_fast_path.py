@@ -298,3 +298,47 @@ def test_a_group_with_fewer_or_more_values_than_paths_stores_the_paths_that_have
     assert stamps["kinds.i"] == stamps["kinds.r"]  # the last delivery was whole again
     entry = next(iter(executor.image._groups.values()))
     assert entry.store([1.0, 2.0], 5, {}, executor.image._cell) is False
+
+
+def test_a_group_of_reals_rounded_by_one_array_stores_what_single_samples_store() -> None:
+    # 12 REAL inputs in one group (the made store rounds them by one array('f') and tests one sum
+    # for finiteness): every battery value passes through every position, mixed with good values
+    paths = [f"fleet.evs[{i}].soc_pct" for i in range(1, 13)]
+    floats = [v for v in VALUES if type(v) is float] + [2.5, 1.0000000596046448, 3.4e38, -3.4e38]
+    script: list[tuple[int, dict[str, object]]] = []
+    for k in range(len(floats) + 12):
+        values = {p: floats[(k + j) % len(floats)] if (k + j) % 3 else 40.0 + j for j, p in enumerate(paths)}
+        script.append((k * 10 * MS, values))
+    script.append((len(script) * 10 * MS, dict.fromkeys(paths, 55.5)))  # all good again
+    outcomes = []
+    for grouped in (True, False):
+        driver = (
+            GroupedDriver("all", "c", paths, [], script)
+            if grouped
+            else ScriptedDriver("c", paths, [], script)
+        )
+        executor = Executor(
+            compile_file(PROGRAMS / "ev_ages_many.st"), clock=VirtualClock(), drivers=[driver]
+        )
+        seen = []
+        for _ in script:
+            executor.run(max_scans=1)
+            points = executor.image.bindings[0].inputs
+            seen.append(
+                [
+                    (
+                        repr(points[p].accessor.get()),
+                        points[p].quality,
+                        points[p].rejected,
+                        points[p].stamp_ns,
+                    )
+                    for p in paths
+                ]
+            )
+        if grouped:
+            entry = next(iter(executor.image._groups.values()))
+            assert len(entry.points) == 12 and entry.store is not None
+        outcomes.append(seen)
+    assert outcomes[0] == outcomes[1]
+    assert {q for scan in outcomes[0] for _, q, _, _ in scan} == {Quality.GOOD, Quality.BAD}
+    assert outcomes[0][-1] == [("55.5", Quality.GOOD, "", outcomes[0][-1][0][3])] * 12
