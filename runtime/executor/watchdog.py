@@ -108,6 +108,25 @@ _set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_objec
 )
 
 
+class _Dropped(BaseException):
+    """Takes the place of an abort that must not be delivered (``_drop_pending_abort``)."""
+
+
+def _drop_pending_abort() -> None:
+    """Drop an abort injected into this thread and not yet delivered. Not by clearing it
+    (``PyThreadState_SetAsyncExc(id, NULL)``): that leaves the interpreter's "asynchronous exception
+    pending" signal set for good, every later check of the eval loop takes its slow path, and a
+    thread under ``sys.settrace`` then hangs (the full suite did, in bench/fixed_blocks.py's smoke
+    test after tests/executor/test_backstop.py). A private exception replaces it instead, and is
+    raised and caught here at the loop's back-edge, which clears the signal."""
+    try:
+        _set_async_exc(threading.get_ident(), ctypes.py_object(_Dropped))
+        for _ in range(2):  # the back-edge where the eval loop delivers it
+            pass
+    except _Dropped:
+        pass
+
+
 _Body = tuple[str, int]
 """One run of a task's program body: (task, start ns). Compared by identity: each entry is a new
 tuple, made in C (a class with ``__init__`` costs a Python call per scan, cold in real time)."""
@@ -161,7 +180,7 @@ class RunawayMonitor:
         with self._lock:
             body, self._body = self._body, None
             if body is not None and body is self._aborted:
-                _set_async_exc(threading.get_ident(), ctypes.py_object())  # not yet delivered: dropped
+                _drop_pending_abort()  # if not yet delivered
 
     def poll(self) -> bool:
         """One look at the running body; True if a ``ScanAborted`` was injected into it."""
