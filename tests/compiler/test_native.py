@@ -143,7 +143,9 @@ def test_without_a_c_compiler_the_program_runs_interpreted(monkeypatch: pytest.M
 def test_a_library_that_cannot_be_loaded_is_reported_and_removed(tmp_path: Path) -> None:
     library = tmp_path / "plcrun_native_truncated.cpython-311-x86_64-linux-gnu.so"
     library.write_bytes(b"\x7fELF" + bytes(12))  # what an interrupted copy leaves
-    with pytest.raises(NativeBuildError, match=r"cannot load plcrun_native_truncated.*removed from the cache"):
+    with pytest.raises(
+        NativeBuildError, match=r"cannot load plcrun_native_truncated.*removed from the cache"
+    ):
         _load("plcrun_native_truncated", library)
     assert not library.exists()
 
