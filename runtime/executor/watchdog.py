@@ -108,22 +108,19 @@ _set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_objec
 )
 
 
-class _Dropped(BaseException):
-    """Takes the place of an abort that must not be delivered (``_drop_pending_abort``)."""
-
-
 def _drop_pending_abort() -> None:
     """Drop an abort injected into this thread and not yet delivered. Not by clearing it
     (``PyThreadState_SetAsyncExc(id, NULL)``): that leaves the interpreter's "asynchronous exception
     pending" signal set for good, every later check of the eval loop takes its slow path, and a
     thread under ``sys.settrace`` then hangs (the full suite did, in bench/fixed_blocks.py's smoke
-    test after tests/executor/test_backstop.py). A private exception replaces it instead, and is
-    raised and caught here at the loop's back-edge, which clears the signal."""
+    test after tests/executor/test_backstop.py). It is injected again instead (replacing the
+    pending one, if any) and raised and caught here at the loop's back-edge, which clears the
+    signal."""
     try:
-        _set_async_exc(threading.get_ident(), ctypes.py_object(_Dropped))
+        _set_async_exc(threading.get_ident(), ctypes.py_object(ScanAborted))
         for _ in range(2):  # the back-edge where the eval loop delivers it
             pass
-    except _Dropped:
+    except ScanAborted:
         pass
 
 
