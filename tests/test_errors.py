@@ -15,10 +15,7 @@ from plcrun.errors import PlcrunError, UsageError
 from plcrun.io.config_errors import ConfigError
 
 # control signals, not errors: ST code must not be able to catch them
-NOT_ERRORS = {
-    "plcrun.state.support.ScanAborted",
-    "plcrun.executor.watchdog._Dropped",  # raised and caught in place of an abort that must not land
-}
+NOT_ERRORS = {"plcrun.state.support.ScanAborted"}
 
 
 def _exception_classes() -> list[type[BaseException]]:
