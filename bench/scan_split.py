@@ -7,6 +7,7 @@ and everything outside the program at once (a run with only the program bodies w
     python bench/scan_split.py                      # 10 and 100 EVs, 20 simulated s each
     python bench/scan_split.py --evs 10 --seconds 60
     python bench/scan_split.py --seconds 5 --rounds 5      # on a busy machine: the least-preempted round
+    python bench/scan_split.py --seconds 5 --rounds 3 --native   # the program's native build
     PYTHONPATH=SHIM python bench/scan_split.py ...         # another tree's runtime (SHIM/plcrun -> its runtime/)
 
 "Outside the program" is also given in the scan thread's CPU time (the bodies wrapped by
@@ -43,8 +44,14 @@ from plcrun.executor.engine import Executor  # noqa: E402
 from plcrun.site import SiteRuntime  # noqa: E402
 
 
-def build(evs: int) -> Executor:
+def build(evs: int, native: bool = False) -> Executor:
     program = compile_file(ROOT / "programs" / "freq_response.st")
+    if native:
+        from plcrun.compiler.native import enable_native
+
+        reason = enable_native(program)
+        if reason:
+            raise SystemExit(f"native build not used: {reason}")
     return SiteRuntime.build(program, scenario="quiet_grid", evs=evs, clock=VirtualClock()).executor
 
 
@@ -101,8 +108,8 @@ def _outside_cpu(
     return best
 
 
-def split(evs: int, seconds: float, rounds: int) -> None:
-    executor = build(evs)
+def split(evs: int, seconds: float, rounds: int, native: bool = False) -> None:
+    executor = build(evs, native)
     executor.run(duration_ns=1_000_000_000)
     best_wall = best_cpu = math.inf  # unwrapped: the round with the least time counts
     for _ in range(rounds):
@@ -199,12 +206,18 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="rounds of each measurement; the fastest counts"
     )
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="the program's native build (plcrun sim --native; compiler/native.py)",
+    )
     args = parser.parse_args()
     print(
         f"command: python bench/scan_split.py --evs {args.evs} --seconds {args.seconds:g} --rounds {args.rounds}"
+        + (" --native" if args.native else "")
     )
     for evs in (int(n) for n in args.evs.split(",")):
-        split(evs, args.seconds, args.rounds)
+        split(evs, args.seconds, args.rounds, args.native)
     with open("/proc/loadavg") as handle:
         print(f"\nload average at the end: {handle.read().split()[:3]}")
 
