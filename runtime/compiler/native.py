@@ -374,8 +374,19 @@ def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool 
 
 
 def _gcc_command(compiler: str, optimise: str, include: Path) -> list[str]:
-    """gcc's arguments before the file names (Linux shared objects; they are part of the cache key)."""
-    return [compiler, optimise, "-shared", "-fPIC", "-fno-strict-aliasing", "-I", str(include)]
+    """gcc's arguments before the file names (Linux shared objects; they are part of the cache key).
+    ``-ffp-contract=off``: no fused multiply-add (gcc's default contracts ``a * b + c`` where the
+    target has FMA, e.g. every 64-bit ARM gateway), so each operation rounds as Python's does."""
+    return [
+        compiler,
+        optimise,
+        "-shared",
+        "-fPIC",
+        "-fno-strict-aliasing",
+        "-ffp-contract=off",
+        "-I",
+        str(include),
+    ]
 
 
 def _compiler_version(compiler: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("Cython")
 
 from plcrun.compiler.api import compile_file
-from plcrun.compiler.native import NativeBuildError, _load, enable_native, typed_source
+from plcrun.compiler.native import NativeBuildError, _gcc_command, _load, enable_native, typed_source
 from plcrun.site import run_cycles
 
 from tests.compiler.test_conformance import _matches
@@ -148,6 +148,12 @@ def test_a_library_that_cannot_be_loaded_is_reported_and_removed(tmp_path: Path)
     ):
         _load("plcrun_native_truncated", library)
     assert not library.exists()
+
+
+def test_gcc_never_fuses_a_multiply_and_an_add() -> None:
+    # a fused a * b + c rounds once where Python rounds twice: on an FMA target (64-bit ARM) gcc's
+    # default would change REAL results, so the flag is part of every build and of its cache key
+    assert "-ffp-contract=off" in _gcc_command("gcc", "-O2", Path("/usr/include/python3.11"))
 
 
 def test_an_unknown_optimisation_flag_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
