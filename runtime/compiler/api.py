@@ -113,12 +113,17 @@ def _compile(text: str, filename: str, use_library: bool) -> CompiledProgram:
                 ],
                 sources,
             ) from None
-    python_source = "\n".join(f"# ---- {c.name} ({c.filename})\n{c.source}" for c in chunks)
-    program = CompiledProgram(model, code, python_source, diag.sorted())
-    for chunk in chunks:  # python_source's lines: a header, the chunk's lines, the blank line after it
-        program.line_table.append((chunk.filename, 0))
-        program.line_table.extend((chunk.filename, line) for _, line in chunk.lines)
-        program.line_table.append((chunk.filename, 0))
+    lines: list[str] = []
+    places: list[tuple[str, int]] = []  # the ST file and line of each line of python_source
+    for chunk in chunks:  # a header, the chunk's lines, a blank line
+        lines += [f"# ---- {chunk.name} ({chunk.filename})", *(text for text, _ in chunk.lines), ""]
+        places += [
+            (chunk.filename, 0),
+            *((chunk.filename, line) for _, line in chunk.lines),
+            (chunk.filename, 0),
+        ]
+    program = CompiledProgram(model, code, "\n".join(lines), diag.sorted())
+    program.line_table = places
     return program
 
 

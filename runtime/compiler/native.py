@@ -41,7 +41,6 @@ BUILD_TIMEOUT_S = 600  # one program's Cython + gcc run; a larger program is ref
 _FLOAT_LITERAL = re.compile(r"-?\(?-?[0-9]+\.[0-9]*(e[+-]?[0-9]+)?\)?|-?\(?-?[0-9]+e[+-]?[0-9]+\)?")
 _CLASS = re.compile(r"^class (\w+):$")
 _FIELD_INIT = re.compile(r"^        self\.(\w+) = (.*)$")
-_ARRAY_OF = re.compile(r"^        self\.(\w+) = \[(\w+)\(\) for ")
 _CACHED_FIELD = re.compile(r"^\s+(_m\d+|_fb\d+) = self\.(\w+)$")
 _COUNTED_LOOP = re.compile(r"^(\s+)for (_k\d+) in _range\(([^,()]*)\):$")
 _ELEMENT = re.compile(r"^\s+(_e\d+) = (_m\d+)\[")
@@ -64,9 +63,8 @@ class NativeModule:
     """A loaded native build of one program, owned by at most one live program state at a time (its
     module globals hold that state's scan context)."""
 
-    def __init__(self, module: ModuleType, filename: str) -> None:
+    def __init__(self, module: ModuleType) -> None:
         self.module = module
-        self.filename = filename
         self._owner: weakref.ref[Any] | None = None
 
     def claim(self, state: Any) -> bool:
@@ -118,8 +116,8 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
             if line.startswith("    def _body(self):"):
                 stop = next((n for n in range(k + 1, end) if lines[n].startswith("    def ")), end)
                 body = lines[k + 1 : stop]
-                nested = any(s.lstrip().startswith("def ") for s in body)  # a helper for deep nesting
-                out.append(line if nested or any("lambda" in s for s in body) else "    cpdef _body(self):")
+                nested, closure = _closures(body)
+                out.append(line if closure else "    cpdef _body(self):")
                 where.append(places[k])
                 kinds = {} if nested else _leading_locals(body, set()) | _local_types(body, fields, elements)
                 for local, kind in kinds.items():
@@ -155,6 +153,14 @@ def array_elements(program: CompiledProgram) -> dict[str, dict[str, str]]:
     return found
 
 
+def _closures(body: list[str]) -> tuple[bool, bool]:
+    """Whether ``body`` holds a nested helper function (very deep nesting: it stays untyped, its
+    nonlocal names must stay Python variables) and whether it holds any closure (helper or lambda:
+    it stays ``def``, as ``cpdef`` cannot hold one)."""
+    nested = any(line.lstrip().startswith("def ") for line in body)
+    return nested, nested or any("lambda" in line for line in body)
+
+
 def _functions(out: list[str], where: list[tuple[str, int]]) -> None:
     """Module-level functions: ``cpdef`` (C calls inside the module) unless they hold a closure, and
     their REAL/BOOL locals typed; in place."""
@@ -165,8 +171,8 @@ def _functions(out: list[str], where: list[tuple[str, int]]) -> None:
                 (n for n in range(k + 1, len(out)) if out[n] and not out[n].startswith(" ")), len(out)
             )
             body = out[k + 1 : stop]
-            nested = any(line.lstrip().startswith("def ") for line in body)
-            if not nested and not any("lambda" in line for line in body):
+            nested, closure = _closures(body)
+            if not closure:
                 out[k] = "cpdef " + out[k][len("def ") :]
             parameters = set(re.findall(r"\w+", out[k].split("(", 1)[1]))
             kinds = {} if nested else _leading_locals(body, parameters) | _loop_indices(body)
@@ -187,12 +193,8 @@ def _leading_locals(body: list[str], parameters: set[str]) -> dict[str, str]:
         init = _LOCAL_INIT.match(line)
         if not init:
             break
-        if init.group(1) in parameters:
-            continue
-        if _FLOAT_LITERAL.fullmatch(init.group(2)):
-            found[init.group(1)] = "double"
-        elif init.group(2) in ("True", "False"):
-            found[init.group(1)] = "bint"
+        if init.group(1) not in parameters and (kind := _literal_kind(init.group(2))):
+            found[init.group(1)] = kind
     return found
 
 
@@ -207,6 +209,13 @@ def _f32_casts(out: list[str]) -> None:
             out[k + 1] = f"{store.group(1)}pass"
 
 
+def _literal_kind(value: str) -> str | None:
+    """The C type of a REAL/LREAL (a float literal) or BOOL initial value, else None."""
+    if _FLOAT_LITERAL.fullmatch(value):
+        return "double"
+    return "bint" if value in ("True", "False") else None
+
+
 def _field_types(block: list[str], classes: set[str]) -> dict[str, str]:
     """Each slot of a generated class and its Cython type, from the value ``__init__`` gives it."""
     slots: list[str] = []
@@ -218,21 +227,15 @@ def _field_types(block: list[str], classes: set[str]) -> dict[str, str]:
         assigned = _FIELD_INIT.match(line)
         if assigned and assigned.group(1) not in kinds:
             value = assigned.group(2)
-            if _FLOAT_LITERAL.fullmatch(value):
-                kinds[assigned.group(1)] = "double"
-            elif value in ("True", "False"):
-                kinds[assigned.group(1)] = "bint"
-            elif value.endswith("()") and value[:-2] in classes:
-                kinds[assigned.group(1)] = value[:-2]
-            else:
-                kinds[assigned.group(1)] = "object"
+            block_or_structure = value[:-2] if value.endswith("()") and value[:-2] in classes else None
+            kinds[assigned.group(1)] = _literal_kind(value) or block_or_structure or "object"
     return {name: kinds.get(name, "object") for name in slots}
 
 
 def _local_types(body: list[str], fields: dict[str, str], elements: dict[str, str]) -> dict[str, str]:
-    """C types for a body's counted loop indices (``for _kN in range(n)``: n is at most an array's
-    length), array elements (``_eN = _mN[...]`` where ``_mN = self.v_x`` is an array of a known
-    class) and cached block instances (``_fbN = self.v_x``); a local given two types is left untyped.
+    """C types for a body's array elements (``_eN = _mN[...]`` where ``_mN = self.v_x`` is an array of
+    a known class), cached block instances (``_fbN = self.v_x``) and counted loops' C indices
+    (``_loop_indices``); a local given two types, or assigned anything else too, is left untyped.
     Nothing else is typed: the module is built with ``infer_types=False``, as Cython would otherwise
     give a temporary that holds an INT here and a REAL there (``_v := 9`` ... ``_v := x * 2.0``) the
     type double, and 9 // 2 would become 4.0."""
@@ -367,9 +370,8 @@ def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool 
         return _LOADED[name]
     if not library.exists():
         _compile(text, name, folder, library, command)
-    register_line_table(str(source_path), table)
     register_line_table(source_path.name, table)
-    _LOADED[name] = NativeModule(_load(name, library), str(source_path))
+    _LOADED[name] = NativeModule(_load(name, library))
     return _LOADED[name]
 
 
