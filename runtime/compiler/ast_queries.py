@@ -120,3 +120,15 @@ def has_continue(body: list[A.Stmt]) -> bool:
         if isinstance(node, A.If | A.Case):
             stack.extend(c for c in node.children() if isinstance(c, A.Stmt))
     return False
+
+
+def chain_indices(target: A.Expr) -> list[A.Expr]:
+    """The index expressions along a variable access (``evs[i].connected``: ``[i]``), outermost
+    first."""
+    indices: list[A.Expr] = []
+    node = target
+    while isinstance(node, A.Member | A.Index):
+        if isinstance(node, A.Index):
+            indices = list(node.indices) + indices
+        node = node.base
+    return indices

@@ -16,8 +16,9 @@ from .ast_queries import (
 )
 from .ast_walk import NodeVisitor
 from .builtins import wrap_code
+from .codegen_calls import function_returns
 from .codegen_chunk import Emitter, GeneratedChunk
-from .codegen_expr import ExprGen, function_returns
+from .codegen_expr import ExprGen
 from .codegen_flow import FlowMixin
 from .codegen_inline import inlinable_fb
 from .codegen_loops import LoopMixin

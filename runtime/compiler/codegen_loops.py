@@ -20,6 +20,7 @@ from .ast_queries import (
     assigns,
     cacheable_arrays,
     calls_pous,
+    chain_indices,
     container_names,
     index_sites,
     is_loop_index,
@@ -28,7 +29,7 @@ from .ast_queries import (
 )
 from .ast_walk import walk
 from .builtins import wrap_code
-from .codegen_expr import _INT_CODE, chain_indices
+from .codegen_text import INT_CODE
 from .codegen_values import convert_constant, literal_code, store_code
 from .model import VarRef
 
@@ -76,7 +77,7 @@ class LoopMixin:
             self.module_lines.append((f"{rng} = _range({begin}, {stop}, {step_value})", s.pos.line))
         elif step_value is None:
             self.out(f"{rng} = _for_range({start}, {end}, {step})")
-        elif step_value > 0 and step_value == 1 and bounds[0] is not None and _INT_CODE.fullmatch(start):
+        elif step_value > 0 and step_value == 1 and bounds[0] is not None and INT_CODE.fullmatch(start):
             last = self.x.temp("last")  # FOR i := c TO e: e in a local, the range made if needed
             self.out(f"{last} = {end}")
         elif step_value > 0:
