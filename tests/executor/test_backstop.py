@@ -4,6 +4,9 @@ scans, and never delivers an abort once the body it aimed at has returned."""
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,6 +135,23 @@ def test_an_abort_injected_while_the_body_runs_never_reaches_the_code_after_it()
     # delivered in the body (or leave_body) or dropped by leave_body; never after it
     assert len(target.aborted_in_body) <= 1
     assert target.aborted_after == []
+
+
+def test_an_abort_leaves_no_exception_signal_set_in_the_interpreter() -> None:
+    """After an abort delivered in the body and ``leave_body``, the interpreter's "asynchronous
+    exception pending" signal is clear: a traced function call returns (e617853, 6023540; with the
+    signal stuck it never does). In a child process: the signal is the whole interpreter's, and a
+    stuck one hung the suite."""
+    child = Path(__file__).with_name("abort_signal_child.py")
+    try:
+        result = subprocess.run(
+            [sys.executable, str(child)], capture_output=True, text=True, timeout=30, check=False
+        )
+    except subprocess.TimeoutExpired:  # only a hang guard: the child takes about 0.1 s
+        raise AssertionError("the traced call after the abort never returned: signal left set") from None
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout)
+    assert outcome == {"polled": [True], "aborted": True, "aborts": 1, "calls": ["traced"]}
 
 
 class _AbortOnWrite(ScriptedDriver):
