@@ -85,6 +85,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
     places = table + [("", 0)] * (len(lines) - len(table))
     classes = {m.group(1) for line in lines if (m := _CLASS.match(line))}
     element_classes = array_elements(program)
+    c_arrays = block_arrays(program)
     out: list[str] = []
     where: list[tuple[str, int]] = []
     i = 0
@@ -99,14 +100,18 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
         while end < len(lines) and (lines[end].startswith(" ") or not lines[end]):
             end += 1
         fields = _field_types(lines[i + 1 : end], classes)
+        arrays = c_arrays.get(head.group(1), {})
         elements = {
             field: cls for field, cls in element_classes.get(head.group(1), {}).items() if cls in classes
         }
         out.append(f"cdef class {head.group(1)}:")
         where.append(places[i])
         for name, kind in fields.items():
-            out.append(f"    cdef public {kind} {name}")
-            where.append(places[i])
+            declared = (
+                _array_field(name, arrays[name]) if name in arrays else [f"    cdef public {kind} {name}"]
+            )
+            out += declared
+            where += [places[i]] * len(declared)
         k = i + 1
         while k < end:
             line = lines[k]
@@ -119,12 +124,19 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
                 nested, closure = _closures(body)
                 out.append(line if closure else "    cpdef _body(self):")
                 where.append(places[k])
-                kinds = {} if nested else _leading_locals(body, set()) | _local_types(body, fields, elements)
+                kinds = (
+                    {}
+                    if nested
+                    else _leading_locals(body, set()) | _local_types(body, fields, elements, arrays)
+                )
                 for local, kind in kinds.items():
                     out.append(f"        cdef {kind} {local}")
                     where.append(places[k])
                 k += 1
                 continue
+            cached = _CACHED_FIELD.match(line)
+            if cached and cached.group(2) in arrays:  # the C slot, not the property
+                line = line.replace(f"self.{cached.group(2)}", f"self._a_{cached.group(2)}")
             out.append(line)
             where.append(places[k])
             k += 1
@@ -132,6 +144,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
     _functions(out, where)
     _f32_casts(out)
     _counted_loops(out, where)
+    _c_subscripts(out)
     return [_NEVER.sub(r"\1if _native_never:", line) for line in out], where
 
 
@@ -151,6 +164,46 @@ def array_elements(program: CompiledProgram) -> dict[str, dict[str, str]]:
                 if isinstance(element, T.StructType | T.PouType):
                     found.setdefault(owner, {})["v_" + var.name.lower()] = class_name(element)
     return found
+
+
+def block_arrays(program: CompiledProgram) -> dict[str, dict[str, str]]:
+    """For each function block's class, its one-dimensional ARRAY OF REAL/LREAL/BOOL locals (VAR, not
+    RETAIN) kept in C memory: attribute name -> ``_Reals`` or ``_Bools`` (``_array_classes``). Only a
+    block's own locals: nothing outside its body assigns them (a program's variables are bound to I/O,
+    inputs and outputs are copied in and out, VAR_IN_OUT ones are the caller's), so everything that
+    reads them sees a sequence that reads and writes like the list it replaces."""
+    found: dict[str, dict[str, str]] = {}
+    for pou in program.model.used_pous():
+        if pou.kind != "FUNCTION_BLOCK":
+            continue
+        for var in pou.variables.values():
+            array = T.underlying(var.type)
+            if (
+                var.section != "VAR"
+                or var.retain
+                or not isinstance(array, T.ArrayType)
+                or len(array.dims) != 1
+            ):
+                continue
+            element = T.underlying(array.element)
+            if isinstance(element, T.ElementaryType) and element.kind in ("real", "bool"):
+                kind = "_Reals" if element.kind == "real" else "_Bools"
+                found.setdefault(class_name(pou), {})["v_" + var.name.lower()] = kind
+    return found
+
+
+def _array_field(name: str, kind: str) -> list[str]:
+    """A C array field: the ``_Reals``/``_Bools`` object in a C slot, the attribute a property that
+    gives it and takes any sequence of the same values (copied in, as a whole-array store is)."""
+    return [
+        f"    cdef {kind} _a_{name}",
+        "    @property",
+        f"    def {name}(self):",
+        f"        return self._a_{name}",
+        f"    @{name}.setter",
+        f"    def {name}(self, value):",
+        f"        self._a_{name} = {kind}._of(value)",
+    ]
 
 
 def _closures(body: list[str]) -> tuple[bool, bool]:
@@ -232,7 +285,9 @@ def _field_types(block: list[str], classes: set[str]) -> dict[str, str]:
     return {name: kinds.get(name, "object") for name in slots}
 
 
-def _local_types(body: list[str], fields: dict[str, str], elements: dict[str, str]) -> dict[str, str]:
+def _local_types(
+    body: list[str], fields: dict[str, str], elements: dict[str, str], arrays: dict[str, str]
+) -> dict[str, str]:
     """C types for a body's array elements (``_eN = _mN[...]`` where ``_mN = self.v_x`` is an array of
     a known class), cached block instances (``_fbN = self.v_x``) and counted loops' C indices
     (``_loop_indices``); a local given two types, or assigned anything else too, is left untyped.
@@ -250,8 +305,9 @@ def _local_types(body: list[str], fields: dict[str, str], elements: dict[str, st
         cached = _CACHED_FIELD.match(line)
         if cached and cached.group(2) in elements:
             array_of[cached.group(1)] = elements[cached.group(2)]
-        if cached and fields.get(cached.group(2), "object") not in ("object", "double", "bint"):
-            found.setdefault(cached.group(1), set()).add(fields[cached.group(2)])  # a block or structure
+        kind = arrays.get(cached.group(2)) or fields.get(cached.group(2), "object") if cached else "object"
+        if cached and kind != "object":
+            found.setdefault(cached.group(1), set()).add(kind)  # a block, structure, C array or value
             typed_at[cached.group(1)] = typed_at.get(cached.group(1), 0) + 1
         element = _ELEMENT.match(line)
         if element and element.group(2) in array_of and assigned.get(element.group(2)) == 1:
@@ -311,6 +367,100 @@ def _counted_loops(out: list[str], where: list[tuple[str, int]]) -> None:
         k += 1
 
 
+_C_ARRAY_LOCAL = re.compile(r"^        cdef (?:_Reals|_Bools) (_m\d+)$")
+_DEF = re.compile(r"^\s*(?:cpdef|def) ")
+
+
+def _c_subscripts(out: list[str]) -> None:
+    """In a counted loop, ``_mN[_kM_c]`` on a C array (``_mN`` declared ``_Reals``/``_Bools``) reads
+    and writes its C memory: ``_mN.p[_ix(_kM_c, _mN.n)]`` (the index checked as the list's would be;
+    no float object made for a store); in place, body by body."""
+    names: set[str] = set()
+    for k, line in enumerate(out):
+        if _DEF.match(line):
+            names = set()
+        elif declared := _C_ARRAY_LOCAL.match(line):
+            names.add(declared.group(1))
+        elif names and "_c]" in line:
+            for name in names:
+                line = re.sub(rf"\b{name}\[(_k\d+_c)\]", rf"{name}.p[_ix(\1, {name}.n)]", line)
+            out[k] = line
+
+
+_ARRAY_CLASS = """
+cdef class {name}:
+    # an ARRAY OF {st} local of a function block in C memory: indexes, slices, iterates, compares and
+    # copies like the list it replaces (its reads give {py} objects)
+    cdef {c}* p
+    cdef readonly Py_ssize_t n
+    def __cinit__(self, Py_ssize_t n=0):
+        self.p = <{c}*>PyMem_Calloc(n if n > 0 else 1, sizeof({c}))
+        if self.p == NULL:
+            raise MemoryError()
+        self.n = n if n > 0 else 0
+    def __dealloc__(self):
+        PyMem_Free(self.p)
+    @staticmethod
+    def _of(values):
+        cdef {name} made = {name}(len(values))
+        cdef Py_ssize_t i
+        for i, value in enumerate(values):
+            made.p[_ix(i, made.n)] = value
+        return made
+    def _assign(self, other):
+        cdef {name} copy = {name}._of(other)
+        self.p, copy.p = copy.p, self.p
+        self.n, copy.n = copy.n, self.n
+        return self
+    def __len__(self):
+        return self.n
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.p[i] for i in range(*index.indices(self.n))]
+        return self.p[_position(index, self.n)]
+    def __setitem__(self, index, value):
+        cdef Py_ssize_t i
+        if isinstance(index, slice):
+            positions = range(*index.indices(self.n))
+            values = list(value)
+            if len(values) != len(positions):
+                raise ValueError("an array keeps its length")
+            for i, item in zip(positions, values):
+                self.p[i] = item
+        else:
+            self.p[_position(index, self.n)] = value
+    def __iter__(self):
+        return iter(self[:])
+    def __eq__(self, other):
+        if not hasattr(other, "__len__"):
+            return NotImplemented
+        return len(other) == self.n and all(a == b for a, b in zip(self[:], other))
+    def __repr__(self):
+        return repr(self[:])
+    def __reduce__(self):
+        return ({name}._of, (self[:],))
+"""
+_ARRAY_CLASSES = "\n".join(
+    [
+        "from cpython.mem cimport PyMem_Calloc, PyMem_Free",
+        "cdef inline Py_ssize_t _ix(Py_ssize_t i, Py_ssize_t n) except -1:",
+        "    if <size_t>i >= <size_t>n:",
+        "        raise IndexError('list index out of range')",
+        "    return i",
+        "cdef Py_ssize_t _position(object index, Py_ssize_t n) except -1:",
+        "    cdef Py_ssize_t i = index",
+        "    return _ix(i + n if i < 0 else i, n)",
+    ]
+    + [
+        _ARRAY_CLASS.format(name=name, st=st, c=c, py=py)
+        for name, st, c, py in (
+            ("_Reals", "REAL/LREAL", "double", "float"),
+            ("_Bools", "BOOL", "bint", "bool"),
+        )
+    ]
+)
+
+
 def _header() -> list[str]:
     names = sorted(NAMESPACE)
     return (
@@ -323,6 +473,7 @@ def _header() -> list[str]:
             "    return 9223372036854775807 if count > 9223372036854775807 else (",
             "        -9223372036854775808 if count < -9223372036854775808 else count)",
         ]
+        + _ARRAY_CLASSES.split("\n")
     )
 
 

@@ -5,6 +5,7 @@ cache, and a missing C compiler leaves the program interpreted with the reason. 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -90,6 +91,32 @@ def test_the_shapes_the_review_found_build_and_match_the_interpreter() -> None:
     assert json.dumps(native.values, sort_keys=True) == json.dumps(interpreted.values, sort_keys=True)
     assert native.values["main"]["text"] == "for _k4 in _range(3): a[_k4]"  # strings are not code
     assert native.values["main"]["cells"]["items"][3]["v"] == 12  # each POU's own element class
+
+
+def test_a_blocks_real_and_bool_arrays_live_in_c_memory_and_act_as_lists() -> None:
+    path = HERE / "native" / "c_arrays.st"
+    spec = json.loads(path.with_suffix(".expected.json").read_text())
+    program = _native(path)
+    assert "_m" in "".join(line for line in typed_source(program)[0] if ".p[_ix(_k" in line)  # type: ignore[attr-defined]
+    native = run_cycles(program, spec["cycles"])  # type: ignore[arg-type]
+    _matches(native.values, spec["values"], "c_arrays")
+    assert native.values == run_cycles(compile_file(path), spec["cycles"]).values
+    faulted = run_cycles(program, spec["fault_after_cycles"])  # type: ignore[arg-type]
+    assert faulted.faults == run_cycles(compile_file(path), spec["fault_after_cycles"]).faults
+    assert faulted.faults["main_task"].endswith(spec["fault"].split(":", 1)[1])
+
+    state = program.new_state()  # type: ignore[attr-defined]
+    holder = state.instances["main"].v_h
+    assert type(holder.v_wide).__name__ == "_Reals" and type(holder.v_on).__name__ == "_Bools"
+    state.write("main.h.wide[2]", 4.25)  # through the accessors, as a binding or the dashboard
+    assert state.read("main.h.wide[2]") == 4.25 and holder.v_wide[1] == 4.25
+    assert holder.v_on[0] is True and holder.v_on[-1] is False and holder.v_wide[1:3] == [4.25, 3.0]
+    holder.v_wide = [9.0] * 5  # a whole-array store copies the values in
+    assert holder.v_wide == [9.0] * 5 and copy.deepcopy(holder.v_wide) == [9.0] * 5
+    with pytest.raises(IndexError):
+        holder.v_wide[5]
+    with pytest.raises(ValueError):
+        holder.v_wide[:] = [1.0]
 
 
 def test_two_compiles_of_one_program_share_one_module_and_its_owner() -> None:
