@@ -113,6 +113,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
             out += declared
             where += [places[i]] * len(declared)
         k = i + 1
+        casts: dict[str, str] = {}
         while k < end:
             line = lines[k]
             if line.strip().startswith("__slots__"):
@@ -129,6 +130,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
                     if nested
                     else _leading_locals(body, set()) | _local_types(body, fields, elements, arrays)
                 )
+                casts = {} if nested else _element_arrays(body, elements)
                 for local, kind in kinds.items():
                     out.append(f"        cdef {kind} {local}")
                     where.append(places[k])
@@ -137,6 +139,8 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
             cached = _CACHED_FIELD.match(line)
             if cached and cached.group(2) in arrays:  # the C slot, not the property
                 line = line.replace(f"self.{cached.group(2)}", f"self._a_{cached.group(2)}")
+            for local, cls in casts.items():  # an element's field through its C struct
+                line = _outside_strings_sub(line, rf"\b{local}\[(_k\d+)\]\.", rf"(<{cls}?>{local}[\1]).")
             out.append(line)
             where.append(places[k])
             k += 1
@@ -316,9 +320,28 @@ def _local_types(
     typed = {
         local: next(iter(kinds))
         for local, kinds in found.items()
-        if len(kinds) == 1 and typed_at[local] == assigned.get(local)  # no other assignment
+        # no other assignment; a REAL/BOOL field's local only ever holds what the field would hold
+        if len(kinds) == 1 and (typed_at[local] == assigned.get(local) or kinds <= {"double", "bint"})
     }
     return typed | _loop_indices(body)
+
+
+def _element_arrays(body: list[str], elements: dict[str, str]) -> dict[str, str]:
+    """The locals of ``body`` that hold an array of a known class (``_mN = self.v_x``, assigned once):
+    local -> element class; ``_mN[_kM].field`` then reads the field of a checked ``<Class?>`` cast."""
+    held = {
+        cached.group(1): elements[cached.group(2)]
+        for line in body
+        if (cached := _CACHED_FIELD.match(line)) and cached.group(2) in elements
+    }
+    assigned = [name for line in body for groups in _ASSIGNED.findall(line) for name in groups if name]
+    return {local: cls for local, cls in held.items() if assigned.count(local) == 1}
+
+
+def _outside_strings_sub(line: str, pattern: str, replacement: str) -> str:
+    """``re.sub`` on ``line``'s code, not on its string literals."""
+    parts = _STRING.split(line)
+    return "".join(part if n % 2 else re.sub(pattern, replacement, part) for n, part in enumerate(parts))
 
 
 def _counted(lines: list[str], k: int) -> tuple[str, str, str, int] | None:
@@ -383,7 +406,7 @@ def _c_subscripts(out: list[str]) -> None:
             names.add(declared.group(1))
         elif names and "_c]" in line:
             for name in names:
-                line = re.sub(rf"\b{name}\[(_k\d+_c)\]", rf"{name}.p[_ix(\1, {name}.n)]", line)
+                line = _outside_strings_sub(line, rf"\b{name}\[(_k\d+_c)\]", rf"{name}.p[_ix(\1, {name}.n)]")
             out[k] = line
 
 
