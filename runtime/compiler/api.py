@@ -124,6 +124,7 @@ def _compile(text: str, filename: str, use_library: bool) -> CompiledProgram:
         ]
     program = CompiledProgram(model, code, "\n".join(lines), diag.sorted())
     program.line_table = places
+    program.real_temps = {chunk.name.upper(): chunk.real_temps for chunk in chunks if chunk.real_temps}
     return program
 
 

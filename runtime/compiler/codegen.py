@@ -59,6 +59,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             self._generate()
         finally:
             self.decls.scope = ""
+        self.out.chunk.real_temps |= self.x.real_temps
 
     def _generate(self) -> None:
         decl: A.Pou = self.pou.decl
@@ -332,6 +333,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             self.decls.scope = scope
         self.x.temp_count = sub.x.temp_count
         self.x.temps |= sub.x.temps
+        self.x.real_temps |= sub.x.real_temps
         self.out.chunk.lines.extend((text, self.out.line) for text, _ in scratch.lines)
 
     def _budget(self, counter: str) -> None:

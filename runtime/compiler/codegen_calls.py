@@ -31,6 +31,7 @@ class CallMixin:
     module_name: str
     io_tables: dict[int, tuple[str, str]]
     qualities_local: str
+    real_temps: set[str]
 
     if TYPE_CHECKING:  # provided by ExprGen
 
@@ -90,12 +91,15 @@ class CallMixin:
                 if T.is_real_like(target) and T.is_integer_like(value.ty):
                     code = f"_float({code})"
             codes.append(code)
+        real = len(ref.arg_types) >= len(codes) and all(
+            T.is_real_like(t) for t in ref.arg_types[: len(codes)]
+        )
         if ref.name in ("MAX", "MIN") and len(codes) == 2:
-            return self.min_max(ref.name, codes[0], codes[1])
+            return self.min_max(ref.name, codes[0], codes[1], real)
         if _real_to_whole(ref) and len(codes) == 1 and self.module_lines is not None:
             return self.remembered(ref, codes[0], e.pos.line, values[0])
         if ref.name == "LIMIT" and is_pure(codes[0]) and is_pure(codes[2]) and not CALLS.search(codes[1]):
-            return self.limit(codes[0], codes[1], codes[2])
+            return self.limit(codes[0], codes[1], codes[2], real)
         return B.emit_builtin(ref, codes)
 
     def remembered(self, ref: B.BuiltinRef, value: str, line: int, arg: A.Expr) -> str:
@@ -131,28 +135,32 @@ class CallMixin:
             )
         return f"({value_name} if {key_name} == ({key} := {key_code}) else {store}, {key}, {convert}))"
 
-    def min_max(self, name: str, first: str, second: str) -> str:
+    def min_max(self, name: str, first: str, second: str, real: bool = False) -> str:
         """MAX/MIN of two values inline, each evaluated once, in order (Python's ``max(a, b)`` is a
         call that costs four times as much): MAX is b if b > a else a, MIN b if b < a else a, as the
         builtins decide (so a NaN in the first place wins, as before)."""
-        a_code, a_ref = self._operand(first, keep=CALLS.search(second) is not None)
-        b_code, b_ref = self._operand(second)
+        a_code, a_ref = self._operand(first, keep=CALLS.search(second) is not None, real=real)
+        b_code, b_ref = self._operand(second, real=real)
         test = "<" if name == "MAX" else ">"
         return f"({b_ref} if {a_code} {test} {b_code} else {a_ref})"
 
-    def limit(self, low: str, value: str, high: str) -> str:
+    def limit(self, low: str, value: str, high: str, real: bool = False) -> str:
         """LIMIT(mn, in, mx) inline when mn and mx are literals or plain variable reads (reading them
         again cannot change their value or fault): mn if in < mn else (mx if in > mx else in)."""
         tmp = self.temp()
+        if real:
+            self.real_temps.add(tmp)
         return f"({low} if ({tmp} := {value}) < {low} else ({high} if {tmp} > {high} else {tmp}))"
 
-    def _operand(self, code: str, keep: bool = False) -> tuple[str, str]:
+    def _operand(self, code: str, keep: bool = False, real: bool = False) -> tuple[str, str]:
         """(code that evaluates ``code`` once, code of its value afterwards): a literal or a pure
         read of the instance's own data is read again (cheaper than keeping it in a local), unless
         ``keep`` (what runs in between may write it: a function with VAR_IN_OUT)."""
         if LITERAL.fullmatch(code) or (not keep and is_pure(code) and "_G." not in code):
             return code, code
         tmp = self.temp()
+        if real:
+            self.real_temps.add(tmp)
         return f"({tmp} := {code})", tmp
 
     def io_owner(self, target: A.Expr) -> str:

@@ -15,6 +15,7 @@ class GeneratedChunk:
     name: str
     filename: str
     lines: list[tuple[str, int]] = field(default_factory=list)
+    real_temps: set[str] = field(default_factory=set)  # temporaries holding only floats (native build)
 
     @property
     def source(self) -> str:

@@ -38,6 +38,7 @@ class ExprGen(CallMixin, NodeVisitor):
         self.pre: list[str] = []
         self.temp_count = 0
         self.temps: set[str] = set()  # every temporary created (locals of the generated function)
+        self.real_temps: set[str] = set()  # the temporaries that only hold REAL/LREAL values (floats)
         self.level = 0  # nesting of the expression being generated
         self.reach = 0  # the deepest level reached below the current expression
         self.aliases: dict[int, str] = {}  # id(VarInfo) -> local name of an aliased FOR variable

@@ -128,7 +128,9 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
                 kinds = (
                     {}
                     if nested
-                    else _leading_locals(body, set()) | _local_types(body, fields, elements, arrays)
+                    else _leading_locals(body, set())
+                    | _local_types(body, fields, elements, arrays)
+                    | _real_temps(body, program.real_temps.get(head.group(1).split("_", 1)[1], set()))
                 )
                 casts = {} if nested else _element_arrays(body, elements)
                 for local, kind in kinds.items():
@@ -145,7 +147,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
             where.append(places[k])
             k += 1
         i = end
-    _functions(out, where)
+    _functions(out, where, program)
     _f32_casts(out)
     _counted_loops(out, where)
     _c_subscripts(out)
@@ -218,7 +220,7 @@ def _closures(body: list[str]) -> tuple[bool, bool]:
     return nested, nested or any("lambda" in line for line in body)
 
 
-def _functions(out: list[str], where: list[tuple[str, int]]) -> None:
+def _functions(out: list[str], where: list[tuple[str, int]], program: CompiledProgram) -> None:
     """Module-level functions: ``cpdef`` (C calls inside the module) unless they hold a closure, and
     their REAL/BOOL locals typed; in place."""
     k = 0
@@ -232,13 +234,25 @@ def _functions(out: list[str], where: list[tuple[str, int]]) -> None:
             if not closure:
                 out[k] = "cpdef " + out[k][len("def ") :]
             parameters = set(re.findall(r"\w+", out[k].split("(", 1)[1]))
-            kinds = {} if nested else _leading_locals(body, parameters) | _loop_indices(body)
+            temps = program.real_temps.get(out[k].split("F_", 1)[1].split("(", 1)[0], set())
+            kinds = (
+                {}
+                if nested
+                else _leading_locals(body, parameters) | _loop_indices(body) | _real_temps(body, temps)
+            )
             declared = [f"    cdef {kind} {local}" for local, kind in kinds.items()]
             out[k + 1 : k + 1] = declared
             where[k + 1 : k + 1] = [where[k]] * len(declared)
             k = stop + len(declared)
             continue
         k += 1
+
+
+def _real_temps(body: list[str], temps: set[str]) -> dict[str, str]:
+    """The code generator's temporaries that only hold REAL/LREAL values (the operands of MIN, MAX
+    and LIMIT on REALs: ``CompiledProgram.real_temps``) that ``body`` uses: C doubles."""
+    used = set(re.findall(r"\b_t\d+\b", "\n".join(body)))
+    return {temp: "double" for temp in sorted(temps & used, key=lambda name: int(name[2:]))}
 
 
 def _leading_locals(body: list[str], parameters: set[str]) -> dict[str, str]:

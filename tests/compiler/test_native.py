@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -94,12 +95,20 @@ def test_the_shapes_the_review_found_build_and_match_the_interpreter() -> None:
     assert native.values["main"]["cells"]["items"][3]["v"] == 12  # each POU's own element class
 
 
-def test_a_blocks_real_and_bool_arrays_live_in_c_memory_and_act_as_lists() -> None:
+def test_c_arrays_element_casts_and_real_temporaries_keep_every_value() -> None:
     path = HERE / "native" / "c_arrays.st"
     spec = json.loads(path.with_suffix(".expected.json").read_text())
     program = _native(path)
     source = typed_source(program)[0]  # type: ignore[attr-defined]
     assert any(".p[_ix(_k" in line for line in source) and any("(<S_CELL?>_m" in line for line in source)
+    real_temp = next(re.search(r"\(0\.5 if \((_t\d+) :=", line) for line in source if "(0.5 if (_t" in line)
+    int_temp = next(
+        re.search(r"\((_t\d+) if _m\d+ <", line) for line in source if "if _m" in line and "< (_t" in line
+    )
+    assert real_temp and f"        cdef double {real_temp[1]}" in source  # LIMIT on REALs: a C double
+    assert int_temp and not any(
+        line.endswith(f" {int_temp[1]}") for line in source if "cdef" in line
+    )  # MAX on INTs
     native = run_cycles(program, spec["cycles"])  # type: ignore[arg-type]
     _matches(native.values, spec["values"], "c_arrays")
     assert native.values == run_cycles(compile_file(path), spec["cycles"]).values
