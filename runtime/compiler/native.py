@@ -151,6 +151,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
     _f32_casts(out)
     _counted_loops(out, where)
     _c_subscripts(out)
+    out = [_outside_strings_sub(line, r"\b_abs\(", "abs(") for line in out]  # fabs on a C double
     return [_NEVER.sub(r"\1if _native_never:", line) for line in out], where
 
 

@@ -109,6 +109,7 @@ def test_c_arrays_element_casts_and_real_temporaries_keep_every_value() -> None:
     assert int_temp and not any(
         line.endswith(f" {int_temp[1]}") for line in source if "cdef" in line
     )  # MAX on INTs
+    assert not any("_abs(" in line for line in source) and any("abs(" in line for line in source)  # fabs
     native = run_cycles(program, spec["cycles"])  # type: ignore[arg-type]
     _matches(native.values, spec["values"], "c_arrays")
     assert native.values == run_cycles(compile_file(path), spec["cycles"]).values
