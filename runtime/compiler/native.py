@@ -138,9 +138,8 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
                     where.append(places[k])
                 k += 1
                 continue
-            cached = _CACHED_FIELD.match(line)
-            if cached and cached.group(2) in arrays:  # the C slot, not the property
-                line = line.replace(f"self.{cached.group(2)}", f"self._a_{cached.group(2)}")
+            for name in arrays:  # reads and element stores through the C slot, not the property
+                line = _outside_strings_sub(line, rf"\bself\.{name}(\[|$)", rf"self._a_{name}\1")
             for local, cls in casts.items():  # an element's field through its C struct
                 line = _outside_strings_sub(line, rf"\b{local}\[(_k\d+)\]\.", rf"(<{cls}?>{local}[\1]).")
             out.append(line)
