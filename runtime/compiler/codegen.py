@@ -23,7 +23,7 @@ from .codegen_flow import FlowMixin
 from .codegen_inline import inlinable_fb
 from .codegen_loops import LoopMixin
 from .codegen_ranges import inside, range_kept, store_range
-from .codegen_values import ValueBuilder, class_name, store_code
+from .codegen_values import ValueBuilder, class_name, output_store, store_code
 from .declarations import Declarations
 from .model import VarRef
 
@@ -306,7 +306,7 @@ class PouGenerator(LoopMixin, FlowMixin, NodeVisitor):
             elif param.section == "VAR_OUTPUT" and arg.target is not None:
                 destination = self.x.lvalue(arg.target)
                 value = f"(not {slot})" if arg.negated else slot
-                after.append(f"{destination} = {store_code(value, param.type, arg.target.ty)}")
+                after.append(output_store(destination, value, param.type, arg.target.ty))
         self.flush_pre()
         if inline:
             assert isinstance(callee, T.PouType)

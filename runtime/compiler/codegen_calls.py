@@ -18,7 +18,7 @@ from . import st_types as T
 from .ast_queries import chain_indices
 from .codegen_inline import inlinable_function
 from .codegen_text import ARITHMETIC, CALLS, LITERAL, is_pure
-from .codegen_values import ValueBuilder, class_name, store_code
+from .codegen_values import ValueBuilder, class_name, output_store, store_code
 from .model import VarRef
 
 
@@ -256,9 +256,7 @@ class CallMixin:
             value = f"{tmp}[{i}]"
             if arg.negated:
                 value = f"(not {value})"
-            self.pre.append(
-                f"{guard}{self.lvalue(destination)} = {store_code(value, param.type, destination.ty)}"
-            )
+            self.pre.append(guard + output_store(self.lvalue(destination), value, param.type, destination.ty))
         return f"{tmp}[0]"
 
     def _inline_function(self, pou: T.PouType, result: A.Expr, by_param: dict[int, A.Arg]) -> str:

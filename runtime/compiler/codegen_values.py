@@ -262,6 +262,19 @@ def _is_plc_time(e: A.Expr | None) -> bool:
     return isinstance(target, BuiltinRef) and target.name in ("PLC_TIME", "AGE_OF")
 
 
+def output_store(destination: str, value: str, value_type: T.Type, target: T.Type) -> str:
+    """The statement storing a call's output (``=>``, or what a function gives back) in
+    ``destination``: a structure or an array by value into the destination's own object, as an
+    assignment stores it (the destination never becomes the callee's object: a later call does not
+    change it, and whatever holds its elements still holds them); anything else converted."""
+    u = T.underlying(target)
+    if isinstance(u, T.StructType):
+        return f"{destination}._assign({value})"
+    if isinstance(u, T.ArrayType):
+        return f"_acopy({destination}, {value})"
+    return f"{destination} = {store_code(value, value_type, target)}"
+
+
 def store_code(code: str, value_type: T.Type, target: T.Type, value_expr: A.Expr | None = None) -> str:
     """Convert ``code`` (of ``value_type``) to how ``target`` stores it: wrap, round, truncate."""
     t = target

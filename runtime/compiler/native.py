@@ -200,7 +200,8 @@ def block_arrays(program: CompiledProgram) -> dict[str, dict[str, str]]:
 
 def _array_field(name: str, kind: str) -> list[str]:
     """A C array field: the ``_Reals``/``_Bools`` object in a C slot, the attribute a property that
-    gives it and takes any sequence of the same values (copied in, as a whole-array store is)."""
+    gives it and takes any sequence of the same values, copied into the same object (as a whole-array
+    store copies them: whatever holds the array, an accessor or a VAR_IN_OUT, still holds it)."""
     return [
         f"    cdef {kind} _a_{name}",
         "    @property",
@@ -208,7 +209,10 @@ def _array_field(name: str, kind: str) -> list[str]:
         f"        return self._a_{name}",
         f"    @{name}.setter",
         f"    def {name}(self, value):",
-        f"        self._a_{name} = {kind}._of(value)",
+        f"        if self._a_{name} is None:",
+        f"            self._a_{name} = {kind}._of(value)",
+        "        else:",
+        f"            self._a_{name}._assign(value)",
     ]
 
 
@@ -475,7 +479,9 @@ cdef class {name}:
     def __repr__(self):
         return repr(self[:])
     def __reduce__(self):
-        return ({name}._of, (self[:],))
+        return (_{lower}_of, (self[:],))
+def _{lower}_of(values):
+    return {name}._of(values)
 """
 _ARRAY_CLASSES = "\n".join(
     [
@@ -489,7 +495,7 @@ _ARRAY_CLASSES = "\n".join(
         "    return _ix(i + n if i < 0 else i, n)",
     ]
     + [
-        _ARRAY_CLASS.format(name=name, st=st, c=c, py=py)
+        _ARRAY_CLASS.format(name=name, lower=name[1:].lower(), st=st, c=c, py=py)
         for name, st, c, py in (
             ("_Reals", "REAL/LREAL", "double", "float"),
             ("_Bools", "BOOL", "bint", "bool"),
@@ -629,6 +635,7 @@ def _load(name: str, library: Path) -> ModuleType:
             raise ImportError("no module spec")
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
+        sys.modules[name] = module  # importable by its name: pickle finds its classes there
     except Exception as error:  # a module's import can raise anything; the build is then not used
         library.unlink(missing_ok=True)
         raise NativeBuildError(f"cannot load {library.name} ({error}); removed from the cache") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -35,6 +36,7 @@ NATIVE_CASES = [
     "count_up_loops",
     "std_functions",  # DIV of INT literals: an inferred C double gave 4.0 for 9 / 2 (infer_types=False)
     "element_reads",  # fields of structure array elements through checked C casts
+    "output_values",  # `=>` into a block's own C arrays: copied in, the object kept
 ]
 
 
@@ -123,8 +125,11 @@ def test_c_arrays_element_casts_and_real_temporaries_keep_every_value() -> None:
     state.write("main.h.wide[2]", 4.25)  # through the accessors, as a binding or the dashboard
     assert state.read("main.h.wide[2]") == 4.25 and holder.v_wide[1] == 4.25
     assert holder.v_on[0] is True and holder.v_on[-1] is False and holder.v_wide[1:3] == [4.25, 3.0]
-    holder.v_wide = [9.0] * 5  # a whole-array store copies the values in
-    assert holder.v_wide == [9.0] * 5 and copy.deepcopy(holder.v_wide) == [9.0] * 5
+    wide = holder.v_wide
+    holder.v_wide = [9.0] * 5  # a whole-array store copies the values into the same object
+    assert holder.v_wide is wide and wide == [9.0] * 5 and copy.deepcopy(wide) == [9.0] * 5
+    again = pickle.loads(pickle.dumps(holder))  # the block with its C arrays, by value
+    assert again.v_wide == [9.0] * 5 and again.v_on == holder.v_on and again.v_wide is not wide
     with pytest.raises(IndexError):
         holder.v_wide[5]
     with pytest.raises(ValueError):
