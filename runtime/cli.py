@@ -23,6 +23,7 @@ from .cli_sim import cmd_sim
 from .cli_sweep import cmd_sweep
 from .compiler.api import check_file, compile_file
 from .compiler.native import enable_native
+from .dashboard.server import check_options as check_dashboard_options
 from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
 from .executor.clock import DEFAULT_SPIN_NS, MAX_WAIT_SETTING_NS, PRODUCT_WAKE_TOLERANCE_NS
@@ -85,12 +86,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     path = resolve_program(args.program)
+    # options refused before the compile: a mistake in them costs nothing
+    dashboard = dashboard_options(args) if args.cycles is None else None
     program = compile_file(path)
     for d in program.diagnostics:
         if not args.json:
             print(d.render(program.sources.get(d.pos.file)), file=sys.stderr)
     if args.cycles is None:
-        return run_realtime(program, args)
+        return run_realtime(program, args, dashboard)
     if args.cycles < 0:
         raise UsageError("--cycles must be 0 or more")
     return cmd_cycles(program, args)
@@ -227,14 +230,23 @@ def retain_key(args: argparse.Namespace) -> bytes | None:
     return key
 
 
-def run_realtime(program: CompiledProgram, args: argparse.Namespace) -> int:
+def dashboard_options(args: argparse.Namespace) -> DashboardOptions | None:
+    """The dashboard of ``plcrun run`` (None with --no-dashboard), its options checked."""
+    if args.no_dashboard:
+        return None
+    options = DashboardOptions(args.dashboard_host, args.dashboard_port, dashboard_token(args))
+    try:
+        check_dashboard_options(options.host, options.port, options.token)
+    except ValueError as error:
+        raise UsageError(f"dashboard: {error}") from None
+    return options
+
+
+def run_realtime(
+    program: CompiledProgram, args: argparse.Namespace, dashboard: DashboardOptions | None
+) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
-    dashboard = (
-        None
-        if args.no_dashboard
-        else DashboardOptions(args.dashboard_host, args.dashboard_port, dashboard_token(args))
-    )
     site = SiteRuntime.build(
         program,
         config=args.config,

@@ -179,6 +179,25 @@ def error_page(status: int, message: str, headers: dict[str, str] | None = None)
     return _page(status, encode_json({"error": message}), "application/json", headers)
 
 
+def check_options(host: str, port: int, token: str | None) -> None:
+    """Refuse (``ValueError``) a token too short or empty, a host beyond loopback without a token, a
+    port out of range: ``plcrun run`` asks before it compiles, so a refused option costs nothing."""
+    if token is not None and not token.strip():
+        raise ValueError("dashboard token must not be empty (use None for a read-only dashboard)")
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"dashboard token is {len(token)} characters long; at least {MIN_TOKEN_CHARS} are needed "
+            "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    if token is None and not is_loopback(host):
+        raise ValueError(
+            f"refusing to serve the dashboard on {host}, which is not a loopback address, without a "
+            "token: give one (--token-file) or bind 127.0.0.1"
+        )
+    if not 0 <= port <= 65535:
+        raise ValueError(f"dashboard port must be in 0..65535, got {port}")
+
+
 class DashboardServer:
     """Serves the dashboard of ``executor`` on ``host:port`` (port 0 picks a free port).
 
@@ -201,20 +220,7 @@ class DashboardServer:
         limits: Limits | None = None,
         gate: SlackGate | None = None,
     ) -> None:
-        if token is not None and not token.strip():
-            raise ValueError("dashboard token must not be empty (use None for a read-only dashboard)")
-        if token is not None and len(token) < MIN_TOKEN_CHARS:
-            raise ValueError(
-                f"dashboard token is {len(token)} characters long; at least {MIN_TOKEN_CHARS} are needed "
-                "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
-            )
-        if token is None and not is_loopback(host):
-            raise ValueError(
-                f"refusing to serve the dashboard on {host}, which is not a loopback address, without a "
-                "token: give one (--token-file) or bind 127.0.0.1"
-            )
-        if not 0 <= port <= 65535:
-            raise ValueError(f"dashboard port must be in 0..65535, got {port}")
+        check_options(host, port, token)
         if not 50 <= poll_ms <= 10_000:
             raise ValueError(f"dashboard poll_ms must be in 50..10000, got {poll_ms}")
         self.executor = executor

@@ -75,6 +75,7 @@ def test_run_refuses_a_short_token_and_a_public_address_without_one(tmp_path: Pa
         )
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+        assert "plcrun: I/O:" not in result.stderr  # refused before the program is compiled and built
 
 
 def test_the_retain_key_from_a_file_or_the_credential(
