@@ -112,7 +112,7 @@ def test_kill_9_loses_at_most_the_last_interval(tmp_path: Path) -> None:
     retain = tmp_path / "counter.retain"
     child = _start(program, retain, "--duration", "60")
     try:
-        _wait_for(lambda: retain.exists() and _retained(retain) > 150, "a retain snapshot")
+        _wait_for(lambda: retain.exists() and _retained(retain) > 0, "a retain snapshot")  # then one a second
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
     finally:
@@ -159,7 +159,7 @@ def test_sighup_swaps_in_the_edited_program_and_keeps_state(tmp_path: Path) -> N
     retain = tmp_path / "counter.retain"
     child = _start(program, retain, "--duration", "60", capture=True)
     try:
-        _wait_for(lambda: retain.exists() and _retained(retain) > 100, "a retain snapshot")
+        _wait_for(lambda: retain.exists() and _retained(retain) > 0, "a retain snapshot")
         program.write_text(COUNTER.replace("n := n + 1;", "n := n + 1000;"))
         child.send_signal(signal.SIGHUP)
         # the new code adds 1000 per scan to the kept value

@@ -32,9 +32,12 @@ def site_file(tmp_path: Path, meter: int, charger1: int, charger2: int) -> Path:
 
 
 @contextmanager
-def running_site(config: Path) -> Iterator[Executor]:
-    """The composition root builds the site as ``plcrun run`` does; the scans run on a thread."""
-    site = SiteRuntime.build(compile_file(ROOT / "programs" / "freq_response.st"), config=str(config))
+def running_site(config: Path, set_options: list[str] | None = None) -> Iterator[Executor]:
+    """The composition root builds the site as ``plcrun run`` does (``set_options`` as ``--set``); the
+    scans run on a thread."""
+    site = SiteRuntime.build(
+        compile_file(ROOT / "programs" / "freq_response.st"), config=str(config), set_options=set_options
+    )
     site.start()
     thread = threading.Thread(target=site.executor.run, name="site-scan", daemon=True)
     thread.start()
@@ -57,7 +60,9 @@ def test_a_steady_meter_keeps_the_site_responding_and_a_lost_charger_is_realloca
         ModbusPeer("charger") as charger2,
     ):
         meter.set_meter(hz=50.0, watts=0.0, volts=230.0)  # and it stays so: registers that repeat
-        with running_site(site_file(tmp_path, meter.port, charger1.port, charger2.port)) as site:
+        # the shortfall alarm's delay (3 s as shipped) is real time here: 0.5 s, as `--set` would
+        short_delay = ["main.fleet_short_delay_s=0.5"]
+        with running_site(site_file(tmp_path, meter.port, charger1.port, charger2.port), short_delay) as site:
             # a meter answering every poll with the same values is fresh: the site leaves its safe state
             wait_for(lambda: site.read("main.status") == "ST_NORMAL", 20.0)
             assert site.read("main.n_evs") == 2 and site.read("main.service") == "SVC_FCR"
@@ -69,7 +74,7 @@ def test_a_steady_meter_keeps_the_site_responding_and_a_lost_charger_is_realloca
             charger2.kill()  # lost: its share goes to charger 1 (within its 7.4 kW) and the gap is told
             wait_for(lambda: setpoint(charger1) == -7400, 10.0)
             assert site.read("main.n_lost") == 1
-            # told once the shortfall has lasted fleet_short_delay_s (3 s, freq_response.st)
+            # told once the shortfall has lasted fleet_short_delay_s
             wait_for(lambda: "st:main.alarm_fleet_short" in {a.key for a in site.alarms.active()}, 10.0)
             alarms = {a.key: a.message for a in site.alarms.active()}
             assert alarms["st:main.alarm_fleet_short"] == (

@@ -45,9 +45,10 @@ def test_a_dip_in_the_emulated_meter_discharges_the_emulated_chargers(tmp_path: 
     config = site_on_free_ports(tmp_path)
     served, _ = plan_devices(str(config))
     rehearsal = Rehearsal(served, load_scenario(str(HERE / "dip.toml")))
-    rehearsal.start()
     chargers = [s.device for s in served if isinstance(s.device, QuasarCharger)]
+    # compiled and built first: the scenario's clock (its dip at 5 s) starts with the devices
     site = SiteRuntime.build(compile_file(ROOT / "programs" / "freq_response.st"), config=str(config))
+    rehearsal.start()
     try:
         site.start()
         thread = threading.Thread(target=site.executor.run, name="rehearsal-scan", daemon=True)
