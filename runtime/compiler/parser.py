@@ -19,6 +19,7 @@ from . import st_ast as A
 from .ast_builder import ASTBuilder, BuildContext
 from .diagnostics import DiagnosticBag, Pos
 from .lexer import CURRENT_SCANNER, SourceScanner, STLexer
+from .parser_tables import cached_lark
 
 _DISPLAY = {
     "ASSIGN": "':='",
@@ -71,11 +72,11 @@ _IL_OPERATORS = frozenset(
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
     grammar = importlib.resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
-    return Lark(
+    return cached_lark(
         grammar,
+        ASTBuilder(),
         parser="lalr",
         lexer=STLexer,
-        transformer=ASTBuilder(),
         maybe_placeholders=True,
         propagate_positions=False,
     )
