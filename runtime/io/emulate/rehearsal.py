@@ -117,6 +117,7 @@ class Rehearsal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._ready = threading.Event()
+        self._measured = threading.Event()  # the physics published its first values (or stopped)
         self._error: str | None = None
         self._servers: list[Any] = []
         self.laps = 0
@@ -135,6 +136,14 @@ class Rehearsal:
         physics = threading.Thread(target=self._physics, name="plcrun-devices-sim", daemon=True)
         physics.start()
         self._threads.append(physics)
+        # started means answering with the scenario's values: the first step (building the simulation,
+        # its first grid chunk and the imports that pulls in) holds the interpreter for tens of ms, and
+        # until it publishes the meter reads 0 Hz. A site connecting after start() meets neither.
+        if not self._measured.wait(20.0) or self._error is not None:
+            self.stop()
+            raise OSError(
+                self._error or "the simulation behind the emulated devices did not start within 20 s"
+            )
         # what exists now (modules, scenario, register images) never becomes garbage: out of the
         # collector's way, so a full collection is short and a device does not pause tens of ms
         gc.collect()
@@ -192,7 +201,12 @@ class Rehearsal:
 
     def _physics(self) -> None:
         clock = MonotonicClock()
-        sim = self._new_sim(clock)
+        try:
+            sim = self._new_sim(clock)
+        except Exception as error:
+            self._error = f"the simulation behind the emulated devices did not start: {error}"
+            self._measured.set()
+            return
         latest: dict[str, Any] = {}
         next_tick = time.monotonic()
         try:
@@ -204,6 +218,7 @@ class Rehearsal:
                 for path, sample in sim.read_inputs(now).items():
                     latest[path] = sample.value
                 self._publish(latest)
+                self._measured.set()
                 setpoints = {
                     f"car[{s.ev_index}].p_setpoint_w": s.device.setpoint_w()  # type: ignore[attr-defined]
                     for s in self.served
@@ -214,6 +229,8 @@ class Rehearsal:
                 self._stop.wait(max(0.0, next_tick - time.monotonic()))
         except Exception:  # the devices keep answering with their last values
             log.exception("the simulation behind the emulated devices stopped")
+        finally:
+            self._measured.set()  # start() does not wait for a simulation that is gone
 
     def _publish(self, latest: dict[str, Any]) -> None:
         hz = self.hold_frequency if self.hold_frequency is not None else latest.get("meter.hz")
