@@ -6,6 +6,7 @@ meter discharges the emulated cars; both processes stop cleanly on Ctrl-C."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -61,6 +62,7 @@ def test_the_commission_section_discharges_the_emulated_cars_on_a_dip() -> None:
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(seen["processes"]) == 2, seen["processes"][0]["stderr"][-2000:]  # the devices served
     devices, run = seen["processes"]
     assert seen["discharged_at_s"] is not None, (
         seen["status"],
@@ -74,16 +76,38 @@ def test_the_commission_section_discharges_the_emulated_cars_on_a_dip() -> None:
     assert seen["values"]["main.grid_hz"] < 49.99
     # the site's safe value (0 W) reached both chargers when it stopped
     assert [c[0] for c in seen["chargers_after_stop"]] == [0, 0], seen["chargers_after_stop"]
-    # a clean start (no ERROR line, no traceback) and a clean stop on Ctrl-C; the one ERROR line
-    # allowed is the program's own frequency-event alarm: the dip raises it once it is 0.1 Hz deep,
-    # which happens before the stop when the machine is loaded (seen under load 10)
+    # a clean start (no ERROR line, no traceback) and a clean stop on Ctrl-C
     for process in (devices, run):
         assert process["returncode"] == 0, process["stderr"][-2000:]
         assert "Traceback" not in process["stderr"]
-        errors = [
-            line
-            for line in process["stderr"].splitlines()
-            if " ERROR " in line and "ALARM st:main.frequency_event:" not in line
-        ]
-        assert not errors, process["stderr"][-2000:]
+        assert not unexplained_errors(process["stderr"]), process["stderr"][-2000:]
     assert "connection lost" not in run["stderr"], run["stderr"][-2000:]  # the devices outlive the site
+
+
+LATE = re.compile(r"device '([\w-]+)': (?:setpoint connection: )?no answer within \d+ ms")
+LATE_ALARM = re.compile(r"ALARM modbus:([\w-]+):comm: .* is not answering: no answer within \d+ ms$")
+METER = "site-meter"  # examples/site.toml's meter
+
+
+def unexplained_errors(stderr: str) -> list[str]:
+    """The ERROR lines of a run but those the site owes to what happened in real time. The dip's own
+    frequency-event alarm (raised once the dip is 0.1 Hz deep, before the stop when the machine is
+    loaded). And alarms the site raises because an emulated device did not answer within the site
+    file's timeout_ms (200 ms): the emulator is a process of its own on a machine this test shares,
+    and nothing stops the scheduler from leaving it without a CPU for longer than that (seen at load
+    ~11 while other test suites ran: all three devices silent at once, seconds after a clean start).
+    Its comm alarm then says "no answer within", and the meter's measurement alarm follows a
+    timeout of the meter. What the site does about a late device is tested in virtual time
+    (tests/io/modbus/test_modbus_field_virtual_time.py); any other ERROR line fails here."""
+    late: set[str] = set()
+    errors = []
+    for line in stderr.splitlines():
+        for pattern in (LATE, LATE_ALARM):
+            if (found := pattern.search(line)) is not None:
+                late.add(found.group(1))
+        if " ERROR " not in line or "ALARM st:main.frequency_event:" in line:
+            continue
+        if LATE_ALARM.search(line) or ("ALARM st:main.alarm_measurement:" in line and METER in late):
+            continue
+        errors.append(line)
+    return errors

@@ -3,10 +3,12 @@
 ``python -m tests.support.readme_site LIMIT_S --in-namespace`` is started by ``tests/test_readme_site.py``
 under ``unshare -rn`` (a private loopback, so the site file's fixed ports 15020-15022 and the dashboard's
 8080 cannot meet another run's; without ``--in-namespace`` it uses the host's). It brings the namespace's
-loopback up, starts the section's commands in
-order from the repository root (``plcrun`` is the installed console script next to this Python), watches
-the emulated chargers over Modbus and the program over the dashboard until both cars discharge, stops
-both processes with SIGINT and prints one JSON line with what it saw.
+loopback up and starts the section's commands from the repository root as a reader of the README
+would (``plcrun`` is the installed console script next to this Python): the devices first, the site
+once the devices say they serve (their "Ctrl-C stops" line), not at the same instant, which left the
+order of the two start-ups to the scheduler. It watches the emulated chargers over Modbus and the
+program over the dashboard until both cars discharge, stops both processes with SIGINT and prints one
+JSON line with what it saw. Both processes' output is read while they run (a full pipe would block them).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -76,25 +79,71 @@ def dashboard_values(paths: list[str]) -> dict[str, Any]:
     return {path: node.get("value") for path, node in values.items() if isinstance(node, dict)}
 
 
-def main(limit_s: float, own_namespace: bool) -> dict[str, Any]:
-    if own_namespace:  # a new network namespace starts with its loopback down
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    commands = section_commands((ROOT / "README.md").read_text(encoding="utf-8"))
-    started = time.monotonic()
-    processes = [
-        subprocess.Popen(
-            argv(c),
+READY = "Ctrl-C stops"  # what both commands print once they serve / run
+
+
+class Started:
+    """One of the section's commands, its stdout and stderr read into lines while it runs."""
+
+    def __init__(self, command: str) -> None:
+        self.process = subprocess.Popen(
+            argv(command),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
         )
-        for c in commands
-    ]
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.ready = threading.Event()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: Any, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if READY in line:
+                self.ready.set()
+        self.ready.set()  # ended without it: nothing more to wait for
+
+    def stop(self) -> dict[str, Any]:
+        """SIGINT (Ctrl-C), then the exit status and everything it printed."""
+        process = self.process
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for reader in self._readers:  # the pipes end with the process
+            reader.join(timeout=15)
+        return {"returncode": process.returncode, "stdout": "".join(self.out), "stderr": "".join(self.err)}
+
+
+def main(limit_s: float, own_namespace: bool) -> dict[str, Any]:
+    if own_namespace:  # a new network namespace starts with its loopback down
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    commands = section_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    started = time.monotonic()
+    running = [Started(commands[0])]
+    processes = [running[0].process]
     paths = ["main.status", "main.grid_hz", "main.evs[1].p_setpoint_w", "main.evs[2].p_setpoint_w"]
     seen: dict[str, Any] = {"commands": commands, "status": [], "discharged_at_s": None}
     try:
+        # the site is started in the second terminal once the devices serve (a guard, not a pause:
+        # it only ends a start that hangs)
+        running[0].ready.wait(60.0)
+        for command in commands[1:]:
+            if processes[-1].poll() is not None:
+                break
+            running.append(Started(command))
+            processes.append(running[-1].process)
         while time.monotonic() - started < limit_s and all(p.poll() is None for p in processes):
             time.sleep(0.2)
             values = dashboard_values(paths)
@@ -108,16 +157,9 @@ def main(limit_s: float, own_namespace: bool) -> dict[str, Any]:
                 break
     finally:
         outputs = []
-        for process in reversed(processes):  # the site first: it writes its safe values to the devices
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-            try:
-                out, err = process.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                out, err = process.communicate()
-            outputs.insert(0, {"returncode": process.returncode, "stdout": out, "stderr": err})
-            if process is processes[-1] and len(processes) > 1:
+        for one in reversed(running):  # the site first: it writes its safe values to the devices
+            outputs.insert(0, one.stop())
+            if one is running[-1] and len(running) > 1:
                 seen["chargers_after_stop"] = [charger_registers(port) for port in (15021, 15022)]
         seen["processes"] = outputs
     return seen
