@@ -122,7 +122,7 @@ def _in_private_proc(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 def test_plcrun_runs_with_only_its_own_processes_in_proc(tmp_path: Path) -> None:
     result = _in_private_proc(
-        [str(PLCRUN), "run", "programs/freq_response.st", "--no-dashboard", "--duration", "1"]
+        [str(PLCRUN), "run", "programs/freq_response.st", "--no-dashboard", "--duration", "0.3"]
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -181,7 +181,7 @@ def _run_plcrun(tmp_path: Path, preexec: Callable[[], None], *extra: str) -> sub
     return subprocess.run(
         [
             *(str(PLCRUN), "run", "programs/freq_response.st", "--no-dashboard", *extra),
-            *("--duration", "1", "--retain", str(tmp_path / "site.retain")),
+            *("--duration", "0.3", "--retain", str(tmp_path / "site.retain")),
         ],
         cwd=ROOT,
         capture_output=True,
