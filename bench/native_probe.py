@@ -4,7 +4,7 @@ the clock advancing 10 ms a call:
 
 - ``interpreter``: the generated Python as plcrun runs it;
 - ``cython``: the same source compiled by Cython and gcc without any C type (``build(typed=False)``);
-- ``native``: the native build of ``plcrun sim --native`` (compiler/native.py, ``typed_source``).
+- ``native``: the native build of ``plcrun sim --native`` (compiler/native.py, ``native_source.typed_source``).
 
     python bench/native_probe.py                   # 10 and 100 EVs
     python bench/native_probe.py --evs 10 --calls 20000 --rounds 5

@@ -17,7 +17,8 @@ import pytest
 pytest.importorskip("Cython")
 
 from plcrun.compiler.api import compile_file
-from plcrun.compiler.native import NativeBuildError, _gcc_command, _load, enable_native, typed_source
+from plcrun.compiler.native import NativeBuildError, _gcc_command, _load, enable_native
+from plcrun.compiler.native_source import typed_source
 from plcrun.site import run_cycles
 
 from tests.compiler.test_conformance import _matches
