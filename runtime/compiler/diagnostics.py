@@ -104,19 +104,33 @@ class Diagnostic:
         return f"{p.file}:{p.line}:{p.col}: {self.severity.value}[{self.code}]: {self.message}"
 
     def render(self, source_text: str | None) -> str:
-        """The headline, the source line with a caret under the token, and the hint."""
+        """The headline, the source line with a caret under the token, and the hint. Of a line
+        longer than ``SHOWN_CHARS``, the part around the column (``...`` where it is cut)."""
         out = [self.headline()]
         if source_text is not None and self.pos.line > 0:
             lines = source_text.splitlines()
             if self.pos.line <= len(lines):
-                text = lines[self.pos.line - 1].expandtabs(1)
+                text, col = _shown(lines[self.pos.line - 1], self.pos.col)
                 gutter = f"{self.pos.line:>5} | "
                 out.append(gutter + text)
-                caret = "^" + "~" * max(0, min(self.length, len(text) - self.pos.col + 1) - 1)
-                out.append(" " * (len(gutter) - 2) + "| " + " " * (self.pos.col - 1) + caret)
+                caret = "^" + "~" * max(0, min(self.length, len(text) - col + 1) - 1)
+                out.append(" " * (len(gutter) - 2) + "| " + " " * (col - 1) + caret)
         if self.hint:
             out.append(f"      = hint: {self.hint}")
         return "\n".join(out)
+
+
+SHOWN_CHARS = 160  # of a source line under a diagnostic (a generated or joined line can be huge)
+
+
+def _shown(line: str, col: int) -> tuple[str, int]:
+    """The line as shown (tabs as one space, so columns stay) and the caret's column in it."""
+    if len(line) <= SHOWN_CHARS:
+        return line.expandtabs(1), col
+    start = max(0, min(col - 1 - SHOWN_CHARS // 2, len(line) - SHOWN_CHARS))
+    head = "..." if start else ""
+    tail = "..." if start + SHOWN_CHARS < len(line) else ""
+    return head + line[start : start + SHOWN_CHARS].expandtabs(1) + tail, col - start + len(head)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from plcrun.compiler.api import check_source
+from plcrun.compiler.diagnostics import SHOWN_CHARS
 
 from tests.support.cli import run_cli
 
@@ -73,3 +74,19 @@ def test_for_loop_past_the_array_bounds_faults_at_the_access(tmp_path: Path) -> 
     result = _plcrun("run", str(source), "--cycles", "2", "--json")
     assert result.returncode == 1
     assert f"{source}:6: runtime fault: array index 5 is outside 1..4" in result.stderr
+
+
+def test_a_long_line_is_shown_around_the_column() -> None:
+    """Of a line longer than SHOWN_CHARS, the part around the caret, cut with '...' (a joined or generated
+    line can be 100 KB; the caret stays under the token, tabs count as one column)."""
+    middle = "x := 1;\t" * 1500 + "x := y; " + "x := 2; " * 1500
+    for line, col in ((middle, 12_001 + 5), ("x := y; " + "x := 1; " * 3000, 6)):
+        text = f"PROGRAM p VAR x : INT; END_VAR\n{line}\nEND_PROGRAM\n"
+        diagnostics, sources = check_source(text, "long.st")
+        (unknown,) = [d for d in diagnostics if d.code == "E0101"]
+        assert (unknown.pos.line, unknown.pos.col) == (2, col)
+        headline, shown, caret = unknown.render(sources["long.st"]).splitlines()
+        assert headline == f"long.st:2:{col}: error[E0101]: unknown identifier 'y'"
+        assert len(shown) <= 8 + SHOWN_CHARS + 6 and shown.startswith("    2 | ")
+        assert shown.endswith("...") and shown[8:].startswith("...") == (col > SHOWN_CHARS)
+        assert shown[caret.index("^")] == "y" and caret.count("^") == 1
