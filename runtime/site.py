@@ -32,9 +32,11 @@ from .executor.alarms import AlarmBus
 from .executor.clock import (
     DEFAULT_SPIN_NS,
     PRODUCT_WAKE_TOLERANCE_NS,
+    REAL_TIME,
     Clock,
     MonotonicClock,
     VirtualClock,
+    WorkerTime,
 )
 from .executor.config import ExecutorConfig
 from .executor.engine import Executor
@@ -94,6 +96,7 @@ class SiteRuntime:
         gateway_id: str = "gateway",
         drivers: Mapping[str, DriverType[Any]] | None = None,
         warn: Callable[[str], None] | None = None,
+        worker_time: WorkerTime = REAL_TIME,
     ) -> SiteRuntime:
         """The site of ``config`` (a site file; with ``scenario`` too, the simulation feeds what its
         devices do not), else the simulation (``scenario``, default quiet_grid, when the program has
@@ -102,6 +105,8 @@ class SiteRuntime:
         sweeps); either way ``io.sim`` is the simulation driver, whose history the simulation
         report reads. ``set_options`` are ``PATH=VALUE`` parameters (``--set``, winning over the
         site file's ``[parameters]``). ``warn`` reports the I/O's warnings (default: the log).
+        ``worker_time``: what the site file's device threads wait on (tests: a ``ManualTime``
+        stepped with a ``VirtualClock`` runs a whole site in virtual time).
         Raises ``ConfigError`` (every problem of the file) before anything is built."""
         clock = clock or MonotonicClock()
         realtime = not isinstance(clock, VirtualClock)
@@ -113,7 +118,14 @@ class SiteRuntime:
 
         if config is not None:
             site_io = config_io(
-                program, config, alarms, stats, gateway_id, realtime=realtime, drivers=drivers
+                program,
+                config,
+                alarms,
+                stats,
+                gateway_id,
+                realtime=realtime,
+                drivers=drivers,
+                worker_time=worker_time,
             )
             if scenario is not None:  # a mixed site: the simulation feeds what the devices do not
                 loaded = scenario if isinstance(scenario, Scenario) else load_with_fleet_size(scenario, evs)

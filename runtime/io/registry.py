@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import PlcrunError
 from ..executor.alarms import AlarmBus
+from ..executor.clock import REAL_TIME, WorkerTime
 from ..executor.driver_api import Driver
 from ..state.program import CompiledProgram, PathError, ProgramState
 from .config_reader import CollectAll, ProblemPolicy, TableReader, did_you_mean
@@ -113,7 +114,8 @@ class SiteContext:
 @dataclass
 class BuildContext:
     """What a driver's ``build`` gets: the program, the alarm bus, the statistics provider (for
-    reports), the gateway's id and whether the run is in real time."""
+    reports), the gateway's id, whether the run is in real time, and the time the device threads
+    wait on (``REAL_TIME``; tests give a ``ManualTime`` to run a whole site in virtual time)."""
 
     file: str
     program: CompiledProgram
@@ -121,6 +123,7 @@ class BuildContext:
     stats: Callable[[], Mapping[str, Any]] = dict
     gateway_id: str = "gateway"
     realtime: bool = True
+    worker_time: WorkerTime = REAL_TIME
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..compiler import st_types as T
 from ..executor.alarms import AlarmBus
+from ..executor.clock import REAL_TIME, WorkerTime
 from ..executor.driver_api import Driver
 from ..state.program import CompiledProgram
 from .config_errors import ConfigError
@@ -287,16 +288,18 @@ def config_io(
     *,
     realtime: bool = True,
     drivers: Mapping[str, DriverType[Any]] | None = None,
+    worker_time: WorkerTime = REAL_TIME,
 ) -> SiteIo:
     """Drivers of a site configuration file, through the driver registry (every table and binding
-    checked first; SiteConfigError lists every problem)."""
+    checked first; SiteConfigError lists every problem). ``worker_time``: what the device threads
+    wait on (see ``BuildContext``)."""
     from .registry import BuildContext, build_wiring, registered
     from .site_config import load_site_config
     from .site_parameters import flatten
 
     registry = registered() if drivers is None else drivers
     site = load_site_config(path, program.catalog(), registry, program)
-    context = BuildContext(path, program, alarms, stats_provider, gateway_id, realtime)
+    context = BuildContext(path, program, alarms, stats_provider, gateway_id, realtime, worker_time)
     wiring = build_wiring(site.checked, context, registry)
     io = SiteIo(
         drivers=wiring.drivers,

@@ -2,18 +2,19 @@
 freq_response.st with examples/site.toml (parameters included) on a SunSpec meter that answers every
 poll with the same steady values, and two Quasar chargers; one charger is lost and comes back.
 
-Real time (the Modbus threads poll real sockets); the test waits for conditions, it never asserts on
-wall-clock durations."""
+The first test runs the site in virtual time (``VirtualSite``): the peers are real Modbus servers in
+processes of their own, and the site's timing (polls, timeouts, freshness, reconnects, the program's
+timers) runs on the test's steps, so a loaded machine makes it slower, never different. The mixed
+site runs in real time and waits for conditions; neither asserts on wall-clock durations."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from plcrun.compiler.api import compile_file
-from plcrun.executor.engine import Executor
+from plcrun.executor.clock import ManualTime, VirtualClock
 from plcrun.site import SiteRuntime
 
 from tests.support.modbus_devices import QUASAR, ModbusPeer, from_s16, wait_for
@@ -31,22 +32,55 @@ def site_file(tmp_path: Path, meter: int, charger1: int, charger2: int) -> Path:
     return path
 
 
-@contextmanager
-def running_site(config: Path, set_options: list[str] | None = None) -> Iterator[Executor]:
-    """The composition root builds the site as ``plcrun run`` does (``set_options`` as ``--set``); the
-    scans run on a thread."""
-    site = SiteRuntime.build(
-        compile_file(ROOT / "programs" / "freq_response.st"), config=str(config), set_options=set_options
-    )
-    site.start()
-    thread = threading.Thread(target=site.executor.run, name="site-scan", daemon=True)
-    thread.start()
-    try:
-        yield site.executor
-    finally:
-        site.executor.stop()
-        thread.join(timeout=10)
-        site.stop()
+MS = 1_000_000
+SCAN_NS = 10 * MS  # freq_response.st's task
+WORKERS = 5  # the device threads of the meter and the two chargers, and the chargers' setpoint threads
+
+
+class VirtualSite:
+    """The site built from its file as ``plcrun run`` does, in virtual time: the executor on a
+    ``VirtualClock``, the device threads on a ``ManualTime`` that follows it scan by scan. Before each
+    scan the device threads settle (a request takes no virtual time, however long the peer takes to
+    answer in real time), so what the site sees depends on what the peers answer, never on how the
+    machine schedules the test's processes."""
+
+    def __init__(self, config: Path) -> None:
+        self.time = ManualTime()
+        self.site = SiteRuntime.build(
+            compile_file(ROOT / "programs" / "freq_response.st"),
+            config=str(config),
+            clock=VirtualClock(),
+            worker_time=self.time,
+        )
+        self.executor = self.site.executor
+        self.scans = 0
+
+    def __enter__(self) -> VirtualSite:
+        self.site.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.site.stop()
+
+    def scan(self) -> None:
+        self.time.advance(self.scans * SCAN_NS - self.time.now_ns())
+        self.time.settle(WORKERS)
+        self.executor.run(max_scans=1)
+        self.scans += 1
+
+    def run_until(self, condition: Callable[[], object], within_s: float) -> None:
+        """Scan until ``condition()`` holds; fail when ``within_s`` of virtual time pass first."""
+        for _ in range(round(within_s * 1e9 / SCAN_NS)):
+            if condition():
+                return
+            self.scan()
+        assert condition(), f"not within {within_s} s (virtual time)"
+
+    def read(self, path: str) -> object:
+        return self.executor.read(path)
+
+    def active_alarms(self) -> dict[str, str]:
+        return {a.key: a.message for a in self.executor.alarms.active()}
 
 
 def setpoint(charger: ModbusPeer) -> int:
@@ -60,23 +94,21 @@ def test_a_steady_meter_keeps_the_site_responding_and_a_lost_charger_is_realloca
         ModbusPeer("charger") as charger2,
     ):
         meter.set_meter(hz=50.0, watts=0.0, volts=230.0)  # and it stays so: registers that repeat
-        # the shortfall alarm's delay (3 s as shipped) is real time here: 0.5 s, as `--set` would
-        short_delay = ["main.fleet_short_delay_s=0.5"]
-        with running_site(site_file(tmp_path, meter.port, charger1.port, charger2.port), short_delay) as site:
+        with VirtualSite(site_file(tmp_path, meter.port, charger1.port, charger2.port)) as site:
             # a meter answering every poll with the same values is fresh: the site leaves its safe state
-            wait_for(lambda: site.read("main.status") == "ST_NORMAL", 20.0)
+            site.run_until(lambda: site.read("main.status") == "ST_NORMAL", 20.0)
             assert site.read("main.n_evs") == 2 and site.read("main.service") == "SVC_FCR"
             assert site.read("main.evs[1].bidirectional_allowed") is True  # the profile's default
 
             meter.set_meter(hz=49.8)  # full FCR response: 10 kW of discharge, 5 kW per car
-            wait_for(lambda: setpoint(charger1) == -5000 and setpoint(charger2) == -5000, 10.0)
+            site.run_until(lambda: setpoint(charger1) == -5000 and setpoint(charger2) == -5000, 10.0)
 
             charger2.kill()  # lost: its share goes to charger 1 (within its 7.4 kW) and the gap is told
-            wait_for(lambda: setpoint(charger1) == -7400, 10.0)
+            site.run_until(lambda: setpoint(charger1) == -7400, 10.0)
             assert site.read("main.n_lost") == 1
-            # told once the shortfall has lasted fleet_short_delay_s
-            wait_for(lambda: "st:main.alarm_fleet_short" in {a.key for a in site.alarms.active()}, 10.0)
-            alarms = {a.key: a.message for a in site.alarms.active()}
+            # told once the shortfall has lasted fleet_short_delay_s (3 s, freq_response.st)
+            site.run_until(lambda: "st:main.alarm_fleet_short" in site.active_alarms(), 10.0)
+            alarms = site.active_alarms()
             assert alarms["st:main.alarm_fleet_short"] == (
                 "the fleet falls short of the contracted response by 2600 W (1 sessions lost)"
             )
@@ -85,8 +117,8 @@ def test_a_steady_meter_keeps_the_site_responding_and_a_lost_charger_is_realloca
             assert site.read("main.status") == "ST_RESPONDING"
 
             charger2.restart()  # back: it rejoins, both at 5 kW again
-            wait_for(lambda: setpoint(charger1) == -5000 and setpoint(charger2) == -5000, 10.0)
-            wait_for(lambda: "st:main.alarm_fleet_short" not in {a.key for a in site.alarms.active()}, 5.0)
+            site.run_until(lambda: setpoint(charger1) == -5000 and setpoint(charger2) == -5000, 10.0)
+            site.run_until(lambda: "st:main.alarm_fleet_short" not in site.active_alarms(), 5.0)
             assert site.read("main.alarm_measurement") is False
 
 

@@ -102,7 +102,7 @@ class ModbusDeviceDriver(Driver):
 
 
 def build_modbus_drivers(
-    devices: Iterable[DeviceSpec], alarms: AlarmBus | None = None
+    devices: Iterable[DeviceSpec], alarms: AlarmBus | None = None, worker_time: WorkerTime = REAL_TIME
 ) -> list[ModbusDeviceDriver]:
     """One driver per device, e.g. ``build_modbus_drivers(site.devices.values(), alarm_bus)``."""
-    return [ModbusDeviceDriver(spec, alarms) for spec in devices]
+    return [ModbusDeviceDriver(spec, alarms, worker_time) for spec in devices]

@@ -69,7 +69,7 @@ def check(tables: Mapping[str, Any], site: SiteContext) -> ModbusSite | None:
 
 
 def build(config: ModbusSite, context: BuildContext) -> Wiring:
-    drivers = build_modbus_drivers(list(config.devices.values()), context.alarms)
+    drivers = build_modbus_drivers(list(config.devices.values()), context.alarms, context.worker_time)
     described = ", ".join(config.devices) or "none"
     return Wiring(
         drivers=list(drivers),
