@@ -19,6 +19,7 @@ from . import st_types as T
 from .check import check_program
 from .codegen import PouGenerator, generate_globals, generate_struct
 from .codegen_chunk import GeneratedChunk
+from .codegen_values import class_name
 from .declarations import Declarations
 from .diagnostics import CompileError, Diagnostic, DiagnosticBag, Pos, Severity
 from .limits import check_nesting, recursion_room
@@ -90,12 +91,15 @@ def _compile(text: str, filename: str, use_library: bool) -> CompiledProgram:
     decls = model.decls
     assert isinstance(decls, Declarations)
     chunks: list[GeneratedChunk] = []
+    real_temps: dict[str, set[str]] = {}
     for t in _struct_types(model.types.values()):
         chunks.append(generate_struct(decls, t, filename, getattr(t, "line", 1)))
     for pou in model.used_pous():
         chunk = GeneratedChunk(pou.name, pou.decl.pos.file)
         PouGenerator(decls, pou, chunk).generate()
         chunks.append(chunk)
+        if chunk.real_temps:
+            real_temps[class_name(pou)] = chunk.real_temps
     chunks.append(generate_globals(decls, filename))
     code = []
     for chunk in chunks:
@@ -124,7 +128,7 @@ def _compile(text: str, filename: str, use_library: bool) -> CompiledProgram:
         ]
     program = CompiledProgram(model, code, "\n".join(lines), diag.sorted())
     program.line_table = places
-    program.real_temps = {chunk.name.upper(): chunk.real_temps for chunk in chunks if chunk.real_temps}
+    program.real_temps = real_temps
     return program
 
 

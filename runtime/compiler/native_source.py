@@ -82,7 +82,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
                     if nested
                     else _leading_locals(body, set())
                     | _local_types(body, fields, elements, arrays)
-                    | _real_temps(body, program.real_temps.get(head.group(1).split("_", 1)[1], set()))
+                    | _real_temps(body, program.real_temps.get(head.group(1), set()))
                 )
                 casts = {} if nested else _element_arrays(body, elements)
                 for local, kind in kinds.items():
@@ -115,18 +115,25 @@ def array_elements(program: CompiledProgram) -> dict[str, dict[str, str]]:
     ]
     owners += [(class_name(t), t.fields) for t in program.model.types.values() if isinstance(t, T.StructType)]
     for owner, variables in owners:
-        for var in variables.values():
-            array = T.underlying(var.type)
-            if isinstance(array, T.ArrayType) and len(array.dims) == 1:
-                element = T.underlying(array.element)
-                if isinstance(element, T.StructType | T.PouType):
-                    found.setdefault(owner, {})["v_" + var.name.lower()] = class_name(element)
+        for var, element in _one_dimensional_arrays(variables):
+            if isinstance(element, T.StructType | T.PouType):
+                found.setdefault(owner, {})["v_" + var.name.lower()] = class_name(element)
+    return found
+
+
+def _one_dimensional_arrays(variables: dict[str, T.VarInfo]) -> list[tuple[T.VarInfo, T.Type]]:
+    """The one-dimensional arrays among ``variables``, each with its element's underlying type."""
+    found = []
+    for var in variables.values():
+        array = T.underlying(var.type)
+        if isinstance(array, T.ArrayType) and len(array.dims) == 1:
+            found.append((var, T.underlying(array.element)))
     return found
 
 
 def block_arrays(program: CompiledProgram) -> dict[str, dict[str, str]]:
     """For each function block's class, its one-dimensional ARRAY OF REAL/LREAL/BOOL locals (VAR, not
-    RETAIN) kept in C memory: attribute name -> ``_Reals`` or ``_Bools`` (``_array_classes``). Only a
+    RETAIN) kept in C memory: attribute name -> ``_Reals`` or ``_Bools`` (``_ARRAY_CLASS``). Only a
     block's own locals: nothing outside its body assigns them (a program's variables are bound to I/O,
     inputs and outputs are copied in and out, VAR_IN_OUT ones are the caller's), so everything that
     reads them sees a sequence that reads and writes like the list it replaces."""
@@ -134,16 +141,9 @@ def block_arrays(program: CompiledProgram) -> dict[str, dict[str, str]]:
     for pou in program.model.used_pous():
         if pou.kind != "FUNCTION_BLOCK":
             continue
-        for var in pou.variables.values():
-            array = T.underlying(var.type)
-            if (
-                var.section != "VAR"
-                or var.retain
-                or not isinstance(array, T.ArrayType)
-                or len(array.dims) != 1
-            ):
+        for var, element in _one_dimensional_arrays(pou.variables):
+            if var.section != "VAR" or var.retain:
                 continue
-            element = T.underlying(array.element)
             if isinstance(element, T.ElementaryType) and element.kind in ("real", "bool"):
                 kind = "_Reals" if element.kind == "real" else "_Bools"
                 found.setdefault(class_name(pou), {})["v_" + var.name.lower()] = kind
@@ -190,7 +190,7 @@ def _functions(out: list[str], where: list[tuple[str, int]], program: CompiledPr
             if not closure:
                 out[k] = "cpdef " + out[k][len("def ") :]
             parameters = set(re.findall(r"\w+", out[k].split("(", 1)[1]))
-            temps = program.real_temps.get(out[k].split("F_", 1)[1].split("(", 1)[0], set())
+            temps = program.real_temps.get(out[k].split()[1].split("(", 1)[0], set())
             kinds = (
                 {}
                 if nested
@@ -329,12 +329,6 @@ def _counted(lines: list[str], k: int) -> tuple[str, str, str, int] | None:
     return indent, index, count, end
 
 
-def _outside_strings(line: str, old: str, new: str) -> str:
-    """``line`` with ``old`` replaced by ``new`` in its code, not in its string literals."""
-    parts = _STRING.split(line)
-    return "".join(part if n % 2 else part.replace(old, new) for n, part in enumerate(parts))
-
-
 def _loop_indices(body: list[str]) -> dict[str, str]:
     """A C index (``_kN_c``) for each counted loop of ``body`` (see ``_counted_loops``)."""
     return {f"{found[1]}_c": "Py_ssize_t" for k in range(len(body)) if (found := _counted(body, k))}
@@ -354,7 +348,7 @@ def _counted_loops(out: list[str], where: list[tuple[str, int]]) -> None:
         indent, index, count, end = found
         out[k] = f"{indent}for {index}_c in range(_ssize_clamped({count})):"
         for n in range(k + 1, end):
-            out[n] = _outside_strings(out[n], f"[{index}]", f"[{index}_c]")
+            out[n] = _outside_strings_sub(out[n], re.escape(f"[{index}]"), f"[{index}_c]")
         out.insert(k + 1, f"{indent}    {index} = {index}_c")
         where.insert(k + 1, where[k])
         k += 1
