@@ -108,16 +108,24 @@ def test_a_late_answer_is_stale_and_a_silent_meter_comm_lost_until_it_is_back(me
         assert scan.quality() is Quality.GOOD
         answered = scan.latest["main.grid_hz"].timestamp_ns
 
-        # a slow meter: the next poll's answer is held back while the virtual time runs on
+        # a slow meter: the next poll's answer is held back while the virtual time runs on. The
+        # worker waits for it from the poll's virtual time on (settle), not from whenever its thread
+        # got there: the peer holding the request says nothing about that, and a worker descheduled
+        # in between would time out later than the test steps for
         meter.hold()
         time.advance(POLL_MS * MS)
+        time.settle(answers_held=True)
         wait_for(lambda: meter.held_requests() == 1)
         time.advance((STALE_MS - POLL_MS) * MS)
+        # past timeout_ms: the poll timed out (one failure of comm_lost_after = 2: not lost), the
+        # worker reconnected, and its first read waits for a held answer too
+        time.settle(answers_held=True)
+        assert driver.status().counters["timeouts"] == 1
         assert scan.quality() is Quality.GOOD  # the freshness limit is not over yet
         time.advance(100 * MS)
-        assert scan.quality() is Quality.STALE  # the scan notices: the worker is stuck in the request
+        assert scan.quality() is Quality.STALE  # the scan notices: no answer since the last poll
         assert scan.latest["main.grid_hz"].timestamp_ns == answered  # AGE_OF tells how old the value is
-        meter.hold(False)  # the late answer arrives: fresh again, stamped when it arrived
+        meter.hold(False)  # the late answers arrive: fresh again, stamped when it arrived
         time.settle()
         assert scan.quality() is Quality.GOOD
         assert scan.latest["main.grid_hz"].timestamp_ns == time.now_ns()
@@ -126,7 +134,7 @@ def test_a_late_answer_is_stale_and_a_silent_meter_comm_lost_until_it_is_back(me
         time.run_for(500 * MS, POLL_MS * MS)
         meter.hold()
         time.advance(POLL_MS * MS)
-        wait_for(lambda: meter.held_requests() >= 1)
+        time.settle(answers_held=True)  # the poll's request waits from now on (see above)
         time.advance(STALE_MS * MS)
         assert scan.quality() is Quality.STALE
         # two requests time out (timeout_ms = 200, comm_lost_after = 2): the poll's, already past its
