@@ -109,13 +109,22 @@ _set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_objec
 
 
 def _drop_pending_abort() -> None:
-    """Drop an abort injected into this thread and not yet delivered. Not by clearing it
-    (``PyThreadState_SetAsyncExc(id, NULL)``): that leaves the interpreter's "asynchronous exception
-    pending" signal set for good, every later check of the eval loop takes its slow path, and a
-    thread under ``sys.settrace`` then hangs (the full suite did, in bench/fixed_blocks.py's smoke
-    test after tests/executor/test_backstop.py). It is injected again instead (replacing the
-    pending one, if any) and raised and caught here at the loop's back-edge, which clears the
-    signal."""
+    """Leave no abort pending in this thread once ``leave_body`` has returned.
+
+    An abort still pending when this is called is not dropped: CPython (3.11 and later, what
+    plcrun supports) checks for asynchronous exceptions as a function starts, so it is raised at
+    this function's entry, before the ``try`` below, and comes out of ``leave_body``. The engine
+    calls ``leave_body`` inside the ``try`` whose ``except`` catches a body's ``ScanAborted``, so the
+    task faults as aborted: the body had run twice its limit, a scan the single-scan limit faults
+    anyway (tests/executor/test_backstop.py shows the path). With nothing pending (the abort was delivered in the body, the
+    usual case), one is injected and caught at once, which leaves nothing behind.
+
+    What it does not do is clear the abort with ``PyThreadState_SetAsyncExc(id, NULL)``: that left
+    the interpreter's "asynchronous exception pending" signal set for good, every later check of
+    the eval loop took its slow path, and a thread under ``sys.settrace`` then hung (the full suite
+    did, in bench/fixed_blocks.py's smoke test after tests/executor/test_backstop.py). On an
+    interpreter that did not check at a function's entry, the injection below would replace the
+    pending abort and be caught here, at the call's return or the loop's back-edge."""
     try:
         _set_async_exc(threading.get_ident(), ctypes.py_object(ScanAborted))
         for _ in range(2):  # the back-edge where the eval loop delivers it
@@ -137,8 +146,9 @@ class RunawayMonitor:
 
     Only the program body is ever interrupted (``enter_body``/``leave_body`` mark it on the scan
     thread), never I/O or scheduler code. The decision and the injection happen under a lock that
-    ``leave_body`` also takes, so nothing is injected once the body has returned; an exception
-    injected just before that but not yet delivered is cleared by ``leave_body``.
+    ``leave_body`` also takes, so nothing is injected once the body has returned; an abort injected
+    just before that and not yet delivered is raised by ``leave_body`` itself (``_drop_pending_abort``),
+    inside the engine's ``try`` around the body, never in the code after it.
     """
 
     def __init__(self, limits_ns: dict[str, int], now_ns: Callable[[], int]) -> None:
@@ -173,7 +183,8 @@ class RunawayMonitor:
         self._body = (task, start_ns)
 
     def leave_body(self) -> None:
-        """Called on the scan thread when the body returned or raised; idempotent."""
+        """Called on the scan thread when the body returned or raised; idempotent. Raises the
+        body's ``ScanAborted`` if one was injected and not yet delivered."""
         with self._lock:
             body, self._body = self._body, None
             if body is not None and body is self._aborted:

@@ -8,10 +8,13 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from plcrun.compiler.api import compile_file
+from plcrun.executor import watchdog
 from plcrun.executor.clock import MonotonicClock, VirtualClock
 from plcrun.executor.engine import Executor, ExecutorConfig
 from plcrun.executor.watchdog import RunawayMonitor, TaskState, WatchdogConfig
@@ -135,6 +138,53 @@ def test_an_abort_injected_while_the_body_runs_never_reaches_the_code_after_it()
     # delivered in the body (or leave_body) or dropped by leave_body; never after it
     assert len(target.aborted_in_body) <= 1
     assert target.aborted_after == []
+
+
+def test_an_abort_pending_as_the_body_leaves_comes_out_of_leave_body_never_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The abort is injected while the scan thread waits for the monitor's lock inside
+    ``leave_body`` (the body has returned, the lock is what the injection holds): it is still
+    pending when ``_drop_pending_abort`` is called, and the interpreter raises it at that function's
+    entry, before its ``try``. So it comes out of ``leave_body``, where the engine's ``except`` takes it
+    (the task faults as aborted), and never reaches the code after it."""
+    real_inject = watchdog._set_async_exc
+    target_box: list[_Target] = []
+
+    def inject(thread_id: int, exc: object) -> int:
+        target = target_box[0]
+        if threading.get_ident() != target.thread.ident:  # the monitor's poll, holding the lock
+            target.may_leave.set()
+            code = RunawayMonitor.leave_body.__code__
+            for _ in range(3000):  # until the scan thread waits for the lock in leave_body
+                frame = sys._current_frames().get(thread_id)
+                if frame is not None and frame.f_code is code:
+                    break
+                time.sleep(0.001)
+            else:
+                raise AssertionError("the target never waited in leave_body")
+        return int(real_inject(thread_id, exc))
+
+    monkeypatch.setattr(watchdog, "_set_async_exc", inject)
+    monitor = RunawayMonitor({"t": 10}, lambda: 10**12)
+    target = _Target(monitor)
+    target_box.append(target)
+    target.thread.start()
+    assert target.entered.wait(30)
+    assert monitor.poll() is True
+    assert target.left.wait(30)
+    target.finish.set()
+    target.thread.join(30)
+    assert monitor.aborts == 1
+    assert len(target.aborted_in_body) == 1 and target.aborted_after == []
+    tb = target.aborted_in_body[0].__traceback__
+    frames = []
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_name, tb.tb_lineno))
+        tb = tb.tb_next
+    entry = watchdog._drop_pending_abort.__code__.co_firstlineno
+    assert frames[-1] == ("_drop_pending_abort", entry), frames  # at its entry, not inside its try
+    assert [name for name, _ in frames[-3:-1]] == ["_run", "leave_body"], frames
 
 
 def test_an_abort_leaves_no_exception_signal_set_in_the_interpreter() -> None:
