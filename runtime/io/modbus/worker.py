@@ -188,21 +188,24 @@ class DeviceWorker:
         backoff_ms = self.spec.reconnect_min_ms
         while not self._stopping.is_set():
             self._wake.clear()
-            connecting = not self._transport.connected
+            opening = setting_up = not self._transport.connected
             try:
-                if connecting:
-                    self._connect()
+                if opening:
+                    self._transport.connect()
+                    opening = False
+                    self._set_up()
                     backoff_ms = self.spec.reconnect_min_ms
-                    connecting = False
+                    setting_up = False
                 self._cycle()
             except CommError as exc:
-                if connecting:  # no connection (or no answer while setting it up): back off
+                if opening:  # no connection at all (refused, unreachable): lost at once
                     self._transport.close()
                     self._declare_lost(str(exc))
+                else:  # a request failed, while setting up or polling: one of comm_lost_after
+                    self._request_failed(exc)
+                if opening or (setting_up and self._lost):  # back off; else reconnect at once
                     self._time.wait(self._wake, backoff_ms / 1000)
                     backoff_ms = min(backoff_ms * 2, self.spec.reconnect_max_ms)
-                else:  # a request failed on a working connection: reconnect at once
-                    self._request_failed(exc)
                 continue
             except Exception as exc:  # a malformed answer or a bug must not end the device thread
                 log.exception("device '%s': unexpected error", self.spec.name)
@@ -274,8 +277,8 @@ class DeviceWorker:
         self._time.wait(self._wake, max(0, min(due) - now) / 1e9)
 
     # ---- connecting ---------------------------------------------------------------------------------------
-    def _connect(self) -> None:
-        self._transport.connect()
+    def _set_up(self) -> None:
+        """On a new connection: SunSpec discovery, addresses, init writes, then poll at once."""
         self._counters["reconnects"] += 1
         self._sunspec = None
         if self.spec.sunspec_bases is not None:

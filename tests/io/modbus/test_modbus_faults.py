@@ -121,6 +121,33 @@ def test_slow_answers_time_out_then_recover(start_meter: StartMeter, alarms: Ala
         assert comm_alarms(alarms) == []
 
 
+def test_timeouts_while_reconnecting_count_towards_comm_lost_after(
+    start_meter: StartMeter, alarms: AlarmBus
+) -> None:
+    """A meter that answers late makes the worker reconnect after every timeout (a late answer can
+    never be taken for the next request), and the new connection's SunSpec discovery times out
+    too. Those are failed requests like the poll's: the device is lost at the comm_lost_after-th
+    timeout in a row, not at the first one of a reconnect (it was, whatever comm_lost_after said)."""
+    with ModbusPeer("meter") as peer:
+        inputs = start_meter(peer, comm_lost_after=4)
+        peer.hold(True)
+        start = inputs.now_ms
+        lost = inputs.until("main.grid_hz", quality(Quality.COMM_LOST), answers_held=True)
+        # the poll at 10 ms times out at 160, each discovery read after a reconnect 150 ms later
+        assert lost == start + 10 + 4 * 150
+        status = inputs.driver.status()
+        assert status.counters["timeouts"] == 4 and status.counters["connects"] == 4
+        assert "no answer within 150 ms" in comm_alarms(alarms)[0]
+        # lost: the next connection waits for the backoff (reconnect_min_ms 50)
+        inputs.time.run_for(40 * MS, 10 * MS, answers_held=True)
+        assert inputs.driver.status().counters["connects"] == 4
+        inputs.time.run_for(10 * MS, 10 * MS, answers_held=True)
+        assert inputs.driver.status().counters["connects"] == 5
+        peer.hold(False)
+        assert inputs.until("main.grid_hz", good(50.0)) == lost + 50
+        assert comm_alarms(alarms) == []
+
+
 def test_answers_slower_than_the_freshness_limit_make_values_stale(start_meter: StartMeter) -> None:
     with ModbusPeer("meter") as peer:
         inputs = start_meter(peer, timeout_ms=2000, stale_ms=50)
