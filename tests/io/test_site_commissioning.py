@@ -10,14 +10,13 @@ site runs in real time and waits for conditions; neither asserts on wall-clock d
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from plcrun.compiler.api import compile_file
-from plcrun.executor.clock import ManualTime, VirtualClock
 from plcrun.site import SiteRuntime
 
 from tests.support.modbus_devices import QUASAR, ModbusPeer, from_s16, wait_for
+from tests.support.virtual_site import VirtualSite
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,57 +29,6 @@ def site_file(tmp_path: Path, meter: int, charger1: int, charger2: int) -> Path:
     path = tmp_path / "site.toml"
     path.write_text(text)
     return path
-
-
-MS = 1_000_000
-SCAN_NS = 10 * MS  # freq_response.st's task
-WORKERS = 5  # the device threads of the meter and the two chargers, and the chargers' setpoint threads
-
-
-class VirtualSite:
-    """The site built from its file as ``plcrun run`` does, in virtual time: the executor on a
-    ``VirtualClock``, the device threads on a ``ManualTime`` that follows it scan by scan. Before each
-    scan the device threads settle (a request takes no virtual time, however long the peer takes to
-    answer in real time), so what the site sees depends on what the peers answer, never on how the
-    machine schedules the test's processes."""
-
-    def __init__(self, config: Path) -> None:
-        self.time = ManualTime()
-        self.site = SiteRuntime.build(
-            compile_file(ROOT / "programs" / "freq_response.st"),
-            config=str(config),
-            clock=VirtualClock(),
-            worker_time=self.time,
-        )
-        self.executor = self.site.executor
-        self.scans = 0
-
-    def __enter__(self) -> VirtualSite:
-        self.site.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.site.stop()
-
-    def scan(self) -> None:
-        self.time.advance(self.scans * SCAN_NS - self.time.now_ns())
-        self.time.settle(WORKERS)
-        self.executor.run(max_scans=1)
-        self.scans += 1
-
-    def run_until(self, condition: Callable[[], object], within_s: float) -> None:
-        """Scan until ``condition()`` holds; fail when ``within_s`` of virtual time pass first."""
-        for _ in range(round(within_s * 1e9 / SCAN_NS)):
-            if condition():
-                return
-            self.scan()
-        assert condition(), f"not within {within_s} s (virtual time)"
-
-    def read(self, path: str) -> object:
-        return self.executor.read(path)
-
-    def active_alarms(self) -> dict[str, str]:
-        return {a.key: a.message for a in self.executor.alarms.active()}
 
 
 def setpoint(charger: ModbusPeer) -> int:

@@ -9,6 +9,8 @@ grid frequency, voltage and the site power (base load plus what the cars really 
 ``n`` (its ``ev = "main.evs[n]"``, else the order of the file) is car ``n`` of the fleet: it reports the
 car's state, SoC and power, and the car follows the setpoint the gateway writes, with the fleet
 model's lag (and no minimum power: a DC charger runs at any power). The scenario repeats when it ends. ``hold_frequency`` overrides the grid (benches).
+Tests run it in virtual time: ``start(clock)`` with a ``VirtualClock`` starts no physics thread, and
+``tick()`` steps the simulation (and the devices' own timers) at that clock's time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ...executor.clock import MonotonicClock
+from ...executor.clock import Clock, MonotonicClock, VirtualClock
 from ..config_errors import ConfigError
 from ..config_reader import TableReader
 from ..sim.driver import SimDriver
@@ -120,22 +122,41 @@ class Rehearsal:
         self._measured = threading.Event()  # the physics published its first values (or stopped)
         self._error: str | None = None
         self._servers: list[Any] = []
+        self._clock: VirtualClock | None = None  # start(clock): stepped by tick()
+        self._sim: SimDriver | None = None
+        self._latest: dict[str, Any] = {}
         self.laps = 0
 
     @property
     def meters(self) -> list[SunSpecMeter]:
         return [s.device for s in self.served if isinstance(s.device, SunSpecMeter)]
 
-    def start(self) -> None:
+    def start(self, clock: VirtualClock | None = None) -> None:
+        """Serve the devices and start the simulation behind them: on its own thread every 10 ms of
+        real time, or, given a virtual ``clock`` (tests), one step per ``tick()`` at that clock's
+        time, so a site in virtual time sees the same physics whatever the machine's load."""
         server_thread = threading.Thread(target=self._serve, name="plcrun-devices", daemon=True)
         server_thread.start()
         self._threads.append(server_thread)
         if not self._ready.wait(20.0) or self._error is not None:
             self.stop()
             raise OSError(self._error or "the emulated devices did not start within 20 s")
-        physics = threading.Thread(target=self._physics, name="plcrun-devices-sim", daemon=True)
-        physics.start()
-        self._threads.append(physics)
+        if clock is not None:
+            self._clock = clock
+            for served in self.served:  # the devices' own timers (meter refresh, charger fallback) too
+                served.device.clock = lambda: clock.now_ns() / 1e9
+                served.device.last_message = served.device.clock()
+            try:
+                self._sim = self._new_sim(clock)
+            except Exception as error:
+                self._error = f"the simulation behind the emulated devices did not start: {error}"
+            else:
+                self.tick()
+            self._measured.set()
+        else:
+            physics = threading.Thread(target=self._physics, name="plcrun-devices-sim", daemon=True)
+            physics.start()
+            self._threads.append(physics)
         # started means answering with the scenario's values: the first step (building the simulation,
         # its first grid chunk and the imports that pulls in) holds the interpreter for tens of ms, and
         # until it publishes the meter reads 0 Hz. A site connecting after start() meets neither.
@@ -194,43 +215,55 @@ class Rehearsal:
             await server.shutdown()
 
     # ------------------------------------------------------------ the simulation (its own thread)
-    def _new_sim(self, clock: MonotonicClock) -> SimDriver:
+    def _new_sim(self, clock: Clock) -> SimDriver:
         sim = SimDriver(self.scenario, _METER, "car", self.n_cars, max_history_rows=2)
         sim.start(clock)
         return sim
 
+    def tick(self) -> None:
+        """One step of the simulation at the virtual clock's time (``start(clock)``): the devices
+        show the grid and the cars, the cars take the chargers' setpoints."""
+        assert self._clock is not None, "tick() needs start(clock)"
+        self._step(self._clock)
+
     def _physics(self) -> None:
         clock = MonotonicClock()
         try:
-            sim = self._new_sim(clock)
+            self._sim = self._new_sim(clock)
         except Exception as error:
             self._error = f"the simulation behind the emulated devices did not start: {error}"
             self._measured.set()
             return
-        latest: dict[str, Any] = {}
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                now = clock.now_ns()
-                if sim.time_s >= self.scenario.duration_s:  # the scenario repeats
-                    sim, latest = self._new_sim(clock), {}
-                    self.laps += 1
-                for path, sample in sim.read_inputs(now).items():
-                    latest[path] = sample.value
-                self._publish(latest)
+                self._step(clock)
                 self._measured.set()
-                setpoints = {
-                    f"car[{s.ev_index}].p_setpoint_w": s.device.setpoint_w()  # type: ignore[attr-defined]
-                    for s in self.served
-                    if s.ev_index is not None
-                }
-                sim.write_outputs(now, setpoints)
                 next_tick += _TICK_S
                 self._stop.wait(max(0.0, next_tick - time.monotonic()))
         except Exception:  # the devices keep answering with their last values
             log.exception("the simulation behind the emulated devices stopped")
         finally:
             self._measured.set()  # start() does not wait for a simulation that is gone
+
+    def _step(self, clock: Clock) -> None:
+        sim = self._sim
+        assert sim is not None
+        now = clock.now_ns()
+        if sim.time_s >= self.scenario.duration_s:  # the scenario repeats
+            self._sim = sim = self._new_sim(clock)
+            self._latest = {}
+            self.laps += 1
+        latest = self._latest
+        for path, sample in sim.read_inputs(now).items():
+            latest[path] = sample.value
+        self._publish(latest)
+        setpoints = {
+            f"car[{s.ev_index}].p_setpoint_w": s.device.setpoint_w()  # type: ignore[attr-defined]
+            for s in self.served
+            if s.ev_index is not None
+        }
+        sim.write_outputs(now, setpoints)
 
     def _publish(self, latest: dict[str, Any]) -> None:
         hz = self.hold_frequency if self.hold_frequency is not None else latest.get("meter.hz")
