@@ -1,14 +1,15 @@
 """The README's "Commission a site" section, run as written, inside a network namespace of its own.
 
 ``python -m tests.support.readme_site LIMIT_S --in-namespace`` is started by ``tests/test_readme_site.py``
-under ``unshare -rn`` (a private loopback, so the site file's fixed ports 15020-15022 and the dashboard's
+under ``unshare -n`` (as root) or ``unshare -rn`` (a private loopback, so the site file's fixed ports 15020-15022 and the dashboard's
 8080 cannot meet another run's; without ``--in-namespace`` it uses the host's). It brings the namespace's
 loopback up and starts the section's commands from the repository root as a reader of the README
 would (``plcrun`` is the installed console script next to this Python): the devices first, the site
 once the devices say they serve (their "Ctrl-C stops" line), not at the same instant, which left the
 order of the two start-ups to the scheduler. It watches the emulated chargers over Modbus and the
-program over the dashboard until both cars discharge, stops both processes with SIGINT and prints one
-JSON line with what it saw. Both processes' output is read while they run (a full pipe would block them).
+program over the dashboard until both cars discharge (``LIMIT_S`` at most from the site's first answer
+on its dashboard), stops both processes with SIGINT and prints one JSON line with what it saw. Both
+processes' output is read while they run (a full pipe would block them).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def dashboard_values(paths: list[str]) -> dict[str, Any]:
 
 
 READY = "Ctrl-C stops"  # what both commands print once they serve / run
+START_GUARD_S = 60.0  # a start that hangs: the devices' ready line, the site's first answer
 
 
 class Started:
@@ -134,20 +136,30 @@ def main(limit_s: float, own_namespace: bool) -> dict[str, Any]:
     running = [Started(commands[0])]
     processes = [running[0].process]
     paths = ["main.status", "main.grid_hz", "main.evs[1].p_setpoint_w", "main.evs[2].p_setpoint_w"]
-    seen: dict[str, Any] = {"commands": commands, "status": [], "discharged_at_s": None}
+    seen: dict[str, Any] = {"commands": commands, "status": [], "discharged_at_s": None, "site_up_s": None}
     try:
         # the site is started in the second terminal once the devices serve (a guard, not a pause:
         # it only ends a start that hangs)
-        running[0].ready.wait(60.0)
+        running[0].ready.wait(START_GUARD_S)
         for command in commands[1:]:
             if processes[-1].poll() is not None:
                 break
             running.append(Started(command))
             processes.append(running[-1].process)
-        while time.monotonic() - started < limit_s and all(p.poll() is None for p in processes):
+        site_started = time.monotonic()
+        site_up: float | None = None
+        # limit_s counts from the site's first answer, not from the devices' start: the dip comes at a
+        # fixed time of the devices' scenario, and how long the site takes to start is the machine's
+        while all(p.poll() is None for p in processes):
+            now = time.monotonic()
+            if now - (site_up or site_started) > (limit_s if site_up else START_GUARD_S):
+                break
             time.sleep(0.2)
             values = dashboard_values(paths)
             status = values.get("main.status")
+            if status and site_up is None:
+                site_up = time.monotonic()
+                seen["site_up_s"] = round(site_up - started, 2)
             if status and (not seen["status"] or seen["status"][-1] != status):
                 seen["status"].append(status)
             chargers = [charger_registers(port) for port in (15021, 15022)]
