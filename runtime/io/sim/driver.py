@@ -182,8 +182,8 @@ class SimDriver(Driver):
         }
 
     def read_input_groups(self, now_ns: int) -> list[InputGroup]:
-        # the usual read in virtual time: one step on, a quiet one (``_advance_to``'s conditions and
-        # ``_quiet_step``), the meter read whole; the groups as ``_collect_groups`` makes them
+        # the usual read in virtual time: one step on, a quiet one (``_advance_to``'s conditions, then
+        # ``_quiet_read``: ``_quiet_step`` and ``_quiet_groups`` in one pass)
         step = self.step_index + 1
         t0 = self._t0_ns
         fleet = self.fleet
@@ -197,9 +197,10 @@ class SimDriver(Driver):
             and fleet._next_event >= step
             and fleet._next_connection > step
             and fleet.tripped_now == (trip > 0 and self._voltage_now < trip)
-            and self._quiet_step(step)
         ):
-            return self._quiet_groups(step)
+            groups = self._quiet_read(step)
+            if groups is not None:
+                return groups
         if self._t0_ns is None:
             self._t0_ns = now_ns
         target = (now_ns - self._t0_ns + self._half_step_ns) // self.dt_ns
@@ -220,7 +221,14 @@ class SimDriver(Driver):
 
     def write_outputs(self, now_ns: int, values: Mapping[str, object]) -> None:
         last = self._last_outputs
-        if last is not None and (values is self._outputs_given or values == last):
+        if values is self._outputs_given and last is not None:
+            # the same mapping handed over again (outputs_by_value: the same values): nothing moves,
+            # and the last history row already holds the setpoint total (every row is appended with
+            # the total in force, and only _apply_setpoints changes it, followed by the line below)
+            if self._last_bad:
+                self.bad_setpoints += self._last_bad
+            return
+        if last is not None and values == last:
             self.bad_setpoints += self._last_bad  # the same setpoints as last time: nothing moves
         else:
             self._apply_setpoints(values)
@@ -491,6 +499,71 @@ class SimDriver(Driver):
         if recorder.appended - recorder.filled >= self._fill_batch:
             self._fill_history()
         return True
+
+    def _quiet_read(self, step: int) -> list[InputGroup] | None:
+        """``_quiet_step(step)`` then ``_quiet_groups(step)`` in one pass, for a read one step on
+        (``read_input_groups`` checked the fleet's conditions): the same state, history row and groups,
+        without the readings' ``fresh`` flags set only to be cleared and the calls between. None
+        (nothing done) when the step is not quiet."""
+        meter = self.meter
+        trio = meter._trio
+        t_s = step * self.dt_s
+        setpoint = self._setpoint_sum
+        if (
+            trio is None
+            or not meter._quiet
+            or meter.every != 1
+            or not meter._valid_from <= t_s < meter._valid_to
+            or step >= self._grid_chunk_end
+            or setpoint is None
+        ):
+            return None
+        fleet = self.fleet
+        fleet.now = step
+        self.step_index = step
+        offset = step - self._grid_chunk_start
+        fleet_power = fleet.total_power()
+        site_power = self._base_load[offset] + fleet_power
+        power_w = site_power  # MeterModel.observe's quiet pass
+        resolution = meter._resolution_w
+        if resolution > 0.0 and power_w - power_w == 0.0:
+            power_w = round(power_w / resolution) * resolution
+        frequency_hz = self._meter_hz[offset]
+        grid_v = self._voltage_now = self._grid_v[offset]
+        meter_v = self._meter_v[offset]
+        freq, volts, power = trio
+        good = _GOOD
+        # taken at once by this read: fresh is False, as _quiet_groups leaves it
+        freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, False
+        volts.value, volts.quality, volts.acquired_s, volts.fresh = meter_v, good, t_s, False
+        power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, False
+        meter.quiet_step = step
+        recorder = self.recorder
+        recorder._appended.extend(
+            (self._grid_hz[offset], frequency_hz, _GOOD_VALUE, grid_v, site_power, fleet_power, setpoint)
+        )
+        recorder.appended += 1
+        if recorder.appended - recorder.filled >= self._fill_batch:
+            self._fill_history()
+        assert self._t0_ns is not None  # (read_input_groups checked)
+        self._stamp_step = step
+        stamp_now = self._stamp_of_step = self._t0_ns + round(step * self.dt_s * 1e9)  # step > 0
+        groups = [
+            tuple.__new__(InputGroup, (self._meter_group, [frequency_hz, meter_v, power_w], good, stamp_now))
+        ]
+        reporter = self._reporter
+        if reporter is not None:
+            # reporter.step_observed(step), then collect when a car reports (else its answer: no samples)
+            phase = step % reporter.report_every
+            due = reporter._by_phase[phase]
+            if due or reporter._phases or reporter._first or reporter._switched:
+                reporter._steps += 1
+                if due:
+                    reporter._phases.append(phase)
+                reporter.collect(groups, stamp_now)
+            else:
+                reporter._steps = 0
+        return groups
 
     def _fill_history(self) -> None:
         """Complete the pending history rows from the fleet."""

@@ -1,18 +1,22 @@
-"""The simulation's fused quiet step (``SimDriver._quiet_step``) against the general step
+"""The simulation's fused quiet step (``SimDriver._quiet_step``, and ``_quiet_read`` for a read one
+step on) against the general step
 (``fleet.advance`` + ``_observe``): the same groups in every read and the same history bit for bit,
 through meter faults, a voltage collapse with tripped chargers, arrivals and departures, changing
 setpoints, reads that cover several steps and grid chunk boundaries."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from plcrun.executor.driver_api import InputGroup
 from plcrun.io.sim import Scenario, SimDriver
 from plcrun.io.sim.scenario_load import load_with_fleet_size
 
 from tests.io.sim.simrig import METER, PREFIX, StepClock
+from tests.io.sim.test_sim_driver import THREE_CARS
 
 
 def _run(scenario: Scenario, fused: bool, steps: int) -> tuple[list[object], SimDriver, int]:
@@ -20,8 +24,10 @@ def _run(scenario: Scenario, fused: bool, steps: int) -> tuple[list[object], Sim
     taken = 0
     if not fused:
         driver._quiet_step = lambda step: False  # type: ignore[method-assign]
+        driver._quiet_read = lambda step: None  # type: ignore[method-assign]
     else:
         quiet: Callable[[int], bool] = driver._quiet_step
+        quiet_read: Callable[[int], list[InputGroup] | None] = driver._quiet_read
 
         def counted(step: int) -> bool:
             nonlocal taken
@@ -29,7 +35,14 @@ def _run(scenario: Scenario, fused: bool, steps: int) -> tuple[list[object], Sim
             taken += done
             return done
 
+        def counted_read(step: int) -> list[InputGroup] | None:
+            nonlocal taken
+            groups = quiet_read(step)
+            taken += groups is not None
+            return groups
+
         driver._quiet_step = counted  # type: ignore[method-assign]
+        driver._quiet_read = counted_read  # type: ignore[method-assign]
     clock = StepClock()
     driver.start(clock)
     rng = np.random.default_rng(5)
@@ -79,3 +92,38 @@ def test_steps_with_something_happening_take_the_general_path() -> None:
     scenario = load_with_fleet_size("sensor_faults", None)
     _, _, taken = _run(scenario, fused=True, steps=6001)
     assert taken < 6001 - 100  # the fault windows and the setpoint changes are not quiet
+
+
+def _setpoint_run(scenario: Scenario, same_mapping: bool, steps: int) -> SimDriver:
+    """Setpoints that change now and then (NaN among them, counted as bad) over arrivals and
+    departures; handed over as the process image does for an ``outputs_by_value`` driver (the same
+    mapping again while the values are equal) or as a new mapping every scan."""
+    driver = SimDriver(scenario, METER, PREFIX, realtime=False)
+    clock = StepClock()
+    driver.start(clock)
+    rng = np.random.default_rng(11)
+    n = scenario.n_evs
+    mapping: dict[str, object] = {}
+    for step in range(1, steps):
+        clock.now = step * scenario.scan_period_ns
+        driver.read_input_groups(clock.now)
+        if step % 37 == 0 or not mapping:
+            values = rng.choice([-9000.0, 3000.0, 11000.0], n)  # never 0: a switch's 0 shows
+            if step % 2:
+                values[0] = math.nan
+            mapping = {f"{PREFIX}[{i + 1}].p_setpoint_w": float(v) for i, v in enumerate(values)}
+        driver.write_outputs(clock.now, mapping if same_mapping else dict(mapping))
+    return driver
+
+
+@pytest.mark.parametrize("name", ["loss_of_grid", "three_cars"])
+def test_the_same_mapping_again_records_what_an_equal_one_does(
+    name: str, scenario_from_text: Callable[[str], Scenario]
+) -> None:
+    # three_cars: a car arrives at 2 s and leaves at 6 s (its setpoint goes to 0 at each switch)
+    scenario = scenario_from_text(THREE_CARS) if name == "three_cars" else load_with_fleet_size(name, 12)
+    again = _setpoint_run(scenario, same_mapping=True, steps=scenario.n_steps)
+    equal = _setpoint_run(scenario, same_mapping=False, steps=scenario.n_steps)
+    assert again.bad_setpoints == equal.bad_setpoints > 0
+    for field in ("setpoint_w", "fleet_power_w", "site_power_w", "soc_mean_pct"):
+        assert np.array_equal(again.history().series(field), equal.history().series(field), equal_nan=True)
