@@ -46,6 +46,7 @@ class NothingToRun(PlcrunError, ValueError):
     """The program declares no task (no PROGRAM, or a CONFIGURATION without program instances)."""
 
 
+_RUNNING = TaskState.RUNNING
 _PLACEHOLDER = re.compile(r"\[([A-Za-z_][A-Za-z0-9_]*)\]")
 
 
@@ -133,6 +134,11 @@ class Executor:
                 task.name, task.interval_ns, self._make_scan(task.name), priority=task.priority
             )
             self.scheduler.stats.task(task.name).watchdog = "running"
+        # each task's statistics and supervisor (both kept for good), for the on-time observer
+        self._task_parts = {
+            name: (self.scheduler.stats.tasks[name], supervisor)
+            for name, supervisor in self.supervisors.items()
+        }
         self._bind_runners()
         self.scheduler.add_scan_observer(self._after_scan, self._after_on_time_scan)
         self.scheduler.add_idle_hook(self._idle)
@@ -221,6 +227,8 @@ class Executor:
         journal = self.journal
         running = TaskState.RUNNING
         virtual = self.virtual
+        if virtual:
+            return self._make_virtual_scan(task)
 
         def scan(start_ns: int, release_ns: int) -> None:
             if self._pending is not None:
@@ -267,6 +275,55 @@ class Executor:
                 if self._st_alarms:
                     self._check_st_alarms()
             except ScanAborted as error:  # the backstop's abort arrived just after the body returned
+                self._body_fault(task, error, start_ns)
+
+        return scan
+
+    def _make_virtual_scan(self, task: str) -> Callable[[int, int], None]:
+        """``_make_scan``'s scan on a virtual clock: the same steps without what virtual time never
+        has (the runaway monitor and the wall-clock time limit, which stay None there: see
+        ``start``), the task's supervisor looked up once (the executor keeps it for good), the
+        schedule's epoch read without the property."""
+        supervisor = self.supervisors[task]
+        scheduler = self.scheduler
+        journal = self.journal
+        running = TaskState.RUNNING
+
+        def scan(start_ns: int, release_ns: int) -> None:
+            if self._pending is not None:
+                self._apply_online_change()
+            if supervisor.state is not running:
+                self._scan_while_faulted(task, start_ns)
+                return
+            state = self.state
+            rt = state.rt
+            info = state.task_infos[task]
+            rt.begin_scan(release_ns - (scheduler._epoch_ns or 0), info)
+            rt.clock_now = start_ns
+            image = self.image
+            unsafe = image.read_inputs(task, start_ns)
+            if journal.busy:  # queued commands or forces
+                released = journal.apply_pending(state)
+                if released:
+                    image.restore_inputs(released)
+            try:
+                for body in self._runners[task]:
+                    body()
+            except (Exception, ScanAborted) as error:
+                self._body_fault(task, error, start_ns)
+                return
+            try:
+                if journal.busy and journal.forcing():  # busy: set whenever a force is in place
+                    journal.apply_forces(state)
+                if unsafe:
+                    image.apply_safe_state(task)
+                image.write_outputs(task, start_ns)
+                info.scans += 1
+                if self.program.located:
+                    self._publish_located()
+                if self._st_alarms:
+                    self._check_st_alarms()
+            except ScanAborted as error:  # as in _make_scan's scan
                 self._body_fault(task, error, start_ns)
 
         return scan
@@ -402,11 +459,11 @@ class Executor:
         if self._stats_reset_requested or (info is not None and info.reset_requested):
             self._after_scan(ScanRecord(task, release_ns, release_ns, release_ns, 0, False))
             return
+        stats, supervisor = self._task_parts[task]
         if info is not None:
-            info.overruns = self.scheduler.stats.tasks[task].overruns
+            info.overruns = stats.overruns
             info.last_exec_ns = 0
-        supervisor = self.supervisors[task]
-        if supervisor.state is TaskState.RUNNING:
+        if supervisor.state is _RUNNING:
             supervisor.consecutive_overruns = 0  # what check() does with a short scan on time
 
     def _after_scan(self, record: ScanRecord) -> None:

@@ -169,6 +169,36 @@ def attribute_reader(holders: Sequence[Any], keys: Sequence[str]) -> Callable[[]
     return read
 
 
+def unchanged_reader(
+    holders: Sequence[Any], keys: Sequence[str], paths: Sequence[str]
+) -> Callable[[], dict[str, Any]] | None:
+    """``read()``: {paths[i]: getattr(holders[i], keys[i])} in one function made for them, which
+    gives the mapping of the last call again when every value equals the last ones (the outputs of
+    a driver that takes them by value: the mapping is never changed after it was handed over).
+    None when a key is not a plain name."""
+    if not all(key.isidentifier() for key in keys):
+        return None
+    args = ", ".join(f"h{i}=holders[{i}]" for i in range(len(keys)))
+    items = ", ".join(f"h{i}.{key}" for i, key in enumerate(keys))
+    source = "\n".join(
+        [
+            "def make(holders, paths):",
+            "  last = [None, {}]",  # the last values and the mapping made of them
+            f"  def read({args}):",
+            f"    values = [{items}]",
+            "    if values == last[0]:",
+            "      return last[1]",
+            "    last[0], last[1] = values, dict(zip(paths, values, strict=True))",
+            "    return last[1]",
+            "  return read",
+        ]
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # code made here from names checked above
+    read: Callable[[], dict[str, Any]] = namespace["make"](list(holders), list(paths))
+    return read
+
+
 def _ages_writer(holders: Sequence[Any], keys: Sequence[str]) -> Callable[[int, list[int]], None]:
     """``write(clock_ns, stamps)``: every age variable set to ``clock_ns - stamps[i]`` in
     straight-line code (for a few sessions cheaper than a list of ages and ``map(setattr)``); keys

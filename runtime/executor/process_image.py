@@ -21,7 +21,19 @@ from typing import Any
 from ..errors import PlcrunError
 from ..state.program import Accessor, CompiledProgram, PathError, ProgramState, to_json
 from .driver_api import Driver, InputGroup, Quality, Sample
-from .image_store import BOOL, INT, LREAL, REAL, SLOW, Ages, GroupEntry, attribute_reader, fast_store, fit
+from .image_store import (
+    BOOL,
+    INT,
+    LREAL,
+    REAL,
+    SLOW,
+    Ages,
+    GroupEntry,
+    attribute_reader,
+    fast_store,
+    fit,
+    unchanged_reader,
+)
 from .input_range import Check, misfit_check
 
 log = logging.getLogger("plcrun.image")
@@ -62,6 +74,8 @@ class DriverBinding:
 
 
 _SLOW, _LREAL, _REAL, _INT, _BOOL = SLOW, LREAL, REAL, INT, BOOL  # the kinds (image_store.py)
+_ReadPlan = tuple[list[tuple[Driver, DriverBinding, bool]], list[InputPoint], Ages | None]
+_NO_READS: _ReadPlan = ([], [], None)
 _GOOD = Quality.GOOD
 _GROUP_CACHE = 4096  # group entries kept; beyond that the cache starts again
 
@@ -166,6 +180,15 @@ class ProcessImage:
             for d in program.variables(leaves=True)
             if d.location is not None and d.location.startswith("%Q")
         ]
+        self._stamps = state.rt.stamps  # the dict itself (never replaced)
+        # per task, what read_inputs does every scan: (each binding's (driver, binding, grouped) in
+        # order, the guarded inputs, the ages or None); methods are looked up at each read (a bench
+        # may wrap them)
+        self._read_plans: dict[str, _ReadPlan] = {}
+        for task in {b.task for b in self.bindings} | set(self._ages):
+            readers = [(b.driver, b, b.grouped) for b in self._task_bindings.get(task, ())]
+            ages = self._ages.get(task)
+            self._read_plans[task] = (readers, self._guarded.get(task, []), ages)
 
     def _age_companions(self) -> dict[str, Ages]:
         """EV session records carry the age of their SoC (``soc_age`` beside a bound ``soc_pct``):
@@ -192,11 +215,12 @@ class ProcessImage:
     def read_inputs(self, task: str, clock_ns: int) -> bool:
         """Copy the task's new samples into variables. True when a required input is not GOOD and
         the program does not handle its quality (the caller then applies the safe state)."""
-        for binding in self._task_bindings.get(task, ()):
-            if binding.grouped:
-                known, stamps, cell = self._groups, self.state.rt.stamps, self._cell
+        readers, guarded, ages = self._read_plans.get(task, _NO_READS)
+        for driver, binding, grouped in readers:
+            if grouped:
+                known, stamps, cell = self._groups, self._stamps, self._cell
                 not_good, rejected = self._not_good, self._rejected
-                for group in binding.driver.read_input_groups(clock_ns):
+                for group in driver.read_input_groups(clock_ns):
                     # the usual group, as _store_group takes it, without the call: known, GOOD,
                     # every input GOOD and none rejected, stored by its store function (which
                     # answers False for a group without one or not one value per input)
@@ -215,7 +239,7 @@ class ProcessImage:
                         continue
                     self._store_group(binding, group)
                 continue
-            samples: Mapping[str, Sample] = binding.driver.read_inputs(clock_ns)
+            samples: Mapping[str, Sample] = driver.read_inputs(clock_ns)
             if not samples:
                 continue
             points = binding.inputs
@@ -225,10 +249,10 @@ class ProcessImage:
                 if point is not None:
                     store(point, sample.value, sample.quality, sample.timestamp_ns)
         unsafe = False
-        for point in self._guarded.get(task, ()):
-            if point.quality is not _GOOD:
-                unsafe = True
-        ages = self._ages.get(task)
+        if guarded:
+            for point in guarded:
+                if point.quality is not _GOOD:
+                    unsafe = True
         if ages is not None:
             ages.update(clock_ns)
         return unsafe
@@ -447,12 +471,17 @@ def _output_reader(outputs: dict[str, Accessor], by_value: bool = False) -> Call
     object holding it (structure members, program variables), by one function made for them
     (``image_store.attribute_reader``).
     ``by_value`` (a driver with ``outputs_by_value``): values equal to the last ones give the last
-    mapping again instead of a new one (it was never changed after it was handed over)."""
+    mapping again instead of a new one (it was never changed after it was handed over), by one
+    function made for them (``image_store.unchanged_reader``) where it can be."""
     paths = list(outputs)
     holders = [acc.holder for acc in outputs.values()]
     keys = [acc.key for acc in outputs.values()]
     if all(type(key) is str for key in keys) and None not in holders:
         names = [sys.intern(str(key)) for key in keys]
+        if by_value:
+            made = unchanged_reader(holders, names, paths)
+            if made is not None:
+                return made
         read_all = attribute_reader(holders, names)
         if not by_value:
             return lambda: dict(zip(paths, read_all(), strict=True))

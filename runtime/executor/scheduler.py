@@ -116,6 +116,7 @@ class Scheduler:
         self._idle_hooks: list[IdleHook] = []
         self._observers: list[ScanObserver] = []
         self._on_time: list[OnTimeObserver | None] = []  # beside _observers, None: no short form
+        self._observers_added = 0  # observers ever added (the virtual-time run path looks for new ones)
         self._unrecorded = 0  # on-time scans of _unrecorded_task not yet in its statistics
         self._unrecorded_first_ns = 0  # ... the first one's start
         self._unrecorded_task: Task | None = None
@@ -160,6 +161,7 @@ class Scheduler:
         on-time scans of the virtual-time run path (no record is built for those)."""
         self._observers.append(observer)
         self._on_time.append(on_time)
+        self._observers_added += 1
 
     def reset_stats(self) -> None:
         """Reset the statistics, including on-time scans the virtual-time run path has not
@@ -287,6 +289,10 @@ class Scheduler:
         idle = interval > self._idle_threshold_ns  # the slack after an on-time scan is one interval
         hooks = self._idle_hooks  # the lists themselves: a hook or observer added meanwhile counts
         observers = list(zip(self._observers, self._on_time, strict=True))
+        added = self._observers_added
+        # one observer with a short form (the executor's): called without the loop
+        only = observers[0][1] if len(observers) == 1 else None
+        is_set = None if stop_event is None else stop_event.is_set
         stats = self.stats
         name = task.name
         run_scan = task.run_scan
@@ -298,7 +304,7 @@ class Scheduler:
         if index_limit is not None:
             last_index = index_limit if last_index is None else min(last_index, index_limit)
         while True:
-            if stop_event is not None and stop_event.is_set():
+            if is_set is not None and is_set():
                 return StopReason.STOPPED, task.scan_index - first_index
             if last_index is not None and task.scan_index >= last_index:
                 return StopReason.MAX_SCANS, task.scan_index - first_index
@@ -329,8 +335,10 @@ class Scheduler:
                 self._running = None
                 task.scan_index += 1
                 task.next_release_ns = release + interval
-            if len(observers) != len(self._observers):
+            if self._observers_added != added:
+                added = self._observers_added
                 observers = list(zip(self._observers, self._on_time, strict=True))
+                only = None
             end = clock._now if plain else clock.now_ns()
             if end != release:  # a scan that took virtual time: recorded as run's loop does
                 self._record_unrecorded()
@@ -353,11 +361,14 @@ class Scheduler:
                 self._record_unrecorded()
             else:
                 self._unrecorded = unrecorded + 1
-            for observer, on_time in observers:
-                if on_time is not None:
-                    on_time(name, release)
-                else:
-                    observer(ScanRecord(name, release, release, release, 0, False))
+            if only is not None:
+                only(name, release)
+            else:
+                for observer, on_time in observers:
+                    if on_time is not None:
+                        on_time(name, release)
+                    else:
+                        observer(ScanRecord(name, release, release, release, 0, False))
             if idle:
                 for hook in hooks:
                     hook(release, interval)
