@@ -11,7 +11,8 @@ dashboard on, real-time setup as root), this checkout against an earlier commit,
 ``--mode`` (repeatable) runs "now" once per waiting mode: ``fifo`` or ``nofifo`` (SCHED_FIFO refused:
 the child loses CAP_SYS_NICE and gets RLIMIT_RTPRIO 0, as a unit without LimitRTPRIO; memory locking
 stays), then ``:TOLERANCE_US`` (``--wake-tolerance-us``; absent: plcrun run's default) and
-``:BUDGET_US`` (``--spin-budget-us``). "before" always runs with its own defaults and SCHED_FIFO.
+``:BUDGET_US`` (``--spin-budget-us``), then ``+native`` for ``plcrun run --native`` (built into the
+cache before the timing). "before" always runs with its own defaults and SCHED_FIFO.
 
 For each build: whole-process CPU as % of one core and per thread (CPU time in ns from
 /proc/<pid>/task/<tid>/schedstat, start-up excluded: counted from 10 s in; the scan thread is the
@@ -77,8 +78,10 @@ def thread_ticks(pid: int) -> dict[str, tuple[int, int]]:
 
 
 def parse_mode(text: str) -> tuple[str, list[str], bool]:
-    """``fifo|nofifo[:TOLERANCE_US[:BUDGET_US]]`` -> (label, plcrun run arguments, SCHED_FIFO allowed)."""
-    parts = text.split(":")
+    """``fifo|nofifo[:TOLERANCE_US[:BUDGET_US]][+native]`` -> (label, plcrun run arguments, SCHED_FIFO
+    allowed)."""
+    native = text.endswith("+native")
+    parts = text.removesuffix("+native").split(":")
     if parts[0] not in ("fifo", "nofifo") or len(parts) > 3 or not all(p.isdigit() for p in parts[1:]):
         raise SystemExit(f"--mode {text}: write fifo or nofifo, then :TOLERANCE_US and :BUDGET_US if wanted")
     fifo = parts[0] == "fifo"
@@ -92,7 +95,22 @@ def parse_mode(text: str) -> tuple[str, list[str], bool]:
     if len(parts) > 2:
         args += ["--spin-budget-us", parts[2]]
         label += f", budget {parts[2]} µs"
+    if native:
+        args.append("--native")
+        label += ", native build"
     return label, args, fifo
+
+
+def build_native(pythonpath: str | None) -> None:
+    """The native build into the cache before any timing (a build takes 30-50 s)."""
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    command = [sys.executable, "-c", "from plcrun.cli import main; raise SystemExit(main())", "run"]
+    command += [str(ROOT / "programs" / "freq_response.st"), "--evs", "10", "--native", "--duration", "0.5"]
+    done = subprocess.run(command + ["--no-dashboard"], env=env, capture_output=True, text=True, check=False)
+    if "native build not used" in done.stderr or done.returncode != 0:
+        raise SystemExit(f"the native build failed:\n{done.stderr}")
 
 
 _PR_CAPBSET_DROP = 24
@@ -208,7 +226,7 @@ def main() -> None:
     parser.add_argument(
         "--mode",
         action="append",
-        metavar="fifo|nofifo[:TOL_US[:BUDGET_US]]",
+        metavar="fifo|nofifo[:TOL_US[:BUDGET_US]][+native]",
         help="run 'now' in this waiting mode (repeatable; default: fifo with plcrun run's defaults)",
     )
     args = parser.parse_args()
@@ -246,6 +264,8 @@ def main() -> None:
     for mode_label, extra, fifo in modes:
         label = now_label if args.mode is None else f"{now_label}, {mode_label}"
         builds.append((label, now_path, extra, fifo))
+        if "--native" in extra:
+            build_native(now_path)
     results: dict[str, list[dict[str, object]]] = {}
     try:
         for _ in range(args.rounds):

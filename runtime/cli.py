@@ -93,6 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.json:
             print(d.render(program.sources.get(d.pos.file)), file=sys.stderr)
     if args.cycles is None:
+        if args.native:
+            use_native(program, say_loaded=True)
         return run_realtime(program, args, dashboard)
     if args.cycles < 0:
         raise UsageError("--cycles must be 0 or more")
@@ -131,6 +133,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def use_native(program: CompiledProgram, *, say_loaded: bool = False) -> None:
+    """``--native``: build (or take from the cache) the program's native build; else say why."""
+    reason = enable_native(program)
+    if reason:
+        print(f"plcrun: native build not used ({reason}); running interpreted", file=sys.stderr)
+    elif say_loaded:
+        print(f"plcrun: native build {program.native.module.__name__} loaded", file=sys.stderr)
+
+
 def cmd_sim_args(args: argparse.Namespace) -> int:
     sizes: list[int | None] = []
     for text in (args.evs or "").split(","):
@@ -146,9 +157,7 @@ def cmd_sim_args(args: argparse.Namespace) -> int:
     path = resolve_program(args.program)
     program = compile_file(path)
     if args.native:
-        reason = enable_native(program)
-        if reason:
-            print(f"plcrun: native build not used ({reason}); running interpreted", file=sys.stderr)
+        use_native(program)
     if len(args.scenario) == 1 and len(sizes) == 1 and not args.sweep:
         return cmd_sim(program, args.scenario[0], sizes[0], args.json, args.out, args.set or [])
     if args.json:
@@ -284,6 +293,7 @@ def run_realtime(
         wake_tolerance_us=args.wake_tolerance_us,
         spin_budget_us=args.spin_budget_us,
         on_started=started,
+        native=program.native is not None,
     )
     if args.stats_json:
         try:
@@ -481,6 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the dashboard token from this file (mode 0600; at least 16 characters)",
     )
     run.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
+    run.add_argument(
+        "--native",
+        action="store_true",
+        help="run a native build of the program (Cython and gcc, cached; an online change builds the new "
+        "program before it is swapped in; else interpreted, with a warning); docs/native-build.md",
+    )
     run.add_argument(
         "--require-realtime",
         action="store_true",

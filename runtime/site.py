@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from .compiler.api import compile_file
+from .compiler.native import enable_native
 from .dashboard.server import DashboardServer
 from .errors import UsageError
 from .executor.alarms import AlarmBus
@@ -57,6 +58,17 @@ class DashboardOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None
+
+
+def reload_program(source: Path, native: bool) -> CompiledProgram:
+    """The program file compiled again for an online change; with ``native`` also built natively
+    (the running program keeps scanning meanwhile: the build runs in other processes)."""
+    program = compile_file(source)
+    if native:
+        reason = enable_native(program)
+        if reason:
+            log.warning("online change: native build not used (%s); the new program runs interpreted", reason)
+    return program
 
 
 class SiteRuntime:
@@ -229,11 +241,13 @@ class SiteRuntime:
         wake_tolerance_us: int | None = None,
         spin_budget_us: int | None = None,
         on_started: Callable[[], None] | None = None,
+        native: bool = False,
     ) -> None:
         """Run until ``duration_s`` passed or a signal stops it (main thread: SIGINT/SIGTERM stop at
         a scan boundary, SIGHUP reloads the program file). ``scan_cpu``/``require_realtime`` and the
         waiting mode (``wake_tolerance_us``, default ``PRODUCT_WAKE_TOLERANCE_NS``; ``spin_budget_us``,
-        default 1 ms) add to the site file's ``[runtime]`` table (the arguments win)."""
+        default 1 ms) add to the site file's ``[runtime]`` table (the arguments win). ``native``: a
+        reloaded program is built natively too, on the reload's thread, before it is swapped in."""
         use_small_stacks()  # before the session's threads start: with locked memory every stack is resident
         self.set_wait(wake_tolerance_us, spin_budget_us)
         source = Path(self.program.main_file)
@@ -242,7 +256,7 @@ class SiteRuntime:
         session = RealtimeSession(
             self.executor,
             status_every_s=status_every_s,
-            reload=lambda: compile_file(source),
+            reload=lambda: reload_program(source, native),
             watch=source if watch else None,
             on_started=on_started,
             rt_config=RtConfig(cpus=None if cpu is None else frozenset({cpu})),

@@ -25,6 +25,8 @@ _LOCAL_INIT = re.compile(r"^\s+(v_\w+|r_|_\w+) = (\S+)$")
 # ``if False: x = None`` binds the names a nested helper declares nonlocal; Cython drops a constant
 # False branch with its bindings, a module name it cannot fold keeps them (and never runs either)
 _NEVER = re.compile(r"^(\s+)if False:")
+_FOR = re.compile(r"^(\s*)for \w+ in .+:$")
+BACKEDGE_CALL = 4096  # FOR-loop passes between two calls into the interpreter (``_backedge``)
 _STRING = re.compile(r"""((?:[rbfu]|rb|br|fr|rf)?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))""")
 _F32_STORE = re.compile(r"^(\s+)_F32\[0\] = (.*)$")
 _F32_READ = re.compile(r"^(\s+)(\S+) = _F32\[0\]$")
@@ -101,6 +103,7 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
     _functions(out, where, program)
     _f32_casts(out)
     _counted_loops(out, where)
+    _backedges(out, where)
     _c_subscripts(out)
     out = [_outside_strings_sub(line, r"\b_abs\(", "abs(") for line in out]  # fabs on a C double
     return [_NEVER.sub(r"\1if _native_never:", line) for line in out], where
@@ -354,6 +357,21 @@ def _counted_loops(out: list[str], where: list[tuple[str, int]]) -> None:
         k += 1
 
 
+def _backedges(out: list[str], where: list[tuple[str, int]]) -> None:
+    """Every FOR loop's body starts with ``_backedge()``, which calls a plain Python function every
+    BACKEDGE_CALL passes: there the interpreter delivers the runaway backstop's abort and lets other
+    threads take the GIL, as it does at every back-edge of interpreted code. Without it a long FOR
+    loop in C could be stopped by nothing (WHILE and REPEAT call ``_rt.loop_check`` already); in place."""
+    k = 0
+    while k < len(out):
+        found = _FOR.match(out[k])
+        if found:
+            out.insert(k + 1, f"{found.group(1)}    _backedge()")
+            where.insert(k + 1, where[k + 1])  # an abort there is placed in the loop's body
+            k += 1
+        k += 1
+
+
 _C_ARRAY_LOCAL = re.compile(r"^        cdef (?:_Reals|_Bools) (_m\d+)$")
 _DEF = re.compile(r"^\s*(?:cpdef|def) ")
 
@@ -458,6 +476,16 @@ def header_lines() -> list[str]:
         + ["from plcrun.state.support import NAMESPACE as _NAMESPACE_"]
         + [f"{name} = _NAMESPACE_[{name!r}]" for name in names]
         + ["_rt = _G = _NS = _F32 = None", "_native_never = False"]
+        + ["from plcrun.state.support import enter_interpreter as _enter_interpreter_"]
+        + [
+            "cdef unsigned int _backedges = 0",
+            "cdef inline int _backedge() except -1:",
+            "    global _backedges",
+            "    _backedges += 1",
+            f"    if _backedges % {BACKEDGE_CALL} == 0:",
+            "        _enter_interpreter_()",
+            "    return 0",
+        ]
         + [
             "cdef inline Py_ssize_t _ssize_clamped(object count):",
             "    return 9223372036854775807 if count > 9223372036854775807 else (",

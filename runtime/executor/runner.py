@@ -81,6 +81,11 @@ class RealtimeSession:
             except CompileError as error:
                 log.error("online change refused, the running program stays:\n%s", error.render())
                 return
+            running = self.executor.program.native
+            if running is not None and program.native is running:
+                # the same source: its native module is the running state's, which one state holds
+                log.info("online change: the program is unchanged; nothing to swap")
+                return
             result = self.executor.online_change(program)
             if result.accepted:
                 log.info("online change: %s", result.summary())

@@ -89,6 +89,12 @@ class ScanContext:
         return 0 if stamp is None else max(0, self.clock_now - stamp)
 
 
+def enter_interpreter() -> None:
+    """Does nothing, in Python: a native build (compiler/native_source.py) calls it every few thousand
+    FOR-loop passes, because entering the interpreter is where CPython delivers an asynchronous
+    exception (the runaway backstop's abort) and hands the GIL to waiting threads; C code never does."""
+
+
 _F32 = struct.Struct("f")
 
 

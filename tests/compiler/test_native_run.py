@@ -1,0 +1,134 @@
+"""A native build under ``plcrun run --native``: a FOR loop too long for any scan, compiled to C, is
+aborted by the real-time runaway backstop as the interpreted loop is (native_source's ``_backedge``
+enters the interpreter every few thousand passes, where CPython delivers the abort), the task faults
+with the ST file and line and the outputs go to their safe values; an online change (the path SIGHUP
+and --watch take) builds the new program natively and keeps the variables, and a reload of an
+unchanged file keeps the running native state. Real Cython and gcc builds (-O0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("Cython")
+
+from plcrun.compiler.api import compile_file
+from plcrun.compiler.native import enable_native
+from plcrun.executor.clock import MonotonicClock, VirtualClock
+from plcrun.executor.engine import Executor, ExecutorConfig
+from plcrun.executor.runner import RealtimeSession
+from plcrun.executor.watchdog import TaskState, WatchdogConfig
+from plcrun.site import reload_program
+
+from tests.executor.scripted_driver import ScriptedDriver
+
+PROGRAMS = Path(__file__).parent.parent / "executor" / "programs"
+RUNAWAY_FOR = PROGRAMS / "runaway_for.st"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLCRUN_NATIVE_CACHE", str(tmp_path_factory.getbasetemp() / "native-cache"))
+    monkeypatch.setenv("PLCRUN_NATIVE_OPTIMISE", "-O0")
+
+
+def _module(executor: Executor) -> str:
+    return type(executor.state.instances["main"]).__module__
+
+
+def test_the_backstop_aborts_a_native_for_loop_and_the_task_faults_with_the_st_line() -> None:
+    program = compile_file(RUNAWAY_FOR)
+    assert enable_native(program, optimise="-O0") is None
+    driver = ScriptedDriver("out", [], ["burn.p_set"])
+    executor = Executor(
+        program,
+        clock=MonotonicClock(),
+        drivers=[driver],
+        config=ExecutorConfig(watchdog=WatchdogConfig(time_factor=2.0, overrun_limit=0)),
+    )
+    executor.start()
+    assert type(executor.state.instances["burn"]).__module__.startswith("plcrun_native_")
+    executor.journal.write("burn.go", True)
+    outcome: list[object] = []
+
+    def scan_thread() -> None:
+        try:
+            outcome.append(executor.run(max_scans=4))
+        except BaseException as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=scan_thread, name="scans")
+    try:
+        runner.start()
+        # only a hang guard: without the back-edge calls the 2e9 passes run on for tens of seconds,
+        # holding the GIL, and the monitor thread never gets to inject the abort
+        runner.join(60)
+        assert not runner.is_alive()
+    finally:
+        executor.stop()
+        executor.shutdown()
+    assert outcome and not isinstance(outcome[0], BaseException), outcome
+    monitor = executor._monitor
+    assert monitor is not None and monitor.aborts == 1
+    supervisor = executor.supervisors["DEFAULT"]
+    assert supervisor.state is TaskState.FAULTED
+    assert (
+        "runaway_for.st:13: runtime fault: watchdog: scan ran more than 40.0 ms" in supervisor.fault_message
+    )
+    assert driver.safe_states and driver.safe_states[0][1]["burn.p_set"] == -2.5
+    assert all(values["burn.p_set"] != 7.0 for _, values in driver.written)
+
+
+def test_an_online_change_builds_the_new_program_natively_and_keeps_the_variables(tmp_path: Path) -> None:
+    source = tmp_path / "main.st"
+    source.write_text((PROGRAMS / "online_v1.st").read_text())
+    executor = Executor(reload_program(source, native=True), clock=VirtualClock())
+    first = _module(executor)
+    assert first.startswith("plcrun_native_")
+    executor.run(max_scans=5)
+    session = RealtimeSession(executor, reload=lambda: reload_program(source, native=True))
+
+    source.write_text((PROGRAMS / "online_v2.st").read_text())
+    session.reload_program()  # on this thread, as the reload thread would
+    executor.run(max_scans=1)
+    second = _module(executor)
+    assert second.startswith("plcrun_native_") and second != first
+    assert executor.read("main.n") == 15  # kept (5) and the new code adds 10
+    assert executor.read("main.x") == 101  # INT -> DINT: the new initial value 100, +1
+    assert executor.read("main.added") == 42 and executor.read("main.label") == "v1"
+    assert executor.read("main.hist") == [6, 0, 0]
+    assert executor.read("main.delay.ET") == "T#50ms"
+
+    session.reload_program()  # the file unchanged: one native module, held by the running state
+    executor.run(max_scans=1)
+    assert _module(executor) == second  # still native (a second state would have run interpreted)
+    assert executor.read("main.n") == 25 and executor.read("main.hist") == [7, 0, 0]
+
+
+def _run(program: Path, stats: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "plcrun.cli", "run", str(program), "--native", "--no-dashboard"]
+    command += ["--duration", "1", "--stats-json", str(stats)]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **env}
+    )
+
+
+def test_plcrun_run_native_loads_the_build_or_says_why_not_and_runs_either_way(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    done = _run(PROGRAMS / "online_v1.st", stats)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"plcrun: native build plcrun_native_\w+ loaded", done.stderr), done.stderr
+    assert json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"] > 10
+
+    stats.unlink()
+    no_compiler = _run(PROGRAMS / "online_v2.st", stats, CC=str(tmp_path / "no-such-cc"))
+    assert no_compiler.returncode == 0, no_compiler.stderr
+    assert "native build not used (" in no_compiler.stderr and "running interpreted" in no_compiler.stderr
+    assert json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"] > 10
