@@ -108,7 +108,7 @@ def build_native(pythonpath: str | None) -> None:
         env["PYTHONPATH"] = pythonpath
     command = [sys.executable, "-c", "from plcrun.cli import main; raise SystemExit(main())", "run"]
     command += [str(ROOT / "programs" / "freq_response.st"), "--evs", "10", "--native", "--duration", "0.5"]
-    done = subprocess.run(command + ["--no-dashboard"], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([*command, "--no-dashboard"], env=env, capture_output=True, text=True, check=False)
     if "native build not used" in done.stderr or done.returncode != 0:
         raise SystemExit(f"the native build failed:\n{done.stderr}")
 
