@@ -15,6 +15,7 @@ import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from ..state.program import CompiledProgram
 from .native_source import header_lines, typed_source
 
 BUILD_TIMEOUT_S = 600  # one program's Cython + gcc run; a larger program is refused, not waited for
+_PATH_COMMENT = re.compile(r"^(\s*# ---- [^(\n]*) \([^\n]*\)$", re.MULTILINE)
 _LOADED: dict[str, NativeModule] = {}  # one per loaded module: two compiles of one program share it
 
 
@@ -94,17 +96,18 @@ def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool 
         raise NativeBuildError(f"the Python headers are missing ({include}/Python.h)")
     text = "\n".join(lines) + "\n"
     command = _gcc_command(compiler, optimise, include)
-    key_text = f"{cython_version}|{sys.version}|{_compiler_version(compiler)}|{' '.join(command)}|{text}"
+    # the ST file's path is only in comments: a program given by another path is the same build
+    code = _PATH_COMMENT.sub(r"\1", text)
+    key_text = f"{cython_version}|{sys.version}|{_compiler_version(compiler)}|{' '.join(command)}|{code}"
     name = f"plcrun_native_{hashlib.sha256(key_text.encode()).hexdigest()[:20]}"
     folder = cache_dir()
     library = folder / (name + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
     source_path = folder / (name + ".pyx")
-    if name in _LOADED:
-        return _LOADED[name]
-    if not library.exists():
+    if name not in _LOADED and not library.exists():
         _compile(text, name, folder, library, command)
-    register_line_table(source_path.name, table)
-    _LOADED[name] = NativeModule(_load(name, library))
+    register_line_table(source_path.name, table)  # faults name this program's files (its path may differ)
+    if name not in _LOADED:
+        _LOADED[name] = NativeModule(_load(name, library))
     return _LOADED[name]
 
 

@@ -25,7 +25,7 @@ from plcrun.executor.clock import MonotonicClock, VirtualClock
 from plcrun.executor.engine import Executor, ExecutorConfig
 from plcrun.executor.runner import RealtimeSession
 from plcrun.executor.watchdog import TaskState, WatchdogConfig
-from plcrun.site import reload_program
+from plcrun.site import reload_program, run_cycles
 
 from tests.executor.scripted_driver import ScriptedDriver
 
@@ -132,3 +132,17 @@ def test_plcrun_run_native_loads_the_build_or_says_why_not_and_runs_either_way(t
     assert no_compiler.returncode == 0, no_compiler.stderr
     assert "native build not used (" in no_compiler.stderr and "running interpreted" in no_compiler.stderr
     assert json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"] > 10
+
+
+def test_a_program_given_by_another_path_takes_the_same_build_and_its_faults_name_that_path(
+    tmp_path: Path,
+) -> None:
+    original = Path(__file__).parent / "native" / "index_fault.st"
+    copy = tmp_path / "index_fault.st"
+    copy.write_text(original.read_text())
+    first, second = compile_file(original), compile_file(copy)
+    assert first.python_source != second.python_source  # the path is in the generated code's comments
+    assert enable_native(first) is None and enable_native(second) is None
+    assert second.native is first.native  # one build: the path is not part of the build's key
+    faults = run_cycles(second, 5).faults
+    assert faults["main_task"].startswith(f"{copy}:14: runtime fault: array index 4 is outside 0..3")
