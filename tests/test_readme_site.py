@@ -53,6 +53,7 @@ def test_the_section_has_the_two_commands() -> None:
     assert "--config examples/site.toml" in commands[1]
 
 
+@pytest.mark.slow
 def test_the_commission_section_discharges_the_emulated_cars_on_a_dip() -> None:
     prefix = _how()
     # from the site's first answer: the devices' scenario dips every 30 s (10 s after they start, then

@@ -33,6 +33,7 @@ def native_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_native_report_is_the_interpreted_one(native_env: Path) -> None:
     pytest.importorskip("Cython")
     interpreted = run_cli("sim", PROGRAM, "--scenario", "loss_of_grid", "--out", str(native_env / "i"))

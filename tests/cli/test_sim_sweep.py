@@ -25,6 +25,7 @@ def _same_report(a: Path, b: Path) -> None:
     assert (a / "cars.csv").read_bytes() == (b / "cars.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_sweep_gives_what_the_runs_give_one_by_one(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     result = run_cli(

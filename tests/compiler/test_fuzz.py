@@ -7,6 +7,7 @@ import keyword
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plcrun.compiler.api import check_source, compile_source
@@ -75,6 +76,7 @@ def mutated_programs(draw: st.DrawFn) -> str:
     return text
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_programs())
 def test_mutated_programs_only_give_diagnostics(text: str) -> None:

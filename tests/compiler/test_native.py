@@ -52,6 +52,7 @@ def _native(path: Path) -> object:
     return program
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", NATIVE_CASES)
 def test_conformance_values_match_the_interpreter(case: str) -> None:
     path = CONFORMANCE / f"{case}.st"

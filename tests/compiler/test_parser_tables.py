@@ -37,6 +37,7 @@ def _compiled() -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_tables_loaded_from_the_cache_compile_as_the_ones_built(folder: Path) -> None:
     built = _compiled()
     assert parser._lark().source_path != "<deserialized>"

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from plcrun.executor.retain_store import decode_retain_file
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -69,6 +70,7 @@ def _retained(path: Path) -> int:
     return value
 
 
+@pytest.mark.slow
 def test_run_writes_statistics_and_keeps_retain_across_restarts(tmp_path: Path) -> None:
     program = tmp_path / "counter.st"
     program.write_text(COUNTER)

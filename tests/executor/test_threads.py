@@ -124,6 +124,7 @@ def test_a_gated_loop_runs_its_callbacks_inside_the_gate_and_waits_outside() -> 
     assert gate.entries >= 4 and not gate.held  # entered after every wait, left when the loop closed
 
 
+@pytest.mark.slow
 def test_the_threads_of_a_running_site_have_small_stacks() -> None:
     """The simulated site with its dashboard, run as ``plcrun run`` runs it, in a child process: every
     thread the runtime started reports a 512 KiB stack."""

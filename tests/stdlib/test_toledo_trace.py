@@ -54,6 +54,7 @@ def rows() -> list[tuple[str, float, float]]:
         ("SVC_DC", {}, 49.985, 0.0),
     ],
 )
+@pytest.mark.slow
 def test_discharge_at_the_dip_then_safe_state_after_the_collapse(
     service: str, params: dict[str, float], trigger_hz: float, min_power_w: float
 ) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import SiteFactory
 
 from tests.support.csms import Csms
@@ -57,6 +58,7 @@ def test_a_csms_outage_queues_events_and_delivers_them_in_order(csms: Csms, star
     assert site.driver.status().counters["queue_pending"] == 0
 
 
+@pytest.mark.slow
 def test_kill_9_loses_no_queued_event_and_repeats_none(tmp_path: Path) -> None:
     with Csms(versions=("2.0.1",)) as csms:
         csms.stop()  # down from the start: everything is queued

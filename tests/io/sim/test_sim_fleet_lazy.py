@@ -171,6 +171,7 @@ def plans(draw: st.DrawFn) -> Plan:
     return Plan(spec, steps, setpoints, frozenset(low), draw(st.sampled_from([0, 1, 7, 64])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scalar_changes", [fleet_lazy.SCALAR_CHANGES, 0], ids=["python", "numpy"])
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=plans())
