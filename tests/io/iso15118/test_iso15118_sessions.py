@@ -6,7 +6,9 @@ These run real sessions (a JVM per side, 5-30 s to the first charge loop on a lo
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +127,17 @@ def test_unusable_tls_material_is_a_clear_alarm_and_no_plain_tcp_fallback(rig: R
     car.end()
     # the other charge points are not affected
     assert not any(a.key.startswith(("iso15118:cp1", "iso15118:process")) for a in rig.alarms.active())
+
+
+def test_the_secc_process_runs_ahead_of_other_sessions_work(rig: Rig) -> None:
+    """The SECC process has a session of its own whose autogroup has its nice value (-10): with
+    autogroup scheduling a nice value ranks a process only within its session, and under load from
+    other sessions the cars dropped their sessions with the SECC in plcrun's (docs/iso15118.md)."""
+    rig.wait("the SECC process", lambda: rig.driver.status().connected)  # it said hello
+    pid = rig.driver.process.pid
+    assert pid is not None
+    assert os.getsid(pid) == pid != os.getsid(0)  # set before it says hello
+    assert os.getpriority(os.PRIO_PROCESS, pid) == -10
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if autogroup.exists():  # a kernel with autogroup scheduling
+        assert autogroup.read_text().split()[-1] == "-10"

@@ -306,7 +306,24 @@ def main() -> None:
         if allowed < os.getpriority(os.PRIO_PROCESS, 0):
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, 0, allowed)
+    own_cpu_share(os.getpriority(os.PRIO_PROCESS, 0))
     asyncio.run(run(config, args.fd))
+
+
+def own_cpu_share(nice: int) -> None:
+    """With the kernel's autogroup scheduling (sched_autogroup_enabled, the default of desktop and
+    many embedded kernels, when the process's cgroup has no CPU controller), a nice value only ranks
+    a process against the others of its session: every other session gets the same share of the CPU
+    as plcrun's whole session, whatever its processes' nice values. So the SECC leaves plcrun's
+    session for one of its own and gives that the same nice value: ahead of best-effort work on
+    the machine, not only within plcrun. plcrun stops it with ``quit`` (and it ends when the socket
+    closes), so a terminal's Ctrl-C does not need to reach it. Without autogroup nothing changes."""
+    try:
+        os.setsid()
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError as exc:  # no autogroup (or not permitted): the process's nice value is what counts
+        log.info("no autogroup of its own (%s): nice %s within plcrun's session", exc, nice)
 
 
 if __name__ == "__main__":
