@@ -24,6 +24,9 @@ import sysconfig
 import tempfile
 import time
 import weakref
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -74,6 +77,43 @@ def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool 
     """Build (or take from the cache) and load the native module of ``program``; ``optimise`` is
     gcc's flag, default ``$PLCRUN_NATIVE_OPTIMISE`` or -O2. ``typed=False`` compiles the generated
     source without any C type (bench/native_probe.py measures what the types bring)."""
+    plan = _plan(program, optimise, typed)
+    if plan.name not in _LOADED and not plan.library.exists():
+        _compile([plan])
+    # faults name this program's files (its path may differ)
+    register_line_table(plan.name + ".pyx", plan.table)
+    if plan.name not in _LOADED:
+        _LOADED[plan.name] = NativeModule(_load(plan.name, plan.library))
+    return _LOADED[plan.name]
+
+
+def prebuild(programs: Sequence[CompiledProgram], *, optimise: str | None = None) -> None:
+    """Put the builds of several programs in the cache at once (what ``build`` would make of each):
+    one Cython process for all of them, then gcc for each, as many at a time as there are CPUs.
+    Loads nothing; ``build`` then takes each from the cache. Best effort: if anything fails, the
+    programs not built are left to ``build``, which builds each alone and says why it cannot."""
+    try:
+        plans = {plan.name: plan for plan in (_plan(p, optimise, True) for p in programs)}
+        todo = [plan for name, plan in plans.items() if name not in _LOADED and not plan.library.exists()]
+        if todo:
+            _compile(todo)
+    except (NativeBuildError, OSError):
+        return
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One program's build: its module name (the cache key), Cython source, line table and gcc command."""
+
+    name: str
+    text: str
+    table: list[tuple[str, int]]
+    command: list[str]
+    folder: Path
+    library: Path
+
+
+def _plan(program: CompiledProgram, optimise: str | None, typed: bool) -> _Plan:
     optimise = optimise or os.environ.get("PLCRUN_NATIVE_OPTIMISE") or "-O2"
     if optimise not in OPTIMISE_FLAGS:
         raise NativeBuildError(f"PLCRUN_NATIVE_OPTIMISE={optimise!r}: use one of {', '.join(OPTIMISE_FLAGS)}")
@@ -102,13 +142,7 @@ def build(program: CompiledProgram, *, optimise: str | None = None, typed: bool 
     name = f"plcrun_native_{hashlib.sha256(key_text.encode()).hexdigest()[:20]}"
     folder = cache_dir()
     library = folder / (name + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
-    source_path = folder / (name + ".pyx")
-    if name not in _LOADED and not library.exists():
-        _compile(text, name, folder, library, command)
-    register_line_table(source_path.name, table)  # faults name this program's files (its path may differ)
-    if name not in _LOADED:
-        _LOADED[name] = NativeModule(_load(name, library))
-    return _LOADED[name]
+    return _Plan(name, text, table, command, folder, library)
 
 
 def _gcc_command(compiler: str, optimise: str, include: Path) -> list[str]:
@@ -135,20 +169,25 @@ def _compiler_version(compiler: str) -> str:
     return (done.stdout or done.stderr).split("\n", 1)[0]
 
 
-def _compile(text: str, name: str, folder: Path, library: Path, command: list[str]) -> None:
+def _compile(plans: list[_Plan]) -> None:
+    """Cython for all ``plans`` in one process (its start-up is most of a small program's Cython
+    time), then gcc for each; the time limit is for the whole."""
+    folder = plans[0].folder
     folder.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + BUILD_TIMEOUT_S  # for both steps together
+    deadline = time.monotonic() + BUILD_TIMEOUT_S  # for all steps together
     with tempfile.TemporaryDirectory(dir=folder, prefix="building-") as tmp:
         work = Path(tmp)
-        (work / (name + ".pyx")).write_text(text)
-        steps = [
-            ("cython", [sys.executable, "-m", "cython", "-3", name + ".pyx", "-o", name + ".c"]),
-            ("gcc", [*command, name + ".c", "-o", library.name]),
-        ]
-        for label, step in steps:
-            _run_step(label, step, work, deadline)
-        os.replace(work / (name + ".pyx"), folder / (name + ".pyx"))
-        os.replace(work / library.name, library)  # last: a library in the cache is complete
+        for plan in plans:
+            (work / (plan.name + ".pyx")).write_text(plan.text)
+        sources = [plan.name + ".pyx" for plan in plans]  # each gives name.c beside it
+        _run_step("cython", [sys.executable, "-m", "cython", "-3", *sources], work, deadline)
+        steps = [[*plan.command, plan.name + ".c", "-o", plan.library.name] for plan in plans]
+        with ThreadPoolExecutor(max_workers=min(len(steps), os.cpu_count() or 1)) as pool:
+            for done in [pool.submit(_run_step, "gcc", step, work, deadline) for step in steps]:
+                done.result()
+        for plan in plans:
+            os.replace(work / (plan.name + ".pyx"), plan.folder / (plan.name + ".pyx"))
+            os.replace(work / plan.library.name, plan.library)  # last: a library in the cache is complete
 
 
 def _run_step(label: str, step: list[str], work: Path, deadline: float) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 pytest.importorskip("Cython")
 
 from plcrun.compiler.api import compile_file
-from plcrun.compiler.native import NativeBuildError, _gcc_command, _load, enable_native
+from plcrun.compiler.native import NativeBuildError, _gcc_command, _load, enable_native, prebuild
 from plcrun.compiler.native_source import typed_source
 from plcrun.site import run_cycles
 
@@ -41,9 +42,21 @@ NATIVE_CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLCRUN_NATIVE_CACHE", str(tmp_path_factory.getbasetemp() / "native-cache"))
+# every program the tests below build with -O0 (test_prebuild... builds its own)
+BUILT = [CONFORMANCE / f"{case}.st" for case in NATIVE_CASES] + [
+    HERE / "native" / f"{name}.st" for name in ("index_fault", "big_loops", "review_cases", "c_arrays")
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's build cache; the module's programs are put in it at once (``prebuild``: one
+    Cython process, gcc on every CPU), so each test's own ``enable_native`` loads its build from
+    there, as a second ``plcrun sim --native`` does."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PLCRUN_NATIVE_CACHE", str(tmp_path_factory.getbasetemp() / "native-cache"))
+        prebuild([compile_file(path) for path in BUILT], optimise="-O0")
+        yield
 
 
 def _native(path: Path) -> object:
@@ -229,3 +242,24 @@ def test_types_come_from_initial_values_and_lines_keep_their_st_place() -> None:
     for line, place in zip(lines, where, strict=True):  # every copied line keeps its ST place
         if line in original and line.strip() and not line.startswith(("cdef ", "class ")):
             assert place in [program.line_table[i] for i, old in enumerate(original) if old == line]
+
+
+def test_prebuild_puts_every_build_in_the_cache_and_build_takes_them_from_there(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PLCRUN_NATIVE_CACHE", str(cache))
+        programs = [compile_file(CONFORMANCE / f"{case}.st") for case in ("timers", "calls")]
+        prebuild([*programs, compile_file(CONFORMANCE / "timers.st")], optimise="-O0")  # one build each
+        built = {p.name: p.stat().st_mtime_ns for p in cache.glob("plcrun_native_*")}
+        assert len([name for name in built if name.endswith(".so")]) == 2
+        assert len([name for name in built if name.endswith(".pyx")]) == 2
+        assert not list(cache.glob("building-*"))  # the work folder is gone
+        for program in programs:
+            assert enable_native(program, optimise="-O0") is None
+            assert program.new_state().native  # type: ignore[attr-defined]
+        assert {
+            p.name: p.stat().st_mtime_ns for p in cache.glob("plcrun_native_*")
+        } == built  # not built again
+        patch.setenv("CC", "no-such-c-compiler")
+        prebuild([compile_file(CONFORMANCE / "integers.st")], optimise="-O0")  # says nothing: build will
+        assert {p.name: p.stat().st_mtime_ns for p in cache.glob("plcrun_native_*")} == built
