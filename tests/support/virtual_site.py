@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from plcrun.compiler.api import compile_file
 from plcrun.executor.clock import ManualTime, VirtualClock
@@ -25,13 +26,16 @@ WORKERS = (
 
 class VirtualSite:
     """``programs/freq_response.st`` with ``config``; ``before_scan(now_ns)``, if given, runs at each
-    scan's virtual time before the device threads settle (e.g. a step of emulated devices' physics)."""
+    scan's virtual time before the device threads settle (e.g. a step of emulated devices' physics);
+    ``workers``: the device threads the site file makes; ``build``: more of ``SiteRuntime.build``'s
+    options (``scenario``, ``set_options``)."""
 
     def __init__(
         self,
         config: Path,
         before_scan: Callable[[int], None] | None = None,
         workers: int = WORKERS,
+        **build: Any,
     ) -> None:
         self.time = ManualTime()
         self.site = SiteRuntime.build(
@@ -39,6 +43,7 @@ class VirtualSite:
             config=str(config),
             clock=VirtualClock(),
             worker_time=self.time,
+            **build,
         )
         self.executor = self.site.executor
         self.before_scan = before_scan
@@ -68,7 +73,7 @@ class VirtualSite:
             self.scan()
         assert condition(), f"not within {within_s} s (virtual time)"
 
-    def read(self, path: str) -> object:
+    def read(self, path: str) -> Any:
         return self.executor.read(path)
 
     def active_alarms(self) -> dict[str, str]:
