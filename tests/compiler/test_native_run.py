@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,15 @@ pytest.importorskip("Cython")
 
 from plcrun.compiler.api import compile_file
 from plcrun.compiler.native import enable_native
-from plcrun.executor.clock import MonotonicClock, VirtualClock
-from plcrun.executor.engine import Executor, ExecutorConfig
+from plcrun.executor.clock import VirtualClock
+from plcrun.executor.engine import Executor
 from plcrun.executor.runner import RealtimeSession
-from plcrun.executor.watchdog import TaskState, WatchdogConfig
+from plcrun.executor.watchdog import TaskState
 from plcrun.site import reload_program, run_cycles
 
-from tests.executor.scripted_driver import ScriptedDriver
+from tests.executor.runaway_thread import RUNAWAY_FOR, run_runaway_on_a_thread
 
 PROGRAMS = Path(__file__).parent.parent / "executor" / "programs"
-RUNAWAY_FOR = PROGRAMS / "runaway_for.st"
 
 
 @pytest.fixture(autouse=True)
@@ -46,34 +44,9 @@ def _module(executor: Executor) -> str:
 def test_the_backstop_aborts_a_native_for_loop_and_the_task_faults_with_the_st_line() -> None:
     program = compile_file(RUNAWAY_FOR)
     assert enable_native(program, optimise="-O0") is None
-    driver = ScriptedDriver("out", [], ["burn.p_set"])
-    executor = Executor(
-        program,
-        clock=MonotonicClock(),
-        drivers=[driver],
-        config=ExecutorConfig(watchdog=WatchdogConfig(time_factor=2.0, overrun_limit=0)),
-    )
-    executor.start()
+    run = run_runaway_on_a_thread(program)
+    executor, driver, outcome = run.executor, run.driver, run.outcome
     assert type(executor.state.instances["burn"]).__module__.startswith("plcrun_native_")
-    executor.journal.write("burn.go", True)
-    outcome: list[object] = []
-
-    def scan_thread() -> None:
-        try:
-            outcome.append(executor.run(max_scans=4))
-        except BaseException as error:
-            outcome.append(error)
-
-    runner = threading.Thread(target=scan_thread, name="scans")
-    try:
-        runner.start()
-        # only a hang guard: without the back-edge calls the 2e9 passes run on for tens of seconds,
-        # holding the GIL, and the monitor thread never gets to inject the abort
-        runner.join(60)
-        assert not runner.is_alive()
-    finally:
-        executor.stop()
-        executor.shutdown()
     assert outcome and not isinstance(outcome[0], BaseException), outcome
     monitor = executor._monitor
     assert monitor is not None and monitor.aborts == 1

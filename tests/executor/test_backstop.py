@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from plcrun.compiler.api import compile_file
 from plcrun.executor import watchdog
-from plcrun.executor.clock import MonotonicClock, VirtualClock
-from plcrun.executor.engine import Executor, ExecutorConfig
-from plcrun.executor.watchdog import RunawayMonitor, TaskState, WatchdogConfig
+from plcrun.executor.clock import VirtualClock
+from plcrun.executor.engine import Executor
+from plcrun.executor.watchdog import RunawayMonitor, TaskState
 from plcrun.state.support import ScanAborted
+from runaway_thread import RUNAWAY_FOR, run_runaway_on_a_thread
 from scripted_driver import ScriptedDriver
 
 MS = 1_000_000
@@ -27,31 +28,8 @@ PROGRAMS = Path(__file__).parent / "programs"
 
 
 def test_started_on_one_thread_run_on_another_the_backstop_aborts_the_scan_thread() -> None:
-    driver = ScriptedDriver("out", [], ["burn.p_set"])
-    executor = Executor(
-        compile_file(PROGRAMS / "runaway_for.st"),
-        clock=MonotonicClock(),
-        drivers=[driver],
-        config=ExecutorConfig(watchdog=WatchdogConfig(time_factor=2.0, overrun_limit=0)),
-    )
-    executor.start()  # here, on the test's thread
-    executor.journal.write("burn.go", True)
-    outcome: list[object] = []
-
-    def scan_thread() -> None:
-        try:
-            outcome.append(executor.run(max_scans=4))
-        except BaseException as error:
-            outcome.append(error)
-
-    runner = threading.Thread(target=scan_thread, name="scans")
-    try:
-        runner.start()
-        runner.join(60)  # only a hang guard: the abort comes after 2 x 20 ms of the FOR loop
-        assert not runner.is_alive()
-    finally:
-        executor.stop()
-        executor.shutdown()
+    run = run_runaway_on_a_thread(compile_file(RUNAWAY_FOR))
+    executor, driver, runner, outcome = run.executor, run.driver, run.runner, run.outcome
     assert outcome and not isinstance(outcome[0], BaseException), outcome  # run() returned normally
     monitor = executor._monitor
     assert monitor is not None and monitor.aborts == 1
