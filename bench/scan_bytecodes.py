@@ -4,6 +4,7 @@ virtual-time goals of issue 17 can be read as a bytecode budget.
 
     python bench/scan_bytecodes.py                 # 10 and 100 EVs, this checkout
     python bench/scan_bytecodes.py --evs 10 --scans 500
+    python bench/scan_bytecodes.py --native        # the program native: only what is outside it counts
 
 programs/freq_response.st runs in the executor against the built-in simulation (quiet_grid), as in
 bench/sim_executor_speed.py. After 1 simulated s of warm-up, ``--scans`` scans run under
@@ -43,8 +44,14 @@ def source_of(filename: str) -> str:
     return "other: " + Path(filename).name
 
 
-def count(evs: int, scans: int) -> None:
+def count(evs: int, scans: int, native: bool = False) -> None:
     program = compile_file(ROOT / "programs" / "freq_response.st")
+    if native:  # the program's bodies run as C: every bytecode counted is outside the program
+        from plcrun.compiler.native import enable_native
+
+        reason = enable_native(program)
+        if reason:
+            raise SystemExit(f"native build not used: {reason}")
     executor = SiteRuntime.build(program, scenario="quiet_grid", evs=evs, clock=VirtualClock()).executor
     executor.run(duration_ns=1_000_000_000)
     opcodes: Counter[str] = Counter()
@@ -99,10 +106,12 @@ def main() -> None:
     )
     parser.add_argument("--evs", default="10,100")
     parser.add_argument("--scans", type=int, default=300, help="scans counted (and timed)")
+    parser.add_argument("--native", action="store_true", help="the program's native build (not counted)")
     args = parser.parse_args()
-    print(f"command: python bench/scan_bytecodes.py --evs {args.evs} --scans {args.scans}")
+    native = " --native" if args.native else ""
+    print(f"command: python bench/scan_bytecodes.py --evs {args.evs} --scans {args.scans}{native}")
     for evs in (int(n) for n in args.evs.split(",")):
-        count(evs, args.scans)
+        count(evs, args.scans, args.native)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ in child processes that alternate between the builds, ``--rounds`` times each: t
 each build is reported, and their ratio, so the machine's load falls on both alike.
 
 With ``--native`` this checkout's native build (compiler/native.py: Cython and gcc, built once into
-the cache before the first round) is measured too, as "now native".
+the cache before the first round) is measured too, as "now native"; with ``--native-before`` each
+``--before`` commit's own native build too ("COMMIT native"), and "now native / COMMIT native" shows
+what changed outside the program when both build it the same way.
 
 Goals of issue 17: at least 500x real time at 10 EVs and 150x at 100 EVs.
 """
@@ -111,6 +113,8 @@ def compare(args: argparse.Namespace) -> None:
         shim.mkdir()
         (shim / "plcrun").symlink_to(tree / "runtime")
         builds.append((commit, str(shim), tree, False))
+        if args.native_before:  # that commit's own native build (its compiler/native.py)
+            builds.append((f"{commit} native", str(shim), tree, True))
     builds.append(("now", None, ROOT, False))
     if args.native:
         builds.append(("now native", None, ROOT, True))
@@ -131,13 +135,16 @@ def compare(args: argparse.Namespace) -> None:
         ("s of the scan thread's CPU time", best_cpu),
     ):
         print(f"\nsimulated s per {title}, best of {args.rounds}:\n")
-        ratios = [label for label, *_ in builds if label.startswith("now") and label != builds[0][0]]
-        heads = " | ".join(f"{label} / {builds[0][0]}" for label in ratios)
+        first = builds[0][0]
+        ratios = [(label, first) for label, *_ in builds if label.startswith("now") and label != first]
+        if args.native_before and args.native and args.before != "none":
+            ratios.append(("now native", f"{first} native"))  # the native builds against each other
+        heads = " | ".join(f"{label} / {base}" for label, base in ratios)
         print("| EVs | " + " | ".join(label for label, *_ in builds) + f" | {heads} | goal |")
         print("|---" * (len(builds) + len(ratios) + 2) + "|")
         for n in args.sizes:
             cells = [f"{table[label][n]:.1f}x" for label, *_ in builds]
-            shares = " | ".join(f"{table[label][n] / table[builds[0][0]][n]:.2f}" for label in ratios) or "-"
+            shares = " | ".join(f"{table[label][n] / table[base][n]:.2f}" for label, base in ratios) or "-"
             goal = f"{goals[n]}x" if n in goals else ""
             print(f"| {n} | " + " | ".join(cells) + f" | {shares} | {goal} |")
 
@@ -158,6 +165,11 @@ def main() -> None:
         action="store_true",
         help="also this checkout's native build (Cython + gcc; compiler/native.py)",
     )
+    parser.add_argument(
+        "--native-before",
+        action="store_true",
+        help="also each --before commit's own native build (with --native: the two native builds compared)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--program-root", default=str(ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -170,6 +182,7 @@ def main() -> None:
         f"--before {args.before} --rounds {args.rounds}"
         + (" --memory" if args.memory else "")
         + (" --native" if args.native else "")
+        + (" --native-before" if args.native_before else "")
     )
     compare(args)
     if args.memory:
