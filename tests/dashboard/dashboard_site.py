@@ -64,6 +64,30 @@ def running(executor: Executor) -> Iterator[Executor]:
         executor.shutdown()
 
 
+@contextmanager
+def paced(executor: Executor, period_s: float = 0.01) -> Iterator[Executor]:
+    """A virtual-time executor scanning one scan per ``period_s`` of real time on its own thread: a
+    page sees it run live, while the program, its timers and its watchdog follow the virtual clock,
+    so nothing the machine's load does reaches them (in real time a scan the OS left without a CPU
+    for 100 ms faults the task for good: the watchdog's single-scan limit is wall time)."""
+    assert executor.virtual, "paced() runs a virtual-time executor"
+    stop = threading.Event()
+
+    def scans() -> None:
+        while not stop.is_set():
+            executor.run(max_scans=1)
+            stop.wait(period_s)
+
+    thread = threading.Thread(target=scans, name="test-paced-scan", daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        executor.shutdown()
+
+
 class Response:
     def __init__(self, status: int, body: Any, headers: dict[str, str]) -> None:
         self.status = status

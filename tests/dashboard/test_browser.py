@@ -1,5 +1,5 @@
 """The dashboard page in real headless Chromium (selenium), against an executor scanning the
-simulated site in real time: statistics update live, a forced input changes the program's
+simulated site in virtual time, one scan per 10 ms of real time (``paced``): statistics update live, a forced input changes the program's
 behaviour, a write without the token is refused on the page. Waits poll with timeouts; nothing
 about timing is asserted. A screenshot is saved to $PLCRUN_ARTIFACTS (or the test's tmp folder)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_site import TOKEN, dashboard, get, running, site_executor
+from dashboard_site import TOKEN, dashboard, get, paced, site_executor
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -99,8 +99,8 @@ def _watch(driver: Any, wait: Any, path: str) -> str:
 
 
 def test_the_page_shows_live_statistics_and_forces_change_the_program(browser: Any, tmp_path: Path) -> None:
-    executor = site_executor(virtual=False)
-    with running(executor), dashboard(executor, token=TOKEN, stats_ttl_s=0.2) as server:
+    executor = site_executor(virtual=True)
+    with paced(executor), dashboard(executor, token=TOKEN, stats_ttl_s=0.2) as server:
         browser.get(server.url)
         wait = WebDriverWait(browser, TIMEOUT_S, poll_frequency=0.1)
         first = wait.until(lambda d: _scans(d) if _scans(d) > 0 else None)
