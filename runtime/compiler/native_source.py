@@ -25,6 +25,11 @@ _LOCAL_INIT = re.compile(r"^\s+(v_\w+|r_|_\w+) = (\S+)$")
 # ``if False: x = None`` binds the names a nested helper declares nonlocal; Cython drops a constant
 # False branch with its bindings, a module name it cannot fold keeps them (and never runs either)
 _NEVER = re.compile(r"^(\s+)if False:")
+# the interpreter's helpers called per scan that have a C twin giving the same double: ABS is
+# Cython's abs (fabs on a C double, Python's abs on anything else); EXP is libm's exp, which
+# math.exp calls (its OverflowError, caught as +inf by the helper, is where exp returns +inf);
+# a REAL conversion rounds through the float32 cast every REAL store already makes
+_C_HELPERS = {"_abs": "abs", "_exp": "_exp_c", "_f32": "_f32_c"}
 _FOR = re.compile(r"^(\s*)for \w+ in .+:$")
 BACKEDGE_CALL = 4096  # FOR-loop passes between two calls into the interpreter (``_backedge``)
 _STRING = re.compile(r"""((?:[rbfu]|rb|br|fr|rf)?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))""")
@@ -105,7 +110,8 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
     _counted_loops(out, where)
     _backedges(out, where)
     _c_subscripts(out)
-    out = [_outside_strings_sub(line, r"\b_abs\(", "abs(") for line in out]  # fabs on a C double
+    for helper, c_function in _C_HELPERS.items():
+        out = [_outside_strings_sub(line, rf"\b{helper}\(", f"{c_function}(") for line in out]
     return [_NEVER.sub(r"\1if _native_never:", line) for line in out], where
 
 
@@ -478,6 +484,11 @@ def header_lines() -> list[str]:
         + ["_rt = _G = _NS = _F32 = None", "_native_never = False"]
         + ["from plcrun.state.support import enter_interpreter as _enter_interpreter_"]
         + [
+            "from libc.math cimport exp as _libm_exp",
+            "cdef inline double _exp_c(double x):",
+            "    return _libm_exp(x)",
+            "cdef inline double _f32_c(double x):",
+            "    return <double><float>x",
             "cdef unsigned int _backedges = 0",
             "cdef inline int _backedge() except -1:",
             "    global _backedges",
