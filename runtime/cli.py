@@ -19,10 +19,10 @@ from typing import Any
 
 from . import __version__
 from .cli_devices import add_devices_parser, duration
+from .cli_native import hangups_ignored, use_native
 from .cli_sim import cmd_sim
 from .cli_sweep import cmd_sweep
 from .compiler.api import check_file, compile_file
-from .compiler.native import enable_native
 from .dashboard.server import check_options as check_dashboard_options
 from .errors import PlcrunError, UsageError
 from .executor.alarms import AlarmBus
@@ -92,9 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for d in program.diagnostics:
         if not args.json:
             print(d.render(program.sources.get(d.pos.file)), file=sys.stderr)
-    if args.cycles is None:
-        if args.native:
+    if args.native:
+        with hangups_ignored():
             use_native(program, say_loaded=True)
+    if args.cycles is None:
         return run_realtime(program, args, dashboard)
     if args.cycles < 0:
         raise UsageError("--cycles must be 0 or more")
@@ -131,15 +132,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [json_safe(item) for item in value]
     return value
-
-
-def use_native(program: CompiledProgram, *, say_loaded: bool = False) -> None:
-    """``--native``: build (or take from the cache) the program's native build; else say why."""
-    reason = enable_native(program)
-    if reason:
-        print(f"plcrun: native build not used ({reason}); running interpreted", file=sys.stderr)
-    elif say_loaded:
-        print(f"plcrun: native build {program.native.module.__name__} loaded", file=sys.stderr)
 
 
 def cmd_sim_args(args: argparse.Namespace) -> int:
@@ -293,7 +285,7 @@ def run_realtime(
         wake_tolerance_us=args.wake_tolerance_us,
         spin_budget_us=args.spin_budget_us,
         on_started=started,
-        native=program.native is not None,
+        native=args.native,
     )
     if args.stats_json:
         try:

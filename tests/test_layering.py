@@ -118,6 +118,7 @@ def test_every_module_is_covered_by_a_rule() -> None:
         "cli",
         "cli_sim",
         "cli_sweep",
+        "cli_native",
         "cli_devices",
         "errors",
         "site",

@@ -608,14 +608,23 @@ class Executor:
         if pending is None:
             return
         self._pending = None
-        pending.result.transfer(self.state, pending.state)
+        try:
+            pending.result.transfer(self.state, pending.state)
+        except Exception as error:  # the old state is read, never written: it scans on unchanged
+            pending.result.accepted = False
+            pending.result.reason = f"the kept values could not be carried over ({error}); nothing changed"
+            log.error("online change refused: %s", pending.result.reason)
+            pending.done.set()
+            return
         self._apply_parameters(pending.state)
         pending.state.rt.loop_budget = self.state.rt.loop_budget
         pending.state.rt.wall_ns = self.state.rt.wall_ns
         for name, info in self.state.task_infos.items():
             pending.state.task_infos[name] = info
         self.program = pending.program
-        self.state = pending.state
+        old_state, self.state = self.state, pending.state
+        if old_state.namespace is not self.state.namespace:
+            old_state.release()
         self.image = pending.image
         self._retain_paths = [p for p, _ in pending.program.retain_layout()]
         self.journal.rebind(self.state)

@@ -57,7 +57,7 @@ class OnlineChangeResult:
             source = old.globals if move.root == "" else old.instances[move.root]
             target = new.globals if move.root == "" else new.instances[move.root]
             value = getattr(source, move.attr)
-            if _contains_fb(move.type):
+            if _in_objects(move.type):
                 _copy_into(value, getattr(target, move.attr), move.old_type, move.type)
             else:
                 setattr(target, move.attr, value)
@@ -70,26 +70,28 @@ class Prepared:
     image: ProcessImage | None = None
 
 
-def _contains_fb(t: T.Type) -> bool:
+def _in_objects(t: T.Type) -> bool:
+    """Is a value of ``t`` held in objects of the program's own classes (FB instances, structures,
+    arrays of them)? Those are copied member by member into the new state's objects, never moved:
+    an FB instance carries its old code, and a native build's new module refuses the old module's
+    structure objects (``Cannot convert plcrun_native_<old>.S_X to plcrun_native_<new>.S_X``)."""
     u = T.underlying(t)
-    if isinstance(u, T.PouType):
+    if isinstance(u, T.PouType | T.StructType):
         return True
     if isinstance(u, T.ArrayType):
-        return _contains_fb(u.element)
-    if isinstance(u, T.StructType):
-        return any(_contains_fb(f.type) for f in u.fields.values())
+        return _in_objects(u.element)
     return False
 
 
 def _copy_into(old: Any, new: Any, old_type: T.Type, new_type: T.Type) -> None:
-    """Copy the value ``old`` into the existing object ``new`` (which has FB instances inside);
+    """Copy the value ``old`` into the existing object ``new`` (FB instances or structures inside);
     members whose layout changed keep the new program's initial value."""
     u_old, u_new = T.underlying(old_type), T.underlying(new_type)
     if isinstance(u_new, T.ArrayType) and isinstance(u_old, T.ArrayType):
         inner_old = T.ArrayType(u_old.element, u_old.dims[1:]) if len(u_old.dims) > 1 else u_old.element
         inner_new = T.ArrayType(u_new.element, u_new.dims[1:]) if len(u_new.dims) > 1 else u_new.element
         for i, item in enumerate(old):
-            if _contains_fb(inner_new) or isinstance(T.underlying(inner_new), T.ArrayType):
+            if _in_objects(inner_new) or isinstance(T.underlying(inner_new), T.ArrayType):
                 _copy_into(item, new[i], inner_old, inner_new)
             else:
                 new[i] = item
@@ -100,7 +102,7 @@ def _copy_into(old: Any, new: Any, old_type: T.Type, new_type: T.Type) -> None:
         if before is None or T.describe_layout(before.type) != T.describe_layout(var.type):
             continue
         attr = "v_" + var.name.lower()
-        if _contains_fb(var.type):
+        if _in_objects(var.type):
             _copy_into(getattr(old, attr), getattr(new, attr), before.type, var.type)
         else:
             setattr(new, attr, getattr(old, attr))

@@ -70,31 +70,45 @@ class RealtimeSession:
         self.notifier: ServiceNotifier | None = None
         self._stop_status = threading.Event()
         self._reloading = threading.Lock()
+        self._reload_again = False
 
     def reload_program(self) -> None:
-        """Compile the program again and swap it in at a scan boundary (SIGHUP, --watch)."""
-        if self.reload is None or not self._reloading.acquire(blocking=False):
+        """Compile the program again and swap it in at a scan boundary (SIGHUP, --watch). A request
+        while one runs (a native build takes 30-50 s) makes that one read the file again at its end."""
+        if self.reload is None:
             return
-        try:
-            try:
-                program = self.reload()
-            except CompileError as error:
-                log.error("online change refused, the running program stays:\n%s", error.render())
+        self._reload_again = True
+        while self._reload_again:
+            if not self._reloading.acquire(blocking=False):
+                log.info("online change: a reload is running; the file is read again when it ends")
                 return
-            running = self.executor.program.native
-            if running is not None and program.native is running:
-                # the same source: its native module is the running state's, which one state holds
+            try:
+                self._reload_again = False
+                self._reload_once()
+            finally:
+                self._reloading.release()
+
+    def _reload_once(self) -> None:
+        assert self.reload is not None
+        try:
+            program = self.reload()
+        except CompileError as error:
+            log.error("online change refused, the running program stays:\n%s", error.render())
+            return
+        running = self.executor.program
+        if running.native is not None and program.native is running.native:
+            if program.sources == running.sources:  # its one native module is the running state's
                 log.info("online change: the program is unchanged; nothing to swap")
                 return
-            result = self.executor.online_change(program)
-            if result.accepted:
-                log.info("online change: %s", result.summary())
-                for item in result.initialised:
-                    log.info("online change: initialised %s", item)
-            else:
-                log.error("online change refused: %s", result.reason)
-        finally:
-            self._reloading.release()
+            # the same generated code (a safe value, RETAIN or a task changed): the running
+            # state holds the module, so the new state runs interpreted (ProgramState says so)
+        result = self.executor.online_change(program)
+        if result.accepted:
+            log.info("online change: %s", result.summary())
+            for item in result.initialised:
+                log.info("online change: initialised %s", item)
+        else:
+            log.error("online change refused: %s", result.reason)
 
     def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
         start_thread(self.reload_program, "plcrun-reload", stack_bytes=COMPILE_STACK_BYTES)

@@ -9,6 +9,7 @@ gives path-based access to every variable: ``"main.evs[3].soc_pct"``, ``"cfg.lim
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -66,6 +67,9 @@ class Accessor:
     convert: Callable[[Any], Any] | None = None
 
 
+log = logging.getLogger("plcrun.native")
+
+
 class ProgramState:
     """Live state of one instantiation: globals, program instances, scan context."""
 
@@ -74,6 +78,11 @@ class ProgramState:
         self.rt = ScanContext()
         native = program.native
         self.native = native is not None and native.claim(self)
+        if native is not None and not self.native:
+            log.warning(
+                "native build %s is held by another live program state: this one runs interpreted",
+                native.module.__name__,
+            )
         namespace: dict[str, Any]
         if self.native:  # the module's globals are this state's namespace while it owns the module
             namespace = native.module.__dict__
@@ -99,6 +108,14 @@ class ProgramState:
             self.instances[inst.name.lower()] = obj
         self.task_infos = {t.name: TaskInfo(t.name) for t in program.model.tasks}
         self._accessors: dict[str, Accessor] = {}
+
+    def release(self) -> None:
+        """After an online change swapped this state out: a native module it owned lets go of its
+        scan context and globals (a loaded module stays for good, and would keep them alive)."""
+        if self.native:
+            for name in ("_rt", "_G", "_NS", "_F32"):
+                self.namespace[name] = None
+            self.native = False
 
     def reset_instances(self, names: list[str]) -> None:
         """Fresh program instances (initial values) for ``names``; path accessors are rebuilt."""

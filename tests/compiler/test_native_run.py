@@ -29,6 +29,7 @@ from plcrun.site import reload_program, run_cycles
 from tests.executor.runaway_thread import RUNAWAY_FOR, run_runaway_on_a_thread
 
 PROGRAMS = Path(__file__).parent.parent / "executor" / "programs"
+NATIVE = Path(__file__).parent / "native"
 
 
 @pytest.fixture(autouse=True)
@@ -85,9 +86,8 @@ def test_an_online_change_builds_the_new_program_natively_and_keeps_the_variable
     assert executor.read("main.n") == 25 and executor.read("main.hist") == [7, 0, 0]
 
 
-def _run(program: Path, stats: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "plcrun.cli", "run", str(program), "--native", "--no-dashboard"]
-    command += ["--duration", "1", "--stats-json", str(stats)]
+def _run(program: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "plcrun.cli", "run", str(program), "--native", "--no-dashboard", *args]
     return subprocess.run(
         command, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **env}
     )
@@ -95,13 +95,23 @@ def _run(program: Path, stats: Path, **env: str) -> subprocess.CompletedProcess[
 
 def test_plcrun_run_native_loads_the_build_or_says_why_not_and_runs_either_way(tmp_path: Path) -> None:
     stats = tmp_path / "stats.json"
-    done = _run(PROGRAMS / "online_v1.st", stats)
+    done = _run(PROGRAMS / "online_v1.st", "--duration", "1", "--stats-json", str(stats))
     assert done.returncode == 0, done.stderr
     assert re.search(r"plcrun: native build plcrun_native_\w+ loaded", done.stderr), done.stderr
     assert json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"] > 10
+    cycles = _run(PROGRAMS / "online_v1.st", "--cycles", "3", "--json")  # virtual time: the same build
+    assert cycles.returncode == 0 and json.loads(cycles.stdout)["main"]["n"] == 3, cycles.stderr
+    assert re.search(r"plcrun: native build plcrun_native_\w+ loaded", cycles.stderr), cycles.stderr
 
     stats.unlink()
-    no_compiler = _run(PROGRAMS / "online_v2.st", stats, CC=str(tmp_path / "no-such-cc"))
+    no_compiler = _run(
+        PROGRAMS / "online_v2.st",
+        "--duration",
+        "1",
+        "--stats-json",
+        str(stats),
+        CC=str(tmp_path / "no-such-cc"),
+    )
     assert no_compiler.returncode == 0, no_compiler.stderr
     assert "native build not used (" in no_compiler.stderr and "running interpreted" in no_compiler.stderr
     assert json.loads(stats.read_text())["stats"]["tasks"]["DEFAULT"]["scans"] > 10
@@ -119,3 +129,48 @@ def test_a_program_given_by_another_path_takes_the_same_build_and_its_faults_nam
     assert second.native is first.native  # one build: the path is not part of the build's key
     faults = run_cycles(second, 5).faults
     assert faults["main_task"].startswith(f"{copy}:14: runtime fault: array index 4 is outside 0..3")
+
+
+def test_a_native_online_change_copies_structures_into_the_new_modules_objects(tmp_path: Path) -> None:
+    source = tmp_path / "main.st"
+    source.write_text((NATIVE / "online_struct_v1.st").read_text())
+    executor = Executor(reload_program(source, native=True), clock=VirtualClock())
+    first = _module(executor)
+    executor.run(max_scans=4)
+    session = RealtimeSession(executor, reload=lambda: reload_program(source, native=True))
+
+    source.write_text((NATIVE / "online_struct_v2.st").read_text())
+    session.reload_program()
+    executor.run(max_scans=1)
+    assert _module(executor) not in (first, "st")
+    # a structure, an array of structures and a block's structure kept, and the new code's +10
+    assert executor.read("main.n") == 14
+    assert executor.read("main.here") == {"x": 5.0, "hits": 14}
+    assert executor.read("main.cars") == [
+        {"x": 0.0, "hits": 0},
+        {"x": 0.0, "hits": 14},
+        {"x": -1.25, "hits": 0},
+    ]
+    assert executor.read("main.track.last") == {"x": 2.5, "hits": 14}
+    assert executor.read("main.track.count") == 5
+    assert executor.supervisors["DEFAULT"].state.value == "running"
+    # the module swapped out lets go of the old state (a loaded module is never unloaded)
+    assert sys.modules[first].__dict__["_rt"] is None and sys.modules[first].__dict__["_G"] is None
+
+
+def test_a_change_that_keeps_the_generated_code_is_applied_and_runs_interpreted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = tmp_path / "main.st"
+    source.write_text((NATIVE / "online_struct_v1.st").read_text())
+    executor = Executor(reload_program(source, native=True), clock=VirtualClock())
+    executor.run(max_scans=3)
+    session = RealtimeSession(executor, reload=lambda: reload_program(source, native=True))
+    source.write_text((NATIVE / "online_struct_safe.st").read_text())  # only a safe value changed
+    with caplog.at_level("INFO"):
+        session.reload_program()
+    executor.run(max_scans=1)
+    assert "'-50.0'" in next(iter(executor.program.sources.values()))  # the new program runs
+    assert _module(executor) == "st" and executor.read("main.n") == 4
+    assert "is held by another live program state: this one runs interpreted" in caplog.text
+    assert "nothing to swap" not in caplog.text
