@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("Cython")
 
 from plcrun.compiler.api import compile_file
-from plcrun.compiler.native import NativeBuildError, _gcc_command, _load, enable_native, prebuild
+from plcrun.compiler.native import NativeBuildError, _gcc_command, _load, _plan, enable_native, prebuild
 from plcrun.compiler.native_source import typed_source
 from plcrun.site import run_cycles
 
@@ -48,6 +48,9 @@ BUILT = [CONFORMANCE / f"{case}.st" for case in NATIVE_CASES] + [
 ]
 
 
+_PREBUILT: dict[str, int] = {}  # the cache's libraries right after the module's prebuild (name: mtime)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The session's build cache; the module's programs are put in it at once (``prebuild``: one
@@ -56,6 +59,8 @@ def _cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PLCRUN_NATIVE_CACHE", str(tmp_path_factory.getbasetemp() / "native-cache"))
         prebuild([compile_file(path) for path in BUILT], optimise="-O0")
+        folder = Path(os.environ["PLCRUN_NATIVE_CACHE"])
+        _PREBUILT.update({p.name: p.stat().st_mtime_ns for p in folder.glob("plcrun_native_*.so")})
         yield
 
 
@@ -244,22 +249,16 @@ def test_types_come_from_initial_values_and_lines_keep_their_st_place() -> None:
             assert place in [program.line_table[i] for i, old in enumerate(original) if old == line]
 
 
-def test_prebuild_puts_every_build_in_the_cache_and_build_takes_them_from_there(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PLCRUN_NATIVE_CACHE", str(cache))
-        programs = [compile_file(CONFORMANCE / f"{case}.st") for case in ("timers", "calls")]
-        prebuild([*programs, compile_file(CONFORMANCE / "timers.st")], optimise="-O0")  # one build each
-        built = {p.name: p.stat().st_mtime_ns for p in cache.glob("plcrun_native_*")}
-        assert len([name for name in built if name.endswith(".so")]) == 2
-        assert len([name for name in built if name.endswith(".pyx")]) == 2
-        assert not list(cache.glob("building-*"))  # the work folder is gone
-        for program in programs:
-            assert enable_native(program, optimise="-O0") is None
-            assert program.new_state().native  # type: ignore[attr-defined]
-        assert {
-            p.name: p.stat().st_mtime_ns for p in cache.glob("plcrun_native_*")
-        } == built  # not built again
-        patch.setenv("CC", "no-such-c-compiler")
-        prebuild([compile_file(CONFORMANCE / "integers.st")], optimise="-O0")  # says nothing: build will
-        assert {p.name: p.stat().st_mtime_ns for p in cache.glob("plcrun_native_*")} == built
+def test_prebuild_put_the_module_s_builds_in_the_cache_and_build_took_them_from_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = Path(os.environ["PLCRUN_NATIVE_CACHE"])
+    libraries = {_plan(compile_file(path), "-O0", True).library.name for path in BUILT}
+    assert len(libraries) == len(BUILT) and libraries <= set(_PREBUILT)  # there before any test built
+    assert not list(folder.glob("building-*"))  # the work folder is gone
+    now = {name: (folder / name).stat().st_mtime_ns for name in _PREBUILT}
+    assert now == _PREBUILT  # the tests' own builds (those run so far) were not made again
+    timers = _plan(compile_file(CONFORMANCE / "timers.st"), "-O0", True).library
+    monkeypatch.setenv("CC", "no-such-c-compiler")
+    prebuild([compile_file(CONFORMANCE / "timers.st")], optimise="-O0")  # says nothing: build will
+    assert not timers.exists()
