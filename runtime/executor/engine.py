@@ -25,7 +25,7 @@ from ..compiler import st_types as T
 from ..errors import PlcrunError
 from ..state.faults import describe_fault
 from ..state.program import CompiledProgram, PathError, ProgramState
-from ..state.support import ScanAborted
+from ..state.support import ScanAborted, TaskInfo
 from .alarms import AlarmBus, Severity
 from .clock import Clock, VirtualClock
 from .config import ExecutorConfig as ExecutorConfig  # re-exported: its home was here
@@ -226,8 +226,7 @@ class Executor:
         scheduler = self.scheduler
         journal = self.journal
         running = TaskState.RUNNING
-        virtual = self.virtual
-        if virtual:
+        if self.virtual:
             return self._make_virtual_scan(task)
 
         def scan(start_ns: int, release_ns: int) -> None:
@@ -242,7 +241,7 @@ class Executor:
             info = state.task_infos[task]
             rt.begin_scan(release_ns - (scheduler.epoch_ns or 0), info)
             rt.clock_now = start_ns
-            rt.time_limit = None if virtual else start_ns + supervisor.time_limit_ns
+            rt.time_limit = start_ns + supervisor.time_limit_ns
             image = self.image
             unsafe = image.read_inputs(task, start_ns)
             if journal.busy:  # queued commands or forces
@@ -263,19 +262,7 @@ class Executor:
             except (Exception, ScanAborted) as error:
                 self._body_fault(task, error, start_ns)
                 return
-            try:
-                if journal.busy and journal.forcing():  # busy: set whenever a force is in place
-                    journal.apply_forces(state)
-                if unsafe:
-                    image.apply_safe_state(task)
-                image.write_outputs(task, start_ns)
-                info.scans += 1
-                if self.program.located:
-                    self._publish_located()
-                if self._st_alarms:
-                    self._check_st_alarms()
-            except ScanAborted as error:  # the backstop's abort arrived just after the body returned
-                self._body_fault(task, error, start_ns)
+            self._scan_outputs(task, state, info, unsafe, start_ns)
 
         return scan
 
@@ -312,21 +299,30 @@ class Executor:
             except (Exception, ScanAborted) as error:
                 self._body_fault(task, error, start_ns)
                 return
-            try:
-                if journal.busy and journal.forcing():  # busy: set whenever a force is in place
-                    journal.apply_forces(state)
-                if unsafe:
-                    image.apply_safe_state(task)
-                image.write_outputs(task, start_ns)
-                info.scans += 1
-                if self.program.located:
-                    self._publish_located()
-                if self._st_alarms:
-                    self._check_st_alarms()
-            except ScanAborted as error:  # as in _make_scan's scan
-                self._body_fault(task, error, start_ns)
+            self._scan_outputs(task, state, info, unsafe, start_ns)
 
         return scan
+
+    def _scan_outputs(
+        self, task: str, state: ProgramState, info: TaskInfo, unsafe: bool, start_ns: int
+    ) -> None:
+        """Both scans' end, after a body that returned: forces, the safe state of bad inputs, the
+        outputs, the located variables, the ST alarms."""
+        journal = self.journal
+        image = self.image
+        try:
+            if journal.busy and journal.forcing():  # busy: set whenever a force is in place
+                journal.apply_forces(state)
+            if unsafe:
+                image.apply_safe_state(task)
+            image.write_outputs(task, start_ns)
+            info.scans += 1
+            if self.program.located:
+                self._publish_located()
+            if self._st_alarms:
+                self._check_st_alarms()
+        except ScanAborted as error:  # the backstop's abort arrived just after the body returned
+            self._body_fault(task, error, start_ns)
 
     def _body_fault(self, task: str, error: BaseException, start_ns: int) -> None:
         if self._monitor is not None:

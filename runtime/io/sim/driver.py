@@ -448,63 +448,14 @@ class SimDriver(Driver):
                 self._reporter.switched(switched)
         self._observe(self.step_index)
 
-    def _quiet_step(self, step: int) -> bool:
+    def _quiet_values(self, step: int, fresh: bool) -> tuple[float, float, float, float] | None:
         """``fleet.advance`` and ``_observe(step)`` in one pass for a step where nothing happens: the
-        fleet has no event or connection due and does not trip (checked by ``_advance``), the meter
+        fleet has no event or connection due and does not trip (checked by the caller), the meter
         has no active fault and reads every step, the grid chunk holds the step, the setpoint sum
-        is known. The same operations on the same operands as the general path, without its calls.
-        False (nothing done) when the step is not such a step."""
-        meter = self.meter
-        trio = meter._trio
-        t_s = step * self.dt_s
-        setpoint = self._setpoint_sum
-        if (
-            trio is None
-            or not meter._quiet
-            or meter.every != 1
-            or not meter._valid_from <= t_s < meter._valid_to
-            or step >= self._grid_chunk_end
-            or setpoint is None
-        ):
-            return False
-        fleet = self.fleet
-        fleet.now = step
-        self.step_index = step
-        offset = step - self._grid_chunk_start
-        fleet_power = fleet.total_power()
-        site_power = self._base_load[offset] + fleet_power
-        power_w = site_power  # MeterModel.observe's quiet pass
-        resolution = meter._resolution_w
-        if resolution > 0.0 and power_w - power_w == 0.0:
-            power_w = round(power_w / resolution) * resolution
-        frequency_hz = self._meter_hz[offset]
-        grid_v = self._voltage_now = self._grid_v[offset]
-        freq, volts, power = trio
-        good = _GOOD
-        freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, True
-        volts.value, volts.quality, volts.acquired_s, volts.fresh = self._meter_v[offset], good, t_s, True
-        power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, True
-        meter.quiet_step = step
-        recorder = self.recorder
-        recorder._appended.extend(
-            (self._grid_hz[offset], frequency_hz, _GOOD_VALUE, grid_v, site_power, fleet_power, setpoint)
-        )
-        recorder.appended += 1
-        reporter = self._reporter
-        if reporter is not None:  # reporter.step_observed(step)
-            reporter._steps += 1
-            phase = step % reporter.report_every
-            if reporter._by_phase[phase]:
-                reporter._phases.append(phase)
-        if recorder.appended - recorder.filled >= self._fill_batch:
-            self._fill_history()
-        return True
-
-    def _quiet_read(self, step: int) -> list[InputGroup] | None:
-        """``_quiet_step(step)`` then ``_quiet_groups(step)`` in one pass, for a read one step on
-        (``read_input_groups`` checked the fleet's conditions): the same state, history row and groups,
-        without the readings' ``fresh`` flags set only to be cleared and the calls between. None
-        (nothing done) when the step is not quiet."""
+        is known. The same operations on the same operands as the general path, without its calls;
+        the readings' ``fresh`` flag as given (a read that takes them at once leaves it False). The
+        readings (frequency, voltage, power) and the step's time, or None (nothing done) when the
+        step is not such a step."""
         meter = self.meter
         trio = meter._trio
         t_s = step * self.dt_s
@@ -533,10 +484,9 @@ class SimDriver(Driver):
         meter_v = self._meter_v[offset]
         freq, volts, power = trio
         good = _GOOD
-        # taken at once by this read: fresh is False, as _quiet_groups leaves it
-        freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, False
-        volts.value, volts.quality, volts.acquired_s, volts.fresh = meter_v, good, t_s, False
-        power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, False
+        freq.value, freq.quality, freq.acquired_s, freq.fresh = frequency_hz, good, t_s, fresh
+        volts.value, volts.quality, volts.acquired_s, volts.fresh = meter_v, good, t_s, fresh
+        power.value, power.quality, power.acquired_s, power.fresh = power_w, good, t_s, fresh
         meter.quiet_step = step
         recorder = self.recorder
         recorder._appended.extend(
@@ -545,11 +495,34 @@ class SimDriver(Driver):
         recorder.appended += 1
         if recorder.appended - recorder.filled >= self._fill_batch:
             self._fill_history()
+        return frequency_hz, meter_v, power_w, t_s
+
+    def _quiet_step(self, step: int) -> bool:
+        """``_quiet_values`` and the reporter's step; False (nothing done) when the step is not quiet."""
+        if self._quiet_values(step, True) is None:
+            return False
+        reporter = self._reporter
+        if reporter is not None:  # reporter.step_observed(step)
+            reporter._steps += 1
+            phase = step % reporter.report_every
+            if reporter._by_phase[phase]:
+                reporter._phases.append(phase)
+        return True
+
+    def _quiet_read(self, step: int) -> list[InputGroup] | None:
+        """``_quiet_step(step)`` then ``_quiet_groups(step)`` in one pass, for a read one step on
+        (``read_input_groups`` checked the fleet's conditions): the same state, history row and groups,
+        without the readings' ``fresh`` flags set only to be cleared and the calls between. None
+        (nothing done) when the step is not quiet."""
+        values = self._quiet_values(step, False)  # taken at once by this read, as _quiet_groups leaves it
+        if values is None:
+            return None
+        frequency_hz, meter_v, power_w, _ = values
         assert self._t0_ns is not None  # (read_input_groups checked)
         self._stamp_step = step
         stamp_now = self._stamp_of_step = self._t0_ns + round(step * self.dt_s * 1e9)  # step > 0
         groups = [
-            tuple.__new__(InputGroup, (self._meter_group, [frequency_hz, meter_v, power_w], good, stamp_now))
+            tuple.__new__(InputGroup, (self._meter_group, [frequency_hz, meter_v, power_w], _GOOD, stamp_now))
         ]
         reporter = self._reporter
         if reporter is not None:
