@@ -44,7 +44,8 @@ NATIVE_CASES = [
 
 # every program the tests below build with -O0 (test_prebuild... builds its own)
 BUILT = [CONFORMANCE / f"{case}.st" for case in NATIVE_CASES] + [
-    HERE / "native" / f"{name}.st" for name in ("index_fault", "big_loops", "review_cases", "c_arrays")
+    HERE / "native" / f"{name}.st"
+    for name in ("index_fault", "big_loops", "review_cases", "c_arrays", "c_math")
 ]
 
 
@@ -262,3 +263,22 @@ def test_prebuild_put_the_module_s_builds_in_the_cache_and_build_took_them_from_
     monkeypatch.setenv("CC", "no-such-c-compiler")
     prebuild([compile_file(CONFORMANCE / "timers.st")], optimise="-O0")  # says nothing: build will
     assert not timers.exists()
+
+
+def test_exp_and_real_conversions_in_c_give_the_interpreters_values() -> None:
+    """native_source's ``_C_HELPERS``: EXP through libm's exp, the conversions to REAL through the
+    float32 cast, at overflow, underflow and the float32 range's edge (values worked out by hand
+    with Python's math and struct)."""
+    path = HERE / "native" / "c_math.st"
+    spec = json.loads(path.with_suffix(".expected.json").read_text())
+    program = compile_file(path)
+    lines, _ = typed_source(program)
+    assert sum("_exp_c(" in line for line in lines) == 9 and sum("_f32_c(" in line for line in lines) == 7
+    assert not any("_exp(" in line or "_f32(" in line for line in lines)
+    assert enable_native(program, optimise="-O0") is None
+    native = run_cycles(program, spec["cycles"])
+    interpreted = run_cycles(compile_file(path), spec["cycles"])
+    assert native.faults == interpreted.faults == {}
+    _matches(interpreted.values, spec["values"], "c_math interpreted")
+    _matches(native.values, spec["values"], "c_math native")
+    assert repr(native.values) == repr(interpreted.values)

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 pytest.importorskip("Cython")
 
 from plcrun.compiler.api import compile_file
-from plcrun.compiler.native import enable_native
+from plcrun.compiler.native import enable_native, prebuild
 from plcrun.executor.clock import VirtualClock
 from plcrun.executor.engine import Executor
 from plcrun.executor.runner import RealtimeSession
@@ -32,10 +33,23 @@ PROGRAMS = Path(__file__).parent.parent / "executor" / "programs"
 NATIVE = Path(__file__).parent / "native"
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLCRUN_NATIVE_CACHE", str(tmp_path_factory.getbasetemp() / "native-cache"))
-    monkeypatch.setenv("PLCRUN_NATIVE_OPTIMISE", "-O0")
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's build cache, -O0; the programs the tests build first, wherever their file is
+    (the build does not depend on the path), are put in it at once (``prebuild``: one Cython
+    process, gcc on every CPU). online_v2 and online_struct_v2 are built on the reload path, which
+    is what their tests are about."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PLCRUN_NATIVE_CACHE", str(tmp_path_factory.getbasetemp() / "native-cache"))
+        patch.setenv("PLCRUN_NATIVE_OPTIMISE", "-O0")
+        first = [
+            RUNAWAY_FOR,
+            PROGRAMS / "online_v1.st",
+            NATIVE / "online_struct_v1.st",
+            NATIVE / "index_fault.st",
+        ]
+        prebuild([compile_file(path) for path in first])
+        yield
 
 
 def _module(executor: Executor) -> str:
