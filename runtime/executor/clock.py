@@ -7,7 +7,7 @@ wake-up error: its p99, minus the lateness the site accepts (``wake_tolerance_ns
 documented spin budget (``DEFAULT_SPIN_NS``, 1 ms: what a thread without SCHED_FIFO ends up
 spinning, since the kernel wakes it 0.1-4 ms late). With a tolerance of 0 (the library default) it
 spins the p99 plus a margin, for wake-ups of a few µs; ``plcrun run`` accepts
-``PRODUCT_WAKE_TOLERANCE_NS`` (150 µs), which under SCHED_FIFO usually means no spin at all.
+``PRODUCT_WAKE_TOLERANCE_NS`` (100 µs), which under SCHED_FIFO usually means no spin at all.
 ``VirtualClock`` only moves when someone sleeps or advances it, so timing behaviour is
 reproducible in tests.
 
@@ -48,12 +48,11 @@ MIN_SPIN_NS = 20_000
 """The least the precise mode (tolerance 0) spins, whatever the measured error."""
 SPIN_MARGIN_NS = 30_000
 """Added to the measured p99 in the precise mode (tolerance 0)."""
-PRODUCT_WAKE_TOLERANCE_NS = 150_000
+PRODUCT_WAKE_TOLERANCE_NS = 100_000
 """``plcrun run``'s default lateness allowance (``--wake-tolerance-us``, ``[runtime]
-wake_tolerance_us``): scans start within about 150 µs at p99 (issue 17's bound is 200 µs, a 2 %
-of a 10 ms period that no grid response notices) for about 1 % of a core less than the precise
-mode. 100 µs until the sixth session of issue 17: on a VM whose kernel wakes 100-150 µs late at p99
-that spun 0.3-0.5 % of a core for nothing the site needs (bench/README.md, "Waiting modes")."""
+wake_tolerance_us``): scans start within about 100 µs at p99 (the issue's bound is 200 µs) for
+about 1 % of a core less than the precise mode (bench/README.md, "Waiting modes"). 150 µs was tried
+(issue 17, sixth session): 0.2 % of a core less, but wake p99 160-194 µs, too near the 200 allowed."""
 MAX_SLEEP_NS = 50_000_000
 """The longest single kernel sleep of ``MonotonicClock.sleep_until`` with a cancel event: how long a
 stop may go unseen while the scan thread sleeps."""

@@ -70,9 +70,9 @@ def test_main_job_runs_the_simulation_serves_the_dashboard_and_stops_on_ctrl_c(t
             child.kill()
     assert child.returncode == 0, rest
     assert "outputs set to their safe values" in rest
-    # plcrun run's waiting mode: scans may start up to 150 µs late before the scan thread spins
+    # plcrun run's waiting mode: scans may start up to 100 µs late before the scan thread spins
     assert (
-        "waiting for releases: sleep, then spin what the p99 of the kernel's wake-up error exceeds 150 µs"
+        "waiting for releases: sleep, then spin what the p99 of the kernel's wake-up error exceeds 100 µs"
         in ("".join(lines))
     )
     assert "Traceback" not in rest
