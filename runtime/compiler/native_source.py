@@ -8,9 +8,10 @@ observable changes: docs/native-build.md has the table. Built and loaded by comp
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ..state.program import CompiledProgram
-from ..state.support import NAMESPACE
+from ..state.support import NAMESPACE, ScanContext
 from . import st_types as T
 from .codegen_values import class_name
 
@@ -30,8 +31,11 @@ _NEVER = re.compile(r"^(\s+)if False:")
 # math.exp calls (its OverflowError, caught as +inf by the helper, is where exp returns +inf);
 # a REAL conversion rounds through the float32 cast every REAL store already makes
 _C_HELPERS = {"_abs": "abs", "_exp": "_exp_c", "_f32": "_f32_c"}
+_C_HELPER_CALL = re.compile(r"\b(" + "|".join(_C_HELPERS) + r")\(")
 _FOR = re.compile(r"^(\s*)for \w+ in .+:$")
-BACKEDGE_CALL = 4096  # FOR-loop passes between two calls into the interpreter (``_backedge``)
+# FOR-loop passes between two calls into the interpreter (``_backedge``): as many as WHILE and
+# REPEAT run between two calls of the loop watchdog
+BACKEDGE_CALL = ScanContext.LOOP_CHUNK
 _STRING = re.compile(r"""((?:[rbfu]|rb|br|fr|rf)?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))""")
 _F32_STORE = re.compile(r"^(\s+)_F32\[0\] = (.*)$")
 _F32_READ = re.compile(r"^(\s+)(\S+) = _F32\[0\]$")
@@ -110,9 +114,12 @@ def typed_source(program: CompiledProgram) -> tuple[list[str], list[tuple[str, i
     _counted_loops(out, where)
     _backedges(out, where)
     _c_subscripts(out)
-    for helper, c_function in _C_HELPERS.items():
-        out = [_outside_strings_sub(line, rf"\b{helper}\(", f"{c_function}(") for line in out]
+    out = [_outside_strings_sub(line, _C_HELPER_CALL, _c_helper_call) for line in out]
     return [_NEVER.sub(r"\1if _native_never:", line) for line in out], where
+
+
+def _c_helper_call(call: re.Match[str]) -> str:
+    return _C_HELPERS[call.group(1)] + "("
 
 
 def array_elements(program: CompiledProgram) -> dict[str, dict[str, str]]:
@@ -317,7 +324,9 @@ def _element_arrays(body: list[str], elements: dict[str, str]) -> dict[str, str]
     return {local: cls for local, cls in held.items() if assigned.count(local) == 1}
 
 
-def _outside_strings_sub(line: str, pattern: str, replacement: str) -> str:
+def _outside_strings_sub(
+    line: str, pattern: str | re.Pattern[str], replacement: str | Callable[[re.Match[str]], str]
+) -> str:
     """``re.sub`` on ``line``'s code, not on its string literals."""
     parts = _STRING.split(line)
     return "".join(part if n % 2 else re.sub(pattern, replacement, part) for n, part in enumerate(parts))
@@ -368,14 +377,15 @@ def _backedges(out: list[str], where: list[tuple[str, int]]) -> None:
     BACKEDGE_CALL passes: there the interpreter delivers the runaway backstop's abort and lets other
     threads take the GIL, as it does at every back-edge of interpreted code. Without it a long FOR
     loop in C could be stopped by nothing (WHILE and REPEAT call ``_rt.loop_check`` already); in place."""
-    k = 0
-    while k < len(out):
-        found = _FOR.match(out[k])
-        if found:
-            out.insert(k + 1, f"{found.group(1)}    _backedge()")
-            where.insert(k + 1, where[k + 1])  # an abort there is placed in the loop's body
-            k += 1
-        k += 1
+    lines: list[str] = []
+    places: list[tuple[str, int]] = []
+    for k, line in enumerate(out):
+        lines.append(line)
+        places.append(where[k])
+        if found := _FOR.match(line):
+            lines.append(f"{found.group(1)}    _backedge()")
+            places.append(where[k + 1])  # an abort there is placed in the loop's body
+    out[:], where[:] = lines, places
 
 
 _C_ARRAY_LOCAL = re.compile(r"^        cdef (?:_Reals|_Bools) (_m\d+)$")
