@@ -386,9 +386,8 @@ class CompiledProgram:
         self._descriptions: dict[tuple[bool, bool], list[VariableDesc]] = {}
         self.line_table: list[tuple[str, int]] = []  # the ST file and line of each python_source line
         self.native: Any = None  # a NativeModule (compiler/native.py) when the program runs natively
-        self.real_temps: dict[
-            str, set[str]
-        ] = {}  # generated class/function -> its temporaries holding floats
+        # generated class/function -> its temporaries that only hold floats (the native build's C doubles)
+        self.real_temps: dict[str, set[str]] = {}
         self.located: dict[str, str] = {}
         for desc in self.variables():
             if desc.location is not None:

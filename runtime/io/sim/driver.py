@@ -510,17 +510,17 @@ class SimDriver(Driver):
         return True
 
     def _quiet_read(self, step: int) -> list[InputGroup] | None:
-        """``_quiet_step(step)`` then ``_quiet_groups(step)`` in one pass, for a read one step on
+        """``_quiet_step(step)`` then ``_quiet_groups(step)`` as one, for a read one step on
         (``read_input_groups`` checked the fleet's conditions): the same state, history row and groups,
-        without the readings' ``fresh`` flags set only to be cleared and the calls between. None
-        (nothing done) when the step is not quiet."""
+        without the readings' ``fresh`` flags set only to be cleared. None (nothing done) when the
+        step is not quiet."""
         values = self._quiet_values(step, False)  # taken at once by this read, as _quiet_groups leaves it
         if values is None:
             return None
-        frequency_hz, meter_v, power_w, _ = values
+        frequency_hz, meter_v, power_w, t_s = values
         assert self._t0_ns is not None  # (read_input_groups checked)
         self._stamp_step = step
-        stamp_now = self._stamp_of_step = self._t0_ns + round(step * self.dt_s * 1e9)  # step > 0
+        stamp_now = self._stamp_of_step = self._t0_ns + round(t_s * 1e9)  # t_s = step * dt_s, step > 0
         groups = [
             tuple.__new__(InputGroup, (self._meter_group, [frequency_hz, meter_v, power_w], _GOOD, stamp_now))
         ]
